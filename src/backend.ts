@@ -1,0 +1,28 @@
+// The contract every backend (CPU reference, WebGPU) implements. See docs/architecture.md.
+
+/** Options of one evaluation call. */
+export interface EvalOptions {
+  /** return the logits of every evaluated token ([n, n_vocab] row-major) instead of only the last */
+  allLogits?: boolean;
+}
+
+/** One sequence: a KV cache and the position it has reached. */
+export interface BackendSequence {
+  /** number of tokens held in the KV cache */
+  readonly nPast: number;
+  /**
+   * Evaluates `tokens` at positions nPast .. nPast+n-1 and returns the logits of the last one
+   * ([n_vocab]) or, with allLogits, of all of them ([n, n_vocab]).
+   * @throws ContextOverflowError when nPast + n exceeds the context length
+   */
+  eval(tokens: number[], opts?: EvalOptions): Promise<Float32Array>;
+  /** forgets every position >= nPast */
+  truncate(nPast: number): void;
+  dispose(): void;
+}
+
+export interface Backend {
+  readonly name: 'cpu' | 'webgpu';
+  createSequence(contextLength: number): BackendSequence;
+  dispose(): Promise<void>;
+}
