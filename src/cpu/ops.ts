@@ -1,0 +1,253 @@
+// The plain TypeScript reference of every op the forward pass uses. f32 (Float32Array) in and out;
+// sums are accumulated in f64 (JS numbers) and rounded to f32 when stored. These functions are the
+// oracle the WebGPU kernels are tested against: keep them small, obvious and allocation-light.
+//
+// Matrix convention (shared/docs/qwen3moe.md): a weight of ggml shape [cols, rows] (ne0 = cols) is
+// row-major; y[r] = Σ_c W[r][c]·x[c]; row r lives at byte r·rowBytes(type, cols).
+import { dequantize, f16ToF32, f32ToF16 } from '../../gguf/quants.js';
+import { GGMLType, rowBytes } from '../../gguf/types.js';
+
+/** A 2-D weight, still quantized: `rows` rows of `cols` (= ne0) elements each. */
+export interface QuantMatrix {
+  type: GGMLType;
+  /** ne1 */
+  rows: number;
+  /** ne0, the row length (the dimension summed over) */
+  cols: number;
+  /** exactly rows · rowBytes(type, cols) bytes */
+  data: Uint8Array;
+}
+
+/** A stack of `count` matrices of the same shape: a 3-D ggml tensor [cols, rows, count] (experts). */
+export interface QuantMatrixStack {
+  type: GGMLType;
+  rows: number;
+  cols: number;
+  /** ne2, e.g. n_expert */
+  count: number;
+  data: Uint8Array;
+}
+
+/** Matrix e of a stack (a view, no copy): bytes e·rows·rowBytes .. (e+1)·rows·rowBytes. */
+export function expertSlice(w: QuantMatrixStack, e: number): QuantMatrix {
+  if (!(e >= 0 && e < w.count)) throw new RangeError(`expert ${e} out of range 0..${w.count - 1}`);
+  const bytes = w.rows * rowBytes(w.type, w.cols);
+  return { type: w.type, rows: w.rows, cols: w.cols, data: w.data.subarray(e * bytes, (e + 1) * bytes) };
+}
+
+// One scratch row shared by matVec/matMul/embedRow (single-threaded, never re-entered).
+let scratch = new Float32Array(0);
+
+/**
+ * Row r of w as f32. F32 rows are returned as a view when aligned; other types are dequantized into
+ * a scratch buffer that the next call overwrites.
+ */
+export function dequantizeRow(w: QuantMatrix, r: number): Float32Array {
+  if (!(r >= 0 && r < w.rows)) throw new RangeError(`row ${r} out of range 0..${w.rows - 1}`);
+  const rb = rowBytes(w.type, w.cols);
+  const bytes = w.data.subarray(r * rb, (r + 1) * rb);
+  if (w.type === GGMLType.F32 && (bytes.byteOffset & 3) === 0) {
+    return new Float32Array(bytes.buffer, bytes.byteOffset, w.cols);
+  }
+  if (scratch.length < w.cols) scratch = new Float32Array(w.cols);
+  const dst = scratch.subarray(0, w.cols);
+  dequantize(w.type, bytes, w.cols, dst);
+  return dst;
+}
+
+/** out[r] = Σ_c W[r][c]·x[c].  out: [rows], x: [cols]. */
+export function matVec(out: Float32Array, w: QuantMatrix, x: Float32Array): void {
+  for (let r = 0; r < w.rows; r++) {
+    const row = dequantizeRow(w, r);
+    let sum = 0;
+    for (let c = 0; c < w.cols; c++) sum += row[c]! * x[c]!;
+    out[r] = sum;
+  }
+}
+
+/** out[t][r] = Σ_c W[r][c]·x[t][c].  x: [nTokens, cols], out: [nTokens, rows] (row-major). */
+export function matMul(out: Float32Array, w: QuantMatrix, x: Float32Array, nTokens: number): void {
+  const { rows, cols } = w;
+  for (let r = 0; r < rows; r++) {
+    const row = dequantizeRow(w, r); // each row dequantized once, used by every token
+    for (let t = 0; t < nTokens; t++) {
+      let sum = 0;
+      const xo = t * cols;
+      for (let c = 0; c < cols; c++) sum += row[c]! * x[xo + c]!;
+      out[t * rows + r] = sum;
+    }
+  }
+}
+
+/** out = row `row` of w (an embedding lookup), dequantized. out: [cols]. */
+export function embedRow(out: Float32Array, w: QuantMatrix, row: number): void {
+  out.set(dequantizeRow(w, row).subarray(0, w.cols));
+}
+
+/**
+ * RMSNorm per row: out = x / sqrt(mean(x²) + eps) ⊙ weight (ggml: the scale 1/sqrt is an f32, the
+ * weight multiply a separate f32 op). Row length is weight.length, or x.length / rows without a
+ * weight. out may be x.
+ */
+export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, eps: number, rows = 1): void {
+  const n = weight ? weight.length : x.length / rows;
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += x[o + i]! * x[o + i]!;
+    const scale = Math.fround(1 / Math.sqrt(Math.fround(sum / n + eps)));
+    for (let i = 0; i < n; i++) {
+      const y = Math.fround(x[o + i]! * scale);
+      out[o + i] = weight ? y * weight[i]! : y;
+    }
+  }
+}
+
+/**
+ * NEOX RoPE of one token, in place. x: [nHeads, headDim]; in each head, element i (< nRot/2) pairs
+ * with i + nRot/2; elements ≥ nRot are left unchanged. θ_i = pos · base^(−2i/nRot), computed like
+ * ggml: theta_scale = powf(base, −2/nRot) in f32 and θ_{i+1} = θ_i · theta_scale in f32.
+ */
+export function ropeNeox(x: Float32Array, nHeads: number, headDim: number, nRot: number, pos: number, base: number): void {
+  const half = nRot / 2;
+  const thetaScale = Math.fround(Math.pow(base, -2 / nRot));
+  const cos = new Float32Array(half);
+  const sin = new Float32Array(half);
+  let theta = Math.fround(pos);
+  for (let i = 0; i < half; i++) {
+    cos[i] = Math.cos(theta);
+    sin[i] = Math.sin(theta);
+    theta = Math.fround(theta * thetaScale);
+  }
+  for (let h = 0; h < nHeads; h++) {
+    const o = h * headDim;
+    for (let i = 0; i < half; i++) {
+      const a = x[o + i]!;
+      const b = x[o + i + half]!;
+      x[o + i] = a * cos[i]! - b * sin[i]!;
+      x[o + i + half] = a * sin[i]! + b * cos[i]!;
+    }
+  }
+}
+
+/** In-place softmax of x[0..n) with max subtraction (f64 sum). */
+export function softmax(x: Float32Array, n = x.length): void {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (x[i]! > max) max = x[i]!;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp(x[i]! - max);
+    x[i] = e;
+    sum += x[i]!;
+  }
+  const inv = 1 / sum;
+  for (let i = 0; i < n; i++) x[i] = x[i]! * inv;
+}
+
+/**
+ * Causal attention of ONE query token with grouped-query heads.
+ * q: [nHead, headDimK]; kCache: [nKvMax, nHeadKv, headDimK] (position-major, the first nKv
+ * positions are visible); vCache: [nKvMax, nHeadKv, headDimV]; out: [nHead, headDimV].
+ * Query head h reads KV head ⌊h / (nHead / nHeadKv)⌋. s_j = scale · q·k_j; a = softmax(s); o = Σ a_j v_j.
+ */
+export function attention(
+  out: Float32Array,
+  q: Float32Array,
+  kCache: Float32Array,
+  vCache: Float32Array,
+  nHead: number,
+  nHeadKv: number,
+  headDimK: number,
+  headDimV: number,
+  nKv: number,
+  scale: number,
+): void {
+  const group = nHead / nHeadKv;
+  const kStride = nHeadKv * headDimK;
+  const vStride = nHeadKv * headDimV;
+  const scores = new Float32Array(nKv); // [nKv]
+  for (let h = 0; h < nHead; h++) {
+    const kvh = Math.floor(h / group);
+    const qo = h * headDimK;
+    for (let j = 0; j < nKv; j++) {
+      const ko = j * kStride + kvh * headDimK;
+      let s = 0;
+      for (let d = 0; d < headDimK; d++) s += q[qo + d]! * kCache[ko + d]!;
+      scores[j] = s * scale;
+    }
+    softmax(scores, nKv);
+    const oo = h * headDimV;
+    for (let d = 0; d < headDimV; d++) {
+      let acc = 0;
+      for (let j = 0; j < nKv; j++) acc += scores[j]! * vCache[j * vStride + kvh * headDimV + d]!;
+      out[oo + d] = acc;
+    }
+  }
+}
+
+/** silu(a) = a / (1 + e^(−a)) */
+export function silu(a: number): number {
+  return a / (1 + Math.exp(-a));
+}
+
+/** out[i] = silu(gate[i]) · up[i]. out may alias gate or up. */
+export function swiglu(out: Float32Array, gate: Float32Array, up: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = Math.fround(silu(gate[i]!)) * up[i]!;
+}
+
+/** Smallest denominator of the renormalization (llama.cpp clamps the sum to 2^-14). */
+export const MOE_RENORM_MIN = 6.103515625e-5;
+
+/**
+ * The MoE router of one token: P = softmax(logits) over all experts; the k largest P in descending
+ * order (ties → the lower expert id); with `normalize`, w_e = P_e / max(Σ_S P, 6.103515625e-5),
+ * else w_e = P_e. logits is not modified.
+ */
+export function moeRoute(logits: Float32Array, k: number, normalize: boolean): { ids: Int32Array; weights: Float32Array; probs: Float32Array } {
+  const n = logits.length;
+  if (!(k >= 1 && k <= n)) throw new RangeError(`top-k ${k} out of range 1..${n}`);
+  const probs = Float32Array.from(logits); // [nExpert]
+  softmax(probs);
+  const order = Array.from({ length: n }, (_, i) => i);
+  order.sort((a, b) => probs[b]! - probs[a]! || a - b);
+  const ids = Int32Array.from(order.slice(0, k)); // [k]
+  const weights = new Float32Array(k); // [k]
+  let sum = 0;
+  for (let i = 0; i < k; i++) {
+    weights[i] = probs[ids[i]!]!;
+    sum += weights[i]!;
+  }
+  if (normalize) {
+    const denom = Math.fround(Math.max(Math.fround(sum), MOE_RENORM_MIN));
+    for (let i = 0; i < k; i++) weights[i] = weights[i]! / denom;
+  }
+  return { ids, weights, probs };
+}
+
+/** out[i] = a[i] + b[i]. out may alias a or b. */
+export function add(out: Float32Array, a: Float32Array, b: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = a[i]! + b[i]!;
+}
+
+/** out[i] += s · x[i] */
+export function addScaled(out: Float32Array, x: Float32Array, s: number): void {
+  for (let i = 0; i < out.length; i++) out[i] = out[i]! + Math.fround(s * x[i]!);
+}
+
+/** Rounds every element to the nearest f16 value (round-to-nearest-even), in place: an F16 KV cache. */
+export function roundToF16(x: Float32Array): void {
+  for (let i = 0; i < x.length; i++) x[i] = f16ToF32(f32ToF16(x[i]!));
+}
+
+/** Σ(a−b)² / Σb²: llama.cpp's test-backend-ops error metric (b is the reference). */
+export function normalizedMSE(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new RangeError(`length mismatch ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    num += d * d;
+    den += b[i]! * b[i]!;
+  }
+  return den === 0 ? (num === 0 ? 0 : Infinity) : num / den;
+}
