@@ -108,9 +108,20 @@ interface Layout {
 
 function layout(metadata: GGUFMetadataEntry[], tensors: GGUFWriteTensor[], opts: GGUFWriteOptions): Layout {
   const alignEntry = metadata.find((m) => m.key === 'general.alignment');
-  const alignment = opts.alignment ?? (alignEntry ? Number(alignEntry.value) : 32);
-  if (!(alignment > 0 && (alignment & (alignment - 1)) === 0)) {
+  if (alignEntry && alignEntry.type !== GGUFValueType.UINT32) {
+    throw new TypeError('general.alignment must be a UINT32 entry (readers reject any other type)');
+  }
+  const metaAlignment = alignEntry ? Number(alignEntry.value) : undefined;
+  if (opts.alignment !== undefined && metaAlignment !== undefined && opts.alignment !== metaAlignment) {
+    throw new RangeError(`alignment option ${opts.alignment} disagrees with general.alignment ${metaAlignment}`);
+  }
+  const alignment = opts.alignment ?? metaAlignment ?? 32;
+  if (!(Number.isInteger(alignment) && alignment > 0 && (alignment & (alignment - 1)) === 0)) {
     throw new RangeError(`alignment ${alignment} is not a power of two`);
+  }
+  // A reader only learns the alignment from general.alignment: record a non-default one there.
+  if (!alignEntry && alignment !== 32) {
+    metadata = [...metadata, { key: 'general.alignment', type: GGUFValueType.UINT32, value: alignment }];
   }
   const sink = new ByteSink();
   sink.bytes(encoder.encode('GGUF'));
