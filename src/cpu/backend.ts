@@ -1,0 +1,196 @@
+// CpuBackend: the plain TypeScript reference behind the Backend contract (src/backend.ts).
+// Weights stay quantized in memory (only norms are dequantized); matrices are dequantized one row at
+// a time while multiplying. Slow, simple, and the oracle for the WebGPU backend.
+import { dequantize } from '../../gguf/quants.js';
+import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
+import type { Backend, BackendSequence, EvalOptions } from '../backend.js';
+import { checkTensor, expectedTensors, type ModelConfig } from '../config.js';
+import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
+import { forward, KVCache, type CpuWeights, type LayerWeights, type OnTensor } from './forward.js';
+import { dequantizeRow, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+
+/** What CpuBackend needs from an opened GGUF file (gguf/reader.ts GGUFFile satisfies it). */
+export interface GGUFTensorSource {
+  tensorByName: Map<string, GGUFTensorInfo>;
+  readTensor(tensor: GGUFTensorInfo): Promise<Uint8Array>;
+}
+
+export interface CpuLoadOptions {
+  signal?: AbortSignal;
+  /** fraction of tensor bytes read so far, 0..1 */
+  onProgress?: (fraction: number) => void;
+}
+
+export interface CpuSequenceOptions {
+  /** round the KV cache to f16 precision like llama.cpp's default F16 cache (default true) */
+  kvF16?: boolean;
+  /** receives the intermediates of every eval (see forward.ts OnTensor) */
+  onTensor?: OnTensor;
+}
+
+/** Tokens evaluated per forward call (bounds the activation memory of long prompts). */
+const MAX_BATCH = 512;
+
+function toF32(info: GGUFTensorInfo, bytes: Uint8Array, n: number): Float32Array {
+  if (info.type === GGMLType.F32) return new Float32Array(bytes.slice(0, n * 4).buffer);
+  return dequantize(info.type, bytes, n);
+}
+
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  private disposed = false;
+
+  constructor(readonly config: ModelConfig, readonly weights: CpuWeights) {}
+
+  /**
+   * Reads every tensor the model needs (checking names and shapes) into memory.
+   * @throws ModelFormatError for a missing or mis-shaped tensor, UnsupportedQuantError for a tensor
+   *   type the CPU cannot decode, UnsupportedArchitectureError for rope scaling, AbortError
+   */
+  static async load(file: GGUFTensorSource, config: ModelConfig, opts: CpuLoadOptions = {}): Promise<CpuBackend> {
+    if (config.ropeScalingType !== null) {
+      throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
+    }
+    const expected = expectedTensors(config);
+    const infos = new Map(expected.map((e) => [e.name, checkTensor(file.tensorByName, e)]));
+    const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
+    let done = 0;
+    const read = async (name: string): Promise<{ info: GGUFTensorInfo; bytes: Uint8Array }> => {
+      if (opts.signal?.aborted) throw new AbortError('model loading was aborted');
+      const info = infos.get(name)!;
+      if (!GGML_TYPE_INFO[info.type]) {
+        throw new UnsupportedQuantError(`tensor ${name} has unknown ggml type ${info.type}`, info.type);
+      }
+      const bytes = await file.readTensor(info);
+      done += info.byteLength;
+      opts.onProgress?.(total ? done / total : 1);
+      return { info, bytes };
+    };
+    const vec = async (name: string): Promise<Float32Array> => {
+      const { info, bytes } = await read(name);
+      return toF32(info, bytes, info.shape[0]!);
+    };
+    const mat = async (name: string): Promise<QuantMatrix> => {
+      const { info, bytes } = await read(name);
+      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes };
+      dequantizeRow(m, 0); // fail now, not mid-forward, if the type cannot be decoded
+      return m;
+    };
+    const stack = async (name: string): Promise<QuantMatrixStack> => {
+      const { info, bytes } = await read(name);
+      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes };
+      dequantizeRow(s, 0);
+      return s;
+    };
+
+    const tokEmbd = await mat('token_embd.weight');
+    const layers: LayerWeights[] = [];
+    for (let i = 0; i < config.nLayer; i++) {
+      const b = `blk.${i}.`;
+      const layer: LayerWeights = {
+        attnNorm: await vec(b + 'attn_norm.weight'),
+        wq: await mat(b + 'attn_q.weight'),
+        wk: await mat(b + 'attn_k.weight'),
+        wv: await mat(b + 'attn_v.weight'),
+        wo: await mat(b + 'attn_output.weight'),
+        qNorm: await vec(b + 'attn_q_norm.weight'),
+        kNorm: await vec(b + 'attn_k_norm.weight'),
+        ffnNorm: await vec(b + 'ffn_norm.weight'),
+        ffn:
+          config.arch === 'qwen3moe'
+            ? {
+                kind: 'moe',
+                router: await mat(b + 'ffn_gate_inp.weight'),
+                gateExps: await stack(b + 'ffn_gate_exps.weight'),
+                upExps: await stack(b + 'ffn_up_exps.weight'),
+                downExps: await stack(b + 'ffn_down_exps.weight'),
+              }
+            : {
+                kind: 'dense',
+                gate: await mat(b + 'ffn_gate.weight'),
+                up: await mat(b + 'ffn_up.weight'),
+                down: await mat(b + 'ffn_down.weight'),
+              },
+      };
+      layers.push(layer);
+    }
+    const outputNorm = await vec('output_norm.weight');
+    const output = config.tiedEmbeddings ? tokEmbd : await mat('output.weight');
+    return new CpuBackend(config, { tokEmbd, layers, outputNorm, output });
+  }
+
+  /** A new sequence with an empty KV cache of `contextLength` positions. */
+  createSequence(contextLength: number, opts: CpuSequenceOptions = {}): CpuSequence {
+    if (this.disposed) throw new DisposedError('the CPU backend was disposed');
+    if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`invalid context length ${contextLength}`);
+    return new CpuSequence(this, contextLength, opts);
+  }
+
+  /** @internal */
+  assertAlive(): void {
+    if (this.disposed) throw new DisposedError('the CPU backend was disposed');
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+  }
+}
+
+export class CpuSequence implements BackendSequence {
+  private past = 0;
+  private disposed = false;
+  private readonly cache: KVCache;
+
+  constructor(private readonly backend: CpuBackend, readonly contextLength: number, private readonly opts: CpuSequenceOptions) {
+    this.cache = new KVCache(backend.config, contextLength, opts.kvF16 ?? true);
+  }
+
+  get nPast(): number {
+    return this.past;
+  }
+
+  /**
+   * Evaluates tokens at positions nPast..nPast+n-1; returns the last token's logits [nVocab], or all
+   * of them [n, nVocab] with allLogits.
+   * @throws ContextOverflowError, RangeError for an empty list or a token id outside the vocabulary
+   */
+  async eval(tokens: number[], opts: EvalOptions = {}): Promise<Float32Array> {
+    this.assertAlive();
+    const n = tokens.length;
+    if (n === 0) throw new RangeError('eval needs at least one token');
+    if (this.past + n > this.contextLength) throw new ContextOverflowError(this.contextLength, this.past + n);
+    const { config, weights } = this.backend;
+    for (const t of tokens) {
+      if (!(Number.isInteger(t) && t >= 0 && t < config.nVocab)) throw new RangeError(`token id ${t} is outside the vocabulary 0..${config.nVocab - 1}`);
+    }
+    const nVocab = config.nVocab;
+    const all = opts.allLogits ? new Float32Array(n * nVocab) : null;
+    let last: Float32Array = new Float32Array(0);
+    for (let i = 0; i < n; i += MAX_BATCH) {
+      const chunk = tokens.slice(i, i + MAX_BATCH);
+      const logits = forward(config, weights, this.cache, chunk, this.past + i, { allLogits: !!all, onTensor: this.opts.onTensor });
+      if (all) all.set(logits, i * nVocab);
+      else last = logits;
+    }
+    this.past += n;
+    return all ?? last;
+  }
+
+  /** Forgets positions >= nPast. */
+  truncate(nPast: number): void {
+    this.assertAlive();
+    if (!(Number.isInteger(nPast) && nPast >= 0 && nPast <= this.past)) {
+      throw new RangeError(`cannot truncate to ${nPast}: the sequence holds ${this.past} positions`);
+    }
+    this.past = nPast;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new DisposedError('the sequence was disposed');
+    this.backend.assertAlive();
+  }
+}

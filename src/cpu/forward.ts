@@ -1,0 +1,199 @@
+// The forward pass of qwen3moe and qwen3 on the CPU, shared skeleton: embedding, the attention block
+// (identical in both architectures), the residual stream, the final norm and the LM head. The FFN of
+// each architecture lives in its own file: qwen3moe.ts (router + experts), qwen3.ts (dense SwiGLU).
+// Follows shared/docs/qwen3moe.md step by step. A batch of n tokens is processed layer by layer
+// (each weight row is dequantized once per batch); every token attends causally to the KV cache.
+import type { ModelConfig } from '../config.js';
+import { add, attention, embedRow, matMul, rmsNorm, ropeNeox, roundToF16, type QuantMatrix } from './ops.js';
+import { denseFfn, type DenseFfnWeights } from './qwen3.js';
+import { moeFfn, type MoeFfnWeights } from './qwen3moe.js';
+
+/** Weights of one transformer block (norms as f32, matrices still quantized). */
+export interface LayerWeights {
+  attnNorm: Float32Array; // [nEmbd]
+  wq: QuantMatrix; // [nEmbd → nHead·headDimK]
+  wk: QuantMatrix; // [nEmbd → nHeadKv·headDimK]
+  wv: QuantMatrix; // [nEmbd → nHeadKv·headDimV]
+  wo: QuantMatrix; // [nHead·headDimV → nEmbd]
+  qNorm: Float32Array; // [headDimK]
+  kNorm: Float32Array; // [headDimK]
+  ffnNorm: Float32Array; // [nEmbd]
+  ffn: MoeFfnWeights | DenseFfnWeights;
+}
+
+export interface CpuWeights {
+  tokEmbd: QuantMatrix; // [nVocab rows of nEmbd]
+  layers: LayerWeights[];
+  outputNorm: Float32Array; // [nEmbd]
+  /** the LM head [nEmbd → nVocab]; the same object as tokEmbd when embeddings are tied */
+  output: QuantMatrix;
+}
+
+/**
+ * Receives intermediates, named like llama.cpp's graph callbacks; `layer` is −1 outside the blocks.
+ * `data` is a copy, row-major with the token as the outermost dimension ([n, …]).
+ * Names: inp_embd; per layer attn_norm, Qcur, Kcur, Vcur (after the projections), Qcur_normed,
+ * Kcur_normed (per-head RMSNorm), Qcur_rope, Kcur_rope, kqv_out (attention output, before Wo),
+ * attn_out (after Wo), ffn_inp, ffn_norm, then the FFN's own (see qwen3moe.ts / qwen3.ts), ffn_out,
+ * l_out; finally result_norm and result_output ([rows, nVocab], only the rows returned).
+ */
+export type OnTensor = (name: string, layer: number, data: Float32Array | Int32Array) => void;
+
+/** Internal emitter: copies only when someone listens. */
+export type Emit = (name: string, layer: number, data: Float32Array | Int32Array) => void;
+
+function emitter(onTensor: OnTensor | undefined): Emit {
+  return onTensor ? (name, layer, data) => onTensor(name, layer, data.slice()) : () => {};
+}
+
+/**
+ * The KV cache of one sequence: per layer, K [capacity, nHeadKv·headDimK] and V [capacity,
+ * nHeadKv·headDimV], position-major. Values are rounded to f16 precision by default, like
+ * llama.cpp's default F16 cache. Storage grows on demand up to contextLength.
+ */
+export class KVCache {
+  readonly k: Float32Array[] = [];
+  readonly v: Float32Array[] = [];
+  readonly kRow: number;
+  readonly vRow: number;
+  private capacity = 0;
+
+  constructor(cfg: ModelConfig, readonly contextLength: number, readonly f16 = true) {
+    this.kRow = cfg.nHeadKv * cfg.headDimK;
+    this.vRow = cfg.nHeadKv * cfg.headDimV;
+    for (let i = 0; i < cfg.nLayer; i++) {
+      this.k.push(new Float32Array(0));
+      this.v.push(new Float32Array(0));
+    }
+  }
+
+  /** Makes room for positions 0..n-1 (keeps what is stored). */
+  reserve(n: number): void {
+    if (n <= this.capacity) return;
+    const cap = Math.min(this.contextLength, Math.max(n, this.capacity * 2, 16));
+    for (let i = 0; i < this.k.length; i++) {
+      const k = new Float32Array(cap * this.kRow);
+      k.set(this.k[i]!);
+      this.k[i] = k;
+      const v = new Float32Array(cap * this.vRow);
+      v.set(this.v[i]!);
+      this.v[i] = v;
+    }
+    this.capacity = cap;
+  }
+
+  /** Stores one token's K [kRow] and V [vRow] at `pos` of `layer`. */
+  write(layer: number, pos: number, k: Float32Array, v: Float32Array): void {
+    const kd = this.k[layer]!.subarray(pos * this.kRow, (pos + 1) * this.kRow);
+    const vd = this.v[layer]!.subarray(pos * this.vRow, (pos + 1) * this.vRow);
+    kd.set(k);
+    vd.set(v);
+    if (this.f16) {
+      roundToF16(kd);
+      roundToF16(vd);
+    }
+  }
+}
+
+/**
+ * Attention block of one layer for n tokens at positions pos0..pos0+n-1; writes their K/V into the
+ * cache. x: [n, nEmbd] (the residual stream, not modified). Returns Wo·attention: [n, nEmbd].
+ */
+export function attentionBlock(
+  cfg: ModelConfig, L: LayerWeights, cache: KVCache, il: number, x: Float32Array, n: number, pos0: number, emit: Emit,
+): Float32Array {
+  const { nEmbd, nHead, nHeadKv, headDimK, headDimV, rmsEps } = cfg;
+  const h = new Float32Array(n * nEmbd); // [n, nEmbd]
+  rmsNorm(h, x, L.attnNorm, rmsEps, n);
+  emit('attn_norm', il, h);
+
+  const q = new Float32Array(n * nHead * headDimK); // [n, nHead, headDimK]
+  const k = new Float32Array(n * nHeadKv * headDimK); // [n, nHeadKv, headDimK]
+  const v = new Float32Array(n * nHeadKv * headDimV); // [n, nHeadKv, headDimV]
+  matMul(q, L.wq, h, n);
+  matMul(k, L.wk, h, n);
+  matMul(v, L.wv, h, n);
+  emit('Qcur', il, q);
+  emit('Kcur', il, k);
+  emit('Vcur', il, v);
+
+  // Per-head RMSNorm of q and k, BEFORE RoPE.
+  rmsNorm(q, q, L.qNorm, rmsEps, n * nHead);
+  rmsNorm(k, k, L.kNorm, rmsEps, n * nHeadKv);
+  emit('Qcur_normed', il, q);
+  emit('Kcur_normed', il, k);
+
+  const qRow = nHead * headDimK;
+  for (let t = 0; t < n; t++) {
+    ropeNeox(q.subarray(t * qRow, (t + 1) * qRow), nHead, headDimK, cfg.nRot, pos0 + t, cfg.ropeBase);
+    ropeNeox(k.subarray(t * cache.kRow, (t + 1) * cache.kRow), nHeadKv, headDimK, cfg.nRot, pos0 + t, cfg.ropeBase);
+  }
+  emit('Qcur_rope', il, q);
+  emit('Kcur_rope', il, k);
+
+  cache.reserve(pos0 + n);
+  for (let t = 0; t < n; t++) {
+    cache.write(il, pos0 + t, k.subarray(t * cache.kRow, (t + 1) * cache.kRow), v.subarray(t * cache.vRow, (t + 1) * cache.vRow));
+  }
+
+  const oRow = nHead * headDimV;
+  const o = new Float32Array(n * oRow); // [n, nHead, headDimV]
+  const scale = Math.fround(1 / Math.sqrt(headDimK));
+  for (let t = 0; t < n; t++) {
+    // token t sees positions 0..pos0+t (causal)
+    attention(o.subarray(t * oRow, (t + 1) * oRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[il]!, cache.v[il]!,
+      nHead, nHeadKv, headDimK, headDimV, pos0 + t + 1, scale);
+  }
+  emit('kqv_out', il, o);
+
+  const out = new Float32Array(n * nEmbd); // [n, nEmbd]
+  matMul(out, L.wo, o, n);
+  emit('attn_out', il, out);
+  return out;
+}
+
+export interface ForwardOptions {
+  /** logits of every token ([n, nVocab]) instead of only the last ([nVocab]) */
+  allLogits?: boolean;
+  onTensor?: OnTensor;
+}
+
+/**
+ * Evaluates `tokens` at positions pos0..pos0+n-1 (the cache must hold positions 0..pos0-1) and
+ * returns the logits of the last token [nVocab], or of all tokens [n, nVocab] with allLogits.
+ */
+export function forward(cfg: ModelConfig, w: CpuWeights, cache: KVCache, tokens: readonly number[], pos0: number, opts: ForwardOptions = {}): Float32Array {
+  const n = tokens.length;
+  const E = cfg.nEmbd;
+  const emit = emitter(opts.onTensor);
+
+  const x = new Float32Array(n * E); // [n, nEmbd] the residual stream
+  for (let t = 0; t < n; t++) embedRow(x.subarray(t * E, (t + 1) * E), w.tokEmbd, tokens[t]!);
+  emit('inp_embd', -1, x);
+
+  for (let il = 0; il < cfg.nLayer; il++) {
+    const L = w.layers[il]!;
+    const attnOut = attentionBlock(cfg, L, cache, il, x, n, pos0, emit); // [n, nEmbd]
+    add(x, x, attnOut);
+    emit('ffn_inp', il, x);
+
+    const h = new Float32Array(n * E); // [n, nEmbd]
+    rmsNorm(h, x, L.ffnNorm, cfg.rmsEps, n);
+    emit('ffn_norm', il, h);
+    const ffnOut = L.ffn.kind === 'moe' ? moeFfn(cfg, L.ffn, h, n, il, emit) : denseFfn(cfg, L.ffn, h, n, il, emit); // [n, nEmbd]
+    emit('ffn_out', il, ffnOut);
+    add(x, x, ffnOut);
+    emit('l_out', il, x);
+  }
+
+  const first = opts.allLogits ? 0 : n - 1; // rows whose logits are returned
+  const rows = n - first;
+  const xr = x.subarray(first * E); // [rows, nEmbd]
+  const normed = new Float32Array(rows * E); // [rows, nEmbd]
+  rmsNorm(normed, xr, w.outputNorm, cfg.rmsEps, rows);
+  emit('result_norm', -1, normed);
+  const logits = new Float32Array(rows * cfg.nVocab); // [rows, nVocab]
+  matMul(logits, w.output, normed, rows);
+  emit('result_output', -1, logits);
+  return logits;
+}
