@@ -574,8 +574,7 @@ function makeQkx2Quants(
     qkx2Min = -min;
     return 0;
   }
-  const range = fr(max - min);
-  let iscale = fr(nmax / range);
+  let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
@@ -589,7 +588,8 @@ function makeQkx2Quants(
   }
   const rd = fr(rdelta); // a float parameter in C (0.1f)
   for (let is = 0; is <= nstep; is++) {
-    iscale = fr(fr(fr(rmin + fr(rd * is)) + nmax) / range);
+    // min may have been replaced by a better candidate's: ggml uses the current one here
+    iscale = fr(fr(fr(rmin + fr(rd * is)) + nmax) / fr(max - min));
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
