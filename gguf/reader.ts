@@ -5,7 +5,7 @@
 // and throws GGUFFormatError(message, byteOffset) naming the problem and where it was found:
 //
 //   header     - magic "GGUF" (offset 0); version (offset 4): a version whose low 16 bits are 0 is a
-//                byte-swapped file ("big-endian GGUF files are not supported"), 1 and > 3 are
+//                byte-swapped file ("big-endian GGUF files are not supported"), 0, 1 and > 3 are
 //                unsupported; tensor_count (offset 8) and kv_count (offset 16) must fit in the bytes
 //                left in the file (a tensor info takes >= 24 bytes, a key/value pair >= 14).
 //   key/value  - key: non-empty, unique, valid UTF-8; value type 0..12; arrays: element type 0..12
@@ -220,7 +220,11 @@ class Cursor {
    */
   count(what: string, minBytes: number): number {
     const at = this.pos;
-    const n = this.u64(what);
+    return this.checkCount(this.u64(what), at, what, minBytes);
+  }
+
+  /** The bound of count(), for a count read earlier at `at` (items start at the cursor). */
+  checkCount(n: bigint, at: number, what: string, minBytes: number): number {
     const left = this.remaining;
     if (n * BigInt(minBytes) > BigInt(left)) {
       throw new GGUFFormatError(`${what} ${n} is larger than the ${left} bytes left in the file allow`, at);
@@ -349,14 +353,16 @@ function parse(bytes: Uint8Array, fileSize: number): GGUFHeader {
   }
   c.pos = 4;
   const version = c.u32('version');
-  if ((version & 0xffff) === 0) {
+  if (version !== 0 && (version & 0xffff) === 0) {
     throw new GGUFFormatError(`big-endian GGUF files are not supported (version field reads 0x${version.toString(16)})`, 4);
   }
   if (version < 2 || version > 3) {
     throw new GGUFFormatError(`unsupported GGUF version ${version} (moet reads versions 2 and 3)`, 4);
   }
-  const tensorCount = c.count('tensor count', MIN_TENSOR_INFO_BYTES);
-  const kvCount = c.count('key/value count', MIN_KV_BYTES);
+  const rawTensorCount = c.u64('tensor count');
+  const rawKvCount = c.u64('key/value count');
+  const tensorCount = c.checkCount(rawTensorCount, 8, 'tensor count', MIN_TENSOR_INFO_BYTES);
+  const kvCount = c.checkCount(rawKvCount, 16, 'key/value count', MIN_KV_BYTES);
 
   // --- key/value pairs
   const metadata = new Map<string, GGUFMetadataEntry>();
@@ -616,8 +622,8 @@ class OpenGGUFFile implements GGUFFile {
  *   UnsupportedQuantError for a ggml tensor type moet has no geometry for; Node's fs errors (ENOENT...)
  */
 export async function openGGUF(path: string, opts: OpenGGUFOptions = {}): Promise<GGUFFile> {
-  const initial = Math.max(1, Math.floor(opts.initialReadBytes ?? 1 << 20));
-  const cap = Math.max(initial, Math.floor(opts.maxHeaderBytes ?? 256 << 20));
+  const cap = Math.max(1, Math.floor(opts.maxHeaderBytes ?? 256 << 20));
+  const initial = Math.min(cap, Math.max(1, Math.floor(opts.initialReadBytes ?? 1 << 20)));
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
