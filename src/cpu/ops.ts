@@ -55,14 +55,23 @@ export function dequantizeRow(w: QuantMatrix, r: number): Float32Array {
   return dst;
 }
 
+/** Σ_i a[i]·b[bOff+i] for i < n, accumulated in f64 (four partial sums, for speed). */
+export function dot(a: Float32Array, b: Float32Array, bOff: number, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    s0 += a[i]! * b[bOff + i]!;
+    s1 += a[i + 1]! * b[bOff + i + 1]!;
+    s2 += a[i + 2]! * b[bOff + i + 2]!;
+    s3 += a[i + 3]! * b[bOff + i + 3]!;
+  }
+  for (; i < n; i++) s0 += a[i]! * b[bOff + i]!;
+  return s0 + s1 + (s2 + s3);
+}
+
 /** out[r] = Σ_c W[r][c]·x[c].  out: [rows], x: [cols]. */
 export function matVec(out: Float32Array, w: QuantMatrix, x: Float32Array): void {
-  for (let r = 0; r < w.rows; r++) {
-    const row = dequantizeRow(w, r);
-    let sum = 0;
-    for (let c = 0; c < w.cols; c++) sum += row[c]! * x[c]!;
-    out[r] = sum;
-  }
+  for (let r = 0; r < w.rows; r++) out[r] = dot(dequantizeRow(w, r), x, 0, w.cols);
 }
 
 /** out[t][r] = Σ_c W[r][c]·x[t][c].  x: [nTokens, cols], out: [nTokens, rows] (row-major). */
@@ -70,12 +79,7 @@ export function matMul(out: Float32Array, w: QuantMatrix, x: Float32Array, nToke
   const { rows, cols } = w;
   for (let r = 0; r < rows; r++) {
     const row = dequantizeRow(w, r); // each row dequantized once, used by every token
-    for (let t = 0; t < nTokens; t++) {
-      let sum = 0;
-      const xo = t * cols;
-      for (let c = 0; c < cols; c++) sum += row[c]! * x[xo + c]!;
-      out[t * rows + r] = sum;
-    }
+    for (let t = 0; t < nTokens; t++) out[t * rows + r] = dot(row, x, t * cols, cols);
   }
 }
 
@@ -95,7 +99,8 @@ export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array
     const o = r * n;
     let sum = 0;
     for (let i = 0; i < n; i++) sum += x[o + i]! * x[o + i]!;
-    const scale = Math.fround(1 / Math.sqrt(Math.fround(sum / n + eps)));
+    const mean = Math.fround(sum / n); // ggml: f64 sum, f32 mean, scale = 1.0f / sqrtf(mean + eps)
+    const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(mean + Math.fround(eps)))));
     for (let i = 0; i < n; i++) {
       const y = Math.fround(x[o + i]! * scale);
       out[o + i] = weight ? y * weight[i]! : y;
