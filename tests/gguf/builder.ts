@@ -11,6 +11,8 @@ export class RawGGUF {
   length = 0;
   /** offsets of every u64 count / length field written (header counts, string lengths, array counts) */
   readonly countFields: number[] = [];
+  /** offsets of u32 type fields written by kv(), arr() and tensor() (value, element and ggml types, n_dims) */
+  readonly typeFields: number[] = [];
   /** named offsets recorded with mark() */
   readonly marks = new Map<string, number>();
 
@@ -76,6 +78,7 @@ export class RawGGUF {
   /** key + value type; `value` writes the value */
   kv(key: string | Uint8Array, type: number, value: (b: this) => void): this {
     this.str(key);
+    this.typeFields.push(this.length);
     this.u32(type);
     value(this);
     return this;
@@ -83,12 +86,17 @@ export class RawGGUF {
   kvU32(key: string, v: number): this { return this.kv(key, GGUFValueType.UINT32, (b) => b.u32(v)); }
   kvStr(key: string, v: string): this { return this.kv(key, GGUFValueType.STRING, (b) => b.str(v)); }
   /** array header: element type + count */
-  arr(elemType: number, count: bigint | number): this { return this.u32(elemType).u64(count, true); }
+  arr(elemType: number, count: bigint | number): this {
+    this.typeFields.push(this.length);
+    return this.u32(elemType).u64(count, true);
+  }
   /** a tensor info */
   tensor(name: string | Uint8Array, shape: (number | bigint)[], type: number, offset: bigint | number): this {
     this.str(name);
+    this.typeFields.push(this.length);
     this.u32(shape.length);
     for (const d of shape) this.u64(d);
+    this.typeFields.push(this.length);
     this.u32(type);
     this.u64(offset);
     return this;
