@@ -1,0 +1,171 @@
+// moet run -m FILE -p PROMPT [...]: streams a completion to stdout and llama.cpp-style timings to stderr.
+import { readFile } from 'node:fs/promises';
+import { loadModel, type BackendName, type GenerateOptions, type GenerationTimings } from '../model.js';
+import { AbortError } from '../errors.js';
+import { COMMON_OPTIONS, numberOpt, parse, UsageError, type CliIO } from './util.js';
+
+export const RUN_HELP = `usage: moet run -m FILE (-p PROMPT | -f PROMPTFILE) [options]
+
+Generates a completion of the prompt (raw text: no chat template is applied; control tokens such
+as <|im_start|> written in the prompt are parsed). The prompt and the generated text go to stdout,
+timings to stderr. Ctrl-C stops the generation and still prints the timings.
+
+options:
+  -m, --model FILE          GGUF file
+  -p, --prompt TEXT         prompt
+  -f, --file PROMPTFILE     read the prompt from a file
+  -n, --n-predict N         tokens to generate; -1: until end of generation or a full context (default -1)
+  -c, --ctx-size N          context length (default min(2048, the trained context))
+  --temp T                  temperature; 0 is greedy (default 0.8)
+  --seed S                  sampler seed, an unsigned 32-bit integer (default random, printed)
+  --top-k N                 top-k; 0 disables (default 40)
+  --top-p P                 top-p; 1 disables (default 0.95)
+  --min-p P                 min-p; 0 disables (default 0.05)
+  --repeat-penalty R        repeat penalty; 1 disables (default 1.0)
+  --repeat-last-n N         tokens the penalties look at; -1 all (default 64)
+  --presence-penalty P      (default 0)
+  --frequency-penalty P     (default 0)
+  --stop TEXT               stop when the text contains TEXT (repeatable)
+  --backend cpu|webgpu      compute backend (default: the library's default)
+  --no-display-prompt       do not echo the prompt
+  -h, --help                this help
+  --verbose                 print stack traces on errors
+`;
+
+/** What `moet run` needs, already parsed (also used by `moet demo`). */
+export interface RunParams {
+  model: string;
+  prompt: string;
+  backend?: BackendName;
+  contextLength?: number;
+  displayPrompt: boolean;
+  generate: GenerateOptions & { seed: number };
+}
+
+function fmtTiming(label: string, ms: number, n: number, unit: 'tokens' | 'runs'): string {
+  const perToken = n > 0 ? ms / n : 0;
+  const perSecond = ms > 0 ? (1000 * n) / ms : 0;
+  return `${label.padStart(16)} = ${ms.toFixed(2).padStart(10)} ms / ${String(n).padStart(5)} ${unit.padEnd(6)} (${perToken
+    .toFixed(2)
+    .padStart(8)} ms per token, ${perSecond.toFixed(2).padStart(8)} tokens per second)`;
+}
+
+/** llama.cpp-style timing lines. */
+export function formatTimings(t: GenerationTimings, loadMs?: number): string {
+  const lines: string[] = [];
+  if (loadMs !== undefined) lines.push(`${'load time'.padStart(16)} = ${loadMs.toFixed(2).padStart(10)} ms`);
+  lines.push(fmtTiming('prompt eval time', t.promptMs, t.promptTokens, 'tokens'));
+  lines.push(fmtTiming('eval time', t.evalMs, t.evalRuns, 'runs'));
+  lines.push(fmtTiming('sampling time', t.sampleMs, t.generatedTokens, 'runs'));
+  const total = t.promptMs + t.genMs;
+  lines.push(`${'total time'.padStart(16)} = ${total.toFixed(2).padStart(10)} ms / ${String(t.promptTokens + t.generatedTokens).padStart(5)} tokens`);
+  lines.push(`${'stop reason'.padStart(16)} = ${t.stopReason}`);
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * Loads the model, streams the completion and prints timings.
+ * @throws whatever loadModel or generate throw (AbortError is handled: timings are printed)
+ */
+export async function runGeneration(p: RunParams, io: CliIO): Promise<number> {
+  const t0 = performance.now();
+  const model = await loadModel(p.model, { backend: p.backend, contextLength: p.contextLength });
+  const loadMs = performance.now() - t0;
+  const ac = new AbortController();
+  const onSigint = () => ac.abort(new Error('interrupted'));
+  process.once('SIGINT', onSigint);
+  try {
+    io.stderr.write(
+      `model: ${model.info.name ?? p.model} (${model.info.architecture}, backend ${model.info.backend}, context ${model.contextLength})\n` +
+        `sampler seed: ${p.generate.seed}\n`,
+    );
+    const session = model.createSession();
+    if (p.displayPrompt) io.stdout.write(p.prompt);
+    let aborted = false;
+    try {
+      for await (const t of session.generate(p.prompt, { ...p.generate, signal: ac.signal })) io.stdout.write(t.text);
+    } catch (e) {
+      if (!(e instanceof AbortError)) throw e;
+      aborted = true;
+    }
+    io.stdout.write('\n');
+    if (session.lastTimings) io.stderr.write('\n' + formatTimings(session.lastTimings, loadMs));
+    return aborted ? 130 : 0;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    await model.dispose();
+  }
+}
+
+function randomSeed(): number {
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
+}
+
+/**
+ * @throws UsageError for bad arguments; model loading and generation errors
+ */
+export async function runCommand(argv: string[], io: CliIO): Promise<number> {
+  const { values } = parse('run', {
+    args: argv,
+    allowPositionals: false,
+    options: {
+      ...COMMON_OPTIONS,
+      model: { type: 'string', short: 'm' },
+      prompt: { type: 'string', short: 'p' },
+      file: { type: 'string', short: 'f' },
+      'n-predict': { type: 'string', short: 'n' },
+      'ctx-size': { type: 'string', short: 'c' },
+      temp: { type: 'string' },
+      seed: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      'min-p': { type: 'string' },
+      'repeat-penalty': { type: 'string' },
+      'repeat-last-n': { type: 'string' },
+      'presence-penalty': { type: 'string' },
+      'frequency-penalty': { type: 'string' },
+      stop: { type: 'string', multiple: true },
+      backend: { type: 'string' },
+      'no-display-prompt': { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(RUN_HELP);
+    return 0;
+  }
+  if (!values.model) throw new UsageError('run: -m FILE is required (see moet run --help)');
+  if ((values.prompt === undefined) === (values.file === undefined)) {
+    throw new UsageError('run: give exactly one of -p PROMPT or -f PROMPTFILE (see moet run --help)');
+  }
+  const backend = values.backend;
+  if (backend !== undefined && backend !== 'cpu' && backend !== 'webgpu') {
+    throw new UsageError(`run: --backend must be cpu or webgpu, got "${backend}"`);
+  }
+  const n = numberOpt('run', 'n-predict', values['n-predict'], { integer: true, min: -1 });
+  const seed = numberOpt('run', 'seed', values.seed, { integer: true, min: 0 });
+  if (seed !== undefined && seed > 0xffffffff) throw new UsageError(`run: --seed must be below 2^32, got ${seed}`);
+  const prompt = values.prompt ?? (await readFile(values.file!, 'utf8'));
+  return runGeneration(
+    {
+      model: values.model,
+      prompt,
+      backend,
+      contextLength: numberOpt('run', 'ctx-size', values['ctx-size'], { integer: true, min: 1 }),
+      displayPrompt: !values['no-display-prompt'],
+      generate: {
+        maxTokens: n === undefined || n < 0 ? undefined : n,
+        temperature: numberOpt('run', 'temp', values.temp),
+        seed: seed ?? randomSeed(),
+        topK: numberOpt('run', 'top-k', values['top-k'], { integer: true }),
+        topP: numberOpt('run', 'top-p', values['top-p']),
+        minP: numberOpt('run', 'min-p', values['min-p']),
+        repeatPenalty: numberOpt('run', 'repeat-penalty', values['repeat-penalty']),
+        repeatLastN: numberOpt('run', 'repeat-last-n', values['repeat-last-n'], { integer: true, min: -1 }),
+        presencePenalty: numberOpt('run', 'presence-penalty', values['presence-penalty']),
+        frequencyPenalty: numberOpt('run', 'frequency-penalty', values['frequency-penalty']),
+        stop: values.stop,
+      },
+    },
+    io,
+  );
+}

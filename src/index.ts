@@ -1,0 +1,38 @@
+// The public API of moet. Nothing else is exported from the package root; see docs/api.md.
+
+export {
+  loadModel,
+  DEFAULT_BACKEND,
+  DEFAULT_CONTEXT_LENGTH,
+  type Model,
+  type Session,
+  type BackendName,
+  type LoadModelOptions,
+  type ModelInfo,
+  type ExpertInfo,
+  type QuantMixEntry,
+  type TokenizeOptions,
+  type DetokenizeOptions,
+  type GenerateOptions,
+  type GeneratedToken,
+  type GenerationTimings,
+  type StopReason,
+} from './model.js';
+
+export { Sampler, DEFAULT_SAMPLER_OPTIONS, type SamplerOptions } from './sampler.js';
+
+export type { Tokenizer, StreamDecoder } from './tokenizer/index.js';
+
+export {
+  MoetError,
+  GGUFFormatError,
+  UnsupportedQuantError,
+  UnsupportedArchitectureError,
+  ModelFormatError,
+  WebGPUUnavailableError,
+  DeviceLostError,
+  ContextOverflowError,
+  AbortError,
+  DisposedError,
+} from './errors.js';
+export { TokenizerError } from './tokenizer/index.js';
