@@ -546,6 +546,9 @@ const kWeights = new Float32Array(32);
 const kScales = new Float32Array(16);
 const kMins = new Float32Array(8);
 let qkx2Min = 0; // second result of makeQkx2Quants: -min
+const qkxX = new Float32Array(32);
+const qkxXm = new Float32Array(32);
+const qkxLevels = new Float32Array(32);
 
 /**
  * llama.cpp's make_qkx2_quants for one sub-block of n values at x[xo]: scale and min (≤ 0) for
@@ -556,12 +559,17 @@ function makeQkx2Quants(
   n: number, nmax: number, x: Float32Array, xo: number, w: Float32Array,
   L: Uint8Array, lo: number, Laux: Uint8Array, rmin: number, rdelta: number, nstep: number,
 ): number {
+  const xs = qkxX; // the sub-block, then x - min
+  const xm = qkxXm;
+  const lv = qkxLevels;
   let min = x[xo]!;
-  let max = x[xo]!;
+  let max = min;
   let sumW = w[0]!;
-  let sumX = fr(sumW * x[xo]!);
+  let sumX = fr(sumW * min);
+  xs[0] = min;
   for (let i = 1; i < n; i++) {
     const xi = x[xo + i]!;
+    xs[i] = xi;
     if (xi < min) min = xi;
     if (xi > max) max = xi;
     const wi = w[i]!;
@@ -574,34 +582,86 @@ function makeQkx2Quants(
     qkx2Min = -min;
     return 0;
   }
+  for (let i = 0; i < n; i++) xm[i] = xs[i]! - min; // Float32Array store rounds like f32 arithmetic
   let iscale = fr(nmax / fr(max - min));
   let scale = fr(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
-    const xi = x[xo + i]!;
-    let l = nearestInt(fr(iscale * fr(xi - min)));
+    let l = nearestInt(fr(iscale * xm[i]!));
     l = l < 0 ? 0 : l > nmax ? nmax : l;
     L[lo + i] = l;
-    let diff = fr(fr(fr(scale * l) + min) - xi);
+    let diff = fr(fr(fr(scale * l) + min) - xs[i]!);
     diff = fr(diff * diff);
     bestError = fr(bestError + fr(w[i]! * diff));
   }
   const rd = fr(rdelta); // a float parameter in C (0.1f)
+  // Double-precision sums over the sub-block for the screening below.
+  let sumWd = 0;
+  let sumXd = 0;
+  let sumX2d = 0;
+  for (let i = 0; i < n; i++) {
+    const wi = w[i]!;
+    const xi = xs[i]!;
+    sumWd += wi;
+    sumXd += wi * xi;
+    sumX2d += wi * xi * xi;
+  }
+  // Consecutive candidate scales often give the same levels; such a candidate has the same error
+  // as the previous one, so it cannot beat the best (strict <) and is skipped.
+  let havePrev = false;
   for (let is = 0; is <= nstep; is++) {
     // min may have been replaced by a better candidate's: ggml uses the current one here
     iscale = fr(fr(fr(rmin + fr(rd * is)) + nmax) / fr(max - min));
+    let same = havePrev;
+    let sLd = 0;
+    let sL2d = 0;
+    let sXLd = 0;
+    for (let i = 0; i < n; i++) {
+      let l = nearestInt(fr(iscale * xm[i]!));
+      l = l < 0 ? 0 : l > nmax ? nmax : l;
+      if (Laux[i] !== l) {
+        Laux[i] = l;
+        same = false;
+      }
+      const wl = w[i]! * l;
+      sLd += wl;
+      sL2d += wl * l;
+      sXLd += wl * xs[i]!;
+    }
+    havePrev = true;
+    if (same) continue;
+    // Screening (a speed-up that never changes the result): whatever scale s and min m the f32
+    // code below computes for these levels, its f32 error is at least (√Emin − √R)²·(1 − 3e-6),
+    // where Emin is the weighted least-squares error of the best affine fit (computed here in
+    // double) and R bounds what rounding the levels s*l + m to f32 can gain. A candidate that
+    // provably loses is skipped. Ill-conditioned fits and fits that would clamp the min take
+    // the exact path.
+    const Dd = sumWd * sL2d - sLd * sLd;
+    if (Dd > 1e-2 * sumWd * sL2d) {
+      const sD = (sumWd * sXLd - sumXd * sLd) / Dd;
+      const mD = (sL2d * sumXd - sLd * sXLd) / Dd;
+      const mag = Math.abs(sD) * nmax + Math.abs(mD);
+      if (mD < -1e-3 * mag) {
+        const emin = sumX2d - (sumWd * sXLd * sXLd - 2 * sumXd * sLd * sXLd + sL2d * sumXd * sumXd) / Dd
+          - 1e-9 * sumX2d;
+        if (emin > 0) {
+          const r = Math.sqrt(emin) - Math.sqrt(2 ** -44 * sumWd * mag * mag);
+          if (r > 0) {
+            const lower = r * r * (1 - 3e-6);
+            if (lower > 1e-30 && lower > bestError) continue;
+          }
+        }
+      }
+    }
     let sumL = 0;
     let sumL2 = 0;
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[xo + i]!;
-      let l = nearestInt(fr(iscale * fr(xi - min)));
-      l = l < 0 ? 0 : l > nmax ? nmax : l;
-      Laux[i] = l;
+      const l = Laux[i]!;
       const wl = fr(w[i]! * l);
       sumL = fr(sumL + wl);
       sumL2 = fr(sumL2 + fr(wl * l));
-      sumXL = fr(sumXL + fr(wl * xi));
+      sumXL = fr(sumXL + fr(wl * xs[i]!));
     }
     const D = fr(fr(sumW * sumL2) - fr(sumL * sumL));
     if (D > 0) {
@@ -611,9 +671,10 @@ function makeQkx2Quants(
         thisMin = 0;
         thisScale = fr(sumXL / sumL2);
       }
+      for (let l = 0; l <= nmax; l++) lv[l] = fr(thisScale * l) + thisMin; // rounded by the store
       let curError = 0;
       for (let i = 0; i < n; i++) {
-        let diff = fr(fr(fr(thisScale * Laux[i]!) + thisMin) - x[xo + i]!);
+        let diff = fr(lv[Laux[i]!]! - xs[i]!);
         diff = fr(diff * diff);
         curError = fr(curError + fr(w[i]! * diff));
       }
@@ -621,7 +682,10 @@ function makeQkx2Quants(
         for (let i = 0; i < n; i++) L[lo + i] = Laux[i]!;
         bestError = curError;
         scale = thisScale;
-        min = thisMin;
+        if (thisMin !== min) {
+          min = thisMin;
+          for (let i = 0; i < n; i++) xm[i] = xs[i]! - min;
+        }
       }
     }
   }
@@ -726,6 +790,9 @@ function quantQ5K(x: Float32Array, nb: number, out: Uint8Array): void {
 
 const GROUP_MAX_EPS = fr(1e-15);
 const F32_0_1 = fr(0.1);
+const qxX = new Float32Array(16);
+const qxW = new Float32Array(16);
+const qxWX = new Float32Array(16);
 
 /**
  * llama.cpp's make_qx_quants with rmse_type 1 and no importance weights (weights x²): symmetric
@@ -733,13 +800,20 @@ const F32_0_1 = fr(0.1);
  * L[lo..]; returns the scale.
  */
 function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: Uint8Array, lo: number): number {
+  const xs = qxX;
+  const ws = qxW; // weight x², as f32
+  const wxs = qxWX; // x² * x, as f32
   let max = 0;
   let amax = 0;
   for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]!);
+    const xi = x[xo + i]!;
+    xs[i] = xi;
+    ws[i] = xi * xi; // Float32Array stores round like f32 arithmetic
+    wxs[i] = ws[i]! * xi;
+    const ax = Math.abs(xi);
     if (ax > amax) {
       amax = ax;
-      max = x[xo + i]!;
+      max = xi;
     }
   }
   if (amax < GROUP_MAX_EPS) {
@@ -750,32 +824,44 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: U
   let sumlx = 0;
   let suml2 = 0;
   for (let i = 0; i < n; i++) {
-    const xi = x[xo + i]!;
-    let l = nearestInt(fr(iscale * xi));
+    let l = nearestInt(fr(iscale * xs[i]!));
     l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
     L[lo + i] = l + nmax;
-    const w = fr(xi * xi);
-    sumlx = fr(sumlx + fr(fr(w * xi) * l));
-    suml2 = fr(suml2 + fr(fr(w * l) * l));
+    sumlx = fr(sumlx + fr(wxs[i]! * l));
+    suml2 = fr(suml2 + fr(fr(ws[i]! * l) * l));
   }
   let scale = suml2 ? fr(sumlx / suml2) : 0;
   let best = fr(scale * sumlx);
+  // Screening (a speed-up that never changes the result): all terms of sumlx have one sign and
+  // those of suml2 are ≥ 0, so their f32 values are within ~1.1e-6 (relative) of the double sums
+  // here, and a candidate whose double ratio sumlx²/suml2 is 1e-5 below the best cannot pass the
+  // f32 test. Outside [1e-8, 1e11] (underflow, overflow of x³) every candidate is checked in f32.
+  const screen = amax >= 1e-8 && amax <= 1e11;
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
     iscale = fr(-fr(nmax + fr(F32_0_1 * is)) / max);
+    if (screen) {
+      let sd = 0;
+      let s2d = 0;
+      for (let i = 0; i < n; i++) {
+        let l = nearestInt(fr(iscale * xs[i]!));
+        l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+        sd += wxs[i]! * l;
+        s2d += ws[i]! * l * l;
+      }
+      if (s2d === 0 || sd * sd < best * s2d * (1 - 1e-5)) continue;
+    }
     sumlx = 0;
     suml2 = 0;
     for (let i = 0; i < n; i++) {
-      const xi = x[xo + i]!;
-      let l = nearestInt(fr(iscale * xi));
+      let l = nearestInt(fr(iscale * xs[i]!));
       l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
-      const w = fr(xi * xi);
-      sumlx = fr(sumlx + fr(fr(w * xi) * l));
-      suml2 = fr(suml2 + fr(fr(w * l) * l));
+      sumlx = fr(sumlx + fr(wxs[i]! * l));
+      suml2 = fr(suml2 + fr(fr(ws[i]! * l) * l));
     }
     if (suml2 > 0 && fr(sumlx * sumlx) > fr(best * suml2)) {
       for (let i = 0; i < n; i++) {
-        let l = nearestInt(fr(iscale * x[xo + i]!));
+        let l = nearestInt(fr(iscale * xs[i]!));
         l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
         L[lo + i] = l + nmax;
       }
