@@ -30,6 +30,7 @@
 // and already read, so a hostile header cannot make the reader allocate more than the header's size.
 // openGGUF reads the header in chunks (1 MiB, doubling as needed, capped by maxHeaderBytes, 256 MiB by
 // default) and never reads tensor data until readTensor is called.
+import { Buffer } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { GGUFFormatError, UnsupportedQuantError } from './errors.js';
 import {
@@ -138,33 +139,37 @@ class NeedMoreBytes extends GGUFFormatError {
 // ---------------------------------------------------------------------------------------------
 // UTF-8
 
-const fatalDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Buffer's decoding methods without argument checks (Node's Buffer.prototype has them). */
+type NodeBuffer = Buffer & {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+};
 
 /**
- * Strict UTF-8 decoding of bytes[start, end) (WHATWG rules: no overlongs, no surrogates, <= U+10FFFF).
- * Returns the string, or the index of the first byte of the first invalid sequence.
+ * Strict UTF-8 validation of bytes[start, end) (WHATWG rules: no overlongs, no surrogates,
+ * <= U+10FFFF, no cut sequences). Returns -1 when valid and ASCII, -2 when valid and not ASCII, or the
+ * index of the first byte of the first invalid sequence.
  */
-function decodeUtf8Strict(bytes: Uint8Array, start: number, end: number): string | number {
-  let s = '';
+function checkUtf8(bytes: Uint8Array, start: number, end: number): number {
+  let ascii = true;
   let i = start;
   while (i < end) {
     const b0 = bytes[i]!;
     if (b0 < 0x80) {
-      s += String.fromCharCode(b0);
       i += 1;
       continue;
     }
+    ascii = false;
     let n: number; // continuation bytes
-    let cp: number;
     let lo = 0x80;
     let hi = 0xbf;
-    if (b0 >= 0xc2 && b0 <= 0xdf) { n = 1; cp = b0 & 0x1f; }
+    if (b0 >= 0xc2 && b0 <= 0xdf) n = 1;
     else if (b0 >= 0xe0 && b0 <= 0xef) {
-      n = 2; cp = b0 & 0x0f;
+      n = 2;
       if (b0 === 0xe0) lo = 0xa0;
       else if (b0 === 0xed) hi = 0x9f;
     } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-      n = 3; cp = b0 & 0x07;
+      n = 3;
       if (b0 === 0xf0) lo = 0x90;
       else if (b0 === 0xf4) hi = 0x8f;
     } else return i;
@@ -174,23 +179,35 @@ function decodeUtf8Strict(bytes: Uint8Array, start: number, end: number): string
       if (b < lo || b > hi) return i;
       lo = 0x80;
       hi = 0xbf;
-      cp = (cp << 6) | (b & 0x3f);
     }
-    s += String.fromCodePoint(cp);
     i += n + 1;
   }
-  return s;
+  return ascii ? -1 : -2;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Parser
 
+/** What a field is, for error messages; a function when building the text would cost on the hot path. */
+type Label = string | (() => string);
+const text = (what: Label): string => (typeof what === 'string' ? what : what());
+
 class Cursor {
   pos = 0;
-  private readonly view: DataView;
+  bytes!: Uint8Array;
+  private view!: DataView;
+  /** the same bytes as a Buffer, for its fast string decoding (the bytes are validated first) */
+  private buf!: NodeBuffer;
 
-  constructor(readonly bytes: Uint8Array, readonly fileSize: number) {
+  constructor(bytes: Uint8Array, readonly fileSize: number) {
+    this.setBytes(bytes);
+  }
+
+  /** Replaces the bytes in memory with a longer prefix of the same file. */
+  setBytes(bytes: Uint8Array): void {
+    this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as NodeBuffer;
   }
 
   /** Bytes left in the file after the cursor. */
@@ -199,35 +216,42 @@ class Cursor {
   }
 
   /** Ensures `n` bytes at the cursor are in the file and in memory. */
-  need(n: number, what: string): void {
+  need(n: number, what: Label, suffix = ''): void {
     if (n > this.fileSize - this.pos) {
       throw new GGUFFormatError(
-        `truncated file: ${what} needs ${n} bytes but the file has ${Math.max(0, this.fileSize - this.pos)} left`,
+        `truncated file: ${text(what)}${suffix} needs ${n} bytes but the file has ` +
+          `${Math.max(0, this.fileSize - this.pos)} left`,
         this.pos,
       );
     }
-    if (this.pos + n > this.bytes.length) throw new NeedMoreBytes(this.pos + n, this.bytes.length, what, this.pos);
+    if (this.pos + n > this.bytes.length) {
+      throw new NeedMoreBytes(this.pos + n, this.bytes.length, text(what) + suffix, this.pos);
+    }
   }
 
-  u8(what: string): number { this.need(1, what); return this.bytes[this.pos++]!; }
-  u32(what: string): number { this.need(4, what); const v = this.view.getUint32(this.pos, true); this.pos += 4; return v; }
-  u64(what: string): bigint { this.need(8, what); const v = this.view.getBigUint64(this.pos, true); this.pos += 8; return v; }
+  u32(what: Label): number { this.need(4, what); const v = this.view.getUint32(this.pos, true); this.pos += 4; return v; }
+  u64(what: Label, suffix = ''): bigint {
+    this.need(8, what, suffix);
+    const v = this.view.getBigUint64(this.pos, true);
+    this.pos += 8;
+    return v;
+  }
 
   /**
    * Reads a u64 count of items that take at least `minBytes` each, rejecting one that claims more bytes
    * than the file has left, and makes sure those minimum bytes are in memory before returning, so the
    * caller may allocate `count` entries.
    */
-  count(what: string, minBytes: number): number {
+  count(what: Label, minBytes: number): number {
     const at = this.pos;
     return this.checkCount(this.u64(what), at, what, minBytes);
   }
 
   /** The bound of count(), for a count read earlier at `at` (items start at the cursor). */
-  checkCount(n: bigint, at: number, what: string, minBytes: number): number {
+  checkCount(n: bigint, at: number, what: Label, minBytes: number): number {
     const left = this.remaining;
     if (n * BigInt(minBytes) > BigInt(left)) {
-      throw new GGUFFormatError(`${what} ${n} is larger than the ${left} bytes left in the file allow`, at);
+      throw new GGUFFormatError(`${text(what)} ${n} is larger than the ${left} bytes left in the file allow`, at);
     }
     const count = Number(n);
     if (count > 0) {
@@ -239,29 +263,23 @@ class Cursor {
   }
 
   /** A GGUF string: u64 byte length, then UTF-8 bytes. */
-  str(what: string): string {
+  str(what: Label): string {
     const at = this.pos;
-    const len = this.u64(`${what} length`);
+    this.need(8, what, ' length');
+    // the length as a double: exact below 2^53, and any larger value still compares as larger
+    const n = this.view.getUint32(at + 4, true) * 2 ** 32 + this.view.getUint32(at, true);
+    this.pos += 8;
     const left = this.remaining;
-    if (len > BigInt(left)) {
-      throw new GGUFFormatError(`${what} length ${len} is larger than the ${left} bytes left in the file`, at);
+    if (n > left) {
+      const len = this.view.getBigUint64(at, true);
+      throw new GGUFFormatError(`${text(what)} length ${len} is larger than the ${left} bytes left in the file`, at);
     }
-    const n = Number(len);
     this.need(n, what);
     const start = this.pos;
     const end = start + n;
-    let s: string | number;
-    if (n <= 256) {
-      s = decodeUtf8Strict(this.bytes, start, end);
-    } else {
-      try {
-        s = fatalDecoder.decode(this.bytes.subarray(start, end));
-      } catch {
-        s = decodeUtf8Strict(this.bytes, start, end);
-        if (typeof s === 'string') s = start; // unreachable: both decoders follow WHATWG
-      }
-    }
-    if (typeof s === 'number') throw new GGUFFormatError(`${what} is not valid UTF-8`, s);
+    const check = checkUtf8(this.bytes, start, end);
+    if (check >= 0) throw new GGUFFormatError(`${text(what)} is not valid UTF-8`, check);
+    const s = check === -1 ? this.buf.latin1Slice(start, end) : this.buf.utf8Slice(start, end);
     this.pos = end;
     return s;
   }
@@ -315,7 +333,7 @@ function readValue(c: Cursor, type: GGUFValueType, key: string): { value: GGUFVa
     return { value: readScalars(c, elemType, n, what), arrayType: elemType };
   }
   const out = new Array<string>(n);
-  for (let i = 0; i < n; i++) out[i] = c.str(`element ${i} of "${key}"`);
+  for (let i = 0; i < n; i++) out[i] = c.str(() => `element ${i} of "${key}"`);
   return { value: out, arrayType: elemType };
 }
 
@@ -342,69 +360,127 @@ function makeHeader(
   };
 }
 
-function parse(bytes: Uint8Array, fileSize: number): GGUFHeader {
-  const c = new Cursor(bytes, fileSize);
+/**
+ * The header parser. It reads one item (the fixed header, a key/value pair, a tensor info) at a time
+ * and commits it only once the item is complete, so that when the bytes in memory run out
+ * (NeedMoreBytes) it can be given a longer prefix with more() and resumed with run() from the item it
+ * stopped in, instead of starting over.
+ */
+class HeaderParser {
+  private readonly c: Cursor;
+  private phase: 'fixed' | 'kv' | 'tensors' | 'done' = 'fixed';
+  private version = 0;
+  private tensorCount = 0;
+  private kvCount = 0;
+  private alignment = GGUF_DEFAULT_ALIGNMENT;
+  private readonly metadata = new Map<string, GGUFMetadataEntry>();
+  private readonly valueOffsets = new Map<string, number>();
+  private readonly tensors: GGUFTensorInfo[] = [];
+  private readonly tensorByName = new Map<string, GGUFTensorInfo>();
+  private readonly offsetFieldAt: number[] = [];
 
-  // --- fixed header
-  c.need(4, 'magic');
-  if (bytes[0] !== 0x47 || bytes[1] !== 0x47 || bytes[2] !== 0x55 || bytes[3] !== 0x46) {
-    const got = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-    throw new GGUFFormatError(`wrong magic: expected "GGUF" (47 47 55 46), got ${got}; not a GGUF file`, 0);
+  constructor(bytes: Uint8Array, private readonly fileSize: number) {
+    this.c = new Cursor(bytes, fileSize);
   }
-  c.pos = 4;
-  const version = c.u32('version');
-  if (version !== 0 && (version & 0xffff) === 0) {
-    throw new GGUFFormatError(`big-endian GGUF files are not supported (version field reads 0x${version.toString(16)})`, 4);
-  }
-  if (version < 2 || version > 3) {
-    throw new GGUFFormatError(`unsupported GGUF version ${version} (moet reads versions 2 and 3)`, 4);
-  }
-  const rawTensorCount = c.u64('tensor count');
-  const rawKvCount = c.u64('key/value count');
-  const tensorCount = c.checkCount(rawTensorCount, 8, 'tensor count', MIN_TENSOR_INFO_BYTES);
-  const kvCount = c.checkCount(rawKvCount, 16, 'key/value count', MIN_KV_BYTES);
 
-  // --- key/value pairs
-  const metadata = new Map<string, GGUFMetadataEntry>();
-  const valueOffsets = new Map<string, number>();
-  for (let i = 0; i < kvCount; i++) {
+  /** Gives the parser a longer prefix of the same file (after run() threw NeedMoreBytes). */
+  more(bytes: Uint8Array): void {
+    this.c.setBytes(bytes);
+  }
+
+  /** Parses on from where it stopped; throws NeedMoreBytes (resumable) or a final error. */
+  run(): GGUFHeader {
+    const c = this.c;
+    let itemStart = c.pos;
+    try {
+      if (this.phase === 'fixed') {
+        this.fixedHeader();
+        this.phase = 'kv';
+      }
+      while (this.phase === 'kv' && this.metadata.size < this.kvCount) {
+        itemStart = c.pos;
+        this.keyValue(this.metadata.size);
+      }
+      if (this.phase === 'kv') {
+        this.alignment = this.readAlignment();
+        this.phase = 'tensors';
+      }
+      while (this.phase === 'tensors' && this.tensors.length < this.tensorCount) {
+        itemStart = c.pos;
+        this.tensorInfo(this.tensors.length);
+      }
+    } catch (e) {
+      if (e instanceof NeedMoreBytes) c.pos = itemStart;
+      throw e;
+    }
+    this.phase = 'done';
+    return this.finish();
+  }
+
+  private fixedHeader(): void {
+    const c = this.c;
+    c.need(4, 'magic');
+    const b = c.bytes;
+    if (b[0] !== 0x47 || b[1] !== 0x47 || b[2] !== 0x55 || b[3] !== 0x46) {
+      const got = Array.from(b.subarray(0, 4), (x) => x.toString(16).padStart(2, '0')).join(' ');
+      throw new GGUFFormatError(`wrong magic: expected "GGUF" (47 47 55 46), got ${got}; not a GGUF file`, 0);
+    }
+    c.pos = 4;
+    const version = c.u32('version');
+    if (version !== 0 && (version & 0xffff) === 0) {
+      throw new GGUFFormatError(
+        `big-endian GGUF files are not supported (version field reads 0x${version.toString(16)})`,
+        4,
+      );
+    }
+    if (version < 2 || version > 3) {
+      throw new GGUFFormatError(`unsupported GGUF version ${version} (moet reads versions 2 and 3)`, 4);
+    }
+    const rawTensorCount = c.u64('tensor count');
+    const rawKvCount = c.u64('key/value count');
+    this.tensorCount = c.checkCount(rawTensorCount, 8, 'tensor count', MIN_TENSOR_INFO_BYTES);
+    this.kvCount = c.checkCount(rawKvCount, 16, 'key/value count', MIN_KV_BYTES);
+    this.version = version;
+  }
+
+  private keyValue(i: number): void {
+    const c = this.c;
     const keyAt = c.pos;
-    const key = c.str(`key ${i}`);
+    const key = c.str(() => `key ${i}`);
     if (key.length === 0) throw new GGUFFormatError(`key ${i} is empty`, keyAt);
-    if (metadata.has(key)) throw new GGUFFormatError(`duplicate key "${key}"`, keyAt);
+    if (this.metadata.has(key)) throw new GGUFFormatError(`duplicate key "${key}"`, keyAt);
     const typeAt = c.pos;
-    const type = c.u32(`value type of "${key}"`);
+    const type = c.u32(() => `value type of "${key}"`);
     if (type !== GGUFValueType.ARRAY && ELEMENT_MIN_BYTES[type] === undefined) {
       throw new GGUFFormatError(`metadata "${key}" has unknown value type ${type}`, typeAt);
     }
-    valueOffsets.set(key, c.pos);
+    const valueAt = c.pos;
     const { value, arrayType } = readValue(c, type, key);
     const entry: GGUFMetadataEntry = { key, type, value };
     if (arrayType !== undefined) entry.arrayType = arrayType;
-    metadata.set(key, entry);
+    this.metadata.set(key, entry);
+    this.valueOffsets.set(key, valueAt);
   }
 
-  // --- alignment
-  let alignment = GGUF_DEFAULT_ALIGNMENT;
-  const alignEntry = metadata.get('general.alignment');
-  if (alignEntry) {
-    const at = valueOffsets.get('general.alignment')!;
-    if (alignEntry.type !== GGUFValueType.UINT32) {
-      throw new GGUFFormatError(`general.alignment must be UINT32, got ${valueTypeName(alignEntry.type)}`, at);
+  private readAlignment(): number {
+    const entry = this.metadata.get('general.alignment');
+    if (!entry) return GGUF_DEFAULT_ALIGNMENT;
+    const at = this.valueOffsets.get('general.alignment')!;
+    if (entry.type !== GGUFValueType.UINT32) {
+      throw new GGUFFormatError(`general.alignment must be UINT32, got ${valueTypeName(entry.type)}`, at);
     }
-    alignment = alignEntry.value as number;
+    const alignment = entry.value as number;
     if (alignment === 0 || (alignment & (alignment - 1)) !== 0) {
       throw new GGUFFormatError(`general.alignment ${alignment} is not a power of two`, at);
     }
+    return alignment;
   }
 
-  // --- tensor infos
-  const tensors: GGUFTensorInfo[] = [];
-  const tensorByName = new Map<string, GGUFTensorInfo>();
-  const offsetFieldAt: number[] = [];
-  for (let i = 0; i < tensorCount; i++) {
+  private tensorInfo(i: number): void {
+    const c = this.c;
+    const alignment = this.alignment;
     const nameAt = c.pos;
-    const name = c.str(`name of tensor ${i}`);
+    const name = c.str(() => `name of tensor ${i}`);
     const nameBytes = c.pos - nameAt - 8;
     if (nameBytes > GGUF_MAX_TENSOR_NAME_BYTES) {
       throw new GGUFFormatError(
@@ -412,10 +488,10 @@ function parse(bytes: Uint8Array, fileSize: number): GGUFHeader {
         nameAt,
       );
     }
-    if (tensorByName.has(name)) throw new GGUFFormatError(`duplicate tensor name "${name}"`, nameAt);
+    if (this.tensorByName.has(name)) throw new GGUFFormatError(`duplicate tensor name "${name}"`, nameAt);
 
     const dimsAt = c.pos;
-    const nDims = c.u32(`n_dims of tensor "${name}"`);
+    const nDims = c.u32(() => `n_dims of tensor "${name}"`);
     if (nDims > GGUF_MAX_DIMS) {
       throw new GGUFFormatError(`tensor "${name}" has ${nDims} dimensions, more than ${GGUF_MAX_DIMS}`, dimsAt);
     }
@@ -424,7 +500,7 @@ function parse(bytes: Uint8Array, fileSize: number): GGUFHeader {
     let elements = 1n;
     for (let d = 0; d < nDims; d++) {
       const dimAt = c.pos;
-      const ne = c.u64(`dimension ${d} of tensor "${name}"`);
+      const ne = c.u64(() => `dimension ${d} of tensor "${name}"`);
       if (ne > MAX_SAFE) {
         throw new GGUFFormatError(`tensor "${name}" dimension ${d} is ${ne}, more than 2^53 - 1`, dimAt);
       }
@@ -439,7 +515,7 @@ function parse(bytes: Uint8Array, fileSize: number): GGUFHeader {
     }
 
     const typeAt = c.pos;
-    const type = c.u32(`type of tensor "${name}"`);
+    const type = c.u32(() => `type of tensor "${name}"`);
     const info = GGML_TYPE_INFO[type];
     if (!info) {
       const known = GGML_KNOWN_TYPE_NAMES[type];
@@ -461,17 +537,17 @@ function parse(bytes: Uint8Array, fileSize: number): GGUFHeader {
     const byteLength = (elements / BigInt(info.blockSize)) * BigInt(info.typeSize);
 
     const offAt = c.pos;
-    const rel = c.u64(`data offset of tensor "${name}"`);
+    const rel = c.u64(() => `data offset of tensor "${name}"`);
     if (rel % BigInt(alignment) !== 0n) {
       throw new GGUFFormatError(
         `tensor "${name}" data offset ${rel} is not a multiple of the alignment ${alignment}`,
         offAt,
       );
     }
-    if (rel + byteLength > BigInt(fileSize)) {
+    if (rel + byteLength > BigInt(this.fileSize)) {
       throw new GGUFFormatError(
         `tensor "${name}" data [${rel}, ${rel + byteLength}) relative to the data section runs past ` +
-          `the end of the file (${fileSize} bytes)`,
+          `the end of the file (${this.fileSize} bytes)`,
         offAt,
       );
     }
@@ -480,48 +556,50 @@ function parse(bytes: Uint8Array, fileSize: number): GGUFHeader {
       shape,
       type: type as GGMLType,
       relativeOffset: Number(rel),
-      offset: 0, // set below, once the data section's start is known
+      offset: 0, // set in finish(), once the data section's start is known
       byteLength: Number(byteLength),
     };
-    tensors.push(t);
-    tensorByName.set(name, t);
-    offsetFieldAt.push(offAt);
+    this.tensors.push(t);
+    this.tensorByName.set(name, t);
+    this.offsetFieldAt.push(offAt);
   }
 
-  // --- data section
-  const dataOffset = Math.ceil(c.pos / alignment) * alignment;
-  if (tensors.length > 0 && dataOffset > fileSize) {
-    throw new GGUFFormatError(
-      `truncated file: the data section starts at ${dataOffset}, past the end of the file (${fileSize} bytes)`,
-      c.pos,
-    );
-  }
-  for (let i = 0; i < tensors.length; i++) {
-    const t = tensors[i]!;
-    t.offset = dataOffset + t.relativeOffset;
-    if (t.offset + t.byteLength > fileSize) {
+  /** Checks the tensor data ranges against the file and each other. */
+  private finish(): GGUFHeader {
+    const { c, tensors, fileSize, alignment, offsetFieldAt } = this;
+    const dataOffset = Math.ceil(c.pos / alignment) * alignment;
+    if (tensors.length > 0 && dataOffset > fileSize) {
       throw new GGUFFormatError(
-        `tensor "${t.name}" data [${t.offset}, ${t.offset + t.byteLength}) runs past the end of the file ` +
-          `(${fileSize} bytes)`,
-        offsetFieldAt[i]!,
+        `truncated file: the data section starts at ${dataOffset}, past the end of the file (${fileSize} bytes)`,
+        c.pos,
       );
     }
-  }
-  const order = tensors.map((_, i) => i).filter((i) => tensors[i]!.byteLength > 0);
-  order.sort((a, b) => tensors[a]!.offset - tensors[b]!.offset);
-  for (let k = 1; k < order.length; k++) {
-    const prev = tensors[order[k - 1]!]!;
-    const cur = tensors[order[k]!]!;
-    if (prev.offset + prev.byteLength > cur.offset) {
-      throw new GGUFFormatError(
-        `tensor "${cur.name}" data [${cur.offset}, ${cur.offset + cur.byteLength}) overlaps tensor ` +
-          `"${prev.name}" [${prev.offset}, ${prev.offset + prev.byteLength})`,
-        offsetFieldAt[order[k]!]!,
-      );
+    for (let i = 0; i < tensors.length; i++) {
+      const t = tensors[i]!;
+      t.offset = dataOffset + t.relativeOffset;
+      if (t.offset + t.byteLength > fileSize) {
+        throw new GGUFFormatError(
+          `tensor "${t.name}" data [${t.offset}, ${t.offset + t.byteLength}) runs past the end of the file ` +
+            `(${fileSize} bytes)`,
+          offsetFieldAt[i]!,
+        );
+      }
     }
+    const order = tensors.map((_, i) => i).filter((i) => tensors[i]!.byteLength > 0);
+    order.sort((a, b) => tensors[a]!.offset - tensors[b]!.offset);
+    for (let k = 1; k < order.length; k++) {
+      const prev = tensors[order[k - 1]!]!;
+      const cur = tensors[order[k]!]!;
+      if (prev.offset + prev.byteLength > cur.offset) {
+        throw new GGUFFormatError(
+          `tensor "${cur.name}" data [${cur.offset}, ${cur.offset + cur.byteLength}) overlaps tensor ` +
+            `"${prev.name}" [${prev.offset}, ${prev.offset + prev.byteLength})`,
+          offsetFieldAt[order[k]!]!,
+        );
+      }
+    }
+    return makeHeader(this.version, alignment, dataOffset, fileSize, this.metadata, tensors, this.tensorByName);
   }
-
-  return makeHeader(version, alignment, dataOffset, fileSize, metadata, tensors, tensorByName);
 }
 
 /**
@@ -536,7 +614,7 @@ export function parseGGUFHeader(bytes: Uint8Array, fileSize: number = bytes.leng
   if (!Number.isSafeInteger(fileSize) || fileSize < bytes.length) {
     throw new RangeError(`fileSize ${fileSize} must be an integer >= the ${bytes.length} bytes given`);
   }
-  return parse(bytes, fileSize);
+  return new HeaderParser(bytes, fileSize).run();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -629,9 +707,10 @@ export async function openGGUF(path: string, opts: OpenGGUFOptions = {}): Promis
     const { size } = await fh.stat();
     let buf = new Uint8Array(Math.min(size, initial));
     await readFully(fh, buf, 0, 'the header');
+    const parser = new HeaderParser(buf, size);
     for (;;) {
       try {
-        return new OpenGGUFFile(parse(buf, size), fh);
+        return new OpenGGUFFile(parser.run(), fh);
       } catch (e) {
         if (!(e instanceof NeedMoreBytes)) throw e;
         if (e.needed > cap) {
@@ -644,6 +723,7 @@ export async function openGGUF(path: string, opts: OpenGGUFOptions = {}): Promis
         next.set(buf);
         await readFully(fh, next.subarray(buf.length), buf.length, 'the header');
         buf = next;
+        parser.more(buf);
       }
     }
   } catch (e) {

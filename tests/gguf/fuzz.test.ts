@@ -88,6 +88,9 @@ async function writerBase(): Promise<Base> {
   return { bytes, counts: [8, 16], types: [4] };
 }
 
+/** No case may take longer than this (the valid bases parse in well under a millisecond). */
+const SLOW_MS = 25;
+
 const HUGE = [2n ** 64n - 1n, 2n ** 63n, 2n ** 53n, 2n ** 53n - 1n, 2n ** 32n, 2n ** 32n - 1n, 2n ** 31n, 2n ** 40n];
 
 function mutate(base: Base, rand: () => number): Uint8Array {
@@ -190,7 +193,17 @@ describe('fuzz', () => {
       const fileSize = i % 4 === 3 ? bytes.length + Math.floor(rand() * 2 ** 40) : undefined;
       const t0 = performance.now();
       const o = tryParse(bytes, fileSize);
-      const ms = performance.now() - t0;
+      let ms = performance.now() - t0;
+      if (ms > SLOW_MS) {
+        // re-time, spread out in time: a parse that is really slow (a hang, a huge allocation) is slow
+        // every time, a GC pause or a scheduling hiccup on a loaded machine is not
+        for (let r = 0; r < 5; r++) {
+          await new Promise((res) => setTimeout(res, 5));
+          const t1 = performance.now();
+          tryParse(bytes, fileSize);
+          ms = Math.min(ms, performance.now() - t1);
+        }
+      }
       maxMs = Math.max(maxMs, ms);
       totalMs += ms;
       expectAllowedError(o, `case ${i}`);
@@ -214,8 +227,8 @@ describe('fuzz', () => {
     expect(stats.format).toBeGreaterThan(N / 2);
     expect(stats.quant).toBeGreaterThan(0);
     expect(messages.size).toBeGreaterThan(20);
-    expect(totalMs / N).toBeLessThan(1);
-    expect(maxMs).toBeLessThan(50);
+    expect(totalMs / N).toBeLessThan(2);
+    expect(maxMs, `slowest case ${maxMs} ms`).toBeLessThan(SLOW_MS);
   });
 
   it('openGGUF with tiny chunks agrees with parseGGUFHeader on 150 mutated files', async () => {
