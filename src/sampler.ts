@@ -401,16 +401,26 @@ export class Sampler {
   }
 }
 
-/** index (or id) of the largest value; ties go to the lowest id */
+/** index (or id) of the largest value; ties go to the lowest id; NaN never wins */
 function argmax(vals: Float32Array, ids: Int32Array | null, n: number): number {
-  let best = -1;
+  if (ids === null) {
+    let best = 0;
+    let bestV = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const v = vals[i]!;
+      if (v > bestV) {
+        bestV = v;
+        best = i;
+      }
+    }
+    return best;
+  }
+  let bestId = ids[0]!;
   let bestV = -Infinity;
-  let bestId = 0;
   for (let i = 0; i < n; i++) {
     const v = vals[i]!;
-    const id = ids ? ids[i]! : i;
-    if (best < 0 || v > bestV || (v === bestV && id < bestId) || (Number.isNaN(bestV) && !Number.isNaN(v))) {
-      best = i;
+    const id = ids[i]!;
+    if (v > bestV || (v === bestV && id < bestId)) {
       bestV = v;
       bestId = id;
     }
@@ -455,34 +465,82 @@ function heapTopK(
     hv[pos] = v;
     hi[pos] = id;
   };
-  for (let i = 0; i < n; i++) {
-    let v = vals[i]!;
-    if (Number.isNaN(v)) v = -Infinity;
-    const id = ids ? ids[i]! : i;
-    if (size < k) {
-      // sift up
-      let pos = size++;
-      while (pos > 0) {
-        const parent = (pos - 1) >> 1;
-        if (!worse(v, id, hv[parent]!, hi[parent]!)) break;
-        hv[pos] = hv[parent]!;
-        hi[pos] = hi[parent]!;
-        pos = parent;
-      }
-      hv[pos] = v;
-      hi[pos] = id;
-    } else if (worse(hv[0]!, hi[0]!, v, id)) {
+  const push = (v: number, id: number) => {
+    let pos = size++;
+    while (pos > 0) {
+      const parent = (pos - 1) >> 1;
+      if (!worse(v, id, hv[parent]!, hi[parent]!)) break;
+      hv[pos] = hv[parent]!;
+      hi[pos] = hi[parent]!;
+      pos = parent;
+    }
+    hv[pos] = v;
+    hi[pos] = id;
+  };
+  const first = Math.min(k, n);
+  for (let i = 0; i < first; i++) {
+    const v = vals[i]!;
+    push(Number.isNaN(v) ? -Infinity : v, ids ? ids[i]! : i);
+  }
+  let min = hv[0]!;
+  if (ids === null) {
+    // scanning in id order, an equal value has a higher id than any kept one, so it is worse
+    for (let i = first; i < n; i++) {
+      const v = vals[i]!;
+      if (!(v > min)) continue; // also skips NaN
+      hv[0] = v;
+      hi[0] = i;
+      siftDown(0);
+      min = hv[0]!;
+    }
+  } else {
+    for (let i = first; i < n; i++) {
+      const v = vals[i]!;
+      const id = ids[i]!;
+      if (!(v > min || (v === min && id < hi[0]!))) continue;
       hv[0] = v;
       hi[0] = id;
       siftDown(0);
+      min = hv[0]!;
     }
   }
   sortCandidates(hi, hv, size);
   return size;
 }
 
-/** sorts (ids, vals)[0, m) by value descending, ties by id ascending */
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+const ID_BITS = 2 ** 21;
+
+/** float32 → uint32 whose unsigned order is the float order */
+function sortableBits(v: number): number {
+  f32Scratch[0] = v;
+  const b = u32Scratch[0]!;
+  return b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+}
+
+/**
+ * Sorts (ids, vals)[0, m) by value descending, ties by id ascending. Packs (value, id) into one
+ * exact float64 key (32 bits of order-preserving float bits × 2^21 + 21 bits of id) so that the
+ * native numeric sort does the work; ids ≥ 2^21 fall back to a comparator sort.
+ */
 function sortCandidates(ids: Int32Array, vals: Float32Array, m: number): void {
+  let packable = true;
+  for (let i = 0; i < m; i++) if (ids[i]! < 0 || ids[i]! >= ID_BITS) packable = false;
+  if (packable) {
+    const keys = new Float64Array(m);
+    for (let i = 0; i < m; i++) keys[i] = sortableBits(vals[i]!) * ID_BITS + (ID_BITS - 1 - ids[i]!);
+    keys.sort();
+    for (let j = 0; j < m; j++) {
+      const key = keys[m - 1 - j]!;
+      const low = key % ID_BITS;
+      const bits = (key - low) / ID_BITS;
+      ids[j] = ID_BITS - 1 - low;
+      u32Scratch[0] = bits >= 0x80000000 ? bits - 0x80000000 : ~bits >>> 0;
+      vals[j] = f32Scratch[0]!;
+    }
+    return;
+  }
   const order = new Array<number>(m);
   for (let i = 0; i < m; i++) order[i] = i;
   order.sort((a, b) => vals[b]! - vals[a]! || ids[a]! - ids[b]!);
