@@ -75,6 +75,13 @@ describe('top-k / top-p / min-p / temperature', () => {
     expectDist(s.distribution(Float32Array.of(1, 1, 1, 1)), [0, 1], [0.5, 0.5]);
   });
 
+  it('the full-vocabulary sort orders by logit, then id (negatives, ties, -Infinity)', () => {
+    const xs = [0.5, -2, 0.5, -0, 3, -Infinity, -2, 1e-30, -1e-30, 3, 0.25];
+    const d = new Sampler({ ...OFF, topP: 0.999999 }).distribution(Float32Array.from(xs));
+    const order = [...xs.keys()].sort((a, b) => xs[b]! - xs[a]! || a - b).filter((i) => xs[i]! > -Infinity);
+    expect([...d.ids].slice(0, 9)).toEqual(order.slice(0, 9));
+  });
+
   it('top-p keeps the smallest prefix reaching p', () => {
     const logits = Float32Array.from([0.5, 0.3, 0.15, 0.05].map(Math.log));
     expectDist(new Sampler({ ...OFF, topP: 0.75 }).distribution(logits), [0, 1], [0.5 / 0.8, 0.3 / 0.8]);
