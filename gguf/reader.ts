@@ -11,9 +11,9 @@
 //   key/value  - key: non-empty, unique, valid UTF-8; value type 0..12; arrays: element type 0..12
 //                and not ARRAY (nested arrays are rejected), element count bounded by the bytes left
 //                BEFORE anything is allocated; every string length bounded by the bytes left; strings
-//                must be valid UTF-8 (decoded fatally; the error points at the first bad byte); bool
-//                bytes must be 0 or 1. 64-bit integers are returned as bigint, all other numbers as
-//                number (GGUFValue in types.ts).
+//                must be valid UTF-8 (rejected as a fatal TextDecoder would: overlongs, surrogates,
+//                cut sequences...; the error points at the first bad byte); bool bytes must be 0 or 1.
+//                64-bit integers are returned as bigint, all other numbers as number (GGUFValue).
 //   alignment  - `general.alignment`, if present, must be a UINT32 power of two (default 32).
 //   tensors    - name: valid UTF-8, < 64 bytes (ggml's GGML_MAX_NAME), unique; n_dims <= 4 (0 is a
 //                scalar, as in ggml); every dimension and the element count <= 2^53 - 1 (JS numbers
@@ -29,7 +29,10 @@
 // Memory: nothing is allocated for a count before the bytes it claims are known to be in the file
 // and already read, so a hostile header cannot make the reader allocate more than the header's size.
 // openGGUF reads the header in chunks (1 MiB, doubling as needed, capped by maxHeaderBytes, 256 MiB by
-// default) and never reads tensor data until readTensor is called.
+// default; a larger header is a GGUFFormatError), resuming the parse at the item where the bytes ran
+// out, and never reads tensor data until readTensor is called. parseGGUFHeader(bytes, fileSize) checks
+// the same things against fileSize; when bytes is a prefix that ends inside the header it throws
+// GGUFFormatError("... continues past the N bytes provided").
 import { Buffer } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { GGUFFormatError, UnsupportedQuantError } from './errors.js';
@@ -139,12 +142,6 @@ class NeedMoreBytes extends GGUFFormatError {
 // ---------------------------------------------------------------------------------------------
 // UTF-8
 
-/** Buffer's decoding methods without argument checks (Node's Buffer.prototype has them). */
-type NodeBuffer = Buffer & {
-  latin1Slice(start: number, end: number): string;
-  utf8Slice(start: number, end: number): string;
-};
-
 /**
  * Strict UTF-8 validation of bytes[start, end) (WHATWG rules: no overlongs, no surrogates,
  * <= U+10FFFF, no cut sequences). Returns -1 when valid and ASCII, -2 when valid and not ASCII, or the
@@ -197,7 +194,7 @@ class Cursor {
   bytes!: Uint8Array;
   private view!: DataView;
   /** the same bytes as a Buffer, for its fast string decoding (the bytes are validated first) */
-  private buf!: NodeBuffer;
+  private buf!: Buffer;
 
   constructor(bytes: Uint8Array, readonly fileSize: number) {
     this.setBytes(bytes);
@@ -207,7 +204,7 @@ class Cursor {
   setBytes(bytes: Uint8Array): void {
     this.bytes = bytes;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as NodeBuffer;
+    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   /** Bytes left in the file after the cursor. */
@@ -279,7 +276,7 @@ class Cursor {
     const end = start + n;
     const check = checkUtf8(this.bytes, start, end);
     if (check >= 0) throw new GGUFFormatError(`${text(what)} is not valid UTF-8`, check);
-    const s = check === -1 ? this.buf.latin1Slice(start, end) : this.buf.utf8Slice(start, end);
+    const s = this.buf.toString(check === -1 ? 'latin1' : 'utf8', start, end);
     this.pos = end;
     return s;
   }

@@ -179,7 +179,7 @@ describe('valid files', () => {
     await expect(openGGUF(path, { maxHeaderBytes: 4096 })).rejects.toThrow(/larger than the 4096-byte limit/);
   });
 
-  it('honours general.alignment', async () => {
+  it('honours general.alignment (and the writer records a non-default one)', async () => {
     const tensors = sampleTensors();
     const bytes = await encodeGGUF([kv.u32('general.alignment', 256)], tensors);
     const h = parseGGUFHeader(bytes);
@@ -190,6 +190,8 @@ describe('valid files', () => {
     const h2 = parseGGUFHeader(await encodeGGUF([], tensors, { alignment: 64 }));
     expect(h2.alignment).toBe(64);
     expect(h2.getValue('general.alignment')).toBe(64);
+    await expect(encodeGGUF([kv.u32('general.alignment', 64)], [], { alignment: 32 })).rejects.toThrow(/disagrees/);
+    await expect(encodeGGUF([kv.u64('general.alignment', 64)], [])).rejects.toThrow(/must be a UINT32/);
   });
 
   it('accepts a file with no tensors and no metadata', () => {
