@@ -1,0 +1,165 @@
+#if SUBGROUPS
+enable subgroups;
+#endif
+// matvec.wgsl — y = W·x with the dequantization fused (decode), for every weight type of quant.wgsl.
+// Launchers: createMatVec (dense, src/gpu/ops.ts) and createMatVecId (MoE, define MOE).
+//
+// Bindings (@group(0)):
+//   0 P    uniform  MatVecParams
+//   1 w    storage read        one part of W: [cols, rows] (ggml order), raw GGUF blocks of the
+//                              weight type; dense: rows [row0, row0 + rows) of W;
+//                              MOE: experts [expert_first, expert_first + expert_count) of an
+//                              [cols, rows, n_expert] stack, `rows` rows each
+//   2 x    storage read        f32 [n_vec or n_slot, x_stride]; vector v at x_offset + v·x_stride
+//   3 y    storage read_write  f32; output row r of vector v at y_offset + v·y_stride + row0 + r
+//   4 ids  storage read        (MOE only) u32 expert ids; slot s multiplies expert ids[ids_offset + s]
+//
+// Dispatch: (gx, gy, n_vec) with gx·gy ≥ n_wg = ceil(rows / ROWS) (grid2d); workgroup
+// wid.x + wid.y·gx computes ROWS consecutive rows of vector / slot wid.z. WG threads stride over
+// the row in UNIT-element steps (32 for block types: one block or K-quant sub-block; 8 for
+// floats), each step dequantizes 8 values at a time (dq8) and dots them with x; x is loaded once
+// per step and reused for the ROWS rows. Per-row partial sums are reduced with subgroupAdd + shared
+// memory (SUBGROUPS) or a shared-memory tree. MOE: a workgroup whose slot's expert is not in this
+// part returns at once, so a stack split over several buffers is covered by one dispatch per part.
+//
+// Overrides: WG (threads, power of two, 32..1024), ROWS (rows per workgroup, 1..8),
+// ACCUMULATE (y += W·x instead of y = W·x: fused residual add).
+
+struct MatVecParams {
+  cols: u32,          // ne0, the dot length
+  rows: u32,          // rows in this part (dense) or rows per expert (MOE)
+  row_bytes: u32,     // bytes of one row
+  row0: u32,          // dense: first row of this part (output row offset); MOE: 0
+  x_offset: u32,
+  x_stride: u32,
+  y_offset: u32,
+  y_stride: u32,
+  n_wg: u32,          // ceil(rows / ROWS): workgroups along the rows
+  expert_first: u32,  // MOE: first expert held by this part
+  expert_count: u32,  // MOE: experts held by this part
+  ids_offset: u32,    // MOE: first slot's index in ids
+}
+
+@group(0) @binding(0) var<uniform> P: MatVecParams;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+#if MOE
+@group(0) @binding(4) var<storage, read> ids: array<u32>;
+#endif
+
+#include "quant.wgsl"
+
+override WG: u32 = 64u;
+override ROWS: u32 = 2u;
+override ACCUMULATE: bool = false;
+const MAX_ROWS: u32 = 8u;
+
+var<workgroup> red: array<f32, WG * ROWS>;
+
+// x[base + k .. base + k + 8], zero past n
+fn x8(base: u32, k: u32, n: u32) -> D8 {
+  if (k + 8u <= n) {
+    let i = base + k;
+    return D8(vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]), vec4<f32>(x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u]));
+  }
+  var v = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+  for (var e = 0u; e < 8u; e++) {
+    if (k + e < n) {
+      v[e] = x[base + k + e];
+    }
+  }
+  return D8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) tid: u32,
+#if SUBGROUPS
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sg_size: u32,
+#endif
+) {
+  let blk = wid.x + wid.y * nwg.x;
+  if (blk >= P.n_wg) {
+    return;
+  }
+  let slot = wid.z;
+  var wbase = 0u;
+#if MOE
+  let e = ids[P.ids_offset + slot];
+  if (e < P.expert_first || e >= P.expert_first + P.expert_count) {
+    return;
+  }
+  wbase = (e - P.expert_first) * P.rows * P.row_bytes;
+#endif
+  let r0 = blk * ROWS;
+  let xo = P.x_offset + slot * P.x_stride;
+  let cols = P.cols;
+
+  var acc: array<f32, MAX_ROWS>;
+  for (var r = 0u; r < MAX_ROWS; r++) {
+    acc[r] = 0.0;
+  }
+  let n_units = (cols + UNIT - 1u) / UNIT;
+  for (var u = tid; u < n_units; u += WG) {
+    for (var g = 0u; g < UNIT; g += 8u) {
+      let k = u * UNIT + g;
+      let xv = x8(xo, k, cols);
+      for (var r = 0u; r < ROWS; r++) {
+        let row = r0 + r;
+        if (row < P.rows) {
+          let d = dq8(wbase + row * P.row_bytes, k, cols);
+          acc[r] += dot(d.a, xv.a) + dot(d.b, xv.b);
+        }
+      }
+    }
+  }
+
+  var v = 0.0;
+#if SUBGROUPS
+  // per subgroup, then across subgroups (subgroup s = threads [s·sg_size, (s+1)·sg_size))
+  let n_sg = (WG + sg_size - 1u) / sg_size;
+  for (var r = 0u; r < ROWS; r++) {
+    let s = subgroupAdd(acc[r]);
+    if (lane == 0u) {
+      red[r * WG + tid / sg_size] = s;
+    }
+  }
+  workgroupBarrier();
+  if (tid < ROWS) {
+    for (var i = 0u; i < n_sg; i++) {
+      v += red[tid * WG + i];
+    }
+  }
+#else
+  for (var r = 0u; r < ROWS; r++) {
+    red[r * WG + tid] = acc[r];
+  }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) {
+      for (var r = 0u; r < ROWS; r++) {
+        red[r * WG + tid] += red[r * WG + tid + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (tid < ROWS) {
+    v = red[tid * WG];
+  }
+#endif
+  if (tid < ROWS) {
+    let row = r0 + tid;
+    if (row < P.rows) {
+      let yi = P.y_offset + slot * P.y_stride + P.row0 + row;
+      if (ACCUMULATE) {
+        y[yi] += v;
+      } else {
+        y[yi] = v;
+      }
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// norm.wgsl — RMSNorm, and per-head Q/K RMSNorm fused with NEOX RoPE.
+//
+// Entry point rms_norm (launcher createRmsNorm):
+//   0 P       uniform  NormParams
+//   1 x       storage read        f32 [rows, n]; row r at x_offset + r·x_stride
+//   2 weight  storage read        f32 [n]
+//   3 out     storage read_write  f32; row r at out_offset + r·out_stride
+//   out = x / sqrt(mean(x²) + eps) ⊙ weight (the scale is an f32, then the weight multiply,
+//   as ggml). Dispatch (gx, gy, 1) with gx·gy ≥ rows (grid2d): one workgroup per row.
+//
+// Entry point qk_norm_rope (launcher createQKNormRope), in place:
+//   0 P       uniform  RopeParams
+//   1 x       storage read_write  f32 [n_tokens, n_heads, head_dim]; head h of token t at
+//                                 x_offset + t·token_stride + h·head_dim
+//   2 weight  storage read        f32 [head_dim] (attn_q_norm / attn_k_norm)
+//   3 pos     storage read        u32 [n_tokens] positions; token t is at pos[pos_offset + t]
+//   Per head: optional RMSNorm with weight (override NORM), then NEOX RoPE: element i < n_rot/2
+//   pairs with i + n_rot/2, θ_i = pos · theta_scale^i with theta_scale = base^(−2/n_rot) computed
+//   on the CPU; θ is built by repeated f32 multiplication as ggml does, reduced modulo 2π in three
+//   parts (Cody–Waite) before cos/sin. Elements ≥ n_rot are only normalized.
+//   Dispatch (n_heads, n_tokens, 1): one workgroup per head and token.
+//
+// Defines: RMS_NORM or QK_NORM_ROPE (set by the spec: the two entry points bind different types).
+// Overrides: WG (threads, power of two), NORM (qk_norm_rope: normalize before rotating).
+
+struct NormParams {
+  n: u32,
+  rows: u32,
+  x_offset: u32,
+  x_stride: u32,
+  out_offset: u32,
+  out_stride: u32,
+  eps: f32,
+  _pad0: u32,
+}
+
+struct RopeParams {
+  n_heads: u32,
+  head_dim: u32,
+  n_rot: u32,
+  n_tokens: u32,
+  x_offset: u32,
+  token_stride: u32,
+  pos_offset: u32,
+  eps: f32,
+  theta_scale: f32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+override WG: u32 = 128u;
+override NORM: bool = true;
+
+var<workgroup> red: array<f32, WG>;
+
+// sum of v over the workgroup; every thread gets the result
+fn wg_sum(v: f32, tid: u32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) {
+      red[tid] += red[tid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+#if RMS_NORM
+@group(0) @binding(0) var<uniform> P: NormParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= P.rows) {
+    return;
+  }
+  let n = P.n;
+  let xo = P.x_offset + row * P.x_stride;
+  var s = 0.0;
+  for (var i = tid; i < n; i += WG) {
+    let v = x[xo + i];
+    s += v * v;
+  }
+  let total = wg_sum(s, tid);
+  let scale = 1.0 / sqrt(total / f32(n) + P.eps);
+  let oo = P.out_offset + row * P.out_stride;
+  for (var i = tid; i < n; i += WG) {
+    out[oo + i] = (x[xo + i] * scale) * weight[i];
+  }
+}
+#endif
+
+#if QK_NORM_ROPE
+@group(0) @binding(0) var<uniform> P: RopeParams;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> pos: array<u32>;
+
+// 2π = C1 + C2 + C3 with C1, C2 of 8 significant bits: n·C1 and n·C2 are exact for n < 2^16
+const INV_2PI: f32 = 0.15915494309189535;
+const C1: f32 = 6.28125;
+const C2: f32 = 0.00193023681640625;
+const C3: f32 = 5.0703633905e-6;
+
+fn reduce_angle(t: f32) -> f32 {
+  let n = round(t * INV_2PI);
+  return ((t - n * C1) - n * C2) - n * C3;
+}
+
+@compute @workgroup_size(WG)
+fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let h = wid.x;
+  let t = wid.y;
+  let hd = P.head_dim;
+  let base = P.x_offset + t * P.token_stride + h * hd;
+  var scale = 1.0;
+  if (NORM) {
+    var s = 0.0;
+    for (var i = tid; i < hd; i += WG) {
+      let v = x[base + i];
+      s += v * v;
+    }
+    let total = wg_sum(s, tid);
+    scale = 1.0 / sqrt(total / f32(hd) + P.eps);
+  }
+  let half = P.n_rot / 2u;
+  let p = f32(pos[P.pos_offset + t]);
+  for (var i = tid; i < half; i += WG) {
+    var theta = p;
+    for (var j = 0u; j < i; j++) {
+      theta = theta * P.theta_scale;
+    }
+    let r = reduce_angle(theta);
+    let c = cos(r);
+    let sn = sin(r);
+    var a = x[base + i];
+    var b = x[base + i + half];
+    if (NORM) {
+      a = (a * scale) * weight[i];
+      b = (b * scale) * weight[i + half];
+    }
+    x[base + i] = a * c - b * sn;
+    x[base + i + half] = a * sn + b * c;
+  }
+  if (NORM) {
+    for (var i = P.n_rot + tid; i < hd; i += WG) {
+      x[base + i] = (x[base + i] * scale) * weight[i];
+    }
+  }
+}
+#endif

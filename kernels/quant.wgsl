@@ -1,0 +1,219 @@
+// quant.wgsl — weight decoding shared by matvec.wgsl, matmul.wgsl and embed.wgsl (via #include).
+//
+// Contract with the including kernel:
+//   - it declares `w: array<u32>`: a weight's raw GGUF bytes (rows back to back, row r at byte
+//     r·row_bytes; padded to 4 bytes). Blocks need not be 4-byte aligned (Q8_0 34 B, Q4_0 18 B,
+//     Q5_0 22 B, Q6_K 210 B): every field read goes through ld32/ld16/ld8, which take byte offsets
+//     (all block fields lie at even offsets, so at worst a u32 straddles two words by 2 bytes);
+//   - exactly one type define is set: F32 F16 BF16 Q8_0 Q4_0 Q5_0 Q4_K Q5_K Q6_K.
+//
+// Provides:
+//   const UNIT: u32   elements a matvec thread takes per step (32 for block types, 8 for floats)
+//   fn dq8(rb: u32, k: u32, n: u32) -> D8
+//       elements k .. k+7 of the row that starts at byte rb, dequantized to f32 (k a multiple of
+//       8; n = row length; float types return 0 for elements ≥ n, block types need n % 32 == 0).
+// Values are computed in f32 as ggml's dequantize_row_* does (d·sc formed first, then ·q − dmin·m).
+
+struct D8 {
+  a: vec4<f32>,
+  b: vec4<f32>,
+}
+
+// 4 bytes at a 2-aligned byte offset
+fn ld32(byte: u32) -> u32 {
+  let i = byte >> 2u;
+  if ((byte & 2u) == 0u) {
+    return w[i];
+  }
+  return (w[i] >> 16u) | (w[i + 1u] << 16u);
+}
+
+// 2 bytes at a 2-aligned byte offset
+fn ld16(byte: u32) -> u32 {
+  return (w[byte >> 2u] >> ((byte & 2u) * 8u)) & 0xffffu;
+}
+
+fn ld8(byte: u32) -> u32 {
+  return (w[byte >> 2u] >> ((byte & 3u) * 8u)) & 0xffu;
+}
+
+fn ldf16(byte: u32) -> f32 {
+  return unpack2x16float(ld16(byte)).x;
+}
+
+// the 4 bytes of v as u32 lanes
+fn bytes4(v: u32) -> vec4<u32> {
+  return vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(0xffu);
+}
+
+// the 4 bytes of v as sign-extended i8 → f32
+fn i8x4(v: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(v << 24u, v << 16u, v << 8u, v)) >> vec4<u32>(24u));
+}
+
+// byte i (0..11) of the K-quant scales, held in three words
+fn kscale_byte(s: vec3<u32>, i: u32) -> u32 {
+  return (s[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
+}
+
+// 6-bit scale and min of sub-block j (ggml get_scale_min_k4)
+fn kscale_min(s: vec3<u32>, j: u32) -> vec2<f32> {
+  if (j < 4u) {
+    return vec2<f32>(f32(kscale_byte(s, j) & 63u), f32(kscale_byte(s, j + 4u) & 63u));
+  }
+  let sc = (kscale_byte(s, j + 4u) & 15u) | ((kscale_byte(s, j - 4u) >> 6u) << 4u);
+  let m = (kscale_byte(s, j + 4u) >> 4u) | ((kscale_byte(s, j) >> 6u) << 4u);
+  return vec2<f32>(f32(sc), f32(m));
+}
+
+#if F32
+const UNIT: u32 = 8u;
+fn f32_at(rb: u32, e: u32, n: u32) -> f32 {
+  if (e < n) {
+    return bitcast<f32>(w[(rb >> 2u) + e]);
+  }
+  return 0.0;
+}
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  return D8(vec4<f32>(f32_at(rb, k, n), f32_at(rb, k + 1u, n), f32_at(rb, k + 2u, n), f32_at(rb, k + 3u, n)),
+            vec4<f32>(f32_at(rb, k + 4u, n), f32_at(rb, k + 5u, n), f32_at(rb, k + 6u, n), f32_at(rb, k + 7u, n)));
+}
+#elif F16
+const UNIT: u32 = 8u;
+fn f16_at(rb: u32, e: u32, n: u32) -> f32 {
+  if (e < n) {
+    return ldf16(rb + 2u * e);
+  }
+  return 0.0;
+}
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  if (k + 8u <= n) {
+    // four whole words (2-aligned when the row length is odd)
+    let o = rb + 2u * k;
+    let p0 = unpack2x16float(ld32(o));
+    let p1 = unpack2x16float(ld32(o + 4u));
+    let p2 = unpack2x16float(ld32(o + 8u));
+    let p3 = unpack2x16float(ld32(o + 12u));
+    return D8(vec4<f32>(p0, p1), vec4<f32>(p2, p3));
+  }
+  return D8(vec4<f32>(f16_at(rb, k, n), f16_at(rb, k + 1u, n), f16_at(rb, k + 2u, n), f16_at(rb, k + 3u, n)),
+            vec4<f32>(f16_at(rb, k + 4u, n), f16_at(rb, k + 5u, n), f16_at(rb, k + 6u, n), f16_at(rb, k + 7u, n)));
+}
+#elif BF16
+const UNIT: u32 = 8u;
+fn bf16_at(rb: u32, e: u32, n: u32) -> f32 {
+  if (e < n) {
+    return bitcast<f32>(ld16(rb + 2u * e) << 16u);
+  }
+  return 0.0;
+}
+fn bf16x2(v: u32) -> vec2<f32> {
+  return vec2<f32>(bitcast<f32>(v << 16u), bitcast<f32>(v & 0xffff0000u));
+}
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  if (k + 8u <= n) {
+    let o = rb + 2u * k;
+    return D8(vec4<f32>(bf16x2(ld32(o)), bf16x2(ld32(o + 4u))), vec4<f32>(bf16x2(ld32(o + 8u)), bf16x2(ld32(o + 12u))));
+  }
+  return D8(vec4<f32>(bf16_at(rb, k, n), bf16_at(rb, k + 1u, n), bf16_at(rb, k + 2u, n), bf16_at(rb, k + 3u, n)),
+            vec4<f32>(bf16_at(rb, k + 4u, n), bf16_at(rb, k + 5u, n), bf16_at(rb, k + 6u, n), bf16_at(rb, k + 7u, n)));
+}
+#elif Q8_0
+// block: half d; i8 qs[32]  (34 bytes)
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bb = rb + (k >> 5u) * 34u;
+  let d = ldf16(bb);
+  let o = bb + 2u + (k & 31u);
+  return D8(d * i8x4(ld32(o)), d * i8x4(ld32(o + 4u)));
+}
+#elif Q4_0
+// block: half d; u8 qs[16]  (18 bytes); y[j] = d·((qs[j] & 15) − 8), y[j+16] = d·((qs[j] >> 4) − 8)
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bb = rb + (k >> 5u) * 18u;
+  let d = ldf16(bb);
+  let p = k & 31u;
+  let o = bb + 2u + (p & 15u);
+  let sh = vec4<u32>((p >> 4u) * 4u);
+  let q0 = (bytes4(ld32(o)) >> sh) & vec4<u32>(15u);
+  let q1 = (bytes4(ld32(o + 4u)) >> sh) & vec4<u32>(15u);
+  return D8((vec4<f32>(q0) - 8.0) * d, (vec4<f32>(q1) - 8.0) * d);
+}
+#elif Q5_0
+// block: half d; u32 qh; u8 qs[16]  (22 bytes); bit j of qh is bit 4 of element j; value − 16
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bb = rb + (k >> 5u) * 22u;
+  let d = ldf16(bb);
+  let qh = ld32(bb + 2u);
+  let p = k & 31u;
+  let o = bb + 6u + (p & 15u);
+  let sh = vec4<u32>((p >> 4u) * 4u);
+  let h0 = ((vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  let h1 = ((vec4<u32>(qh) >> (vec4<u32>(4u, 5u, 6u, 7u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  let q0 = ((bytes4(ld32(o)) >> sh) & vec4<u32>(15u)) | h0;
+  let q1 = ((bytes4(ld32(o + 4u)) >> sh) & vec4<u32>(15u)) | h1;
+  return D8((vec4<f32>(q0) - 16.0) * d, (vec4<f32>(q1) - 16.0) * d);
+}
+#elif Q4_K
+// block (144 bytes, 4-aligned): half d @0; half dmin @2; u8 scales[12] @4; u8 qs[128] @16
+// sub-block j (32 values): qs bytes 32·(j/2) .. +32, low nibbles for even j, high for odd
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bw = (rb + (k >> 8u) * 144u) >> 2u;
+  let dm = unpack2x16float(w[bw]);
+  let j = (k >> 5u) & 7u;
+  let sm = kscale_min(vec3<u32>(w[bw + 1u], w[bw + 2u], w[bw + 3u]), j);
+  let d1 = dm.x * sm.x;
+  let m1 = dm.y * sm.y;
+  let qw = bw + 4u + (j >> 1u) * 8u + ((k & 31u) >> 2u);
+  let sh = vec4<u32>((j & 1u) * 4u);
+  let q0 = vec4<f32>((bytes4(w[qw]) >> sh) & vec4<u32>(15u));
+  let q1 = vec4<f32>((bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u));
+  return D8(d1 * q0 - m1, d1 * q1 - m1);
+}
+#elif Q5_K
+// block (176 bytes, 4-aligned): half d @0; half dmin @2; u8 scales[12] @4; u8 qh[32] @16; u8 qs[128] @48
+// element l of sub-block j: Q4_K nibble + 16 if bit j of qh[l]
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bw = (rb + (k >> 8u) * 176u) >> 2u;
+  let dm = unpack2x16float(w[bw]);
+  let j = (k >> 5u) & 7u;
+  let sm = kscale_min(vec3<u32>(w[bw + 1u], w[bw + 2u], w[bw + 3u]), j);
+  let d1 = dm.x * sm.x;
+  let m1 = dm.y * sm.y;
+  let l4 = (k & 31u) >> 2u;
+  let hw = bw + 4u + l4;
+  let qw = bw + 12u + (j >> 1u) * 8u + l4;
+  let sh = vec4<u32>((j & 1u) * 4u);
+  let hj = vec4<u32>(j);
+  let q0 = ((bytes4(w[qw]) >> sh) & vec4<u32>(15u)) | (((bytes4(w[hw]) >> hj) & vec4<u32>(1u)) << vec4<u32>(4u));
+  let q1 = ((bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u)) | (((bytes4(w[hw + 1u]) >> hj) & vec4<u32>(1u)) << vec4<u32>(4u));
+  return D8(d1 * vec4<f32>(q0) - m1, d1 * vec4<f32>(q1) - m1);
+}
+#elif Q6_K
+// block (210 bytes, 2-aligned): u8 ql[128] @0; u8 qh[64] @128; i8 scales[16] @192; half d @208
+// sub-block j = 4h + q (h: half of 128, q: quarter): element l (0..31) is
+//   ((ql[64h + l + 32·(q&1)] >> 4·(q>>1)) & 15) | ((qh[32h + l] >> 2q) & 3) << 4, minus 32,
+//   times d·scales[8h + l/16 + 2q]
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bb = rb + (k >> 8u) * 210u;
+  let j = (k >> 5u) & 7u;
+  let h = j >> 2u;
+  let q = j & 3u;
+  let l = k & 31u;
+  let d = ldf16(bb + 208u);
+  let sc = f32(bitcast<i32>(ld8(bb + 192u + 8u * h + (l >> 4u) + 2u * q) << 24u) >> 24u);
+  let ds = d * sc;
+  let lo = bb + 64u * h + l + 32u * (q & 1u);
+  let hi = bb + 128u + 32u * h + l;
+  let sl = vec4<u32>((q >> 1u) * 4u);
+  let sh = vec4<u32>(2u * q);
+  let q0 = ((bytes4(ld32(lo)) >> sl) & vec4<u32>(15u)) | (((bytes4(ld32(hi)) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
+  let q1 = ((bytes4(ld32(lo + 4u)) >> sl) & vec4<u32>(15u)) | (((bytes4(ld32(hi + 4u)) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
+  return D8(ds * (vec4<f32>(q0) - 32.0), ds * (vec4<f32>(q1) - 32.0));
+}
+#endif

@@ -1,0 +1,717 @@
+// TypeScript launchers of the dense kernels (kernels/*.wgsl). Each `createX(ctx, args)` compiles
+// (or reuses) the pipeline, makes the uniform buffers and bind groups once, and returns a Launch:
+// `launch.encode(pass)` records it, `launch.setCount(n)` changes the batch size, nothing is
+// allocated per step. Each kernel's bindings are declared here as a KernelSpec, which builds the
+// pipeline layout and which tests/gpu/bindings.test.ts checks against the WGSL.
+//
+// Buffers are bound whole; element offsets and strides (in f32 / u32 elements) go in the uniform,
+// so activations can live anywhere in a shared arena buffer.
+import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
+import { UnsupportedQuantError } from '../errors.js';
+import { KERNEL_TYPES, UniformBlock, type WeightTensor } from '../runtime/buffers.js';
+import type { GPUContext } from '../runtime/device.js';
+import {
+  grid2d,
+  KernelError,
+  Launch,
+  pipelineCache,
+  uniformSpec,
+  type Constants,
+  type Defines,
+  type Dispatch,
+  type KernelSpec,
+} from '../runtime/pipelines.js';
+
+// ------------------------------------------------------------------------------------------------
+// Kernel specs (bindings of @group(0) and uniform layouts, as in the WGSL)
+// ------------------------------------------------------------------------------------------------
+
+/** One define per weight type, named as ggml names it (F32, Q4_K …): what quant.wgsl switches on. */
+export const TYPE_VARIANTS: readonly Defines[] = KERNEL_TYPES.map((t) => ({ [ggmlTypeName(t)]: true }));
+const SUBGROUP_VARIANTS: readonly Defines[] = TYPE_VARIANTS.flatMap((d) => [d, { ...d, SUBGROUPS: true }]);
+
+const MATVEC_PARAMS = uniformSpec('MatVecParams', [
+  ['cols', 'u32'],
+  ['rows', 'u32'],
+  ['row_bytes', 'u32'],
+  ['row0', 'u32'],
+  ['x_offset', 'u32'],
+  ['x_stride', 'u32'],
+  ['y_offset', 'u32'],
+  ['y_stride', 'u32'],
+  ['n_wg', 'u32'],
+  ['expert_first', 'u32'],
+  ['expert_count', 'u32'],
+  ['ids_offset', 'u32'],
+]);
+
+export const MATVEC: KernelSpec = {
+  file: 'matvec.wgsl',
+  entryPoint: 'main',
+  variants: SUBGROUP_VARIANTS,
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'w', kind: 'read-only-storage' },
+    { binding: 2, name: 'x', kind: 'read-only-storage' },
+    { binding: 3, name: 'y', kind: 'storage' },
+  ],
+  uniform: MATVEC_PARAMS,
+};
+
+/** The MoE expert matvec (ggml's mul_mat_vec_id): matvec.wgsl with MOE. */
+export const MATVEC_ID: KernelSpec = {
+  ...MATVEC,
+  defines: { MOE: true },
+  bindings: [...MATVEC.bindings, { binding: 4, name: 'ids', kind: 'read-only-storage' }],
+};
+
+export const MATMUL: KernelSpec = {
+  file: 'matmul.wgsl',
+  entryPoint: 'main',
+  variants: TYPE_VARIANTS,
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'w', kind: 'read-only-storage' },
+    { binding: 2, name: 'x', kind: 'read-only-storage' },
+    { binding: 3, name: 'y', kind: 'storage' },
+  ],
+  uniform: uniformSpec('MatMulParams', [
+    ['cols', 'u32'],
+    ['rows', 'u32'],
+    ['row_bytes', 'u32'],
+    ['row0', 'u32'],
+    ['n_tokens', 'u32'],
+    ['x_offset', 'u32'],
+    ['x_stride', 'u32'],
+    ['y_offset', 'u32'],
+    ['y_stride', 'u32'],
+    ['_pad0', 'u32'],
+    ['_pad1', 'u32'],
+    ['_pad2', 'u32'],
+  ]),
+};
+
+export const RMS_NORM: KernelSpec = {
+  file: 'norm.wgsl',
+  entryPoint: 'rms_norm',
+  defines: { RMS_NORM: true },
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'x', kind: 'read-only-storage' },
+    { binding: 2, name: 'weight', kind: 'read-only-storage' },
+    { binding: 3, name: 'out', kind: 'storage' },
+  ],
+  uniform: uniformSpec('NormParams', [
+    ['n', 'u32'],
+    ['rows', 'u32'],
+    ['x_offset', 'u32'],
+    ['x_stride', 'u32'],
+    ['out_offset', 'u32'],
+    ['out_stride', 'u32'],
+    ['eps', 'f32'],
+    ['_pad0', 'u32'],
+  ]),
+};
+
+export const QK_NORM_ROPE: KernelSpec = {
+  file: 'norm.wgsl',
+  entryPoint: 'qk_norm_rope',
+  defines: { QK_NORM_ROPE: true },
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'x', kind: 'storage' },
+    { binding: 2, name: 'weight', kind: 'read-only-storage' },
+    { binding: 3, name: 'pos', kind: 'read-only-storage' },
+  ],
+  uniform: uniformSpec('RopeParams', [
+    ['n_heads', 'u32'],
+    ['head_dim', 'u32'],
+    ['n_rot', 'u32'],
+    ['n_tokens', 'u32'],
+    ['x_offset', 'u32'],
+    ['token_stride', 'u32'],
+    ['pos_offset', 'u32'],
+    ['eps', 'f32'],
+    ['theta_scale', 'f32'],
+    ['_pad0', 'u32'],
+    ['_pad1', 'u32'],
+    ['_pad2', 'u32'],
+  ]),
+};
+
+export const EMBED: KernelSpec = {
+  file: 'embed.wgsl',
+  entryPoint: 'main',
+  variants: TYPE_VARIANTS,
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'w', kind: 'read-only-storage' },
+    { binding: 2, name: 'ids', kind: 'read-only-storage' },
+    { binding: 3, name: 'out', kind: 'storage' },
+  ],
+  uniform: uniformSpec('EmbedParams', [
+    ['cols', 'u32'],
+    ['row_bytes', 'u32'],
+    ['row_first', 'u32'],
+    ['n_rows', 'u32'],
+    ['n_tokens', 'u32'],
+    ['ids_offset', 'u32'],
+    ['out_offset', 'u32'],
+    ['out_stride', 'u32'],
+  ]),
+};
+
+const EW_PARAMS = uniformSpec('EwParams', [
+  ['n', 'u32'],
+  ['a_offset', 'u32'],
+  ['b_offset', 'u32'],
+  ['out_offset', 'u32'],
+]);
+const EW_BINDINGS = [
+  { binding: 0, name: 'P', kind: 'uniform' },
+  { binding: 1, name: 'a', kind: 'read-only-storage' },
+  { binding: 2, name: 'b', kind: 'read-only-storage' },
+  { binding: 3, name: 'out', kind: 'storage' },
+] as const;
+const EW_INPLACE_BINDINGS = EW_BINDINGS.filter((b) => b.name !== 'a');
+
+export const ADD: KernelSpec = { file: 'elementwise.wgsl', entryPoint: 'add', bindings: EW_BINDINGS, uniform: EW_PARAMS };
+export const ADD_INPLACE: KernelSpec = { ...ADD, defines: { INPLACE: true }, bindings: EW_INPLACE_BINDINGS };
+export const SWIGLU: KernelSpec = { file: 'elementwise.wgsl', entryPoint: 'swiglu', bindings: EW_BINDINGS, uniform: EW_PARAMS };
+export const SWIGLU_INPLACE: KernelSpec = { ...SWIGLU, defines: { INPLACE: true }, bindings: EW_INPLACE_BINDINGS };
+
+/** Every spec of this module by name (the binding test iterates it). */
+export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
+  MATVEC,
+  MATVEC_ID,
+  MATMUL,
+  RMS_NORM,
+  QK_NORM_ROPE,
+  EMBED,
+  ADD,
+  ADD_INPLACE,
+  SWIGLU,
+  SWIGLU_INPLACE,
+};
+
+// ------------------------------------------------------------------------------------------------
+// Shared plumbing
+// ------------------------------------------------------------------------------------------------
+
+/** A buffer plus an element offset (f32 or u32 elements). A bare GPUBuffer means offset 0. */
+export type BufferRef = GPUBuffer | { buffer: GPUBuffer; offset?: number };
+
+function unref(r: BufferRef): { buffer: GPUBuffer; offset: number } {
+  return 'buffer' in r ? { buffer: r.buffer, offset: r.offset ?? 0 } : { buffer: r, offset: 0 };
+}
+
+/** Checks that `elements` 4-byte elements fit in a buffer. */
+function need(label: string, r: { buffer: GPUBuffer; offset: number }, elements: number): void {
+  if (!Number.isInteger(r.offset) || r.offset < 0) throw new RangeError(`${label}: offset ${r.offset} is not a non-negative integer`);
+  if (elements > 0 && (r.offset + elements) * 4 > r.buffer.size) {
+    throw new RangeError(`${label}: needs ${r.offset + elements} elements (offset ${r.offset} + ${elements}) but the buffer holds ${Math.floor(r.buffer.size / 4)}`);
+  }
+}
+
+function isPow2(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+function checkWg(label: string, wg: number, ctx: GPUContext): void {
+  if (!isPow2(wg) || wg < 32 || wg > Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup)) {
+    throw new KernelError(`${label}: workgroup size ${wg} must be a power of two in 32..${Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup)}`);
+  }
+}
+
+function checkWeight(label: string, w: WeightTensor): void {
+  if (!KERNEL_TYPES.includes(w.type)) throw new UnsupportedQuantError(`${label}: no kernel for ${ggmlTypeName(w.type)} (${w.name})`, w.type);
+  if (w.parts.length === 0) throw new KernelError(`${label}: weight ${w.name} was freed`);
+}
+
+function typeDefines(type: GGMLType): Record<string, boolean> {
+  return { [ggmlTypeName(type)]: true };
+}
+
+interface DispatchPlan {
+  uniform: Record<string, number>;
+  /** binding name → buffer (the uniform binding is filled in) */
+  buffers: Record<string, GPUBuffer>;
+  workgroups: [number, number, number];
+}
+
+/** Builds a Launch: one uniform block + bind group per planned dispatch, all on one pipeline. */
+async function buildLaunch(
+  ctx: GPUContext,
+  label: string,
+  spec: KernelSpec,
+  defines: Defines,
+  constants: Constants,
+  plans: DispatchPlan[],
+  countSetter?: (launch: Launch, n: number) => void,
+): Promise<Launch> {
+  const cache = pipelineCache(ctx);
+  const pipeline = await cache.get(spec, defines, constants);
+  const layout = cache.bindGroupLayout(spec);
+  const uniformBinding = spec.bindings.find((b) => b.kind === 'uniform');
+  const make = (): Launch => {
+    const uniforms: UniformBlock[] = [];
+    const dispatches: Dispatch[] = plans.map((plan, i) => {
+      const entries: GPUBindGroupEntry[] = [];
+      for (const b of spec.bindings) {
+        if (b === uniformBinding) {
+          if (!spec.uniform) throw new KernelError(`${label}: spec has a uniform binding but no uniform layout`);
+          const u = new UniformBlock(ctx, spec.uniform, plan.uniform, `${label}#${i}`);
+          uniforms.push(u);
+          entries.push({ binding: b.binding, resource: { buffer: u.buffer } });
+        } else {
+          const buf = plan.buffers[b.name];
+          if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
+          entries.push({ binding: b.binding, resource: { buffer: buf } });
+        }
+      }
+      const bindGroup = ctx.device.createBindGroup({ label: `${label}#${i}`, layout, entries });
+      return { pipeline, bindGroup, workgroups: plan.workgroups };
+    });
+    let launch: Launch;
+    const setter = countSetter ? (n: number) => countSetter(launch, n) : undefined;
+    launch = new Launch(label, dispatches, uniforms, setter);
+    return launch;
+  };
+  return ctx.debug ? ctx.scoped(label, make) : make();
+}
+
+function subgroupsWanted(ctx: GPUContext, opt: boolean | undefined): boolean {
+  return opt ?? ctx.features.subgroups;
+}
+
+// ------------------------------------------------------------------------------------------------
+// matvec
+// ------------------------------------------------------------------------------------------------
+
+export interface MatVecArgs {
+  /** [cols, rows] weight, any kernel type, split or not */
+  w: WeightTensor;
+  /** f32 [nVec, xStride] */
+  x: BufferRef;
+  /** f32 [nVec, yStride]; y[v][r] for r < w.rows */
+  y: BufferRef;
+  /** vectors (small batch), default 1; setCount() changes it */
+  nVec?: number;
+  /** default w.cols */
+  xStride?: number;
+  /** default w.rows */
+  yStride?: number;
+  /** y += W·x (fused residual add) */
+  accumulate?: boolean;
+  /** rows per workgroup (override ROWS, 1..8), default 2 */
+  rowsPerWorkgroup?: number;
+  /** threads per workgroup (override WG), default 64 */
+  workgroupSize?: number;
+  /** use subgroup reductions (default: when the device has them) */
+  subgroups?: boolean;
+}
+
+/**
+ * y = W·x (or y += W·x) for nVec vectors, dequantizing W on the fly. One dispatch per weight part.
+ * setCount(n) sets the number of vectors.
+ */
+export async function createMatVec(ctx: GPUContext, a: MatVecArgs): Promise<Launch> {
+  const { w } = a;
+  checkWeight('matvec', w);
+  const wg = a.workgroupSize ?? 64;
+  const rowsPer = a.rowsPerWorkgroup ?? 2;
+  checkWg('matvec', wg, ctx);
+  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`matvec: rowsPerWorkgroup ${rowsPer} not in 1..8`);
+  const x = unref(a.x);
+  const y = unref(a.y);
+  const xStride = a.xStride ?? w.cols;
+  const yStride = a.yStride ?? w.rows;
+  let nVec = a.nVec ?? 1;
+  const check = (n: number) => {
+    need('matvec x', x, (n - 1) * xStride + w.cols);
+    need('matvec y', y, (n - 1) * yStride + w.rows);
+  };
+  check(nVec);
+  const plans: DispatchPlan[] = w.parts.map((p) => {
+    const nWg = Math.ceil(p.nRows / rowsPer);
+    const [gx, gy] = grid2d(ctx, nWg);
+    return {
+      uniform: {
+        cols: w.cols,
+        rows: p.nRows,
+        row_bytes: w.rowBytes,
+        row0: p.firstRow,
+        x_offset: x.offset,
+        x_stride: xStride,
+        y_offset: y.offset,
+        y_stride: yStride,
+        n_wg: nWg,
+      },
+      buffers: { w: p.buffer, x: x.buffer, y: y.buffer },
+      workgroups: [gx, gy, nVec],
+    };
+  });
+  const defines = { ...typeDefines(w.type), SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
+  return buildLaunch(ctx, `matvec ${w.name}`, MATVEC, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
+    check(n);
+    nVec = n;
+    for (const d of launch.dispatches) d.workgroups[2] = n;
+  });
+}
+
+export interface MatVecIdArgs {
+  /** expert stack [cols, rows, nExpert], uploaded with splits on expert boundaries (the default) */
+  w: WeightTensor;
+  /** f32 input: slot s reads x_offset + s·xStride (xStride 0: every slot reads the same vector) */
+  x: BufferRef;
+  /** f32 output: slot s writes [y_offset + s·yStride, + rows) */
+  y: BufferRef;
+  /** u32 expert ids (the router's top-k): slot s uses ids[offset + s] */
+  ids: BufferRef;
+  /** slots (selected experts), default 1; setCount() changes it */
+  nSlots?: number;
+  /** default 0 (shared input, as for gate/up) */
+  xStride?: number;
+  /** default rows */
+  yStride?: number;
+  accumulate?: boolean;
+  rowsPerWorkgroup?: number;
+  workgroupSize?: number;
+  subgroups?: boolean;
+}
+
+/**
+ * The MoE expert matvec (ggml mul_mat_vec_id): for each slot s, y_s = W[ids[s]]·x_s, with the
+ * expert ids read on the GPU (no readback of the router). One dispatch per weight part; a
+ * workgroup whose expert lives in another part returns at once.
+ */
+export async function createMatVecId(ctx: GPUContext, a: MatVecIdArgs): Promise<Launch> {
+  const { w } = a;
+  checkWeight('matvec_id', w);
+  if (w.shape.length < 3) throw new KernelError(`matvec_id: ${w.name} is not an expert stack (shape ${w.shape.join('×')})`);
+  const rows = w.shape[1]!;
+  const nExpert = w.rows / rows;
+  if (w.splitRows % rows !== 0) throw new KernelError(`matvec_id: ${w.name} was split inside an expert (splitRows ${w.splitRows}, rows per expert ${rows})`);
+  const wg = a.workgroupSize ?? 64;
+  const rowsPer = a.rowsPerWorkgroup ?? 2;
+  checkWg('matvec_id', wg, ctx);
+  const x = unref(a.x);
+  const y = unref(a.y);
+  const ids = unref(a.ids);
+  const xStride = a.xStride ?? 0;
+  const yStride = a.yStride ?? rows;
+  const check = (n: number) => {
+    need('matvec_id x', x, (n - 1) * xStride + w.cols);
+    need('matvec_id y', y, (n - 1) * yStride + rows);
+    need('matvec_id ids', ids, n);
+  };
+  const nSlots = a.nSlots ?? 1;
+  check(nSlots);
+  const nWg = Math.ceil(rows / rowsPer);
+  const [gx, gy] = grid2d(ctx, nWg);
+  const plans: DispatchPlan[] = w.parts.map((p) => ({
+    uniform: {
+      cols: w.cols,
+      rows,
+      row_bytes: w.rowBytes,
+      row0: 0,
+      x_offset: x.offset,
+      x_stride: xStride,
+      y_offset: y.offset,
+      y_stride: yStride,
+      n_wg: nWg,
+      expert_first: p.firstRow / rows,
+      expert_count: p.nRows / rows,
+      ids_offset: ids.offset,
+    },
+    buffers: { w: p.buffer, x: x.buffer, y: y.buffer, ids: ids.buffer },
+    workgroups: [gx, gy, nSlots],
+  }));
+  void nExpert;
+  const defines = { ...typeDefines(w.type), SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
+  return buildLaunch(ctx, `matvec_id ${w.name}`, MATVEC_ID, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
+    check(n);
+    for (const d of launch.dispatches) d.workgroups[2] = n;
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// matmul
+// ------------------------------------------------------------------------------------------------
+
+export interface MatMulArgs {
+  w: WeightTensor;
+  /** f32 [nTokens, xStride] */
+  x: BufferRef;
+  /** f32 [nTokens, yStride] */
+  y: BufferRef;
+  nTokens: number;
+  xStride?: number;
+  yStride?: number;
+  accumulate?: boolean;
+  /** threads along rows / tokens (overrides WG_M, WG_N), default 16 × 8: a 64 × 32 tile */
+  wgM?: number;
+  wgN?: number;
+}
+
+/** Y = W·X (or Y += W·X) for a batch of tokens (prefill). setCount(n) sets nTokens. */
+export async function createMatMul(ctx: GPUContext, a: MatMulArgs): Promise<Launch> {
+  const { w } = a;
+  checkWeight('matmul', w);
+  const wgM = a.wgM ?? 16;
+  const wgN = a.wgN ?? 8;
+  if (!(wgM >= 1 && wgN >= 1 && wgM * wgN <= ctx.limits.maxComputeInvocationsPerWorkgroup)) throw new KernelError(`matmul: bad tile ${wgM}×${wgN}`);
+  const TM = wgM * 4;
+  const TN = wgN * 4;
+  const x = unref(a.x);
+  const y = unref(a.y);
+  const xStride = a.xStride ?? w.cols;
+  const yStride = a.yStride ?? w.rows;
+  const check = (n: number) => {
+    need('matmul x', x, (n - 1) * xStride + w.cols);
+    need('matmul y', y, (n - 1) * yStride + w.rows);
+  };
+  check(a.nTokens);
+  const plans: DispatchPlan[] = w.parts.map((p) => ({
+    uniform: {
+      cols: w.cols,
+      rows: p.nRows,
+      row_bytes: w.rowBytes,
+      row0: p.firstRow,
+      n_tokens: a.nTokens,
+      x_offset: x.offset,
+      x_stride: xStride,
+      y_offset: y.offset,
+      y_stride: yStride,
+    },
+    buffers: { w: p.buffer, x: x.buffer, y: y.buffer },
+    workgroups: [Math.ceil(p.nRows / TM), Math.ceil(a.nTokens / TN), 1],
+  }));
+  return buildLaunch(ctx, `matmul ${w.name}`, MATMUL, typeDefines(w.type), { WG_M: wgM, WG_N: wgN, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
+    check(n);
+    launch.uniforms.forEach((u) => u.set('n_tokens', n));
+    for (const d of launch.dispatches) d.workgroups[1] = Math.ceil(n / TN);
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// norms and rope
+// ------------------------------------------------------------------------------------------------
+
+export interface RmsNormArgs {
+  /** f32 [rows, xStride] */
+  x: BufferRef;
+  /** f32 [n] */
+  weight: BufferRef;
+  /** f32 [rows, outStride]; must not overlap x */
+  out: BufferRef;
+  n: number;
+  rows?: number;
+  eps: number;
+  xStride?: number;
+  outStride?: number;
+  workgroupSize?: number;
+}
+
+/** out = RMSNorm(x) ⊙ weight per row. setCount(n) sets the number of rows. */
+export async function createRmsNorm(ctx: GPUContext, a: RmsNormArgs): Promise<Launch> {
+  const wg = a.workgroupSize ?? 128;
+  checkWg('rms_norm', wg, ctx);
+  const x = unref(a.x);
+  const weight = unref(a.weight);
+  const out = unref(a.out);
+  const xStride = a.xStride ?? a.n;
+  const outStride = a.outStride ?? a.n;
+  if (weight.offset !== 0) throw new KernelError('rms_norm: the weight must start at offset 0 of its buffer');
+  need('rms_norm weight', weight, a.n);
+  const check = (rows: number) => {
+    need('rms_norm x', x, (rows - 1) * xStride + a.n);
+    need('rms_norm out', out, (rows - 1) * outStride + a.n);
+  };
+  const rows = a.rows ?? 1;
+  check(rows);
+  const [gx, gy] = grid2d(ctx, rows);
+  const plan: DispatchPlan = {
+    uniform: { n: a.n, rows, x_offset: x.offset, x_stride: xStride, out_offset: out.offset, out_stride: outStride, eps: a.eps },
+    buffers: { x: x.buffer, weight: weight.buffer, out: out.buffer },
+    workgroups: [gx, gy, 1],
+  };
+  return buildLaunch(ctx, 'rms_norm', RMS_NORM, {}, { WG: wg }, [plan], (launch, n) => {
+    check(n);
+    launch.uniforms[0]!.set('rows', n);
+    const [x2, y2] = grid2d(ctx, n);
+    launch.dispatches[0]!.workgroups = [x2, y2, 1];
+  });
+}
+
+export interface QKNormRopeArgs {
+  /** f32 [nTokens, tokenStride]: heads of token t at offset + t·tokenStride, head h at + h·headDim (in place) */
+  x: BufferRef;
+  /** f32 [headDim] norm weight (attn_q_norm / attn_k_norm); ignored with norm = false but must be bound */
+  weight: BufferRef;
+  /** u32 [nTokens] positions */
+  positions: BufferRef;
+  nHeads: number;
+  headDim: number;
+  /** rotated dimensions, default headDim */
+  nRot?: number;
+  nTokens?: number;
+  /** default nHeads·headDim */
+  tokenStride?: number;
+  eps: number;
+  /** rope.freq_base */
+  base: number;
+  /** RMSNorm each head before rotating (qwen3), default true */
+  norm?: boolean;
+  workgroupSize?: number;
+}
+
+/**
+ * Per-head RMSNorm (optional) and NEOX RoPE, in place; positions are read from a GPU buffer so a
+ * decode step only writes the position. setCount(n) sets the number of tokens.
+ */
+export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Promise<Launch> {
+  const wg = a.workgroupSize ?? 64;
+  checkWg('qk_norm_rope', wg, ctx);
+  const nRot = a.nRot ?? a.headDim;
+  if (nRot % 2 !== 0 || nRot > a.headDim) throw new KernelError(`qk_norm_rope: n_rot ${nRot} must be even and ≤ head_dim ${a.headDim}`);
+  const x = unref(a.x);
+  const weight = unref(a.weight);
+  const pos = unref(a.positions);
+  if (weight.offset !== 0) throw new KernelError('qk_norm_rope: the weight must start at offset 0 of its buffer');
+  const tokenStride = a.tokenStride ?? a.nHeads * a.headDim;
+  const check = (n: number) => {
+    need('qk_norm_rope x', x, (n - 1) * tokenStride + a.nHeads * a.headDim);
+    need('qk_norm_rope positions', pos, n);
+  };
+  const nTokens = a.nTokens ?? 1;
+  check(nTokens);
+  need('qk_norm_rope weight', weight, a.norm === false ? 1 : a.headDim);
+  const plan: DispatchPlan = {
+    uniform: {
+      n_heads: a.nHeads,
+      head_dim: a.headDim,
+      n_rot: nRot,
+      n_tokens: nTokens,
+      x_offset: x.offset,
+      token_stride: tokenStride,
+      pos_offset: pos.offset,
+      eps: a.eps,
+      theta_scale: Math.fround(Math.pow(a.base, -2 / nRot)),
+    },
+    buffers: { x: x.buffer, weight: weight.buffer, pos: pos.buffer },
+    workgroups: [a.nHeads, nTokens, 1],
+  };
+  return buildLaunch(ctx, 'qk_norm_rope', QK_NORM_ROPE, {}, { WG: wg, NORM: a.norm !== false }, [plan], (launch, n) => {
+    check(n);
+    launch.uniforms[0]!.set('n_tokens', n);
+    launch.dispatches[0]!.workgroups[1] = n;
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// embedding
+// ------------------------------------------------------------------------------------------------
+
+export interface EmbedArgs {
+  /** token_embd [cols, nVocab], any kernel type, split or not */
+  w: WeightTensor;
+  /** u32 token ids */
+  ids: BufferRef;
+  /** f32 [nTokens, outStride] */
+  out: BufferRef;
+  nTokens?: number;
+  outStride?: number;
+  workgroupSize?: number;
+}
+
+/** out[t] = dequantized row ids[t] of w. setCount(n) sets the number of tokens. */
+export async function createEmbed(ctx: GPUContext, a: EmbedArgs): Promise<Launch> {
+  const { w } = a;
+  checkWeight('embed', w);
+  const wg = a.workgroupSize ?? 64;
+  checkWg('embed', wg, ctx);
+  const ids = unref(a.ids);
+  const out = unref(a.out);
+  const outStride = a.outStride ?? w.cols;
+  const check = (n: number) => {
+    need('embed ids', ids, n);
+    need('embed out', out, (n - 1) * outStride + w.cols);
+  };
+  const nTokens = a.nTokens ?? 1;
+  check(nTokens);
+  const gx = Math.ceil(w.cols / (8 * wg));
+  const plans: DispatchPlan[] = w.parts.map((p) => ({
+    uniform: {
+      cols: w.cols,
+      row_bytes: w.rowBytes,
+      row_first: p.firstRow,
+      n_rows: p.nRows,
+      n_tokens: nTokens,
+      ids_offset: ids.offset,
+      out_offset: out.offset,
+      out_stride: outStride,
+    },
+    buffers: { w: p.buffer, ids: ids.buffer, out: out.buffer },
+    workgroups: [gx, nTokens, 1],
+  }));
+  return buildLaunch(ctx, `embed ${w.name}`, EMBED, typeDefines(w.type), { WG: wg }, plans, (launch, n) => {
+    check(n);
+    launch.uniforms.forEach((u) => u.set('n_tokens', n));
+    for (const d of launch.dispatches) d.workgroups[1] = n;
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// element-wise
+// ------------------------------------------------------------------------------------------------
+
+export interface ElementwiseArgs {
+  /** left operand; omit for the in-place form (out is read and written) */
+  a?: BufferRef;
+  b: BufferRef;
+  /** must not overlap a or b */
+  out: BufferRef;
+  n: number;
+  workgroupSize?: number;
+}
+
+async function createElementwise(ctx: GPUContext, kind: 'add' | 'swiglu', e: ElementwiseArgs): Promise<Launch> {
+  const wg = e.workgroupSize ?? 256;
+  checkWg(kind, wg, ctx);
+  const inplace = e.a === undefined;
+  const spec = kind === 'add' ? (inplace ? ADD_INPLACE : ADD) : inplace ? SWIGLU_INPLACE : SWIGLU;
+  const a = e.a ? unref(e.a) : undefined;
+  const b = unref(e.b);
+  const out = unref(e.out);
+  const check = (n: number) => {
+    if (a) need(`${kind} a`, a, n);
+    need(`${kind} b`, b, n);
+    need(`${kind} out`, out, n);
+  };
+  check(e.n);
+  const [gx, gy] = grid2d(ctx, Math.ceil(e.n / wg));
+  const buffers: Record<string, GPUBuffer> = { b: b.buffer, out: out.buffer };
+  if (a) buffers.a = a.buffer;
+  const plan: DispatchPlan = {
+    uniform: { n: e.n, a_offset: a?.offset ?? 0, b_offset: b.offset, out_offset: out.offset },
+    buffers,
+    workgroups: [gx, gy, 1],
+  };
+  return buildLaunch(ctx, kind, spec, {}, { WG: wg }, [plan], (launch, n) => {
+    check(n);
+    launch.uniforms[0]!.set('n', n);
+    const [x2, y2] = grid2d(ctx, Math.ceil(n / wg));
+    launch.dispatches[0]!.workgroups = [x2, y2, 1];
+  });
+}
+
+/** out = a + b, or out += b without `a`. setCount(n) sets the element count. */
+export function createAdd(ctx: GPUContext, a: ElementwiseArgs): Promise<Launch> {
+  return createElementwise(ctx, 'add', a);
+}
+
+/** out = silu(a) · b (SwiGLU: a = gate, b = up), or out = silu(out) · b without `a`. */
+export function createSwiglu(ctx: GPUContext, a: ElementwiseArgs): Promise<Launch> {
+  return createElementwise(ctx, 'swiglu', a);
+}
