@@ -414,7 +414,17 @@ function putHalf(out: Uint8Array, p: number, x: number): void {
 
 /** llama.cpp's nearest_int: round an f32 to the nearest integer, ties to even (|x| < 2^22). */
 function nearestInt(x: number): number {
-  return fr(x + 12582912) - 12582912;
+  const v = fr(x + 12582912);
+  if (v >= 8388608 && v < 16777216) return v - 12582912;
+  // out of range, inf or NaN: ggml reads the mantissa bits of x + 1.5*2^23 all the same
+  scratchF32[0] = v;
+  return (scratchU32[0]! & 0x7fffff) - 0x400000;
+}
+
+/** C's float → int conversion on x86 (cvttss2si): truncation; NaN and out of range give INT_MIN.
+ * The callers then keep the low 8 bits, as C's casts to (u)int8_t do. */
+function cvtI32(v: number): number {
+  return v > -2147483649 && v < 2147483648 ? Math.trunc(v) : -2147483648;
 }
 
 /** C's roundf (half away from zero). */
@@ -426,9 +436,12 @@ function roundf(x: number): number {
 function quantQ8_0(x: Float32Array, nb: number, out: Uint8Array): void {
   for (let b = 0, xo = 0, p = 0; b < nb; b++, xo += 32, p += 34) {
     let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[xo + j]!));
+    for (let j = 0; j < 32; j++) {
+      const av = Math.abs(x[xo + j]!);
+      amax = amax > av ? amax : av; // C's MAX
+    }
     const d = fr(amax / 127);
-    const id = d ? fr(1 / d) : 0;
+    const id = d !== 0 ? fr(1 / d) : 0; // C truthiness: NaN counts as true
     putHalf(out, p, d);
     for (let j = 0; j < 32; j++) out[p + 2 + j] = roundf(fr(x[xo + j]! * id)) & 0xff;
   }
@@ -447,12 +460,12 @@ function quantQ4_0(x: Float32Array, nb: number, out: Uint8Array): void {
       }
     }
     const d = fr(max / -8);
-    const id = d ? fr(1 / d) : 0;
+    const id = d !== 0 ? fr(1 / d) : 0; // C truthiness: NaN counts as true
     putHalf(out, p, d);
     for (let j = 0; j < 16; j++) {
-      const q0 = Math.min(15, Math.trunc(fr(fr(x[xo + j]! * id) + 8.5)));
-      const q1 = Math.min(15, Math.trunc(fr(fr(x[xo + 16 + j]! * id) + 8.5)));
-      out[p + 2 + j] = (q0 & 15) | ((q1 & 15) << 4);
+      const q0 = Math.min(15, (cvtI32(fr(fr(x[xo + j]! * id) + 8.5)) << 24) >> 24) & 0xff;
+      const q1 = Math.min(15, (cvtI32(fr(fr(x[xo + 16 + j]! * id) + 8.5)) << 24) >> 24) & 0xff;
+      out[p + 2 + j] = q0 | (q1 << 4);
     }
   }
 }
@@ -468,13 +481,13 @@ function quantQ4_1(x: Float32Array, nb: number, out: Uint8Array): void {
       if (v > max) max = v;
     }
     const d = fr(fr(max - min) / 15);
-    const id = d ? fr(1 / d) : 0;
+    const id = d !== 0 ? fr(1 / d) : 0; // C truthiness: NaN counts as true
     putHalf(out, p, d);
     putHalf(out, p + 2, min);
     for (let j = 0; j < 16; j++) {
-      const q0 = Math.min(15, Math.trunc(fr(fr(fr(x[xo + j]! - min) * id) + 0.5)));
-      const q1 = Math.min(15, Math.trunc(fr(fr(fr(x[xo + 16 + j]! - min) * id) + 0.5)));
-      out[p + 4 + j] = (q0 & 15) | ((q1 & 15) << 4);
+      const q0 = Math.min(15, (cvtI32(fr(fr(fr(x[xo + j]! - min) * id) + 0.5)) << 24) >> 24) & 0xff;
+      const q1 = Math.min(15, (cvtI32(fr(fr(fr(x[xo + 16 + j]! - min) * id) + 0.5)) << 24) >> 24) & 0xff;
+      out[p + 4 + j] = q0 | (q1 << 4);
     }
   }
 }
@@ -499,12 +512,12 @@ function quantQ5_0(x: Float32Array, nb: number, out: Uint8Array): void {
       }
     }
     const d = fr(max / -16);
-    const id = d ? fr(1 / d) : 0;
+    const id = d !== 0 ? fr(1 / d) : 0; // C truthiness: NaN counts as true
     putHalf(out, p, d);
     let qh = 0;
     for (let j = 0; j < 16; j++) {
-      const q0 = Math.min(31, Math.trunc(fr(fr(x[xo + j]! * id) + 16.5)));
-      const q1 = Math.min(31, Math.trunc(fr(fr(x[xo + 16 + j]! * id) + 16.5)));
+      const q0 = Math.min(31, (cvtI32(fr(fr(x[xo + j]! * id) + 16.5)) << 24) >> 24) & 0xff;
+      const q1 = Math.min(31, (cvtI32(fr(fr(x[xo + 16 + j]! * id) + 16.5)) << 24) >> 24) & 0xff;
       out[p + 6 + j] = (q0 & 15) | ((q1 & 15) << 4);
       qh |= ((q0 >>> 4) & 1) << j;
       qh |= ((q1 >>> 4) & 1) << (j + 16);
@@ -524,13 +537,13 @@ function quantQ5_1(x: Float32Array, nb: number, out: Uint8Array): void {
       if (v > max) max = v;
     }
     const d = fr(fr(max - min) / 31);
-    const id = d ? fr(1 / d) : 0;
+    const id = d !== 0 ? fr(1 / d) : 0; // C truthiness: NaN counts as true
     putHalf(out, p, d);
     putHalf(out, p + 2, min);
     let qh = 0;
     for (let j = 0; j < 16; j++) {
-      const q0 = Math.trunc(fr(fr(fr(x[xo + j]! - min) * id) + 0.5)) & 0xff;
-      const q1 = Math.trunc(fr(fr(fr(x[xo + 16 + j]! - min) * id) + 0.5)) & 0xff;
+      const q0 = cvtI32(fr(fr(fr(x[xo + j]! - min) * id) + 0.5)) & 0xff;
+      const q1 = cvtI32(fr(fr(fr(x[xo + 16 + j]! - min) * id) + 0.5)) & 0xff;
       out[p + 8 + j] = (q0 & 15) | ((q1 & 15) << 4);
       qh |= ((q0 >>> 4) & 1) << j;
       qh |= ((q1 >>> 4) & 1) << (j + 16);
@@ -740,7 +753,7 @@ function quantKScalesAndL(
   const mAll = ht[out[p + 2]! | (out[p + 3]! << 8)]!;
   for (let j = 0; j < 8; j++) {
     const d = fr(dAll * scaleK4(out, s, j));
-    if (!d) continue;
+    if (d === 0) continue; // C's !d: NaN does not skip
     const dm = fr(mAll * minK4(out, s, j));
     for (let ii = 0; ii < 32; ii++) {
       let l = nearestInt(fr(fr(x[xo + 32 * j + ii]! + dm) / d));
@@ -830,7 +843,7 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: U
     sumlx = fr(sumlx + fr(wxs[i]! * l));
     suml2 = fr(suml2 + fr(fr(ws[i]! * l) * l));
   }
-  let scale = suml2 ? fr(sumlx / suml2) : 0;
+  let scale = suml2 !== 0 ? fr(sumlx / suml2) : 0;
   let best = fr(scale * sumlx);
   // Screening (a speed-up that never changes the result): all terms of sumlx have one sign and
   // those of suml2 are ≥ 0, so their f32 values are within ~1.1e-6 (relative) of the double sums
@@ -896,7 +909,7 @@ function quantQ6K(x: Float32Array, nb: number, out: Uint8Array): void {
     const dAll = ht[out[p + 208]! | (out[p + 209]! << 8)]!;
     for (let j = 0; j < 16; j++) {
       const d = fr(dAll * ((out[p + 192 + j]! << 24) >> 24));
-      if (!d) continue;
+      if (d === 0) continue; // C's !d: NaN does not skip
       for (let ii = 0; ii < 16; ii++) {
         let l = nearestInt(fr(x[xo + 16 * j + ii]! / d));
         l = l < -32 ? -32 : l > 31 ? 31 : l;
