@@ -40,6 +40,7 @@ struct MatMulParams {
 override WG_M: u32 = 16u;
 override WG_N: u32 = 8u;
 override ACCUMULATE: bool = false;
+override NT: u32 = WG_M * WG_N; // threads (derived; do not set)
 const RM: u32 = 4u;
 const RN: u32 = 4u;
 const TK: u32 = 32u;
@@ -48,9 +49,8 @@ const TKP: u32 = 33u; // padded row stride of the tiles (fewer bank conflicts)
 var<workgroup> ws: array<f32, WG_M * RM * TKP>; // [TM][TKP]
 var<workgroup> xs: array<f32, WG_N * RN * TKP>; // [TN][TKP]
 
-@compute @workgroup_size(WG_M * WG_N)
+@compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let NT = WG_M * WG_N;
   let TM = WG_M * RM;
   let TN = WG_N * RN;
   let m0 = wid.x * TM;

@@ -56,6 +56,7 @@ export const MATVEC: KernelSpec = {
     { binding: 3, name: 'y', kind: 'storage' },
   ],
   uniform: MATVEC_PARAMS,
+  overrides: ['WG', 'ROWS', 'ACCUMULATE'],
 };
 
 /** The MoE expert matvec (ggml's mul_mat_vec_id): matvec.wgsl with MOE. */
@@ -89,6 +90,7 @@ export const MATMUL: KernelSpec = {
     ['_pad1', 'u32'],
     ['_pad2', 'u32'],
   ]),
+  overrides: ['WG_M', 'WG_N', 'ACCUMULATE'],
 };
 
 export const RMS_NORM: KernelSpec = {
@@ -111,6 +113,7 @@ export const RMS_NORM: KernelSpec = {
     ['eps', 'f32'],
     ['_pad0', 'u32'],
   ]),
+  overrides: ['WG'],
 };
 
 export const QK_NORM_ROPE: KernelSpec = {
@@ -137,6 +140,7 @@ export const QK_NORM_ROPE: KernelSpec = {
     ['_pad1', 'u32'],
     ['_pad2', 'u32'],
   ]),
+  overrides: ['WG', 'NORM'],
 };
 
 export const EMBED: KernelSpec = {
@@ -159,6 +163,7 @@ export const EMBED: KernelSpec = {
     ['out_offset', 'u32'],
     ['out_stride', 'u32'],
   ]),
+  overrides: ['WG'],
 };
 
 const EW_PARAMS = uniformSpec('EwParams', [
@@ -175,9 +180,9 @@ const EW_BINDINGS = [
 ] as const;
 const EW_INPLACE_BINDINGS = EW_BINDINGS.filter((b) => b.name !== 'a');
 
-export const ADD: KernelSpec = { file: 'elementwise.wgsl', entryPoint: 'add', bindings: EW_BINDINGS, uniform: EW_PARAMS };
+export const ADD: KernelSpec = { file: 'elementwise.wgsl', entryPoint: 'add', bindings: EW_BINDINGS, uniform: EW_PARAMS, overrides: ['WG'] };
 export const ADD_INPLACE: KernelSpec = { ...ADD, defines: { INPLACE: true }, bindings: EW_INPLACE_BINDINGS };
-export const SWIGLU: KernelSpec = { file: 'elementwise.wgsl', entryPoint: 'swiglu', bindings: EW_BINDINGS, uniform: EW_PARAMS };
+export const SWIGLU: KernelSpec = { file: 'elementwise.wgsl', entryPoint: 'swiglu', bindings: EW_BINDINGS, uniform: EW_PARAMS, overrides: ['WG'] };
 export const SWIGLU_INPLACE: KernelSpec = { ...SWIGLU, defines: { INPLACE: true }, bindings: EW_INPLACE_BINDINGS };
 
 /** Every spec of this module by name (the binding test iterates it). */

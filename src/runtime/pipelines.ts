@@ -63,6 +63,8 @@ export interface KernelSpec {
   bindings: readonly BindingSpec[];
   /** layout of the uniform binding's struct, if the kernel has one */
   uniform?: UniformSpec;
+  /** the `override` constants a launcher may set (checked against the WGSL and at launch) */
+  overrides?: readonly string[];
 }
 
 /** Builds a UniformSpec from (name, type) pairs: 4-byte fields packed in order, size rounded to 16. */
@@ -274,7 +276,10 @@ export class PipelineCache {
       this.modules.set(modKey, module);
     }
     const constEntries: Record<string, number> = {};
-    for (const [k, v] of Object.entries(constants)) constEntries[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+    for (const [k, v] of Object.entries(constants)) {
+      if (spec.overrides && !spec.overrides.includes(k)) throw new KernelError(`${spec.file}:${spec.entryPoint} has no override constant ${k} (has ${spec.overrides.join(', ')})`);
+      constEntries[k] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
+    }
     const layout = device.createPipelineLayout({ bindGroupLayouts: [this.bindGroupLayout(spec)] });
     try {
       return await this.ctx.track(
