@@ -216,7 +216,7 @@ export class UniformBlock {
     this.i32 = new Int32Array(this.data);
     this.f32 = new Float32Array(this.data);
     for (const f of spec.fields) this.index.set(f.name, { word: f.offset / 4, type: f.type });
-    this.buffer = ctx.createBuffer({ label, size: spec.size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.buffer = ctx.createBuffer({ label, size: spec.size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
     for (const [k, v] of Object.entries(values)) this.set(k, v);
   }
 

@@ -278,7 +278,10 @@ export class GPUContext {
         },
         (err) => {
           this.pending.delete(onLost);
-          reject(this.lostError ?? (this.disposed ? new DisposedError('the GPU context was disposed', { cause: err }) : err));
+          // a device loss may reject the operation (AbortError) just before `lost` settles: let it
+          const settle = () => reject(this.lostError ?? (this.disposed ? new DisposedError('the GPU context was disposed', { cause: err }) : err));
+          if (this.lostError || this.disposed) settle();
+          else setTimeout(settle, 0);
         },
       );
     });
