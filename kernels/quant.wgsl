@@ -5,7 +5,7 @@
 //     r·row_bytes; padded to 4 bytes). Blocks need not be 4-byte aligned (Q8_0 34 B, Q4_0 18 B,
 //     Q5_0 22 B, Q6_K 210 B): every field read goes through ld32/ld16/ld8, which take byte offsets
 //     (all block fields lie at even offsets, so at worst a u32 straddles two words by 2 bytes);
-//   - exactly one type define is set: F32 F16 BF16 Q8_0 Q4_0 Q5_0 Q4_K Q5_K Q6_K.
+//   - exactly one type define is set: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K.
 //
 // Provides:
 //   const UNIT: u32   elements a matvec thread takes per step (32 for block types, 8 for floats)
@@ -140,6 +140,19 @@ fn dq8(rb: u32, k: u32, n: u32) -> D8 {
   let q1 = (bytes4(ld32(o + 4u)) >> sh) & vec4<u32>(15u);
   return D8((vec4<f32>(q0) - 8.0) * d, (vec4<f32>(q1) - 8.0) * d);
 }
+#elif Q4_1
+// block: half d; half m; u8 qs[16]  (20 bytes); y[j] = d·(qs[j] & 15) + m, y[j+16] = d·(qs[j] >> 4) + m
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bb = rb + (k >> 5u) * 20u;
+  let dm = unpack2x16float(w[bb >> 2u]);
+  let p = k & 31u;
+  let o = bb + 4u + (p & 15u);
+  let sh = vec4<u32>((p >> 4u) * 4u);
+  let q0 = (bytes4(w[o >> 2u]) >> sh) & vec4<u32>(15u);
+  let q1 = (bytes4(w[(o >> 2u) + 1u]) >> sh) & vec4<u32>(15u);
+  return D8(vec4<f32>(q0) * dm.x + dm.y, vec4<f32>(q1) * dm.x + dm.y);
+}
 #elif Q5_0
 // block: half d; u32 qh; u8 qs[16]  (22 bytes); bit j of qh is bit 4 of element j; value − 16
 const UNIT: u32 = 32u;
@@ -155,6 +168,22 @@ fn dq8(rb: u32, k: u32, n: u32) -> D8 {
   let q0 = ((bytes4(ld32(o)) >> sh) & vec4<u32>(15u)) | h0;
   let q1 = ((bytes4(ld32(o + 4u)) >> sh) & vec4<u32>(15u)) | h1;
   return D8((vec4<f32>(q0) - 16.0) * d, (vec4<f32>(q1) - 16.0) * d);
+}
+#elif Q5_1
+// block: half d; half m; u32 qh; u8 qs[16]  (24 bytes); as Q5_0 without the −16, y = d·q + m
+const UNIT: u32 = 32u;
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  let bw = (rb + (k >> 5u) * 24u) >> 2u;
+  let dm = unpack2x16float(w[bw]);
+  let qh = w[bw + 1u];
+  let p = k & 31u;
+  let qw = bw + 2u + ((p & 15u) >> 2u);
+  let sh = vec4<u32>((p >> 4u) * 4u);
+  let h0 = ((vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  let h1 = ((vec4<u32>(qh) >> (vec4<u32>(4u, 5u, 6u, 7u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  let q0 = ((bytes4(w[qw]) >> sh) & vec4<u32>(15u)) | h0;
+  let q1 = ((bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u)) | h1;
+  return D8(vec4<f32>(q0) * dm.x + dm.y, vec4<f32>(q1) * dm.x + dm.y);
 }
 #elif Q4_K
 // block (144 bytes, 4-aligned): half d @0; half dmin @2; u8 scales[12] @4; u8 qs[128] @16

@@ -19,6 +19,8 @@ const CASES: [GGMLType, number, number, number][] = [
   [GGMLType.Q8_0, 131, 288, 37],
   [GGMLType.Q4_0, 37, 800, 9],
   [GGMLType.Q5_0, 131, 96, 40],
+  [GGMLType.Q4_1, 37, 288, 6],
+  [GGMLType.Q5_1, 70, 96, 33],
   [GGMLType.Q4_K, 131, 512, 33],
   [GGMLType.Q5_K, 37, 256, 7],
   [GGMLType.Q6_K, 100, 768, 35],

@@ -30,6 +30,8 @@ const CASES: [GGMLType, number, number][] = [
   [GGMLType.Q8_0, 1000, 96],
   [GGMLType.Q4_0, 37, 800],
   [GGMLType.Q4_0, 131, 96],
+  [GGMLType.Q4_1, 131, 288],
+  [GGMLType.Q5_1, 37, 800],
   [GGMLType.Q5_0, 131, 288],
   [GGMLType.Q5_0, 37, 800],
   [GGMLType.Q4_K, 1000, 256],
@@ -58,7 +60,7 @@ describe.skipIf(!ctx)('matvec (dense)', () => {
 
   it('split weight, batch of vectors, offsets, every reduction variant, accumulate', async () => {
     const [rows, cols, nVec] = [131, 288, 3];
-    for (const type of [GGMLType.Q8_0, GGMLType.Q6_K === GGMLType.Q6_K ? GGMLType.Q4_0 : GGMLType.Q4_0]) {
+    for (const type of [GGMLType.Q8_0, GGMLType.Q4_0]) {
       const m = randomMatrix(type, rows, cols, 42);
       // parts of at most 40 rows: 4 buffers
       const w = uploadWeight(g, { name: 'split', type, shape: [cols, rows], data: m.data }, { maxPartBytes: 40 * (m.data.length / rows) + 4 });

@@ -112,7 +112,7 @@ describe.skipIf(!ctx)('buffers', () => {
     expect(split.parts.map((p) => [p.firstRow, p.nRows])).toEqual([[0, 5], [5, 5], [10, 5]]);
     const whole = uploadWeight(g, { name: 'exps', type: GGMLType.Q8_0, shape: [128, 5, 3], data });
     expect(whole.parts.length).toBe(1);
-    expect(() => uploadWeight(g, { name: 'x', type: GGMLType.Q4_1, shape: [32, 1], data: new Uint8Array(20) })).toThrow(/no GPU kernel/);
+    expect(() => uploadWeight(g, { name: 'x', type: GGMLType.Q2_K, shape: [256, 1], data: new Uint8Array(84) })).toThrow(/no GPU kernel/);
   });
 
   it('UniformBlock writes typed fields; ReadbackBuffer is reusable', async () => {
