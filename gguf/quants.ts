@@ -412,13 +412,22 @@ function putHalf(out: Uint8Array, p: number, x: number): void {
   out[p + 1] = h >>> 8;
 }
 
-/** llama.cpp's nearest_int: round an f32 to the nearest integer, ties to even (|x| < 2^22). */
+/** llama.cpp's nearest_int: rounds an f32 to the nearest integer, ties to even, by adding
+ * 1.5*2^23 in f32 and reading the mantissa bits — which it does also when |x| ≥ 2^22, for ±inf
+ * (giving -2^22) and NaN (giving 0 for the quiet NaNs that arithmetic produces). */
 function nearestInt(x: number): number {
   const v = fr(x + 12582912);
   if (v >= 8388608 && v < 16777216) return v - 12582912;
-  // out of range, inf or NaN: ggml reads the mantissa bits of x + 1.5*2^23 all the same
   scratchF32[0] = v;
   return (scratchU32[0]! & 0x7fffff) - 0x400000;
+}
+
+/** nearest_int for the hot loops, where the argument is within ±(nmax+1) unless the data hold
+ * inf or NaN: exact there, and ±inf / NaN come out as ±inf / NaN, which the clamps that follow
+ * map where ggml's clamps map -2^22 and 0. (A second branch here makes V8 compile the loops
+ * several times slower, hence two functions.) */
+function nearestIntHot(x: number): number {
+  return fr(x + 12582912) - 12582912;
 }
 
 /** C's float → int conversion on x86 (cvttss2si): truncation; NaN and out of range give INT_MIN.
@@ -600,8 +609,8 @@ function makeQkx2Quants(
   let scale = fr(1 / iscale);
   let bestError = 0;
   for (let i = 0; i < n; i++) {
-    let l = nearestInt(fr(iscale * xm[i]!));
-    l = l < 0 ? 0 : l > nmax ? nmax : l;
+    let l = nearestIntHot(fr(iscale * xm[i]!));
+    l = l >= 0 ? (l <= nmax ? l : l === Infinity ? 0 : nmax) : 0; // MAX(0, MIN(nmax, l))
     L[lo + i] = l;
     let diff = fr(fr(fr(scale * l) + min) - xs[i]!);
     diff = fr(diff * diff);
@@ -630,8 +639,8 @@ function makeQkx2Quants(
     let sL2d = 0;
     let sXLd = 0;
     for (let i = 0; i < n; i++) {
-      let l = nearestInt(fr(iscale * xm[i]!));
-      l = l < 0 ? 0 : l > nmax ? nmax : l;
+      let l = nearestIntHot(fr(iscale * xm[i]!));
+      l = l >= 0 ? (l <= nmax ? l : l === Infinity ? 0 : nmax) : 0;
       if (Laux[i] !== l) {
         Laux[i] = l;
         same = false;
@@ -837,8 +846,8 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: U
   let sumlx = 0;
   let suml2 = 0;
   for (let i = 0; i < n; i++) {
-    let l = nearestInt(fr(iscale * xs[i]!));
-    l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+    let l = nearestIntHot(fr(iscale * xs[i]!));
+    l = l >= -nmax ? (l <= nmax - 1 ? l : l === Infinity ? -nmax : nmax - 1) : l !== l ? 0 : -nmax;
     L[lo + i] = l + nmax;
     sumlx = fr(sumlx + fr(wxs[i]! * l));
     suml2 = fr(suml2 + fr(fr(ws[i]! * l) * l));
@@ -857,8 +866,8 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: U
       let sd = 0;
       let s2d = 0;
       for (let i = 0; i < n; i++) {
-        let l = nearestInt(fr(iscale * xs[i]!));
-        l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+        let l = nearestIntHot(fr(iscale * xs[i]!));
+        l = l >= -nmax ? (l <= nmax - 1 ? l : l === Infinity ? -nmax : nmax - 1) : l !== l ? 0 : -nmax;
         sd += wxs[i]! * l;
         s2d += ws[i]! * l * l;
       }
@@ -867,15 +876,15 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: U
     sumlx = 0;
     suml2 = 0;
     for (let i = 0; i < n; i++) {
-      let l = nearestInt(fr(iscale * xs[i]!));
-      l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+      let l = nearestIntHot(fr(iscale * xs[i]!));
+      l = l >= -nmax ? (l <= nmax - 1 ? l : l === Infinity ? -nmax : nmax - 1) : l !== l ? 0 : -nmax;
       sumlx = fr(sumlx + fr(wxs[i]! * l));
       suml2 = fr(suml2 + fr(fr(ws[i]! * l) * l));
     }
     if (suml2 > 0 && fr(sumlx * sumlx) > fr(best * suml2)) {
       for (let i = 0; i < n; i++) {
-        let l = nearestInt(fr(iscale * xs[i]!));
-        l = l < -nmax ? -nmax : l > nmax - 1 ? nmax - 1 : l;
+        let l = nearestIntHot(fr(iscale * xs[i]!));
+        l = l >= -nmax ? (l <= nmax - 1 ? l : l === Infinity ? -nmax : nmax - 1) : l !== l ? 0 : -nmax;
         L[lo + i] = l + nmax;
       }
       scale = fr(sumlx / suml2);
