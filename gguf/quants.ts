@@ -2,10 +2,14 @@
 //
 // Written from the format description in shared/docs/quants.md and the behaviour of llama.cpp's
 // ggml-quants.c (dequantize_row_*, quantize_row_*_ref). Everything that ggml computes in f32 is
-// reproduced with Math.fround at each step, so that:
+// reproduced with Math.fround at each step, and C's conversions and NaN truthiness are followed,
+// so that:
 //   - dequantize gives the same f32 values as ggml's dequantize_row_* (bit for bit);
-//   - quantize follows the reference quantizers step by step in f32 (llama-quantize without an
-//     importance matrix uses exactly these), and is meant to produce the same bytes.
+//   - quantize gives the same bytes as the reference quantizers (what llama-quantize uses without
+//     an importance matrix), also for inputs with huge values, inf or NaN. Checked against the
+//     libggml-base.so of node-llama-cpp; tests/quants/quantize.test.ts records hashes of its output.
+// The K-quant searches skip candidates that provably cannot win (see makeQkx2Quants and
+// makeQxQuants); that changes the speed only, never the result.
 // The host is assumed little-endian (every platform Node runs on), like the GGUF files themselves.
 
 import { UnsupportedQuantError } from './errors.js';
@@ -452,7 +456,7 @@ function quantQ8_0(x: Float32Array, nb: number, out: Uint8Array): void {
     const d = fr(amax / 127);
     const id = d !== 0 ? fr(1 / d) : 0; // C truthiness: NaN counts as true
     putHalf(out, p, d);
-    for (let j = 0; j < 32; j++) out[p + 2 + j] = roundf(fr(x[xo + j]! * id)) & 0xff;
+    for (let j = 0; j < 32; j++) out[p + 2 + j] = cvtI32(roundf(fr(x[xo + j]! * id))) & 0xff;
   }
 }
 
