@@ -17,7 +17,10 @@ export {
   type GeneratedToken,
   type GenerationTimings,
   type StopReason,
+  type SessionEvalOptions,
 } from './model.js';
+
+export * from './trace/index.js';
 
 export { Sampler, DEFAULT_SAMPLER_OPTIONS, type SamplerOptions } from './sampler.js';
 

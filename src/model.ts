@@ -6,10 +6,13 @@
 import { openGGUF, type GGUFFile } from '../gguf/reader.js';
 import { ggmlTypeName, type GGUFTensorInfo } from '../gguf/types.js';
 import type { Backend, BackendSequence } from './backend.js';
+import { applyChatTemplate, chatTurn, promptOpensThinking, tokenizeChatPrompt, type ChatChunk, type ChatMessage, type ChatOptions, type ChatResult, type ChatTemplateOptions } from './chat.js';
 import { configFromGGUF, type ModelConfig } from './config.js';
 import { AbortError, ContextOverflowError, DisposedError, MoetError } from './errors.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { Tokenizer } from './tokenizer/index.js';
+import { RoutingTraceRecorder } from './trace/recorder.js';
+import type { RoutingTrace, TraceOptions } from './trace/types.js';
 
 /** Names of the backends moet has. */
 export type BackendName = 'cpu' | 'webgpu';
@@ -120,6 +123,14 @@ export interface GenerateOptions extends SamplerOptions {
   stop?: readonly string[];
   /** checked between tokens; generate then throws AbortError */
   signal?: AbortSignal;
+  /** record the MoE routing of every token this call evaluates (see Session.lastTrace) */
+  trace?: TraceOptions;
+}
+
+/** Options of Session.eval. */
+export interface SessionEvalOptions {
+  /** record the MoE routing of the evaluated tokens (see Session.lastTrace) */
+  trace?: TraceOptions;
 }
 
 /** One generated token. */
@@ -294,6 +305,18 @@ export class Model {
   }
 
   /**
+   * Renders a conversation with the GGUF's chat template (`tokenizer.chat_template`, Jinja), or
+   * plain ChatML when the file has none (or with `opts.template`). Ends with the assistant's
+   * generation prompt unless `addGenerationPrompt` is false.
+   * @throws DisposedError after dispose(); RangeError for malformed messages; MoetError when the
+   *   template cannot be parsed or rendered
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
+    checkAlive(this.disposed, 'the model');
+    return applyChatTemplate(this.tokenizer, messages, opts);
+  }
+
+  /**
    * A new session with its own KV cache of `contextLength` tokens.
    * @throws DisposedError after dispose()
    */
@@ -359,6 +382,8 @@ function findStop(text: string, stops: readonly string[]): number {
 export class Session {
   /** timings of the last generate call, null before the first */
   lastTimings: GenerationTimings | null = null;
+  /** routing of the last eval/generate call, when it asked for a trace */
+  private recorder: RoutingTraceRecorder | null = null;
   private readonly tokenList: number[] = [];
   /** last generated token, in tokenList but not yet evaluated */
   private pending: number | null = null;
@@ -405,8 +430,31 @@ export class Session {
     }
   }
 
+  /**
+   * The MoE routing recorded by the last `eval` or `generate` call, when it was given
+   * `trace: { routing: true }` (null otherwise): every token that call evaluated, in order, from
+   * position `start` (a token left pending by a previous generate comes first; the last token a
+   * generate samples is not evaluated by it, so it is not in its trace). During a generate it holds
+   * the tokens evaluated so far. See docs/moe-internals.md for the shape.
+   */
+  get lastTrace(): RoutingTrace | null {
+    return this.recorder && this.recorder.trace();
+  }
+
+  /** a recorder for `opts`, or null when no trace is asked for */
+  private traceRecorder(opts: TraceOptions | undefined): RoutingTraceRecorder | null {
+    if (!opts?.routing) {
+      if (opts?.probs) throw new RangeError('trace.probs needs trace.routing: true');
+      return null;
+    }
+    const cfg = this.model.config;
+    if (!(cfg.nExpert > 0)) throw new RangeError(`routing traces need a Mixture-of-Experts model; ${cfg.arch} has no experts`);
+    if (!this.model.backend.tracesRouting) throw new MoetError(`the ${this.model.backend.name} backend does not record routing traces yet; use { backend: 'cpu' }`);
+    return new RoutingTraceRecorder({ nLayer: cfg.nLayer, k: cfg.nExpertUsed, nExpert: cfg.nExpert }, !!opts.probs);
+  }
+
   /** evaluates the pending token (if any) and `ids`; updates the context */
-  private async evalInternal(ids: readonly number[]): Promise<Float32Array> {
+  private async evalInternal(ids: readonly number[], trace?: RoutingTraceRecorder | null): Promise<Float32Array> {
     const toEval = this.pending === null ? [...ids] : [this.pending, ...ids];
     if (toEval.length === 0) {
       if (this.lastLogits) return this.lastLogits;
@@ -418,7 +466,7 @@ export class Session {
     this.busy = true;
     let logits: Float32Array;
     try {
-      logits = await this.seq.eval(toEval);
+      logits = await this.seq.eval(toEval, trace ? { trace } : undefined);
     } finally {
       this.busy = false;
     }
@@ -436,10 +484,12 @@ export class Session {
    *   RangeError for an id outside the vocabulary or an empty session with no ids; MoetError when
    *   the session is busy
    */
-  async eval(ids: readonly number[]): Promise<Float32Array> {
+  async eval(ids: readonly number[], opts: SessionEvalOptions = {}): Promise<Float32Array> {
     this.assertUsable();
     this.checkIds(ids);
-    return this.evalInternal(ids);
+    const recorder = this.traceRecorder(opts.trace);
+    this.recorder = recorder;
+    return this.evalInternal(ids, recorder);
   }
 
   /**
@@ -472,6 +522,8 @@ export class Session {
     this.checkIds(ids);
     const sampler = new Sampler(opts);
     const signal = opts.signal;
+    const recorder = this.traceRecorder(opts.trace);
+    this.recorder = recorder;
 
     const timings: GenerationTimings = {
       promptTokens: ids.length + (this.pending === null ? 0 : 1),
@@ -486,7 +538,7 @@ export class Session {
         throw abortError(signal, 'generation');
       }
       const t0 = performance.now();
-      let logits = await this.evalInternal(ids);
+      let logits = await this.evalInternal(ids, recorder);
       timings.promptMs = performance.now() - t0;
       let version = this.version;
       for (const t of this.tokenList) sampler.accept(t);
@@ -545,7 +597,7 @@ export class Session {
           throw abortError(signal, 'generation');
         }
         const te = performance.now();
-        logits = await this.evalInternal([]);
+        logits = await this.evalInternal([], recorder);
         version = this.version;
         timings.evalMs += performance.now() - te;
         timings.evalRuns++;
@@ -553,6 +605,45 @@ export class Session {
     } finally {
       timings.genMs = timings.evalMs + timings.sampleMs;
     }
+  }
+
+  /**
+   * Keeps the first `length` tokens of the context and forgets the rest (their KV cache entries).
+   * A no-op when `length` is at least the context's length.
+   * @throws DisposedError after dispose(); MoetError when the session is busy; RangeError for a
+   *   negative or fractional length
+   */
+  truncate(length: number): void {
+    this.assertUsable();
+    if (!(Number.isInteger(length) && length >= 0)) throw new RangeError(`truncate: length must be an integer ≥ 0, got ${length}`);
+    if (length >= this.tokenList.length) return;
+    this.version++;
+    this.seq.truncate(Math.min(length, this.seq.nPast));
+    this.tokenList.length = length;
+    this.pending = null;
+    this.lastLogits = null;
+  }
+
+  /**
+   * One chat turn: renders `messages` with the chat template (see Model.applyChatTemplate; the
+   * generation prompt is added), keeps the part of the context that the rendered conversation shares
+   * with it (the KV cache is reused across turns: only new tokens are evaluated) and streams the
+   * answer as `{ text, kind, id? }` chunks, `kind` being 'thinking' for text between `<think>` and
+   * `</think>` (the tags are not emitted) and 'content' for the answer. The generator's return value
+   * is a ChatResult (content, thinking, stop reason, token counts, timings); `lastTimings` is set too.
+   *
+   * Add the answer to `messages` as `{ role: 'assistant', content }` before the next turn.
+   *
+   * @throws ContextOverflowError when the rendered conversation does not fit (the context is left
+   *   as it was); AbortError when `signal` aborts; RangeError for malformed messages or options;
+   *   MoetError when the template cannot be rendered or the session is busy; DisposedError
+   */
+  async *chat(messages: readonly ChatMessage[], opts: ChatOptions = {}): AsyncGenerator<ChatChunk, ChatResult, undefined> {
+    this.assertUsable();
+    const { enableThinking, template, ...genOpts } = opts;
+    const prompt = applyChatTemplate(this.model.tokenizer, messages, { enableThinking, template });
+    const ids = tokenizeChatPrompt(this.model.tokenizer, prompt);
+    return yield* chatTurn(this, ids, { ...genOpts, inThinking: promptOpensThinking(prompt) });
   }
 
   /**

@@ -8,6 +8,7 @@ import { checkTensor, expectedTensors, type ModelConfig } from '../config.js';
 import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { forward, KVCache, type CpuWeights, type LayerWeights, type OnTensor } from './forward.js';
 import { dequantizeRow, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+import { CpuTraceCollector, TRACE_TENSORS } from '../trace/cpu.js';
 
 /** What CpuBackend needs from an opened GGUF file (gguf/reader.ts GGUFFile satisfies it). */
 export interface GGUFTensorSource {
@@ -38,6 +39,8 @@ function toF32(info: GGUFTensorInfo, bytes: Uint8Array, n: number): Float32Array
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
+  /** eval honours opts.trace (routing traces of MoE models) */
+  readonly tracesRouting = true;
   private disposed = false;
 
   constructor(readonly config: ModelConfig, readonly weights: CpuWeights) {}
@@ -166,12 +169,17 @@ export class CpuSequence implements BackendSequence {
     const nVocab = config.nVocab;
     const all = opts.allLogits ? new Float32Array(n * nVocab) : null;
     let last: Float32Array = new Float32Array(0);
+    // routing trace: collect the router's intermediates (copying only those unless onTensor listens)
+    const trace = opts.trace && config.nExpert > 0 ? new CpuTraceCollector(config, tokens, this.past, opts.trace) : null;
     for (let i = 0; i < n; i += MAX_BATCH) {
       const chunk = tokens.slice(i, i + MAX_BATCH);
-      const logits = forward(config, weights, this.cache, chunk, this.past + i, { allLogits: !!all, onTensor: this.opts.onTensor });
+      const onTensor = trace ? trace.listener(i, this.opts.onTensor) : this.opts.onTensor;
+      const onTensorNames = trace && !this.opts.onTensor ? TRACE_TENSORS : undefined;
+      const logits = forward(config, weights, this.cache, chunk, this.past + i, { allLogits: !!all, onTensor, onTensorNames });
       if (all) all.set(logits, i * nVocab);
       else last = logits;
     }
+    trace?.finish();
     this.past += n;
     return all ?? last;
   }

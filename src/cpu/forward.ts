@@ -42,8 +42,10 @@ export type OnTensor = (name: string, layer: number, data: Float32Array | Int32A
 /** Internal emitter: copies only when someone listens. */
 export type Emit = (name: string, layer: number, data: Float32Array | Int32Array) => void;
 
-function emitter(onTensor: OnTensor | undefined): Emit {
-  return onTensor ? (name, layer, data) => onTensor(name, layer, data.slice()) : () => {};
+function emitter(onTensor: OnTensor | undefined, names?: ReadonlySet<string>): Emit {
+  if (!onTensor) return () => {};
+  if (names) return (name, layer, data) => names.has(name) && onTensor(name, layer, data.slice());
+  return (name, layer, data) => onTensor(name, layer, data.slice());
 }
 
 /**
@@ -156,6 +158,8 @@ export interface ForwardOptions {
   /** logits of every token ([n, nVocab]) instead of only the last ([nVocab]) */
   allLogits?: boolean;
   onTensor?: OnTensor;
+  /** report (and copy) only these intermediates to onTensor; default all */
+  onTensorNames?: ReadonlySet<string>;
 }
 
 /**
@@ -165,7 +169,7 @@ export interface ForwardOptions {
 export function forward(cfg: ModelConfig, w: CpuWeights, cache: KVCache, tokens: readonly number[], pos0: number, opts: ForwardOptions = {}): Float32Array {
   const n = tokens.length;
   const E = cfg.nEmbd;
-  const emit = emitter(opts.onTensor);
+  const emit = emitter(opts.onTensor, opts.onTensorNames);
 
   const x = new Float32Array(n * E); // [n, nEmbd] the residual stream
   for (let t = 0; t < n; t++) embedRow(x.subarray(t * E, (t + 1) * E), w.tokEmbd, tokens[t]!);
