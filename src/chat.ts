@@ -1,0 +1,296 @@
+// Chat on top of Session.generate: renders the GGUF's chat template (Jinja, through
+// @huggingface/jinja; plain ChatML when the file has none), reuses the KV cache across turns by
+// matching the rendered conversation's tokens against the session's, and splits Qwen3-style
+// `<think>…</think>` reasoning from the answer while streaming.
+//
+// KV reuse: the conversation is re-rendered and re-tokenized every turn; the session keeps the
+// longest common prefix of its tokens and the new ones and evaluates only the rest. Qwen3's template
+// drops the think blocks of earlier turns, so after a thinking turn the prefix ends where the last
+// answer's `<think>` began: the answer is evaluated again (without its thinking), as llama-server does.
+import { Template } from '@huggingface/jinja';
+import { ContextOverflowError, MoetError } from './errors.js';
+import type { GenerateOptions, GenerationTimings, StopReason } from './model.js';
+import type { Tokenizer } from './tokenizer/index.js';
+
+/** One message of a conversation. */
+export interface ChatMessage {
+  /** 'system', 'user', 'assistant' (or 'tool', where the template knows it) */
+  role: string;
+  content: string;
+  /**
+   * thinking of an earlier assistant turn, passed to the template as `reasoning_content` (Qwen3's
+   * template shows it only for assistant turns after the last user message). An assistant `content`
+   * that starts with `<think>…</think>` works too.
+   */
+  reasoningContent?: string;
+}
+
+/** Options of chat template rendering. */
+export interface ChatTemplateOptions {
+  /**
+   * passed to the template as `enable_thinking`. Qwen3: false adds an empty think block to the
+   * generation prompt, so the model answers directly. Default: left undefined (the template's default;
+   * Qwen3 thinks)
+   */
+  enableThinking?: boolean;
+  /** end with the assistant's generation prompt. Default true */
+  addGenerationPrompt?: boolean;
+  /** a Jinja chat template to use instead of the GGUF's `tokenizer.chat_template` */
+  template?: string;
+}
+
+/** Options of Session.chat: generation options plus template options. */
+export interface ChatOptions extends GenerateOptions, Omit<ChatTemplateOptions, 'addGenerationPrompt'> {}
+
+/** Whether a piece of chat output is reasoning or answer. */
+export type ChatChunkKind = 'thinking' | 'content';
+
+/** One piece of streamed chat output. */
+export interface ChatChunk {
+  /** text, never empty; the `<think>` / `</think>` tags themselves are never emitted */
+  text: string;
+  kind: ChatChunkKind;
+  /** id of the sampled token that completed this text (absent for text flushed at the end) */
+  id?: number;
+}
+
+/** What a chat turn produced: the return value of the Session.chat generator. */
+export interface ChatResult {
+  /** the answer (without thinking) */
+  content: string;
+  /** the reasoning between `<think>` and `</think>` (trimmed), '' when there was none */
+  thinking: string;
+  stopReason: StopReason;
+  /** tokens of the rendered prompt */
+  promptTokens: number;
+  /** prompt tokens that were already in the session's KV cache and were not evaluated again */
+  cachedTokens: number;
+  /** tokens sampled, including a final end-of-generation token */
+  generatedTokens: number;
+  timings: GenerationTimings;
+}
+
+/** Plain ChatML, used when the GGUF has no `tokenizer.chat_template`. */
+export const CHATML_TEMPLATE =
+  "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}" +
+  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+
+const compiled = new Map<string, Template>();
+
+function compile(source: string): Template {
+  let t = compiled.get(source);
+  if (!t) {
+    try {
+      t = new Template(source);
+    } catch (e) {
+      throw new MoetError(`cannot parse the chat template: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    if (compiled.size > 16) compiled.clear();
+    compiled.set(source, t);
+  }
+  return t;
+}
+
+function checkMessages(messages: readonly ChatMessage[]): void {
+  if (!Array.isArray(messages) || messages.length === 0) throw new RangeError('messages must be a non-empty array');
+  messages.forEach((m, i) => {
+    if (m === null || typeof m !== 'object') throw new RangeError(`messages[${i}] must be an object`);
+    if (typeof m.role !== 'string' || m.role === '') throw new RangeError(`messages[${i}].role must be a non-empty string`);
+    if (typeof m.content !== 'string') throw new RangeError(`messages[${i}].content must be a string`);
+    if (m.reasoningContent !== undefined && typeof m.reasoningContent !== 'string') {
+      throw new RangeError(`messages[${i}].reasoningContent must be a string`);
+    }
+  });
+}
+
+/**
+ * Renders a conversation with a chat template: `opts.template`, else the tokenizer's
+ * `tokenizer.chat_template`, else plain ChatML. @internal exposed as Model.applyChatTemplate
+ * @throws RangeError for malformed messages; MoetError when the template cannot be parsed or rendered
+ */
+export function applyChatTemplate(tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
+  checkMessages(messages);
+  const template = compile(opts.template ?? tokenizer.chatTemplate ?? CHATML_TEMPLATE);
+  const vars: Record<string, unknown> = {
+    messages: messages.map((m) => {
+      const o: Record<string, unknown> = { role: m.role, content: m.content };
+      if (m.reasoningContent !== undefined) o.reasoning_content = m.reasoningContent;
+      return o;
+    }),
+    add_generation_prompt: opts.addGenerationPrompt ?? true,
+    bos_token: tokenizer.bosId !== undefined ? tokenizer.tokenText(tokenizer.bosId) : '',
+    eos_token: tokenizer.tokenText(tokenizer.eosId),
+  };
+  if (opts.enableThinking !== undefined) vars.enable_thinking = opts.enableThinking;
+  try {
+    return template.render(vars);
+  } catch (e) {
+    throw new MoetError(`cannot render the chat template: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+/**
+ * Tokens of a rendered chat prompt: control tokens parsed; BOS when the GGUF asks for it and the
+ * template did not write it already. @internal
+ */
+export function tokenizeChatPrompt(tokenizer: Tokenizer, prompt: string): number[] {
+  const bosText = tokenizer.bosId !== undefined ? tokenizer.tokenText(tokenizer.bosId) : '';
+  const addBos = tokenizer.addBos && !(bosText && prompt.startsWith(bosText));
+  return tokenizer.encode(prompt, { special: true, addBos });
+}
+
+/** true when the prompt leaves a `<think>` open (the template started the reasoning itself) */
+export function promptOpensThinking(prompt: string): boolean {
+  const open = prompt.lastIndexOf(THINK_OPEN);
+  return open >= 0 && open > prompt.lastIndexOf(THINK_CLOSE);
+}
+
+const THINK_OPEN = '<think>';
+const THINK_CLOSE = '</think>';
+
+/** length of the longest suffix of `text` that is a proper prefix of `tag` */
+function partialTagAt(text: string, tag: string): number {
+  for (let l = Math.min(tag.length - 1, text.length); l > 0; l--) {
+    if (text.endsWith(tag.slice(0, l))) return l;
+  }
+  return 0;
+}
+
+/**
+ * Streaming splitter of `<think>…</think>` reasoning from the answer. Text is pushed as it is
+ * generated (tags may arrive split over several pushes); out come chunks labelled 'thinking' or
+ * 'content', without the tags. Whitespace right after `<think>`, right before `</think>` and right
+ * after `</think>` is dropped (Qwen3 writes `<think>\n…\n</think>\n\n`), as is whitespace before
+ * the answer. `<think>` is recognized only at the start of the output. @internal
+ */
+export class ThinkSplitter {
+  private mode: 'start' | 'thinking' | 'content';
+  /** text not emitted yet (a possible partial tag, or whitespace that may be dropped) */
+  private held = '';
+  /** in 'thinking': nothing emitted since the tag, so leading whitespace is dropped */
+  private thinkingFresh = true;
+  /** thinking text emitted so far, and content */
+  thinking = '';
+  content = '';
+
+  /** @param inThinking the prompt already opened `<think>`: the output starts as reasoning */
+  constructor(inThinking = false) {
+    this.mode = inThinking ? 'thinking' : 'start';
+  }
+
+  /** Adds generated text; returns the chunks that became final. */
+  push(text: string, id?: number): ChatChunk[] {
+    this.held += text;
+    const out: ChatChunk[] = [];
+    for (;;) {
+      if (this.mode === 'start') {
+        const s = this.held.replace(/^\s+/, '');
+        if (s.startsWith(THINK_OPEN)) {
+          this.held = s.slice(THINK_OPEN.length);
+          this.mode = 'thinking';
+          this.thinkingFresh = true;
+          continue;
+        }
+        if (s.length === 0 || THINK_OPEN.startsWith(s)) return out; // whitespace or a partial tag
+        this.held = s;
+        this.mode = 'content';
+        continue;
+      }
+      if (this.mode === 'thinking') {
+        if (this.thinkingFresh) {
+          this.held = this.held.replace(/^\s+/, '');
+          if (this.held.length === 0) return out;
+        }
+        const close = this.held.indexOf(THINK_CLOSE);
+        if (close >= 0) {
+          this.emit(out, 'thinking', this.held.slice(0, close).replace(/\s+$/, ''), id);
+          this.held = this.held.slice(close + THINK_CLOSE.length);
+          this.mode = 'start';
+          continue;
+        }
+        const keepTag = partialTagAt(this.held, THINK_CLOSE);
+        const body = this.held.slice(0, this.held.length - keepTag);
+        const trimmed = body.replace(/\s+$/, '');
+        this.emit(out, 'thinking', trimmed, id);
+        this.held = this.held.slice(trimmed.length);
+        return out;
+      }
+      this.emit(out, 'content', this.held, id);
+      this.held = '';
+      return out;
+    }
+  }
+
+  /** Emits whatever is held (generation ended): partial tags become text of the current kind. */
+  flush(): ChatChunk[] {
+    const out: ChatChunk[] = [];
+    if (this.mode === 'thinking') this.emit(out, 'thinking', this.held.replace(/\s+$/, ''));
+    else if (this.mode === 'content') this.emit(out, 'content', this.held);
+    else this.emit(out, 'content', this.held.replace(/^\s+/, ''));
+    this.held = '';
+    return out;
+  }
+
+  private emit(out: ChatChunk[], kind: ChatChunkKind, text: string, id?: number): void {
+    if (text.length === 0) return;
+    if (kind === 'thinking') {
+      this.thinking += text;
+      this.thinkingFresh = false;
+    } else {
+      this.content += text;
+    }
+    const last = out[out.length - 1];
+    if (last && last.kind === kind && last.id === id) last.text += text;
+    else out.push(id === undefined ? { text, kind } : { text, kind, id });
+  }
+}
+
+/** length of the common prefix of two token lists */
+export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** What chat needs from a session; Session implements it. @internal */
+export interface ChatHost {
+  readonly tokens: number[];
+  readonly contextLength: number;
+  lastTimings: GenerationTimings | null;
+  truncate(length: number): void;
+  generate(prompt: readonly number[], opts: GenerateOptions): AsyncGenerator<{ id: number; text: string }, void, undefined>;
+}
+
+/**
+ * Runs one chat turn on `host` for a prompt already tokenized: keeps the common prefix of the
+ * session's tokens, evaluates the rest and streams the split output. @internal used by Session.chat
+ * and the server
+ */
+export async function* chatTurn(
+  host: ChatHost,
+  promptIds: readonly number[],
+  opts: GenerateOptions & { inThinking?: boolean },
+): AsyncGenerator<ChatChunk, ChatResult, undefined> {
+  if (promptIds.length === 0) throw new RangeError('the rendered chat prompt is empty');
+  if (promptIds.length > host.contextLength) throw new ContextOverflowError(host.contextLength, promptIds.length);
+  // at least one token is evaluated, so that the logits belong to the prompt
+  const keep = Math.min(commonPrefixLength(host.tokens, promptIds), promptIds.length - 1);
+  host.truncate(keep);
+  const { inThinking, ...genOpts } = opts;
+  const splitter = new ThinkSplitter(inThinking ?? false);
+  for await (const t of host.generate(promptIds.slice(keep), genOpts)) {
+    for (const c of splitter.push(t.text, t.id)) yield c;
+  }
+  for (const c of splitter.flush()) yield c;
+  const timings = host.lastTimings!;
+  return {
+    content: splitter.content,
+    thinking: splitter.thinking,
+    stopReason: timings.stopReason,
+    promptTokens: promptIds.length,
+    cachedTokens: keep,
+    generatedTokens: timings.generatedTokens,
+    timings,
+  };
+}
