@@ -7,7 +7,6 @@ import { openGGUF, type GGUFFile } from '../gguf/reader.js';
 import { ggmlTypeName, type GGUFTensorInfo } from '../gguf/types.js';
 import type { Backend, BackendSequence } from './backend.js';
 import { applyChatTemplate, chatTurn, promptOpensThinking, tokenizeChatPrompt, type ChatChunk, type ChatMessage, type ChatOptions, type ChatResult, type ChatTemplateOptions } from './chat.js';
-import { applyChatTemplate, chatTurn, promptOpensThinking, tokenizeChatPrompt, type ChatChunk, type ChatMessage, type ChatOptions, type ChatResult, type ChatTemplateOptions } from './chat.js';
 import { configFromGGUF, type ModelConfig } from './config.js';
 import { AbortError, ContextOverflowError, DisposedError, MoetError } from './errors.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
@@ -318,18 +317,6 @@ export class Model {
   }
 
   /**
-   * Renders a conversation with the GGUF's chat template (`tokenizer.chat_template`, Jinja), or
-   * plain ChatML when the file has none (or with `opts.template`). Ends with the assistant's
-   * generation prompt unless `addGenerationPrompt` is false.
-   * @throws DisposedError after dispose(); RangeError for malformed messages; MoetError when the
-   *   template cannot be parsed or rendered
-   */
-  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    checkAlive(this.disposed, 'the model');
-    return applyChatTemplate(this.tokenizer, messages, opts);
-  }
-
-  /**
    * A new session with its own KV cache of `contextLength` tokens.
    * @throws DisposedError after dispose()
    */
@@ -618,45 +605,6 @@ export class Session {
     } finally {
       timings.genMs = timings.evalMs + timings.sampleMs;
     }
-  }
-
-  /**
-   * Keeps the first `length` tokens of the context and forgets the rest (their KV cache entries).
-   * A no-op when `length` is at least the context's length.
-   * @throws DisposedError after dispose(); MoetError when the session is busy; RangeError for a
-   *   negative or fractional length
-   */
-  truncate(length: number): void {
-    this.assertUsable();
-    if (!(Number.isInteger(length) && length >= 0)) throw new RangeError(`truncate: length must be an integer ≥ 0, got ${length}`);
-    if (length >= this.tokenList.length) return;
-    this.version++;
-    this.seq.truncate(Math.min(length, this.seq.nPast));
-    this.tokenList.length = length;
-    this.pending = null;
-    this.lastLogits = null;
-  }
-
-  /**
-   * One chat turn: renders `messages` with the chat template (see Model.applyChatTemplate; the
-   * generation prompt is added), keeps the part of the context that the rendered conversation shares
-   * with it (the KV cache is reused across turns: only new tokens are evaluated) and streams the
-   * answer as `{ text, kind, id? }` chunks, `kind` being 'thinking' for text between `<think>` and
-   * `</think>` (the tags are not emitted) and 'content' for the answer. The generator's return value
-   * is a ChatResult (content, thinking, stop reason, token counts, timings); `lastTimings` is set too.
-   *
-   * Add the answer to `messages` as `{ role: 'assistant', content }` before the next turn.
-   *
-   * @throws ContextOverflowError when the rendered conversation does not fit (the context is left
-   *   as it was); AbortError when `signal` aborts; RangeError for malformed messages or options;
-   *   MoetError when the template cannot be rendered or the session is busy; DisposedError
-   */
-  async *chat(messages: readonly ChatMessage[], opts: ChatOptions = {}): AsyncGenerator<ChatChunk, ChatResult, undefined> {
-    this.assertUsable();
-    const { enableThinking, template, ...genOpts } = opts;
-    const prompt = applyChatTemplate(this.model.tokenizer, messages, { enableThinking, template });
-    const ids = tokenizeChatPrompt(this.model.tokenizer, prompt);
-    return yield* chatTurn(this, ids, { ...genOpts, inThinking: promptOpensThinking(prompt) });
   }
 
   /**
