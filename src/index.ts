@@ -22,6 +22,16 @@ export {
 
 export * from './trace/index.js';
 
+export {
+  CHATML_TEMPLATE,
+  type ChatMessage,
+  type ChatOptions,
+  type ChatTemplateOptions,
+  type ChatChunk,
+  type ChatChunkKind,
+  type ChatResult,
+} from './chat.js';
+
 export { Sampler, DEFAULT_SAMPLER_OPTIONS, type SamplerOptions } from './sampler.js';
 
 export type { Tokenizer, StreamDecoder } from './tokenizer/index.js';
