@@ -3,39 +3,31 @@
 //
 // llama.cpp runs `qwen2`'s pattern through std::regex over a "collapsed" copy of the text in which
 // every non-ASCII code point is replaced by one byte standing for its class (letter, number,
-// whitespace, …); ASCII keeps its own identity, and `\s` then means C's isspace (\t\n\v\f\r and
-// space). `gpt-2` and `llama-bpe` use hand-written scanners that follow the same patterns. The classes
-// below say what each of those sees:
-//   - \p{L} and \p{N}: Unicode general categories (llama.cpp's table was generated with Python's
-//     `regex` module; V8 uses ICU — they agree except for code points assigned in newer Unicode
-//     versions, see the parity test);
-//   - whitespace: Unicode White_Space. U+FEFF is not whitespace here (JavaScript's \s says it is), and
-//     U+001C-U+001F are not whitespace for std::regex (Python's str.isspace says they are).
+// whitespace, …); ASCII keeps its own identity, and `\s` means C's isspace. `gpt-2` and `llama-bpe`
+// use hand-written scanners that follow the same patterns; `default` chains four regexes. What each
+// of them calls a letter, number, punctuation or whitespace is in unicode.ts.
 // Each regex runs on one piece at a time, so a lookahead never sees past the piece's end, as in
 // llama.cpp's `unicode_regex_split`.
-
-/** Non-ASCII White_Space code points (llama.cpp's unicode_set_whitespace above 0x7F). */
-const WS_NON_ASCII = '\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000';
-/** Whitespace as llama.cpp's std::regex path sees it (qwen2, default's std::regex passes). */
-const WS_STD = `\\t\\n\\v\\f\\r ${WS_NON_ASCII}`;
-/** Whitespace as llama.cpp's hand-written gpt-2 / llama3 scanners see it (the is_whitespace flag). */
-const WS_FLAGS = WS_STD;
+import { LETTER as L, NUMBER as N, PUNCTUATION as P, WHITESPACE as WS } from './unicode.js';
 
 const CONTRACTIONS_ANY_CASE = `(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])`;
 
-/** Qwen2's pattern: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+` */
-function qwen2Pattern(digits: string, ws: string): RegExp {
+/**
+ * Qwen2's pattern `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+ * with `digits` = `{1,3}` it is Llama 3's.
+ */
+function qwen2Pattern(digits: string): RegExp {
   return new RegExp(
-    `${CONTRACTIONS_ANY_CASE}|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}${digits}| ?[^${ws}\\p{L}\\p{N}]+[\\r\\n]*` +
-      `|[${ws}]*[\\r\\n]+|[${ws}]+(?![^${ws}])|[${ws}]+`,
-    'gu',
+    `${CONTRACTIONS_ANY_CASE}|[^\\r\\n${L}${N}]?${L}+|${N}${digits}| ?[^${WS}${L}${N}]+[\\r\\n]*` +
+      `|[${WS}]*[\\r\\n]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
+    'gv',
   );
 }
 
 /** GPT-2's pattern: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` */
 const GPT2 = new RegExp(
-  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WS_FLAGS}\\p{L}\\p{N}]+|[${WS_FLAGS}]+(?![^${WS_FLAGS}])|[${WS_FLAGS}]+`,
-  'gu',
+  `'s|'t|'re|'ve|'m|'ll|'d| ?${L}+| ?${N}+| ?[^${WS}${L}${N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
+  'gv',
 );
 
 export interface PreTokenizer {
@@ -55,28 +47,28 @@ export interface PreTokenizer {
 export const PRE_TOKENIZERS: readonly PreTokenizer[] = [
   {
     names: ['qwen2', 'deepseek-r1-qwen', 'kormo', 'f2llmv2', 'hunyuan', 'solar-open'],
-    passes: [qwen2Pattern('', WS_STD)],
+    passes: [qwen2Pattern('')],
     ignoreMerges: false,
     addBos: false,
     cleanSpaces: false,
   },
   {
     names: ['stablelm2', 'megrez'],
-    passes: [qwen2Pattern('', WS_STD)],
+    passes: [qwen2Pattern('')],
     ignoreMerges: false,
     addBos: false,
     cleanSpaces: true,
   },
   {
     names: ['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2'],
-    passes: [qwen2Pattern('{1,3}', WS_FLAGS)],
+    passes: [qwen2Pattern('{1,3}')],
     ignoreMerges: true,
     addBos: true,
     cleanSpaces: true,
   },
   {
     names: ['dbrx', 'smaug-bpe'],
-    passes: [qwen2Pattern('{1,3}', WS_FLAGS)],
+    passes: [qwen2Pattern('{1,3}')],
     ignoreMerges: false,
     addBos: false,
     cleanSpaces: true,
@@ -91,7 +83,7 @@ export const PRE_TOKENIZERS: readonly PreTokenizer[] = [
   {
     // also used when the key is missing (llama.cpp warns "GENERATION QUALITY WILL BE DEGRADED")
     names: ['default'],
-    passes: [/[\p{P}$+<=>^~|]+/gu, GPT2, /\p{N}+/gu, /[0-9][0-9][0-9]/g],
+    passes: [new RegExp(`[${P}$+<=>^~\\|]+`, 'gv'), GPT2, new RegExp(`${N}+`, 'gv'), /[0-9][0-9][0-9]/g],
     ignoreMerges: false,
     addBos: false,
     cleanSpaces: true,

@@ -8,6 +8,8 @@ import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from
 import { kv, writeGGUF } from '../../gguf/writer.js';
 import type { GGUFMetadataEntry } from '../../gguf/types.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
+import { BYTE_TO_CHAR } from '../../src/tokenizer/bytes.js';
+import { UNICODE_EXCEPTIONS } from '../../src/tokenizer/unicode.js';
 import { qwen3VocabMetadata, QWEN3_VOCAB_SIZE } from '../fixtures/vocab.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -300,5 +302,93 @@ describe('Qwen3 vocabulary vs llama.cpp', () => {
     }
     // the longer token wins although the shorter one starts first
     expect(tok.encode('«xyzzy»plugh').at(-1)).toBe(151701);
+  });
+});
+
+// Unicode classes: llama.cpp's tables are Unicode 15.1, V8's are newer. Qwen's merges rarely reveal how
+// a rare character was pre-tokenized, so a probe vocabulary makes it visible: its merges join 'x'+c
+// (same pre-token only if c is a letter), c+c (split only if c is a number) and c+'!' (grouped by the
+// default pre-tokenizer only if c is punctuation) into single tokens.
+describe('Unicode classes vs llama.cpp (probe vocabulary)', () => {
+  it('letters, numbers and punctuation of every Unicode version agree', async () => {
+    const probe = new Set<number>();
+    for (const ranges of Object.values(UNICODE_EXCEPTIONS)) {
+      for (const [a, b] of ranges) for (let cp = a - 1; cp <= b + 1; cp++) probe.add(cp);
+    }
+    const lnp = /^[\p{L}\p{N}\p{P}]$/u;
+    for (let cp = 0x80; cp < 0x110000; cp += 37) if (lnp.test(String.fromCodePoint(cp))) probe.add(cp);
+    const cps = [...probe].filter((cp) => cp > 0x7f && !(cp >= 0xd800 && cp <= 0xdfff));
+
+    const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => BYTE_TO_CHAR[b]).join('');
+    const tokens: string[] = [...BYTE_TO_CHAR];
+    const seen = new Set(tokens);
+    const chain: string[] = [];
+    const combos: string[] = [];
+    const merge = (list: string[], a: string, b: string) => {
+      if (seen.has(a + b)) return;
+      seen.add(a + b);
+      tokens.push(a + b);
+      list.push(`${a} ${b}`);
+    };
+    for (const cp of cps) {
+      const s = byteLevel(String.fromCodePoint(cp));
+      for (let i = 1; i < s.length; i++) merge(chain, s.slice(0, i), s[i]!);
+      merge(combos, 'x', s);
+      merge(combos, s, s);
+      merge(combos, s, '!');
+    }
+    tokens.push('<|endoftext|>');
+    const vocab = (pre: string) => [
+      kv.str('tokenizer.ggml.model', 'gpt2'),
+      kv.str('tokenizer.ggml.pre', pre),
+      kv.strs('tokenizer.ggml.tokens', tokens),
+      kv.i32s('tokenizer.ggml.token_type', tokens.map((t) => (t === '<|endoftext|>' ? 3 : 1))),
+      kv.strs('tokenizer.ggml.merges', [...chain, ...combos]),
+      kv.u32('tokenizer.ggml.eos_token_id', tokens.length - 1),
+      kv.bool('tokenizer.ggml.add_bos_token', false),
+    ];
+    const failures: string[] = [];
+    let total = 0;
+    for (const [pre, probes] of [
+      ['qwen2', (c: string) => ['x' + c, c + c, ` ${c}x`]],
+      ['default', (c: string) => [c + '!']],
+    ] as const) {
+      const { tok, model } = await load(`probe-${pre}`, vocab(pre));
+      for (const cp of cps) {
+        for (const text of probes(String.fromCodePoint(cp))) {
+          total++;
+          const ours = tok.encode(text);
+          const theirs = Array.from(model.tokenize(text, false));
+          if (!same(ours, theirs)) failures.push(`${pre} U+${cp.toString(16)} ${show(text)}: ${ours.join(' ')} vs ${theirs.join(' ')}`);
+        }
+      }
+    }
+    console.log(`Unicode probe: ${total - failures.length}/${total} identical over ${cps.length} code points`);
+    expect(failures.slice(0, 10)).toEqual([]);
+  });
+});
+
+// The same vocabulary under other pre-tokenizers: llama-bpe (hand-written scanner in llama.cpp, \p{N}{1,3},
+// ignore_merges), gpt-2 (hand-written scanner) and default (four regex passes); all three clean up spaces
+// when detokenizing. A third of the corpus each, to keep the file fast.
+describe.each(['llama-bpe', 'gpt-2', 'default'])('pre-tokenizer %s vs llama.cpp', (pre) => {
+  it('encodes and decodes like llama.cpp', async () => {
+    const { tok, model } = await load(`qwen3-${pre}`, withKey(qwen3VocabMetadata(), kv.str('tokenizer.ggml.pre', pre)));
+    const failures: string[] = [];
+    let total = 0;
+    corpus.forEach(({ text }, i) => {
+      if (i % 3 !== 0 && i > 40) return;
+      for (const special of [false, true]) {
+        total++;
+        const ours = tok.encode(text, { special });
+        const theirs = Array.from(model.tokenize(text, special));
+        if (!same(ours, theirs)) failures.push(`encode special=${special} ${show(text)}\n  moet  ${ours.join(' ')}\n  llama ${theirs.join(' ')}`);
+        const decoded = tok.decode(ours, { special });
+        const reference = model.detokenize(ours as Token[], special);
+        if (decoded !== reference) failures.push(`decode ${show(text)}: ${show(decoded)} vs ${show(reference)}`);
+      }
+    });
+    console.log(`tokenizer parity (${pre}): ${total - failures.length}/${total} identical`);
+    expect(failures.slice(0, 10)).toEqual([]);
   });
 });
