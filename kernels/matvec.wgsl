@@ -17,8 +17,8 @@ enable subgroups;
 // Dispatch: (gx, gy, n_vec) with gx·gy ≥ n_wg = ceil(rows / ROWS) (grid2d); workgroup
 // wid.x + wid.y·gx computes ROWS consecutive rows of vector / slot wid.z. WG threads stride over
 // the row in UNIT-element steps (32 for block types: one block or K-quant sub-block; 8 for
-// floats), each step dequantizes 8 values at a time (dq8) and dots them with x; x is loaded once
-// per step and reused for the ROWS rows. Per-row partial sums are reduced with subgroupAdd + shared
+// floats): x for the unit is loaded once and reused for the ROWS rows; per row the unit's scales
+// are decoded once (unit_hdr) and its values 8 at a time (unit_dq8). Per-row partial sums are reduced with subgroupAdd + shared
 // memory (SUBGROUPS) or a shared-memory tree. MOE: a workgroup whose slot's expert is not in this
 // part returns at once, so a stack split over several buffers is covered by one dispatch per part.
 //
@@ -105,15 +105,21 @@ fn main(
   }
   let n_units = (cols + UNIT - 1u) / UNIT;
   for (var u = tid; u < n_units; u += WG) {
-    for (var g = 0u; g < UNIT; g += 8u) {
-      let k = u * UNIT + g;
-      let xv = x8(xo, k, cols);
-      for (var r = 0u; r < ROWS; r++) {
-        let row = r0 + r;
-        if (row < P.rows) {
-          let d = dq8(wbase + row * P.row_bytes, k, cols);
-          acc[r] += dot(d.a, xv.a) + dot(d.b, xv.b);
+    let k = u * UNIT;
+    var xv: array<D8, UNIT / 8u>;
+    for (var g = 0u; g < UNIT / 8u; g++) {
+      xv[g] = x8(xo, k + 8u * g, cols);
+    }
+    for (var r = 0u; r < ROWS; r++) {
+      let row = r0 + r;
+      if (row < P.rows) {
+        let h = unit_hdr(wbase + row * P.row_bytes, k, cols);
+        var s = 0.0;
+        for (var g = 0u; g < UNIT / 8u; g++) {
+          let d = unit_dq8(h, g);
+          s += dot(d.a, xv[g].a) + dot(d.b, xv[g].b);
         }
+        acc[r] += s;
       }
     }
   }

@@ -12,11 +12,24 @@
 //   fn dq8(rb: u32, k: u32, n: u32) -> D8
 //       elements k .. k+7 of the row that starts at byte rb, dequantized to f32 (k a multiple of
 //       8; n = row length; float types return 0 for elements ≥ n, block types need n % 32 == 0).
+//   fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr    (k a multiple of UNIT)
+//   fn unit_dq8(h: Hdr, g: u32) -> D8              (g < UNIT / 8)
+//       the same values split in two: unit_hdr decodes a unit's scales / mins / offsets once,
+//       unit_dq8 gives its 8-element group g (elements k + 8g ..). matvec hoists unit_hdr.
 // Values are computed in f32 as ggml's dequantize_row_* does (d·sc formed first, then ·q − dmin·m).
 
 struct D8 {
   a: vec4<f32>,
   b: vec4<f32>,
+}
+
+// What unit_hdr decodes once per UNIT elements (the meaning of each field is per type)
+struct Hdr {
+  o: u32,  // offset of the quants (bytes, or words for 4-aligned blocks)
+  x: u32,  // type-specific: qh word / offset
+  j: u32,  // type-specific: sub-block, shift
+  d: f32,  // scale (for K-quants d·sc)
+  m: f32,  // min / second scale
 }
 
 // 4 bytes at a 2-aligned byte offset
@@ -121,106 +134,115 @@ fn dq8(rb: u32, k: u32, n: u32) -> D8 {
 #elif Q8_0
 // block: half d; i8 qs[32]  (34 bytes)
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
   let bb = rb + (k >> 5u) * 34u;
-  let d = ldf16(bb);
-  let o = bb + 2u + (k & 31u);
-  return D8(d * i8x4(ld32(o)), d * i8x4(ld32(o + 4u)));
+  return Hdr(bb + 2u, 0u, 0u, ldf16(bb), 0.0);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let o = h.o + 8u * g;
+  return D8(h.d * i8x4(ld32(o)), h.d * i8x4(ld32(o + 4u)));
 }
 #elif Q4_0
 // block: half d; u8 qs[16]  (18 bytes); y[j] = d·((qs[j] & 15) − 8), y[j+16] = d·((qs[j] >> 4) − 8)
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
   let bb = rb + (k >> 5u) * 18u;
-  let d = ldf16(bb);
-  let p = k & 31u;
-  let o = bb + 2u + (p & 15u);
-  let sh = vec4<u32>((p >> 4u) * 4u);
+  return Hdr(bb + 2u, 0u, 0u, ldf16(bb), 0.0);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let o = h.o + 8u * (g & 1u);
+  let sh = vec4<u32>((g >> 1u) * 4u);
   let q0 = (bytes4(ld32(o)) >> sh) & vec4<u32>(15u);
   let q1 = (bytes4(ld32(o + 4u)) >> sh) & vec4<u32>(15u);
-  return D8((vec4<f32>(q0) - 8.0) * d, (vec4<f32>(q1) - 8.0) * d);
+  return D8((vec4<f32>(q0) - 8.0) * h.d, (vec4<f32>(q1) - 8.0) * h.d);
 }
 #elif Q4_1
-// block: half d; half m; u8 qs[16]  (20 bytes); y[j] = d·(qs[j] & 15) + m, y[j+16] = d·(qs[j] >> 4) + m
+// block: half d; half m; u8 qs[16]  (20 bytes, 4-aligned); y[j] = d·(qs[j] & 15) + m, y[j+16] = d·(qs[j] >> 4) + m
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
-  let bb = rb + (k >> 5u) * 20u;
-  let dm = unpack2x16float(w[bb >> 2u]);
-  let p = k & 31u;
-  let o = bb + 4u + (p & 15u);
-  let sh = vec4<u32>((p >> 4u) * 4u);
-  let q0 = (bytes4(w[o >> 2u]) >> sh) & vec4<u32>(15u);
-  let q1 = (bytes4(w[(o >> 2u) + 1u]) >> sh) & vec4<u32>(15u);
-  return D8(vec4<f32>(q0) * dm.x + dm.y, vec4<f32>(q1) * dm.x + dm.y);
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
+  let bw = (rb + (k >> 5u) * 20u) >> 2u;
+  let dm = unpack2x16float(w[bw]);
+  return Hdr(bw + 1u, 0u, 0u, dm.x, dm.y);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let qw = h.o + 2u * (g & 1u);
+  let sh = vec4<u32>((g >> 1u) * 4u);
+  let q0 = (bytes4(w[qw]) >> sh) & vec4<u32>(15u);
+  let q1 = (bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u);
+  return D8(vec4<f32>(q0) * h.d + h.m, vec4<f32>(q1) * h.d + h.m);
 }
 #elif Q5_0
 // block: half d; u32 qh; u8 qs[16]  (22 bytes); bit j of qh is bit 4 of element j; value − 16
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
   let bb = rb + (k >> 5u) * 22u;
-  let d = ldf16(bb);
-  let qh = ld32(bb + 2u);
-  let p = k & 31u;
-  let o = bb + 6u + (p & 15u);
-  let sh = vec4<u32>((p >> 4u) * 4u);
-  let h0 = ((vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
-  let h1 = ((vec4<u32>(qh) >> (vec4<u32>(4u, 5u, 6u, 7u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  return Hdr(bb + 6u, ld32(bb + 2u), 0u, ldf16(bb), 0.0);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let o = h.o + 8u * (g & 1u);
+  let sh = vec4<u32>((g >> 1u) * 4u);
+  let p = 8u * g;
+  let h0 = ((vec4<u32>(h.x) >> (vec4<u32>(0u, 1u, 2u, 3u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  let h1 = ((vec4<u32>(h.x) >> (vec4<u32>(4u, 5u, 6u, 7u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
   let q0 = ((bytes4(ld32(o)) >> sh) & vec4<u32>(15u)) | h0;
   let q1 = ((bytes4(ld32(o + 4u)) >> sh) & vec4<u32>(15u)) | h1;
-  return D8((vec4<f32>(q0) - 16.0) * d, (vec4<f32>(q1) - 16.0) * d);
+  return D8((vec4<f32>(q0) - 16.0) * h.d, (vec4<f32>(q1) - 16.0) * h.d);
 }
 #elif Q5_1
-// block: half d; half m; u32 qh; u8 qs[16]  (24 bytes); as Q5_0 without the −16, y = d·q + m
+// block: half d; half m; u32 qh; u8 qs[16]  (24 bytes, 4-aligned); as Q5_0 without the −16, y = d·q + m
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
   let bw = (rb + (k >> 5u) * 24u) >> 2u;
   let dm = unpack2x16float(w[bw]);
-  let qh = w[bw + 1u];
-  let p = k & 31u;
-  let qw = bw + 2u + ((p & 15u) >> 2u);
-  let sh = vec4<u32>((p >> 4u) * 4u);
-  let h0 = ((vec4<u32>(qh) >> (vec4<u32>(0u, 1u, 2u, 3u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
-  let h1 = ((vec4<u32>(qh) >> (vec4<u32>(4u, 5u, 6u, 7u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  return Hdr(bw + 2u, w[bw + 1u], 0u, dm.x, dm.y);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let qw = h.o + 2u * (g & 1u);
+  let sh = vec4<u32>((g >> 1u) * 4u);
+  let p = 8u * g;
+  let h0 = ((vec4<u32>(h.x) >> (vec4<u32>(0u, 1u, 2u, 3u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  let h1 = ((vec4<u32>(h.x) >> (vec4<u32>(4u, 5u, 6u, 7u) + p)) & vec4<u32>(1u)) << vec4<u32>(4u);
   let q0 = ((bytes4(w[qw]) >> sh) & vec4<u32>(15u)) | h0;
   let q1 = ((bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u)) | h1;
-  return D8(vec4<f32>(q0) * dm.x + dm.y, vec4<f32>(q1) * dm.x + dm.y);
+  return D8(vec4<f32>(q0) * h.d + h.m, vec4<f32>(q1) * h.d + h.m);
 }
 #elif Q4_K
 // block (144 bytes, 4-aligned): half d @0; half dmin @2; u8 scales[12] @4; u8 qs[128] @16
 // sub-block j (32 values): qs bytes 32·(j/2) .. +32, low nibbles for even j, high for odd
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
   let bw = (rb + (k >> 8u) * 144u) >> 2u;
   let dm = unpack2x16float(w[bw]);
   let j = (k >> 5u) & 7u;
   let sm = kscale_min(vec3<u32>(w[bw + 1u], w[bw + 2u], w[bw + 3u]), j);
-  let d1 = dm.x * sm.x;
-  let m1 = dm.y * sm.y;
-  let qw = bw + 4u + (j >> 1u) * 8u + ((k & 31u) >> 2u);
-  let sh = vec4<u32>((j & 1u) * 4u);
+  return Hdr(bw + 4u + (j >> 1u) * 8u, 0u, (j & 1u) * 4u, dm.x * sm.x, dm.y * sm.y);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let qw = h.o + 2u * g;
+  let sh = vec4<u32>(h.j);
   let q0 = vec4<f32>((bytes4(w[qw]) >> sh) & vec4<u32>(15u));
   let q1 = vec4<f32>((bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u));
-  return D8(d1 * q0 - m1, d1 * q1 - m1);
+  return D8(h.d * q0 - h.m, h.d * q1 - h.m);
 }
 #elif Q5_K
 // block (176 bytes, 4-aligned): half d @0; half dmin @2; u8 scales[12] @4; u8 qh[32] @16; u8 qs[128] @48
 // element l of sub-block j: Q4_K nibble + 16 if bit j of qh[l]
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
   let bw = (rb + (k >> 8u) * 176u) >> 2u;
   let dm = unpack2x16float(w[bw]);
   let j = (k >> 5u) & 7u;
   let sm = kscale_min(vec3<u32>(w[bw + 1u], w[bw + 2u], w[bw + 3u]), j);
-  let d1 = dm.x * sm.x;
-  let m1 = dm.y * sm.y;
-  let l4 = (k & 31u) >> 2u;
-  let hw = bw + 4u + l4;
-  let qw = bw + 12u + (j >> 1u) * 8u + l4;
-  let sh = vec4<u32>((j & 1u) * 4u);
-  let hj = vec4<u32>(j);
+  return Hdr(bw + 12u + (j >> 1u) * 8u, bw + 4u, j, dm.x * sm.x, dm.y * sm.y);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let qw = h.o + 2u * g;
+  let hw = h.x + 2u * g;
+  let sh = vec4<u32>((h.j & 1u) * 4u);
+  let hj = vec4<u32>(h.j);
   let q0 = ((bytes4(w[qw]) >> sh) & vec4<u32>(15u)) | (((bytes4(w[hw]) >> hj) & vec4<u32>(1u)) << vec4<u32>(4u));
   let q1 = ((bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u)) | (((bytes4(w[hw + 1u]) >> hj) & vec4<u32>(1u)) << vec4<u32>(4u));
-  return D8(d1 * vec4<f32>(q0) - m1, d1 * vec4<f32>(q1) - m1);
+  return D8(h.d * vec4<f32>(q0) - h.m, h.d * vec4<f32>(q1) - h.m);
 }
 #elif Q6_K
 // block (210 bytes, 2-aligned): u8 ql[128] @0; u8 qh[64] @128; i8 scales[16] @192; half d @208
@@ -228,21 +250,40 @@ fn dq8(rb: u32, k: u32, n: u32) -> D8 {
 //   ((ql[64h + l + 32·(q&1)] >> 4·(q>>1)) & 15) | ((qh[32h + l] >> 2q) & 3) << 4, minus 32,
 //   times d·scales[8h + l/16 + 2q]
 const UNIT: u32 = 32u;
-fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
   let bb = rb + (k >> 8u) * 210u;
   let j = (k >> 5u) & 7u;
   let h = j >> 2u;
   let q = j & 3u;
-  let l = k & 31u;
   let d = ldf16(bb + 208u);
-  let sc = f32(bitcast<i32>(ld8(bb + 192u + 8u * h + (l >> 4u) + 2u * q) << 24u) >> 24u);
-  let ds = d * sc;
-  let lo = bb + 64u * h + l + 32u * (q & 1u);
-  let hi = bb + 128u + 32u * h + l;
-  let sl = vec4<u32>((q >> 1u) * 4u);
-  let sh = vec4<u32>(2u * q);
+  let sc = ld16(bb + 192u + 8u * h + 2u * q); // scales[8h + 2q] (l < 16) and [8h + 2q + 1] (l ≥ 16)
+  let s0 = f32(bitcast<i32>(sc << 24u) >> 24u);
+  let s1 = f32(bitcast<i32>(sc << 16u) >> 24u);
+  return Hdr(bb + 64u * h + 32u * (q & 1u), bb + 128u + 32u * h, q, d * s0, d * s1);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let lo = h.o + 8u * g;
+  let hi = h.x + 8u * g;
+  let sl = vec4<u32>((h.j >> 1u) * 4u);
+  let sh = vec4<u32>(2u * h.j);
+  let ds = select(h.d, h.m, g >= 2u);
   let q0 = ((bytes4(ld32(lo)) >> sl) & vec4<u32>(15u)) | (((bytes4(ld32(hi)) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
   let q1 = ((bytes4(ld32(lo + 4u)) >> sl) & vec4<u32>(15u)) | (((bytes4(ld32(hi + 4u)) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
   return D8(ds * (vec4<f32>(q0) - 32.0), ds * (vec4<f32>(q1) - 32.0));
+}
+#endif
+
+#if F32 || F16 || BF16
+// float types: a unit is 8 elements, nothing to hoist
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
+  return Hdr(rb, n, k, 0.0, 0.0);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  return dq8(h.o, h.j + 8u * g, h.x);
+}
+#else
+// block types: elements k .. k+7 through the unit of 32 that holds them
+fn dq8(rb: u32, k: u32, n: u32) -> D8 {
+  return unit_dq8(unit_hdr(rb, k & ~31u, n), (k & 31u) >> 3u);
 }
 #endif

@@ -3,8 +3,8 @@
 // Three levels of specialisation (docs/kernels.md):
 //   - `override` constants (workgroup size, rows per workgroup …): `constants` of getPipeline();
 //   - a tiny preprocessor for what overrides cannot change (weight type, MoE vs dense, subgroups):
-//     `#include "file.wgsl"` (each file once), `#if NAME` / `#if !NAME` / `#elif NAME` / `#else` /
-//     `#endif` over `defines` (a name is true when defined and not false/0);
+//     `#include "file.wgsl"` (each file once), `#if NAME` / `#if !NAME` / `#if A || B` / `#elif …` /
+//     `#else` / `#endif` over `defines` (a name is true when defined and not false/0);
 //   - a small uniform struct per dispatch, described by a UniformSpec (see buffers.ts UniformBlock).
 //
 // Every launcher declares its bindings as a KernelSpec; the pipeline layout is built from it (not
@@ -128,8 +128,8 @@ function isTrue(defines: Defines, name: string): boolean {
 /**
  * The preprocessor. Lines starting with `#` are directives:
  *   #include "name.wgsl"     inserted once per top-level call (later includes of the same file are empty)
- *   #if NAME | #if !NAME     NAME true ⇔ defined and not false/0
- *   #elif NAME | #elif !NAME, #else, #endif   (nesting allowed)
+ *   #if NAME | #if !NAME | #if A || !B     NAME true ⇔ defined and not false/0
+ *   #elif (same conditions), #else, #endif   (nesting allowed)
  * Anything else starting with `#` is an error; so is an unbalanced #if.
  * @param read returns the text of an included file (default: kernels/<name>)
  */
@@ -152,12 +152,13 @@ export function preprocess(source: string, defines: Defines = {}, read: (name: s
       const m = /^#(\w+)\s*(.*?)\s*$/.exec(t);
       if (!m) throw new KernelError(`${where}: bad directive "${t}"`);
       const [, dir, arg] = m as unknown as [string, string, string];
-      const cond = (): boolean => {
-        const c = /^(!?)\s*([A-Za-z_]\w*)$/.exec(arg);
-        if (!c) throw new KernelError(`${where}: #${dir} takes NAME or !NAME, got "${arg}"`);
-        const v = isTrue(defines, c[2]!);
-        return c[1] ? !v : v;
-      };
+      const cond = (): boolean =>
+        arg.split('||').some((term) => {
+          const c = /^(!?)\s*([A-Za-z_]\w*)$/.exec(term.trim());
+          if (!c) throw new KernelError(`${where}: #${dir} takes NAME, !NAME or alternatives joined by ||, got "${arg}"`);
+          const v = isTrue(defines, c[2]!);
+          return c[1] ? !v : v;
+        });
       switch (dir) {
         case 'include': {
           const inc = /^"([^"]+)"$/.exec(arg);

@@ -31,6 +31,10 @@ describe('preprocessor', () => {
     expect(pp(src, { A: 1, B: true })).toEqual(['x', 'a', 'ab', 'y']);
     expect(pp(src, { A: false, C: true })).toEqual(['x', 'c', 'y']);
     expect(pp(src, { A: 0, B: true, C: 0 })).toEqual(['x', 'none', 'y']);
+    const or = '#if A || !B || C\nyes\n#else\nno\n#endif';
+    expect(pp(or, { B: true })).toEqual(['no']);
+    expect(pp(or, {})).toEqual(['yes']);
+    expect(pp(or, { B: true, C: true })).toEqual(['yes']);
   });
 
   it('#include inserts each file once (cycles and repeats are harmless); not inside a false #if', () => {
@@ -43,7 +47,8 @@ describe('preprocessor', () => {
     expect(() => preprocess('x\n#endif', {}, read, 'k.wgsl')).toThrow(/k\.wgsl:2: #endif without #if/);
     expect(() => preprocess('#else', {}, read)).toThrow(KernelError);
     expect(() => preprocess('#define X 1', {}, read)).toThrow(/unknown directive #define/);
-    expect(() => preprocess('#if A && B\n#endif', {}, read)).toThrow(/NAME or !NAME/);
+    expect(() => preprocess('#if A && B\n#endif', {}, read)).toThrow(/NAME, !NAME or alternatives/);
+    expect(() => preprocess('#if A ||\n#endif', {}, read)).toThrow(KernelError);
     expect(() => preprocess('#include <x>', {}, read)).toThrow(/#include needs "file"/);
   });
 
