@@ -2,6 +2,7 @@
 // stderr and exit code 1 (a stack trace only with --verbose).
 import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
+import { routesCommand } from './routes.js';
 import { runCommand } from './run.js';
 import { tokenizeCommand } from './tokenize.js';
 import { errorLine, UsageError, type CliIO } from './util.js';
@@ -13,6 +14,7 @@ commands:
   tokenize -m FILE (-p TEXT | -f FILE) [--ids]  tokenize text like llama-tokenize
   run -m FILE -p PROMPT [-n N] [--temp T] ...   generate a completion (timings on stderr)
   demo                                          run a tiny generated model (no download)
+  routes -m FILE (-p TEXT | -f FILE) [--svg OUT]  MoE routing statistics and pictures of a text
 
 Run \`moet <command> --help\` for a command's options. --verbose prints stack traces on errors.
 `;
@@ -22,6 +24,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   tokenize: tokenizeCommand,
   run: runCommand,
   demo: demoCommand,
+  routes: routesCommand,
 };
 
 /**

@@ -39,8 +39,8 @@ function toF32(info: GGUFTensorInfo, bytes: Uint8Array, n: number): Float32Array
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
-  /** eval honours opts.trace (routing traces of MoE models) */
-  readonly tracesRouting = true;
+  /** eval honours opts.trace (routing traces of MoE models); optional so that other CPU backends stay assignable */
+  readonly tracesRouting?: boolean = true;
   private disposed = false;
 
   constructor(readonly config: ModelConfig, readonly weights: CpuWeights) {}
