@@ -18,9 +18,10 @@ enable subgroups;
 // wid.x + wid.y·gx computes ROWS consecutive rows of vector / slot wid.z. WG threads stride over
 // the row in UNIT-element steps (32 for block types: one block or K-quant sub-block; 8 for
 // floats): x for the unit is loaded once and reused for the ROWS rows; per row the unit's scales
-// are decoded once (unit_hdr) and its values 8 at a time (unit_dq8). Per-row partial sums are reduced with subgroupAdd + shared
-// memory (SUBGROUPS) or a shared-memory tree. MOE: a workgroup whose slot's expert is not in this
-// part returns at once, so a stack split over several buffers is covered by one dispatch per part.
+// are decoded once (unit_hdr) and its values 8 at a time (unit_dq8). Per-row partial sums are
+// reduced with subgroupAdd + shared memory (SUBGROUPS; subgroup s = threads [s·size, (s+1)·size))
+// or a shared-memory tree. MOE: a workgroup whose slot's expert is not in this part returns at
+// once, so a stack split over several buffers is covered by one dispatch per part.
 //
 // Overrides: WG (threads, power of two, 32..1024), ROWS (rows per workgroup, 1..8),
 // ACCUMULATE (y += W·x instead of y = W·x: fused residual add).
