@@ -253,6 +253,11 @@ export function commonPrefixLength(a: readonly number[], b: readonly number[]): 
   return i;
 }
 
+/** resolves after pending I/O callbacks have run */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** What chat needs from a session; Session implements it. @internal */
 export interface ChatHost {
   readonly tokens: number[];
@@ -270,23 +275,37 @@ export interface ChatHost {
 export async function* chatTurn(
   host: ChatHost,
   promptIds: readonly number[],
-  opts: GenerateOptions & { inThinking?: boolean },
+  opts: GenerateOptions & {
+    /** the prompt opened `<think>`: the output starts as thinking */
+    inThinking?: boolean;
+    /** no splitting: every chunk is 'content', tags included (ChatResult.content is the raw text) */
+    raw?: boolean;
+  },
 ): AsyncGenerator<ChatChunk, ChatResult, undefined> {
   if (promptIds.length === 0) throw new RangeError('the rendered chat prompt is empty');
   if (promptIds.length > host.contextLength) throw new ContextOverflowError(host.contextLength, promptIds.length);
   // at least one token is evaluated, so that the logits belong to the prompt
   const keep = Math.min(commonPrefixLength(host.tokens, promptIds), promptIds.length - 1);
   host.truncate(keep);
-  const { inThinking, ...genOpts } = opts;
-  const splitter = new ThinkSplitter(inThinking ?? false);
+  const { inThinking, raw, ...genOpts } = opts;
+  const splitter = raw ? null : new ThinkSplitter(inThinking ?? false);
+  let text = '';
   for await (const t of host.generate(promptIds.slice(keep), genOpts)) {
-    for (const c of splitter.push(t.text, t.id)) yield c;
+    // let I/O run between tokens (a CPU backend computes in microtasks only): sockets flush, a
+    // disconnect or Ctrl-C can fire `signal`
+    await yieldToEventLoop();
+    if (splitter) {
+      for (const c of splitter.push(t.text, t.id)) yield c;
+    } else if (t.text) {
+      text += t.text;
+      yield { text: t.text, kind: 'content', id: t.id };
+    }
   }
-  for (const c of splitter.flush()) yield c;
+  if (splitter) for (const c of splitter.flush()) yield c;
   const timings = host.lastTimings!;
   return {
-    content: splitter.content,
-    thinking: splitter.thinking,
+    content: splitter ? splitter.content : text,
+    thinking: splitter ? splitter.thinking : '',
     stopReason: timings.stopReason,
     promptTokens: promptIds.length,
     cachedTokens: keep,

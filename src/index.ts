@@ -32,6 +32,8 @@ export {
   type ChatResult,
 } from './chat.js';
 
+export { startServer, DEFAULT_MAX_BODY_BYTES, type ServerOptions, type MoetServer } from './server/index.js';
+
 export { Sampler, DEFAULT_SAMPLER_OPTIONS, type SamplerOptions } from './sampler.js';
 
 export type { Tokenizer, StreamDecoder } from './tokenizer/index.js';
