@@ -19,13 +19,13 @@
 // content hash, the harness version, the node-llama-cpp version and the token sequence), so the
 // reference runs once per fixture generation.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 
 /** Bump when what this file records changes. */
-const HARNESS_VERSION = 1;
+const HARNESS_VERSION = 2;
 
 export interface LlamaRunOptions {
   /** text tokenized by llama.cpp to form the teacher-forced sequence (ignored when `tokens` is given) */
@@ -56,6 +56,10 @@ export interface LlamaReference {
   greedy: number[];
   /** top-1 minus top-2 logit at each greedy step (a small margin is a near-tie) */
   greedyMargins: number[];
+  /** raw logits at each greedy step, [generate, nVocab]: row i follows prompt + greedy[0..i-1] */
+  greedyLogits: Float32Array;
+  /** llama.cpp's tokenization of the reference text (no special-token parsing), before cutting */
+  textTokens: number[];
 }
 
 export const DEFAULT_TEXT =
@@ -116,7 +120,8 @@ async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions,
   const llama = await cpuLlama();
   const model: LlamaModel = await llama.loadModel({ modelPath, gpuLayers: 0 });
   try {
-    let tokens = o.tokens ?? (model.tokenize(o.text, false) as number[]);
+    const textTokens = model.tokenize(o.text, false) as number[];
+    let tokens = o.tokens ?? textTokens;
     if (tokens.length < o.positions) {
       throw new Error(`the reference text gives ${tokens.length} tokens, fewer than the ${o.positions} positions asked for`);
     }
@@ -143,6 +148,7 @@ async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions,
       const prompt = tokens.slice(0, o.promptTokens);
       const greedy: number[] = [];
       const greedyMargins: number[] = [];
+      const greedyLogits = new Float32Array(o.generate * vocab);
       let input: number[] = prompt;
       for (let step = 0; step < o.generate; step++) {
         const items = input.map((t, i) =>
@@ -150,17 +156,31 @@ async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions,
         );
         const out = await gseq.controlledEvaluate(items as never);
         const row = logitsRow(out[input.length - 1]?.next.logits, vocab);
+        greedyLogits.set(row, step * vocab);
         const { id, margin } = argmax(row);
         greedy.push(id);
         greedyMargins.push(margin);
         input = [id];
       }
-      return { nodeLlamaCppVersion: nodeLlamaCppVersion(), nVocab: vocab, tokens, logits, prompt, greedy, greedyMargins };
+      return { nodeLlamaCppVersion: nodeLlamaCppVersion(), nVocab: vocab, tokens, logits, prompt, greedy, greedyMargins, greedyLogits, textTokens };
     } finally {
       await ctx.dispose();
     }
   } finally {
     await model.dispose();
+  }
+}
+
+/** Deletes this model's cached references with another key once they are an hour old. */
+function removeStaleReferences(dir: string, stem: string, key: string): void {
+  for (const f of readdirSync(dir)) {
+    if (!f.startsWith(`${stem}.llama-`) || f.startsWith(`${stem}.llama-${key}.`)) continue;
+    try {
+      const p = join(dir, f);
+      if (Date.now() - statSync(p).mtimeMs > 3_600_000) unlinkSync(p);
+    } catch {
+      /* gone already */
+    }
   }
 }
 
@@ -184,19 +204,29 @@ export async function llamaReference(modelPath: string, opts: LlamaRunOptions = 
     .slice(0, 12);
   const stem = cacheDir === null ? null : join(cacheDir, `${basename(modelPath, '.gguf')}.llama-${key}`);
   if (stem && existsSync(`${stem}.json`) && existsSync(`${stem}.f32`)) {
-    const meta = JSON.parse(readFileSync(`${stem}.json`, 'utf8')) as Omit<LlamaReference, 'logits'>;
+    const meta = JSON.parse(readFileSync(`${stem}.json`, 'utf8')) as Omit<LlamaReference, 'logits' | 'greedyLogits'>;
     const buf = readFileSync(`${stem}.f32`);
-    const logits = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
-    if (logits.length === meta.tokens.length * meta.nVocab) return { ...meta, logits: logits.slice() };
+    const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    const nTf = meta.tokens.length * meta.nVocab;
+    if (all.length === nTf + meta.greedy.length * meta.nVocab) {
+      return { ...meta, logits: all.subarray(0, nTf), greedyLogits: all.subarray(nTf) };
+    }
   }
   const ref = await runReference(modelPath, o);
   if (stem) {
-    const { logits, ...meta } = ref;
+    const { logits, greedyLogits, ...meta } = ref;
     const tmp = `.${process.pid}.tmp`;
-    writeFileSync(`${stem}.f32${tmp}`, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
+    const fh = openSync(`${stem}.f32${tmp}`, 'w');
+    try {
+      writeSync(fh, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
+      writeSync(fh, new Uint8Array(greedyLogits.buffer, greedyLogits.byteOffset, greedyLogits.byteLength));
+    } finally {
+      closeSync(fh);
+    }
     writeFileSync(`${stem}.json${tmp}`, JSON.stringify(meta));
     renameSync(`${stem}.f32${tmp}`, `${stem}.f32`);
     renameSync(`${stem}.json${tmp}`, `${stem}.json`);
+    removeStaleReferences(cacheDir!, basename(modelPath, '.gguf'), key);
   }
   return ref;
 }

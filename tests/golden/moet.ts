@@ -21,15 +21,14 @@ export interface MoetUnderTest {
   readonly nVocab: number;
   /** logits after every token of `tokens`, evaluated as one batch from position 0: [n, nVocab] */
   teacherForced(tokens: number[]): Promise<Float32Array>;
-  /** `n` tokens generated greedily (argmax, first on ties) after `prompt`, one decode step each */
-  greedy(prompt: number[], n: number): Promise<number[]>;
+  /**
+   * The decode path, teacher-forced: evaluates `prompt` as one batch, then `forced` one token per
+   * step. Returns [forced.length, nVocab]: row 0 follows the prompt, row i follows forced[i-1]
+   * (the last forced token is not evaluated). Fed a reference's greedy output, argmax(row i) ==
+   * forced[i] for every i means moet generates the same tokens greedily.
+   */
+  decode(prompt: number[], forced: number[]): Promise<Float32Array>;
   dispose(): Promise<void>;
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
-  return best;
 }
 
 /** Opens a GGUF file with a moet backend. */
@@ -54,16 +53,13 @@ export async function openMoet(path: string, backend: GoldenBackend, contextLeng
         seq.dispose();
       }
     },
-    async greedy(prompt, n) {
+    async decode(prompt, forced) {
       const seq = be.createSequence(contextLength);
       try {
-        const out: number[] = [];
-        let logits = await seq.eval(prompt);
-        for (let i = 0; i < n; i++) {
-          const id = argmax(logits);
-          out.push(id);
-          if (i + 1 < n) logits = await seq.eval([id]);
-        }
+        const out = new Float32Array(forced.length * nVocab);
+        if (forced.length === 0) return out;
+        out.set(await seq.eval(prompt), 0);
+        for (let i = 1; i < forced.length; i++) out.set(await seq.eval([forced[i - 1]!]), i * nVocab);
         return out;
       } finally {
         seq.dispose();
