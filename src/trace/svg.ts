@@ -136,6 +136,12 @@ function scaleTicks(max: number, integer: boolean): { at: number; label: string 
 
 const viridisStops = () => VIRIDIS.slice();
 
+/** Rough width of a title line (14 px semibold): keeps short pictures from clipping their title. */
+const titleWidth = (t: string, x: number) => x + Math.ceil(Array.from(t).length * 8) + 20;
+
+/** Legend bar height for a grid `gh` high: at least 120 px, at most 240. */
+const legendHeight = (gh: number) => Math.max(120, Math.min(gh - 10, 240));
+
 // ------------------------------------------------------------------------------------------------
 // Pictures
 // ------------------------------------------------------------------------------------------------
@@ -157,12 +163,13 @@ export function loadHeatmapSvg(stats: RoutingStats, opts: PictureOptions = {}): 
   const top = 58;
   const gw = cw * nExpert;
   const gh = ch * nLayer;
-  const width = left + gw + 130;
-  const height = top + gh + 50;
   const mean = (nTokens * k) / nExpert;
   let maxRel = 0;
   for (const L of stats.layers) for (const c of L.load) maxRel = Math.max(maxRel, c / mean);
   const title = `Expert load per layer: ${nTokens} token${nTokens === 1 ? '' : 's'}, ${k} of ${nExpert} experts each`;
+  const lh = legendHeight(gh);
+  const width = Math.max(left + gw + 130, titleWidth(title, left));
+  const height = Math.max(top + gh + 50, top + 10 + lh + 20);
   const out = [svgOpen(width, height, title), text(left, 22, title, 'font-size="14" font-weight="600"'),
     text(left, 40, 'colour: tokens routed to the expert ÷ the mean (1 = balanced)', 'fill="#555"')];
   out.push('<g class="cells">');
@@ -185,7 +192,7 @@ export function loadHeatmapSvg(stats: RoutingStats, opts: PictureOptions = {}): 
   const ys = tickStep(ch, 13);
   for (let l = 0; l < nLayer; l += ys) out.push(text(left - 6, top + l * ch + ch / 2 + 4, String(l), 'text-anchor="end"'));
   out.push(text(16, top + gh / 2, 'layer', `text-anchor="middle" font-weight="600" transform="rotate(-90 16 ${fmt(top + gh / 2, 1)})"`), '</g>');
-  out.push(legend(`${opts.idPrefix ?? ''}load-scale`, left + gw + 24, top + 10, Math.min(gh - 10, 240), 'load ÷ mean', viridisStops(),
+  out.push(legend(`${opts.idPrefix ?? ''}load-scale`, left + gw + 24, top + 10, lh, 'load ÷ mean', viridisStops(),
     scaleTicks(maxRel, false)));
   out.push('</svg>');
   return { width, height, svg: out.join('\n') };
@@ -211,9 +218,10 @@ export function top1GridSvg(stats: RoutingStats, opts: Top1GridOptions = {}): Sv
   const top = 62;
   const gw = cw * nLayer;
   const gh = ch * shown;
-  const width = left + gw + 130;
-  const height = top + gh + 58;
   const title = `Top-1 expert of each token in each layer${shown < nTokens ? ` (first ${shown} of ${nTokens} tokens)` : ''}`;
+  const lh = legendHeight(gh);
+  const width = Math.max(left + gw + 130, titleWidth(title, 12));
+  const height = Math.max(top + gh + 58, top + 10 + lh + 20);
   const out = [svgOpen(width, height, title), text(12, 22, title, 'font-size="14" font-weight="600"'),
     text(12, 40, 'colour and number: the expert with the highest router probability', 'fill="#555"')];
   const numbers = cw >= 16;
@@ -252,7 +260,7 @@ export function top1GridSvg(stats: RoutingStats, opts: Top1GridOptions = {}): Sv
   const stops = Array.from({ length: 13 }, (_, i) => `hsl(${Math.round((360 * i) / 12)},70%,62%)`);
   const tickIds = [...new Set([0, Math.round(nExpert / 4), Math.round(nExpert / 2), Math.round((3 * nExpert) / 4), nExpert - 1])].filter((e) => e < nExpert);
   const legendTicks = tickIds.map((e) => ({ at: e / nExpert, label: String(e) }));
-  out.push(legend(`${opts.idPrefix ?? ''}expert-hue`, left + gw + 24, top + 10, Math.min(Math.max(gh - 10, 80), 240), 'expert id', stops, legendTicks));
+  out.push(legend(`${opts.idPrefix ?? ''}expert-hue`, left + gw + 24, top + 10, lh, 'expert id', stops, legendTicks));
   out.push('</svg>');
   return { width, height, svg: out.join('\n') };
 }
@@ -269,11 +277,12 @@ export function coactivationSvg(stats: RoutingStats, layer: number, opts: Pictur
   const left = 60;
   const top = 58;
   const g = c * nExpert;
-  const width = left + g + 130;
-  const height = top + g + 50;
   let max = 0;
   for (const v of L.coactivation) max = Math.max(max, v);
   const title = `Expert co-activation in layer ${layer}: tokens that chose both experts`;
+  const lh = legendHeight(g);
+  const width = Math.max(left + g + 130, titleWidth(title, left));
+  const height = Math.max(top + g + 50, top + 10 + lh + 20);
   const out = [svgOpen(width, height, title), text(left, 22, title, 'font-size="14" font-weight="600"'),
     text(left, 40, `${coactivationPairs(L, nExpert).length} distinct pairs over ${stats.nTokens} tokens; diagonal grey`, 'fill="#555"')];
   out.push('<g class="cells">');
@@ -294,7 +303,7 @@ export function coactivationSvg(stats: RoutingStats, layer: number, opts: Pictur
   out.push('<g class="axis y">');
   for (let e = 0; e < nExpert; e += s) out.push(text(left - 6, top + e * c + c / 2 + 4, String(e), 'text-anchor="end"'));
   out.push(text(16, top + g / 2, 'expert', `text-anchor="middle" font-weight="600" transform="rotate(-90 16 ${fmt(top + g / 2, 1)})"`), '</g>');
-  out.push(legend(`${opts.idPrefix ?? ''}coact-scale`, left + g + 24, top + 10, Math.min(g - 10, 240), 'tokens', viridisStops(), scaleTicks(max, true)));
+  out.push(legend(`${opts.idPrefix ?? ''}coact-scale`, left + g + 24, top + 10, lh, 'tokens', viridisStops(), scaleTicks(max, true)));
   out.push('</svg>');
   return { width, height, svg: out.join('\n') };
 }
