@@ -4,7 +4,7 @@ import { GGUFValueType, type GGUFMetadataEntry, type GGUFTensorInfo, type GGUFVa
 import { ModelFormatError, UnsupportedArchitectureError } from './errors.js';
 
 /** Architectures (`general.architecture`) moet runs. */
-export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3'] as const;
+export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35'] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 export interface ModelConfig {
@@ -45,6 +45,46 @@ export interface ModelConfig {
   tiedEmbeddings: boolean;
   /** rope.scaling.type when present and not "none" (moet does not implement rope scaling yet) */
   ropeScalingType: string | null;
+  /** the Qwen3.5 hybrid's extra hyperparameters (qwen35moe, qwen35 only; see Qwen35Config) */
+  qwen35?: Qwen35Config;
+}
+
+/**
+ * Hyperparameters of the Qwen3.5 / 3.6 hybrids (`qwen35moe`, `qwen35`): Gated DeltaNet layers
+ * interleaved with gated full attention (shared/docs/qwen35moe.md). For these architectures
+ * ModelConfig.nLayer is the trunk (block_count − nextn_predict_layers); nRot is the partial rotary
+ * width; nFfExp / nExpert / nExpertUsed describe the routed experts of qwen35moe (0 for qwen35).
+ */
+export interface Qwen35Config {
+  /** per trunk layer: true = Gated DeltaNet (recurrent), false = gated full attention */
+  recurrent: boolean[];
+  /** full_attention_interval (default 4); informational when attention.recurrent_layers is given */
+  fullAttentionInterval: number;
+  /** block_count as written, including multi-token-prediction blocks (not run by moet) */
+  nLayerAll: number;
+  /** nextn_predict_layers (default 0): MTP blocks appended after the trunk, skipped */
+  nLayerNextn: number;
+  /** ssm.conv_kernel: taps of the causal depthwise convolution */
+  convKernel: number;
+  /** ssm.state_size: head dim of the linear-attention K and V (S_k = S_v) */
+  stateSize: number;
+  /** ssm.group_count: linear Q/K heads (H_k) */
+  nKHeads: number;
+  /** ssm.time_step_rank: linear V heads (H_v), a multiple of H_k */
+  nVHeads: number;
+  /** ssm.inner_size = stateSize · nVHeads */
+  innerSize: number;
+  /** conv channels = 2·H_k·stateSize + innerSize (q, k, v) */
+  convChannels: number;
+  /** rope.dimension_sections (4 values; IMROPE: all equal for text, so it is partial NEOX RoPE) */
+  ropeSections: number[];
+  /** expert_shared_feed_forward_length (default feed_forward_length); 0 for qwen35 */
+  nFfShexp: number;
+}
+
+/** Whether the config is one of the Qwen3.5 hybrids (qwen35moe, qwen35). */
+export function isQwen35(c: ModelConfig): c is ModelConfig & { qwen35: Qwen35Config } {
+  return c.qwen35 !== undefined;
 }
 
 type Metadata = Map<string, GGUFMetadataEntry>;
@@ -88,7 +128,7 @@ function positiveInt(n: number, key: string, arch: string): number {
 }
 
 /**
- * Builds the ModelConfig of a qwen3moe or qwen3 GGUF.
+ * Builds the ModelConfig of a qwen3moe, qwen3, qwen35moe or qwen35 GGUF.
  * @throws UnsupportedArchitectureError for another architecture (the message lists the supported
  *   ones), a missing required key (named in the message) or inconsistent values
  */
@@ -148,7 +188,7 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
   let nExpert = 0;
   let nExpertUsed = 0;
   let nFfExp = 0;
-  if (arch === 'qwen3') {
+  if (arch === 'qwen3' || arch === 'qwen35') {
     nFf = int('feed_forward_length');
   } else {
     nExpert = int('expert_count');
@@ -163,12 +203,69 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
     nFfExp = positiveInt(ffExp ?? Math.floor(nFf / nExpertUsed), k('expert_feed_forward_length'), arch);
   }
 
+  const qwen35 = arch === 'qwen35moe' || arch === 'qwen35' ? qwen35Config(metadata, arch, nLayer, nFf, headDimK, headDimV, nRot) : undefined;
+
   return {
-    arch, nLayer, nEmbd, nHead, nHeadKv, headDimK, headDimV, nRot, ropeBase, rmsEps, nVocab, nCtxTrain,
+    arch, nLayer: qwen35 ? nLayer - qwen35.nLayerNextn : nLayer, nEmbd, nHead, nHeadKv, headDimK, headDimV, nRot, ropeBase, rmsEps, nVocab, nCtxTrain,
     nFf, nExpert, nExpertUsed, nFfExp,
-    normTopKProb: arch === 'qwen3moe',
+    normTopKProb: arch === 'qwen3moe' || arch === 'qwen35moe',
     tiedEmbeddings: !tensors.has('output.weight'),
     ropeScalingType,
+    ...(qwen35 ? { qwen35 } : {}),
+  };
+}
+
+/** The qwen35moe / qwen35 keys (llama.cpp's load_arch_hparams for LLM_ARCH_QWEN35MOE / QWEN35). */
+function qwen35Config(
+  md: Metadata, arch: Architecture, nLayerAll: number, nFf: number, headDimK: number, headDimV: number, nRot: number,
+): Qwen35Config {
+  const k = (name: string) => `${arch}.${name}`;
+  const int = (name: string) => positiveInt(required(md, k(name), arch), k(name), arch);
+  if (headDimK !== headDimV) {
+    throw new UnsupportedArchitectureError(`${arch}: attention.key_length ${headDimK} must equal value_length ${headDimV}`);
+  }
+  const sections = md.get(k('rope.dimension_sections'))?.value;
+  if (!Array.isArray(sections) || sections.length < 4 || sections.some((x) => toNumber(x) === undefined)) {
+    throw new UnsupportedArchitectureError(`${arch}: required metadata key ${k('rope.dimension_sections')} is missing or not an array of 4 numbers`);
+  }
+  const ropeSections = sections.slice(0, 4).map((x) => toNumber(x)!);
+  const convKernel = int('ssm.conv_kernel');
+  const innerSize = int('ssm.inner_size');
+  const stateSize = int('ssm.state_size');
+  const nVHeads = int('ssm.time_step_rank');
+  const nKHeads = int('ssm.group_count');
+  if (innerSize !== stateSize * nVHeads) {
+    throw new UnsupportedArchitectureError(`${arch}: ssm.inner_size ${innerSize} must equal ssm.state_size ${stateSize} × ssm.time_step_rank ${nVHeads}`);
+  }
+  if (nVHeads % nKHeads !== 0) {
+    throw new UnsupportedArchitectureError(`${arch}: ssm.time_step_rank ${nVHeads} must be a multiple of ssm.group_count ${nKHeads}`);
+  }
+  const nLayerNextn = num(md, k('nextn_predict_layers'), arch) ?? 0;
+  if (!Number.isInteger(nLayerNextn) || nLayerNextn < 0 || nLayerNextn >= nLayerAll) {
+    throw new UnsupportedArchitectureError(`${arch}: nextn_predict_layers ${nLayerNextn} must be below block_count ${nLayerAll}`);
+  }
+  const nTrunk = nLayerAll - nLayerNextn;
+  const fullAttentionInterval = positiveInt(num(md, k('full_attention_interval'), arch) ?? 4, k('full_attention_interval'), arch);
+  let recurrent: boolean[];
+  const rl = md.get(k('attention.recurrent_layers'))?.value;
+  if (Array.isArray(rl)) {
+    if (rl.length < nTrunk) {
+      throw new UnsupportedArchitectureError(`${arch}: attention.recurrent_layers has ${rl.length} entries for ${nTrunk} layers`);
+    }
+    recurrent = rl.slice(0, nTrunk).map((x) => x === true || toNumber(x as GGUFValue) === 1);
+  } else if (rl !== undefined) {
+    // a scalar applies to every layer (get_key_or_arr)
+    recurrent = Array.from({ length: nTrunk }, () => rl === true || toNumber(rl) === 1);
+  } else {
+    recurrent = Array.from({ length: nTrunk }, (_, i) => (i + 1) % fullAttentionInterval !== 0);
+  }
+  if (nRot > headDimK) throw new UnsupportedArchitectureError(`${arch}: rope.dimension_count ${nRot} exceeds key_length ${headDimK}`);
+  const isMoe = arch === 'qwen35moe';
+  const shexp = num(md, k('expert_shared_feed_forward_length'), arch);
+  const nFfShexp = isMoe ? positiveInt(shexp ?? nFf, k('expert_shared_feed_forward_length'), arch) : 0;
+  return {
+    recurrent, fullAttentionInterval, nLayerAll, nLayerNextn, convKernel, stateSize, nKHeads, nVHeads, innerSize,
+    convChannels: 2 * nKHeads * stateSize + innerSize, ropeSections, nFfShexp,
   };
 }
 
@@ -180,6 +277,7 @@ export interface ExpectedTensor {
 
 /** Every tensor the model needs, in file order, with its expected shape (ggml order, ne0 first). */
 export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
+  if (isQwen35(c)) return expectedTensorsQwen35(c);
   const out: ExpectedTensor[] = [{ name: 'token_embd.weight', shape: [c.nEmbd, c.nVocab] }];
   const q = c.nHead * c.headDimK;
   const kv = c.nHeadKv * c.headDimK;
@@ -202,6 +300,63 @@ export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
         { name: b + 'ffn_gate_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
         { name: b + 'ffn_up_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
         { name: b + 'ffn_down_exps.weight', shape: [c.nFfExp, c.nEmbd, c.nExpert] },
+      );
+    } else {
+      out.push(
+        { name: b + 'ffn_gate.weight', shape: [c.nEmbd, c.nFf] },
+        { name: b + 'ffn_up.weight', shape: [c.nEmbd, c.nFf] },
+        { name: b + 'ffn_down.weight', shape: [c.nFf, c.nEmbd] },
+      );
+    }
+  }
+  out.push({ name: 'output_norm.weight', shape: [c.nEmbd] });
+  if (!c.tiedEmbeddings) out.push({ name: 'output.weight', shape: [c.nEmbd, c.nVocab] });
+  return out;
+}
+
+/**
+ * The tensors of a qwen35moe / qwen35 trunk (shared/docs/qwen35moe.md): per layer attn_norm,
+ * post_attention_norm, the mixer's tensors (Gated DeltaNet or gated attention), then the FFN (routed
+ * experts + gated shared expert, or dense). MTP blocks (blk.nLayer and above) are not listed.
+ */
+function expectedTensorsQwen35(c: ModelConfig & { qwen35: Qwen35Config }): ExpectedTensor[] {
+  const h = c.qwen35;
+  const out: ExpectedTensor[] = [{ name: 'token_embd.weight', shape: [c.nEmbd, c.nVocab] }];
+  for (let i = 0; i < c.nLayer; i++) {
+    const b = `blk.${i}.`;
+    out.push({ name: b + 'attn_norm.weight', shape: [c.nEmbd] }, { name: b + 'post_attention_norm.weight', shape: [c.nEmbd] });
+    if (h.recurrent[i]) {
+      out.push(
+        { name: b + 'attn_qkv.weight', shape: [c.nEmbd, h.convChannels] },
+        { name: b + 'attn_gate.weight', shape: [c.nEmbd, h.innerSize] },
+        { name: b + 'ssm_conv1d.weight', shape: [h.convKernel, h.convChannels] },
+        { name: b + 'ssm_dt.bias', shape: [h.nVHeads] },
+        { name: b + 'ssm_a', shape: [h.nVHeads] },
+        { name: b + 'ssm_beta.weight', shape: [c.nEmbd, h.nVHeads] },
+        { name: b + 'ssm_alpha.weight', shape: [c.nEmbd, h.nVHeads] },
+        { name: b + 'ssm_norm.weight', shape: [h.stateSize] },
+        { name: b + 'ssm_out.weight', shape: [h.innerSize, c.nEmbd] },
+      );
+    } else {
+      out.push(
+        { name: b + 'attn_q.weight', shape: [c.nEmbd, 2 * c.nHead * c.headDimK] },
+        { name: b + 'attn_k.weight', shape: [c.nEmbd, c.nHeadKv * c.headDimK] },
+        { name: b + 'attn_v.weight', shape: [c.nEmbd, c.nHeadKv * c.headDimV] },
+        { name: b + 'attn_output.weight', shape: [c.nHead * c.headDimV, c.nEmbd] },
+        { name: b + 'attn_q_norm.weight', shape: [c.headDimK] },
+        { name: b + 'attn_k_norm.weight', shape: [c.headDimK] },
+      );
+    }
+    if (c.arch === 'qwen35moe') {
+      out.push(
+        { name: b + 'ffn_gate_inp.weight', shape: [c.nEmbd, c.nExpert] },
+        { name: b + 'ffn_gate_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
+        { name: b + 'ffn_up_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
+        { name: b + 'ffn_down_exps.weight', shape: [c.nFfExp, c.nEmbd, c.nExpert] },
+        { name: b + 'ffn_gate_inp_shexp.weight', shape: [c.nEmbd] },
+        { name: b + 'ffn_gate_shexp.weight', shape: [c.nEmbd, h.nFfShexp] },
+        { name: b + 'ffn_up_shexp.weight', shape: [c.nEmbd, h.nFfShexp] },
+        { name: b + 'ffn_down_shexp.weight', shape: [h.nFfShexp, c.nEmbd] },
       );
     } else {
       out.push(

@@ -4,11 +4,21 @@
 import { dequantize } from '../../gguf/quants.js';
 import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
 import type { Backend, BackendSequence, EvalOptions } from '../backend.js';
-import { checkTensor, expectedTensors, type ModelConfig } from '../config.js';
+import { checkTensor, expectedTensors, isQwen35, type ModelConfig } from '../config.js';
 import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { forward, KVCache, type CpuWeights, type LayerWeights, type OnTensor } from './forward.js';
 import { dequantizeRow, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+import type { Qwen35CpuBackend } from './qwen35.js';
 import { CpuTraceCollector, TRACE_TENSORS } from '../trace/cpu.js';
+
+/**
+ * The CPU backend of any supported architecture: CpuBackend for qwen3moe / qwen3, Qwen35CpuBackend
+ * (src/cpu/qwen35.ts: Gated DeltaNet + gated attention, with recurrent state) for qwen35moe / qwen35.
+ */
+export async function loadCpuBackend(file: GGUFTensorSource, config: ModelConfig, opts: CpuLoadOptions = {}): Promise<CpuBackend | Qwen35CpuBackend> {
+  if (isQwen35(config)) return (await import('./qwen35.js')).Qwen35CpuBackend.load(file, config, opts);
+  return CpuBackend.load(file, config, opts);
+}
 
 /** What CpuBackend needs from an opened GGUF file (gguf/reader.ts GGUFFile satisfies it). */
 export interface GGUFTensorSource {
@@ -51,6 +61,9 @@ export class CpuBackend implements Backend {
    *   type the CPU cannot decode, UnsupportedArchitectureError for rope scaling, AbortError
    */
   static async load(file: GGUFTensorSource, config: ModelConfig, opts: CpuLoadOptions = {}): Promise<CpuBackend> {
+    if (isQwen35(config)) {
+      throw new UnsupportedArchitectureError(`${config.arch} is a hybrid with recurrent layers: load it with loadCpuBackend (src/cpu/backend.ts)`);
+    }
     if (config.ropeScalingType !== null) {
       throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
     }

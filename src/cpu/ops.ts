@@ -256,3 +256,104 @@ export function normalizedMSE(a: ArrayLike<number>, b: ArrayLike<number>): numbe
   }
   return den === 0 ? (num === 0 ? 0 : Infinity) : num / den;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ops of the Qwen3.5 hybrid (qwen35moe, qwen35): Gated DeltaNet and the gated attention output.
+// See shared/docs/qwen35moe.md and src/cpu/deltanet.ts.
+
+/** sigmoid(a) = 1 / (1 + e^(−a)) */
+export function sigmoid(a: number): number {
+  return 1 / (1 + Math.exp(-a));
+}
+
+/** softplus(a) = log(1 + e^a), and a itself above 20 (ggml's threshold). */
+export function softplus(a: number): number {
+  return a > 20 ? a : Math.log1p(Math.exp(a));
+}
+
+/**
+ * L2 normalization per row: out = x / max(‖x‖₂, eps) (ggml_l2_norm: the sum of squares in f64, the
+ * scale 1/max(sqrt, eps) an f32). Rows of `n` elements; out may be x.
+ */
+export function l2Norm(out: Float32Array, x: Float32Array, n: number, eps: number, rows = 1): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * n;
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += x[o + i]! * x[o + i]!;
+    const scale = Math.fround(1 / Math.max(Math.fround(Math.sqrt(sum)), Math.fround(eps)));
+    for (let i = 0; i < n; i++) out[o + i] = x[o + i]! * scale;
+  }
+}
+
+/**
+ * Causal depthwise convolution over time (ggml_ssm_conv), with its state, for nTokens tokens.
+ *   x:      [nTokens, channels]  the new raw inputs
+ *   state:  [kernel−1, channels] the previous kernel−1 raw inputs (oldest first; zeros at sequence
+ *           start); updated in place to the last kernel−1 raw inputs
+ *   w:      [channels, kernel]   tap j of channel c at c·kernel + j; tap 0 multiplies the oldest input
+ *   out:    [nTokens, channels]  out[t][c] = Σ_j in[t+j][c]·w[c][j], in = state ++ x
+ * No bias, no activation (the caller applies SiLU).
+ */
+export function ssmConv(out: Float32Array, x: Float32Array, state: Float32Array, w: Float32Array, channels: number, kernel: number, nTokens: number): void {
+  const past = kernel - 1;
+  const win = new Float32Array((past + nTokens) * channels); // [kernel−1+nTokens, channels]
+  win.set(state.subarray(0, past * channels), 0);
+  win.set(x.subarray(0, nTokens * channels), past * channels);
+  for (let t = 0; t < nTokens; t++) {
+    for (let c = 0; c < channels; c++) {
+      let s = 0;
+      for (let j = 0; j < kernel; j++) s += win[(t + j) * channels + c]! * w[c * kernel + j]!;
+      out[t * channels + c] = s;
+    }
+  }
+  state.set(win.subarray(nTokens * channels, (nTokens + past) * channels));
+}
+
+/**
+ * One token of the gated delta rule for one value head, in place on the state.
+ *   S: [dk, dv] row-major (S[i][j], i the key dim, j the value dim), f32
+ *   q, k: [dk] (already L2-normalized); v: [dv]; g ≤ 0 the log-decay; beta in (0, 1)
+ *   out: [dv]
+ * S ← e^g·S;  u = Sᵀk;  δ = β·(v − u);  S ← S + k δᵀ;  out = Sᵀq · scale.
+ * qOff/kOff/vOff/outOff index into the arrays (heads packed along one row).
+ */
+export function deltaRuleStep(
+  S: Float32Array, q: Float32Array, qOff: number, k: Float32Array, kOff: number, v: Float32Array, vOff: number,
+  g: number, beta: number, out: Float32Array, outOff: number, dk: number, dv: number, scale: number,
+): void {
+  const decay = Math.fround(Math.exp(g));
+  const delta = new Float64Array(dv); // [dv]
+  // decay, then u[j] = Σ_i S[i][j]·k[i]
+  for (let i = 0; i < dk; i++) {
+    const row = i * dv;
+    const ki = k[kOff + i]!;
+    for (let j = 0; j < dv; j++) {
+      const s = Math.fround(S[row + j]! * decay);
+      S[row + j] = s;
+      delta[j] += s * ki;
+    }
+  }
+  for (let j = 0; j < dv; j++) delta[j] = Math.fround(beta * Math.fround(v[vOff + j]! - Math.fround(delta[j]!)));
+  // S[i][j] += k[i]·δ[j]; then out[j] = Σ_i S[i][j]·q[i]
+  const o = new Float64Array(dv); // [dv]
+  for (let i = 0; i < dk; i++) {
+    const row = i * dv;
+    const ki = k[kOff + i]!;
+    const qi = q[qOff + i]!;
+    for (let j = 0; j < dv; j++) {
+      const s = Math.fround(S[row + j]! + Math.fround(ki * delta[j]!));
+      S[row + j] = s;
+      o[j] += s * qi;
+    }
+  }
+  for (let j = 0; j < dv; j++) out[outOff + j] = o[j]! * scale;
+}
+
+/**
+ * Gated RMSNorm per row: out = RMSNorm(x) ⊙ weight ⊙ silu(z) (Qwen3.5's norm(o, gate)). Rows of
+ * weight.length elements; weight is shared by every row. out may be x.
+ */
+export function gatedRmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, z: Float32Array, eps: number, rows = 1): void {
+  rmsNorm(out, x, weight, eps, rows);
+  for (let i = 0; i < rows * weight.length; i++) out[i] = out[i]! * Math.fround(silu(z[i]!));
+}

@@ -1,0 +1,496 @@
+// The Qwen3.5 / 3.6 hybrids on the CPU: `qwen35moe` (Qwen3.6-35B-A3B) and `qwen35` (dense), as
+// llama.cpp computes them (shared/docs/qwen35moe.md). Every layer is
+//
+//   h = x + Mixer(RMSNorm(x) ⊙ attn_norm)          Mixer = Gated DeltaNet (deltanet.ts) on recurrent
+//                                                    layers, gated full attention on the others
+//   x = h + FFN(RMSNorm(h) ⊙ post_attention_norm)   FFN = routed experts + sigmoid-gated shared
+//                                                    expert (qwen35moe), dense SwiGLU (qwen35)
+//
+// then logits = output · (RMSNorm(x) ⊙ output_norm). Multi-token-prediction blocks (blk.nLayer and
+// above, nextn_predict_layers) are not part of the trunk and are never read.
+//
+// Sequence state: a KV cache for the attention layers plus, per DeltaNet layer, a fixed-size
+// recurrent state (conv state + delta-rule state). A recurrent state cannot be rewound: `truncate`
+// restores a copy kept at the end of one of the last few multi-token evaluations (prompt prefills)
+// or resets to zero, then re-evaluates the tokens from there up to the requested position (see
+// Qwen35CpuSequence.truncate).
+import { dequantize } from '../../gguf/quants.js';
+import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
+import type { Backend, BackendSequence, EvalOptions } from '../backend.js';
+import { checkTensor, expectedTensors, isQwen35, type ModelConfig, type Qwen35Config } from '../config.js';
+import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
+import { CpuTraceCollector } from '../trace/cpu.js';
+import type { CpuLoadOptions, CpuSequenceOptions, GGUFTensorSource } from './backend.js';
+import { deltaNetBlock, DeltaNetState, type DeltaNetWeights } from './deltanet.js';
+import { KVCache, type Emit, type OnTensor } from './forward.js';
+import { add, attention, dequantizeRow, embedRow, matMul, rmsNorm, ropeNeox, sigmoid, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+import { denseFfn, type DenseFfnWeights } from './qwen3.js';
+import { moeFfn, type MoeFfnWeights } from './qwen3moe.js';
+
+type Qwen35ModelConfig = ModelConfig & { qwen35: Qwen35Config };
+
+/** Weights of one gated full-attention mixer. */
+export interface GatedAttentionWeights {
+  kind: 'attention';
+  wq: QuantMatrix; // attn_q [E → nHead·2·D]: per head [query D | gate D]
+  wk: QuantMatrix; // attn_k [E → nHeadKv·D]
+  wv: QuantMatrix; // attn_v [E → nHeadKv·D]
+  wo: QuantMatrix; // attn_output [nHead·D → E]
+  qNorm: Float32Array; // attn_q_norm [D]
+  kNorm: Float32Array; // attn_k_norm [D]
+}
+
+/** The qwen35moe FFN: routed experts (as qwen3moe) plus a shared expert with a scalar sigmoid gate. */
+export interface SharedMoeFfnWeights {
+  kind: 'moe+shared';
+  moe: MoeFfnWeights;
+  shGateInp: Float32Array; // ffn_gate_inp_shexp [E]: one gate logit per token
+  shGate: QuantMatrix; // ffn_gate_shexp [E → nFfShexp]
+  shUp: QuantMatrix; // ffn_up_shexp [E → nFfShexp]
+  shDown: QuantMatrix; // ffn_down_shexp [nFfShexp → E]
+}
+
+export interface Qwen35LayerWeights {
+  attnNorm: Float32Array; // attn_norm [E]
+  postAttnNorm: Float32Array; // post_attention_norm [E]
+  mixer: DeltaNetWeights | GatedAttentionWeights;
+  ffn: SharedMoeFfnWeights | DenseFfnWeights;
+}
+
+export interface Qwen35Weights {
+  tokEmbd: QuantMatrix; // [nVocab rows of E]
+  layers: Qwen35LayerWeights[];
+  outputNorm: Float32Array; // [E]
+  /** LM head [E → nVocab]; tokEmbd itself when embeddings are tied */
+  output: QuantMatrix;
+}
+
+/** Everything one sequence carries between evaluations. */
+export class Qwen35State {
+  /** KV cache of the attention layers only (cache layer a = the a-th attention layer) */
+  readonly kv: KVCache;
+  /** per model layer: its index in kv (attention layers) or in dn (recurrent layers) */
+  readonly slot: number[];
+  /** one recurrent state per DeltaNet layer */
+  readonly dn: DeltaNetState[] = [];
+
+  constructor(readonly cfg: Qwen35ModelConfig, contextLength: number, kvF16: boolean) {
+    let nAttn = 0;
+    this.slot = cfg.qwen35.recurrent.map((rec) => {
+      if (rec) {
+        this.dn.push(new DeltaNetState(cfg.qwen35));
+        return this.dn.length - 1;
+      }
+      return nAttn++;
+    });
+    this.kv = new KVCache({ ...cfg, nLayer: nAttn }, contextLength, kvF16);
+  }
+
+  /** A copy of every recurrent state (the KV cache is positional and needs no copy). */
+  snapshot(): DeltaNetState[] {
+    return this.dn.map((s) => {
+      const c = new DeltaNetState(this.cfg.qwen35);
+      c.copyFrom(s);
+      return c;
+    });
+  }
+
+  restore(snap: readonly DeltaNetState[]): void {
+    this.dn.forEach((s, i) => s.copyFrom(snap[i]!));
+  }
+
+  reset(): void {
+    for (const s of this.dn) s.reset();
+  }
+}
+
+/**
+ * Gated attention of n tokens at positions pos0.. (shared/docs/qwen35moe.md "Gated attention").
+ * x: [n, E] (after attn_norm). Writes K/V into the cache layer `cl`. Returns attn_output·o: [n, E].
+ * Intermediates: Qcur_full [n, nHead·2D], Qcur / Kcur / Vcur (after the projections; Qcur split out
+ * of Qcur_full), gate [n, nHead·D], Qcur_normed, Kcur_normed, Qcur_rope, Kcur_rope, attn_pregate
+ * [n, nHead·D], attn_gated [n, nHead·D], attn_out [n, E].
+ */
+export function gatedAttentionBlock(
+  cfg: ModelConfig, L: GatedAttentionWeights, cache: KVCache, cl: number, il: number, x: Float32Array, n: number, pos0: number, emit: Emit,
+): Float32Array {
+  const { nEmbd: E, nHead, nHeadKv, headDimK: D, rmsEps } = cfg;
+  const qRow = nHead * D;
+
+  // 1. Q and gate from one projection, per head [query D | gate D].
+  const qFull = new Float32Array(n * 2 * qRow); // [n, nHead, 2, D]
+  matMul(qFull, L.wq, x, n);
+  emit('Qcur_full', il, qFull);
+  const q = new Float32Array(n * qRow); // [n, nHead, D]
+  const gate = new Float32Array(n * qRow); // [n, nHead, D]
+  for (let t = 0; t < n; t++) {
+    for (let h = 0; h < nHead; h++) {
+      const src = (t * nHead + h) * 2 * D;
+      q.set(qFull.subarray(src, src + D), (t * nHead + h) * D);
+      gate.set(qFull.subarray(src + D, src + 2 * D), (t * nHead + h) * D);
+    }
+  }
+  const k = new Float32Array(n * cache.kRow); // [n, nHeadKv, D]
+  const v = new Float32Array(n * cache.vRow); // [n, nHeadKv, D]
+  matMul(k, L.wk, x, n);
+  matMul(v, L.wv, x, n);
+  emit('Qcur', il, q);
+  emit('gate', il, gate);
+  emit('Kcur', il, k);
+  emit('Vcur', il, v);
+
+  // 2. Per-head RMSNorm of q and k.
+  rmsNorm(q, q, L.qNorm, rmsEps, n * nHead);
+  rmsNorm(k, k, L.kNorm, rmsEps, n * nHeadKv);
+  emit('Qcur_normed', il, q);
+  emit('Kcur_normed', il, k);
+
+  // 3. Partial NEOX RoPE on the first nRot dims (IMROPE with every section at position p).
+  for (let t = 0; t < n; t++) {
+    ropeNeox(q.subarray(t * qRow, (t + 1) * qRow), nHead, D, cfg.nRot, pos0 + t, cfg.ropeBase);
+    ropeNeox(k.subarray(t * cache.kRow, (t + 1) * cache.kRow), nHeadKv, D, cfg.nRot, pos0 + t, cfg.ropeBase);
+  }
+  emit('Qcur_rope', il, q);
+  emit('Kcur_rope', il, k);
+
+  // 4. Causal GQA attention over the cache (F16 K/V like llama.cpp's default cache).
+  cache.reserve(pos0 + n);
+  for (let t = 0; t < n; t++) {
+    cache.write(cl, pos0 + t, k.subarray(t * cache.kRow, (t + 1) * cache.kRow), v.subarray(t * cache.vRow, (t + 1) * cache.vRow));
+  }
+  const o = new Float32Array(n * qRow); // [n, nHead, D]
+  const scale = Math.fround(1 / Math.sqrt(D));
+  for (let t = 0; t < n; t++) {
+    attention(o.subarray(t * qRow, (t + 1) * qRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[cl]!, cache.v[cl]!,
+      nHead, nHeadKv, D, cfg.headDimV, pos0 + t + 1, scale);
+  }
+  emit('attn_pregate', il, o);
+
+  // 5. Output gate: o ⊙ sigmoid(gate), then attn_output.
+  for (let i = 0; i < o.length; i++) o[i] = o[i]! * Math.fround(sigmoid(gate[i]!));
+  emit('attn_gated', il, o);
+  const out = new Float32Array(n * E); // [n, E]
+  matMul(out, L.wo, o, n);
+  emit('attn_out', il, out);
+  return out;
+}
+
+/**
+ * qwen35moe FFN of n tokens. h: [n, E] (after post_attention_norm). Returns [n, E] =
+ * routed (qwen3moe.ts: softmax → top-k → renormalize) + shared · sigmoid(ffn_gate_inp_shexp · h).
+ * Intermediates: the routed ones of moeFfn, then ffn_shexp [n, E], shared_expert_gate [n] (after the
+ * sigmoid), ffn_shexp_gated [n, E].
+ */
+export function sharedMoeFfn(cfg: Qwen35ModelConfig, f: SharedMoeFfnWeights, h: Float32Array, n: number, il: number, emit: Emit): Float32Array {
+  const E = cfg.nEmbd;
+  const F = cfg.qwen35.nFfShexp;
+  const out = moeFfn(cfg, f.moe, h, n, il, emit); // [n, E]
+
+  const g = new Float32Array(n * F); // [n, nFfShexp]
+  const u = new Float32Array(n * F); // [n, nFfShexp]
+  matMul(g, f.shGate, h, n);
+  matMul(u, f.shUp, h, n);
+  const a = new Float32Array(n * F); // [n, nFfShexp]
+  swiglu(a, g, u);
+  const sh = new Float32Array(n * E); // [n, E]
+  matMul(sh, f.shDown, a, n);
+  emit('ffn_shexp', il, sh);
+
+  const gate = new Float32Array(n); // [n]
+  const gateInp: QuantMatrix = { type: GGMLType.F32, rows: 1, cols: E, data: new Uint8Array(f.shGateInp.buffer, f.shGateInp.byteOffset, f.shGateInp.byteLength) };
+  matMul(gate, gateInp, h, n);
+  for (let t = 0; t < n; t++) gate[t] = sigmoid(gate[t]!);
+  emit('shared_expert_gate', il, gate);
+  for (let t = 0; t < n; t++) {
+    for (let i = 0; i < E; i++) sh[t * E + i] = sh[t * E + i]! * gate[t]!;
+  }
+  emit('ffn_shexp_gated', il, sh);
+  add(out, out, sh);
+  return out;
+}
+
+/**
+ * Evaluates `tokens` at positions pos0..pos0+n-1 (the state holds positions 0..pos0-1) and returns
+ * the logits of the last token [nVocab], or of every token [n, nVocab] with allLogits.
+ * Intermediates: inp_embd; per layer attn_norm, the mixer's (deltanet.ts / gatedAttentionBlock),
+ * attn_residual, attn_post_norm, the FFN's, ffn_out, l_out; then result_norm, result_output.
+ */
+export function forwardQwen35(
+  cfg: Qwen35ModelConfig, w: Qwen35Weights, state: Qwen35State, tokens: readonly number[], pos0: number,
+  opts: { allLogits?: boolean; onTensor?: OnTensor } = {},
+): Float32Array {
+  const n = tokens.length;
+  const E = cfg.nEmbd;
+  const onTensor = opts.onTensor;
+  const emit: Emit = onTensor ? (name, layer, data) => onTensor(name, layer, data.slice()) : () => {};
+
+  const x = new Float32Array(n * E); // [n, E] the residual stream
+  for (let t = 0; t < n; t++) embedRow(x.subarray(t * E, (t + 1) * E), w.tokEmbd, tokens[t]!);
+  emit('inp_embd', -1, x);
+
+  for (let il = 0; il < cfg.nLayer; il++) {
+    const L = w.layers[il]!;
+    const h = new Float32Array(n * E); // [n, E]
+    rmsNorm(h, x, L.attnNorm, cfg.rmsEps, n);
+    emit('attn_norm', il, h);
+    const mixed =
+      L.mixer.kind === 'deltanet'
+        ? deltaNetBlock(cfg, cfg.qwen35, L.mixer, state.dn[state.slot[il]!]!, h, n, il, emit)
+        : gatedAttentionBlock(cfg, L.mixer, state.kv, state.slot[il]!, il, h, n, pos0, emit); // [n, E]
+    add(x, x, mixed);
+    emit('attn_residual', il, x);
+
+    const h2 = new Float32Array(n * E); // [n, E]
+    rmsNorm(h2, x, L.postAttnNorm, cfg.rmsEps, n);
+    emit('attn_post_norm', il, h2);
+    const ffnOut = L.ffn.kind === 'dense' ? denseFfn(cfg, L.ffn, h2, n, il, emit) : sharedMoeFfn(cfg, L.ffn, h2, n, il, emit); // [n, E]
+    emit('ffn_out', il, ffnOut);
+    add(x, x, ffnOut);
+    emit('l_out', il, x);
+  }
+
+  const first = opts.allLogits ? 0 : n - 1;
+  const rows = n - first;
+  const normed = new Float32Array(rows * E); // [rows, E]
+  rmsNorm(normed, x.subarray(first * E), w.outputNorm, cfg.rmsEps, rows);
+  emit('result_norm', -1, normed);
+  const logits = new Float32Array(rows * cfg.nVocab); // [rows, nVocab]
+  matMul(logits, w.output, normed, rows);
+  emit('result_output', -1, logits);
+  return logits;
+}
+
+/** Tokens evaluated per forward call (bounds activation memory). */
+const MAX_BATCH = 512;
+
+/** Recurrent-state copies kept for truncate (the ends of the most recent multi-token evals). */
+const MAX_SNAPSHOTS = 2;
+
+function toF32(info: GGUFTensorInfo, bytes: Uint8Array, n: number): Float32Array {
+  if (info.type === GGMLType.F32) return new Float32Array(bytes.slice(0, n * 4).buffer);
+  return dequantize(info.type, bytes, n);
+}
+
+/** The CPU reference backend of qwen35moe / qwen35 (same contract as CpuBackend). */
+export class Qwen35CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  /** eval honours opts.trace (routing traces of qwen35moe) */
+  readonly tracesRouting = true;
+  private disposed = false;
+
+  constructor(readonly config: Qwen35ModelConfig, readonly weights: Qwen35Weights) {}
+
+  /**
+   * Reads the trunk's tensors (checking names and shapes) into memory.
+   * @throws ModelFormatError, UnsupportedQuantError, UnsupportedArchitectureError, AbortError
+   */
+  static async load(file: GGUFTensorSource, config: ModelConfig, opts: CpuLoadOptions = {}): Promise<Qwen35CpuBackend> {
+    if (!isQwen35(config)) throw new UnsupportedArchitectureError(`${config.arch} is not a Qwen3.5 hybrid`);
+    if (config.ropeScalingType !== null) {
+      throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
+    }
+    const expected = expectedTensors(config);
+    const infos = new Map(expected.map((e) => [e.name, checkTensor(file.tensorByName, e)]));
+    const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
+    let done = 0;
+    const read = async (name: string): Promise<{ info: GGUFTensorInfo; bytes: Uint8Array }> => {
+      if (opts.signal?.aborted) throw new AbortError('model loading was aborted');
+      const info = infos.get(name)!;
+      if (!GGML_TYPE_INFO[info.type]) throw new UnsupportedQuantError(`tensor ${name} has unknown ggml type ${info.type}`, info.type);
+      const bytes = await file.readTensor(info);
+      done += info.byteLength;
+      opts.onProgress?.(total ? done / total : 1);
+      return { info, bytes };
+    };
+    const vec = async (name: string): Promise<Float32Array> => {
+      const { info, bytes } = await read(name);
+      return toF32(info, bytes, info.shape.reduce((a, b) => a * b, 1));
+    };
+    const mat = async (name: string): Promise<QuantMatrix> => {
+      const { info, bytes } = await read(name);
+      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes };
+      dequantizeRow(m, 0);
+      return m;
+    };
+    const stack = async (name: string): Promise<QuantMatrixStack> => {
+      const { info, bytes } = await read(name);
+      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes };
+      dequantizeRow(s, 0);
+      return s;
+    };
+
+    const tokEmbd = await mat('token_embd.weight');
+    const layers: Qwen35LayerWeights[] = [];
+    for (let i = 0; i < config.nLayer; i++) {
+      const b = `blk.${i}.`;
+      const attnNorm = await vec(b + 'attn_norm.weight');
+      const postAttnNorm = await vec(b + 'post_attention_norm.weight');
+      const mixer: DeltaNetWeights | GatedAttentionWeights = config.qwen35.recurrent[i]
+        ? {
+            kind: 'deltanet',
+            wqkv: await mat(b + 'attn_qkv.weight'),
+            wz: await mat(b + 'attn_gate.weight'),
+            conv: await vec(b + 'ssm_conv1d.weight'),
+            dtBias: await vec(b + 'ssm_dt.bias'),
+            a: await vec(b + 'ssm_a'),
+            wBeta: await mat(b + 'ssm_beta.weight'),
+            wAlpha: await mat(b + 'ssm_alpha.weight'),
+            norm: await vec(b + 'ssm_norm.weight'),
+            wOut: await mat(b + 'ssm_out.weight'),
+          }
+        : {
+            kind: 'attention',
+            wq: await mat(b + 'attn_q.weight'),
+            wk: await mat(b + 'attn_k.weight'),
+            wv: await mat(b + 'attn_v.weight'),
+            wo: await mat(b + 'attn_output.weight'),
+            qNorm: await vec(b + 'attn_q_norm.weight'),
+            kNorm: await vec(b + 'attn_k_norm.weight'),
+          };
+      const ffn: SharedMoeFfnWeights | DenseFfnWeights =
+        config.arch === 'qwen35moe'
+          ? {
+              kind: 'moe+shared',
+              moe: {
+                kind: 'moe',
+                router: await mat(b + 'ffn_gate_inp.weight'),
+                gateExps: await stack(b + 'ffn_gate_exps.weight'),
+                upExps: await stack(b + 'ffn_up_exps.weight'),
+                downExps: await stack(b + 'ffn_down_exps.weight'),
+              },
+              shGateInp: await vec(b + 'ffn_gate_inp_shexp.weight'),
+              shGate: await mat(b + 'ffn_gate_shexp.weight'),
+              shUp: await mat(b + 'ffn_up_shexp.weight'),
+              shDown: await mat(b + 'ffn_down_shexp.weight'),
+            }
+          : {
+              kind: 'dense',
+              gate: await mat(b + 'ffn_gate.weight'),
+              up: await mat(b + 'ffn_up.weight'),
+              down: await mat(b + 'ffn_down.weight'),
+            };
+      layers.push({ attnNorm, postAttnNorm, mixer, ffn });
+    }
+    const outputNorm = await vec('output_norm.weight');
+    const output = config.tiedEmbeddings ? tokEmbd : await mat('output.weight');
+    return new Qwen35CpuBackend(config, { tokEmbd, layers, outputNorm, output });
+  }
+
+  /** A new sequence with an empty KV cache and zero recurrent states. */
+  createSequence(contextLength: number, opts: CpuSequenceOptions = {}): Qwen35CpuSequence {
+    this.assertAlive();
+    if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`invalid context length ${contextLength}`);
+    return new Qwen35CpuSequence(this, contextLength, opts);
+  }
+
+  /** @internal */
+  assertAlive(): void {
+    if (this.disposed) throw new DisposedError('the CPU backend was disposed');
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+  }
+}
+
+export class Qwen35CpuSequence implements BackendSequence {
+  private disposed = false;
+  private readonly state: Qwen35State;
+  /** every token evaluated so far (position i holds tokens[i]); truncate replays from these */
+  private readonly tokens: number[] = [];
+  /** recurrent-state copies by position, oldest first (see truncate) */
+  private readonly snapshots: { pos: number; dn: DeltaNetState[] }[] = [];
+
+  constructor(private readonly backend: Qwen35CpuBackend, readonly contextLength: number, private readonly opts: CpuSequenceOptions) {
+    this.state = new Qwen35State(backend.config, contextLength, opts.kvF16 ?? true);
+  }
+
+  get nPast(): number {
+    return this.tokens.length;
+  }
+
+  /** Positions (besides 0) where a copy of the recurrent state is kept: truncate there costs nothing. */
+  get snapshotPositions(): number[] {
+    return this.snapshots.map((s) => s.pos);
+  }
+
+  /**
+   * Evaluates tokens at positions nPast..nPast+n-1; returns the last token's logits [nVocab], or all
+   * of them [n, nVocab] with allLogits. After a multi-token eval the recurrent state is copied so
+   * that truncate can come back to this position cheaply (the last MAX_SNAPSHOTS are kept).
+   * @throws ContextOverflowError, RangeError for an empty list or a token id outside the vocabulary
+   */
+  async eval(tokens: number[], opts: EvalOptions = {}): Promise<Float32Array> {
+    this.assertAlive();
+    const n = tokens.length;
+    if (n === 0) throw new RangeError('eval needs at least one token');
+    const past = this.tokens.length;
+    if (past + n > this.contextLength) throw new ContextOverflowError(this.contextLength, past + n);
+    const { config } = this.backend;
+    for (const t of tokens) {
+      if (!(Number.isInteger(t) && t >= 0 && t < config.nVocab)) throw new RangeError(`token id ${t} is outside the vocabulary 0..${config.nVocab - 1}`);
+    }
+    const trace = opts.trace && config.nExpert > 0 ? new CpuTraceCollector(config, tokens, past, opts.trace) : null;
+    const out = this.run(tokens, !!opts.allLogits, trace);
+    trace?.finish();
+    if (n > 1) {
+      this.snapshots.push({ pos: this.tokens.length, dn: this.state.snapshot() });
+      if (this.snapshots.length > MAX_SNAPSHOTS) this.snapshots.shift();
+    }
+    return out;
+  }
+
+  /** Runs the forward pass over `tokens` from the current position and appends them. */
+  private run(tokens: readonly number[], allLogits: boolean, trace: CpuTraceCollector | null): Float32Array {
+    const { config, weights } = this.backend;
+    const n = tokens.length;
+    const nVocab = config.nVocab;
+    const all = allLogits ? new Float32Array(n * nVocab) : null;
+    let last: Float32Array = new Float32Array(0);
+    for (let i = 0; i < n; i += MAX_BATCH) {
+      const chunk = tokens.slice(i, i + MAX_BATCH);
+      const onTensor = trace ? trace.listener(i, this.opts.onTensor) : this.opts.onTensor;
+      const logits = forwardQwen35(config, weights, this.state, chunk, this.tokens.length, { allLogits: !!all, onTensor });
+      this.tokens.push(...chunk);
+      if (all) all.set(logits, i * nVocab);
+      else last = logits;
+    }
+    return all ?? last;
+  }
+
+  /**
+   * Forgets positions >= nPast. The KV cache can simply be cut, but a DeltaNet layer's recurrent
+   * state summarizes every token so far and cannot be rewound: truncate restores the latest copy of
+   * the recurrent state kept at or before nPast (snapshotPositions; or the zero state of position 0)
+   * and re-evaluates the remembered tokens from there up to nPast. That is free at 0, at nPast itself
+   * and at a snapshot position, and costs a prefill of the gap elsewhere.
+   */
+  truncate(nPast: number): void {
+    this.assertAlive();
+    const past = this.tokens.length;
+    if (!(Number.isInteger(nPast) && nPast >= 0 && nPast <= past)) {
+      throw new RangeError(`cannot truncate to ${nPast}: the sequence holds ${past} positions`);
+    }
+    if (nPast === past) return;
+    // the latest snapshot at or before nPast; later ones describe forgotten tokens
+    while (this.snapshots.length && this.snapshots[this.snapshots.length - 1]!.pos > nPast) this.snapshots.pop();
+    const snap = this.snapshots[this.snapshots.length - 1];
+    const from = snap ? snap.pos : 0;
+    if (snap) this.state.restore(snap.dn);
+    else this.state.reset();
+    const replay = this.tokens.slice(from, nPast);
+    this.tokens.length = from;
+    // the replay rewrites K/V of positions from..nPast-1 with the same values; only the recurrent
+    // states change. onTensor listeners see the replayed tokens as an ordinary evaluation.
+    if (replay.length) this.run(replay, false, null);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new DisposedError('the sequence was disposed');
+    this.backend.assertAlive();
+  }
+}
