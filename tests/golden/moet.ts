@@ -3,7 +3,7 @@
 import { openGGUF } from '../../gguf/reader.js';
 import type { Backend } from '../../src/backend.js';
 import { configFromGGUF } from '../../src/config.js';
-import { CpuBackend } from '../../src/cpu/backend.js';
+import { loadCpuBackend } from '../../src/cpu/backend.js';
 
 export type GoldenBackend = 'cpu' | 'webgpu';
 
@@ -38,11 +38,11 @@ export async function openMoet(path: string, backend: GoldenBackend, contextLeng
   let be: Backend;
   try {
     const config = configFromGGUF(file.metadata, file.tensorByName);
-    be = await CpuBackend.load(file, config);
+    be = await loadCpuBackend(file, config);
   } finally {
     await file.close();
   }
-  const nVocab = (be as CpuBackend).config.nVocab;
+  const nVocab = (be as Awaited<ReturnType<typeof loadCpuBackend>>).config.nVocab;
   return {
     nVocab,
     async teacherForced(tokens) {
