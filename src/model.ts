@@ -30,7 +30,7 @@ type BackendFactory = (file: GGUFFile, config: ModelConfig, opts: BackendLoadOpt
 //   webgpu: async (f, c, o) => (await import('./gpu/backend.js')).GpuBackend.load(f, c, o),
 // and set DEFAULT_BACKEND to 'webgpu'.
 const BACKENDS: Record<BackendName, BackendFactory> = {
-  cpu: async (file, config, opts) => (await import('./cpu/backend.js')).CpuBackend.load(file, config, opts),
+  cpu: async (file, config, opts) => (await import('./cpu/backend.js')).loadCpuBackend(file, config, opts),
   webgpu: async () => {
     throw new MoetError('the WebGPU backend is not available in this build yet; use { backend: "cpu" } (CLI: --backend cpu)');
   },
