@@ -8,7 +8,7 @@
 // of them calls a letter, number, punctuation or whitespace is in unicode.ts.
 // Each regex runs on one piece at a time, so a lookahead never sees past the piece's end, as in
 // llama.cpp's `unicode_regex_split`.
-import { LETTER as L, NUMBER as N, PUNCTUATION as P, WHITESPACE as WS } from './unicode.js';
+import { LETTER as L, MARK as M, NUMBER as N, PUNCTUATION as P, WHITESPACE as WS } from './unicode.js';
 
 const CONTRACTIONS_ANY_CASE = `(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])`;
 
@@ -19,6 +19,20 @@ const CONTRACTIONS_ANY_CASE = `(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL
 function qwen2Pattern(digits: string): RegExp {
   return new RegExp(
     `${CONTRACTIONS_ANY_CASE}|[^\\r\\n${L}${N}]?${L}+|${N}${digits}| ?[^${WS}${L}${N}]+[\\r\\n]*` +
+      `|[${WS}]*[\\r\\n]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
+    'gv',
+  );
+}
+
+/**
+ * Qwen3.5's pattern (`tokenizer.ggml.pre` = "qwen35"): Qwen2's with combining marks kept in letter
+ * runs and out of punctuation runs:
+ * `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+ * (llama.cpp runs it through a hand-written scanner with the is_whitespace flag for \s).
+ */
+function qwen35Pattern(): RegExp {
+  return new RegExp(
+    `${CONTRACTIONS_ANY_CASE}|[^\\r\\n${L}${N}]?[${L}${M}]+|${N}| ?[^${WS}${L}${M}${N}]+[\\r\\n]*` +
       `|[${WS}]*[\\r\\n]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
     'gv',
   );
@@ -48,6 +62,13 @@ export const PRE_TOKENIZERS: readonly PreTokenizer[] = [
   {
     names: ['qwen2', 'deepseek-r1-qwen', 'kormo', 'f2llmv2', 'hunyuan', 'solar-open'],
     passes: [qwen2Pattern('')],
+    ignoreMerges: false,
+    addBos: false,
+    cleanSpaces: false,
+  },
+  {
+    names: ['qwen35'],
+    passes: [qwen35Pattern()],
     ignoreMerges: false,
     addBos: false,
     cleanSpaces: false,

@@ -56,5 +56,23 @@ export const PUNCTUATION = `[\\p{P}--${rangeClass(NEW_PUNCTUATION)}]`;
  */
 export const WHITESPACE = '\\t\\n\\v\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000';
 
+/**
+ * Combining marks (\p{M}) for V8, unassigned for llama.cpp (Unicode 16 and 17 additions): measured the
+ * same way with the `qwen35` pre-tokenizer, whose letter runs are [\p{L}\p{M}]+ ('x'+c stays one
+ * pre-token only if c is a mark there). tests/tokenizer/qwen35.test.ts re-checks them.
+ */
+const NEW_MARKS: readonly Range[] = [
+  [0x897, 0x897], [0x1acf, 0x1add], [0x1ae0, 0x1aeb], [0x10d69, 0x10d6d], [0x10efa, 0x10efc], [0x113b8, 0x113c0],
+  [0x113c2, 0x113c2], [0x113c5, 0x113c5], [0x113c7, 0x113ca], [0x113cc, 0x113d0], [0x113d2, 0x113d2],
+  [0x113e1, 0x113e2], [0x11b60, 0x11b67], [0x11f5a, 0x11f5a], [0x1611e, 0x1612f], [0x1e5ee, 0x1e5ef],
+  [0x1e6e3, 0x1e6e3], [0x1e6e6, 0x1e6e6], [0x1e6ee, 0x1e6ef], [0x1e6f5, 0x1e6f5],
+];
+
+/** \p{M} as llama.cpp sees it (a `v`-mode class). */
+export const MARK = `[\\p{M}--${rangeClass(NEW_MARKS)}]`;
+
+/** Marks that V8 knows and llama.cpp does not (for tests). */
+export const NEW_MARK_RANGES = NEW_MARKS;
+
 /** Code points whose class differs between V8 and llama.cpp (for tests). */
 export const UNICODE_EXCEPTIONS = { letters: NEW_LETTERS, numbers: NEW_NUMBERS, punctuation: NEW_PUNCTUATION };

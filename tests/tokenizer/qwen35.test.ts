@@ -1,0 +1,183 @@
+// The `qwen35` pre-tokenizer (Qwen3.5 / 3.6): Qwen2's pattern with combining marks (\p{M}) kept in
+// letter runs and out of punctuation runs. Checked against llama.cpp (node-llama-cpp's CPU build) on
+// the real Qwen3 vocabulary relabelled `qwen35` (moet has no Qwen3.5 vocabulary; the split is what
+// differs) and on a probe vocabulary that makes every mark's class visible.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
+import { kv, writeGGUF } from '../../gguf/writer.js';
+import type { GGUFMetadataEntry } from '../../gguf/types.js';
+import { BYTE_TO_CHAR } from '../../src/tokenizer/bytes.js';
+import { Tokenizer } from '../../src/tokenizer/index.js';
+import { findPreTokenizer, preTokenize } from '../../src/tokenizer/pretokenizer.js';
+import { NEW_MARK_RANGES } from '../../src/tokenizer/unicode.js';
+import { qwen3VocabMetadata } from '../fixtures/vocab.js';
+
+const ARCH = [
+  kv.str('general.architecture', 'qwen3'),
+  kv.u32('qwen3.context_length', 4096),
+  kv.u32('qwen3.embedding_length', 64),
+  kv.u32('qwen3.block_count', 1),
+  kv.u32('qwen3.feed_forward_length', 128),
+  kv.u32('qwen3.attention.head_count', 4),
+  kv.u32('qwen3.attention.head_count_kv', 2),
+  kv.f32('qwen3.attention.layer_norm_rms_epsilon', 1e-6),
+];
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const MARKS = ['\u0301', '\u0300', '\u0308', '\u0327', '\u0303', '\u20e3', '\ufe0f', '\u093f', '\u094d', '\u0e31', '\u0e49',
+  '\u064e', '\u0651', '\u05b7', '\u05bc', '\u0f72', '\u1ab0', '\u1dc0', '\u20d0', '\ufe20', '\u{1d167}', '\u{e0100}', '\u0489',
+  '\u0897', '\u{113b8}', '\u1acf'];
+const BASES = ['a', 'e', 'Z', 'x', ' ', '  ', '1', '9', '!', '.', "'", '\n', '\r\n', '\t', '_', '-', '(', '😀', '中', 'क', 'ก',
+  'ب', 'ש', '\u00a0', '', '\u0000', 'ß', 'İ'];
+const WORDS = ['naïve', 'cafe\u0301', 'Tiếng Việt có dấu', 'नमस्ते दुनिया', 'क्षत्रिय द्वारा', 'กรุงเทพมหานคร', 'ภาษาไทย', 'مَرْحَبًا',
+  'שָׁלוֹם', 'ཀྲུང་གོ', 'Z̤͔ͧ̑̓ä͖̭̈̇lͮ̒ͫǧ̗͚̚o̙̔ͮ̇͐̇', '1️⃣ #️⃣ ❤️', "don't", "I'M", 'x\u0301\u0302\u0303y', '\u0301start', 'end\u0301',
+  ' \u0301', '!\u0301!', '3\u03014', "'\u0301s", 'A\u030a\u0301', 'n\u0303o', 'o\u0308\u0332', 'ü'.normalize('NFD').repeat(5),
+  'हिन्दी123', 'ሰላም', 'ᏣᎳᎩ', '\u1100\u1161\u11a8', '𝒜\u0301', 'Ω\u0342'];
+
+function corpus(): string[] {
+  const rand = mulberry32(0x35);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)]!;
+  const out: string[] = [...WORDS];
+  for (const b of BASES) for (const m of MARKS) out.push(b + m, m + b, `${b}${m}${m}${b}`, ` ${m}${b}`);
+  while (out.length < 2500) {
+    let s = '';
+    const n = 1 + Math.floor(rand() * 10);
+    for (let i = 0; i < n; i++) {
+      const r = rand();
+      s += r < 0.35 ? pick(WORDS) : r < 0.65 ? pick(BASES) : pick(MARKS);
+      if (rand() < 0.3) s += pick([' ', '\n', '  ', '']);
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+let dir: string;
+let llama: Llama;
+const loaded: LlamaModel[] = [];
+
+async function load(name: string, meta: GGUFMetadataEntry[]): Promise<{ tok: Tokenizer; model: LlamaModel }> {
+  const path = join(dir, `${name}.gguf`);
+  await writeGGUF(path, [...ARCH, ...meta], []);
+  const tok = Tokenizer.fromGGUF(new Map(meta.map((e) => [e.key, e])));
+  const model = await llama.loadModel({ modelPath: path, vocabOnly: true, gpuLayers: 0 });
+  loaded.push(model);
+  return { tok, model };
+}
+
+const withPre = (meta: GGUFMetadataEntry[], pre: string) => meta.map((e) => (e.key === 'tokenizer.ggml.pre' ? kv.str(e.key, pre) : e));
+const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'moet-q35tok-'));
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: () => {} });
+});
+
+afterAll(async () => {
+  for (const m of loaded) await m.dispose();
+  await llama?.dispose();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('qwen35 pre-tokenizer', () => {
+  it('splits combining marks into letter runs, not punctuation runs', () => {
+    const passes = findPreTokenizer('qwen35')!.passes;
+    const qwen2 = findPreTokenizer('qwen2')!.passes;
+    expect(preTokenize('cafe\u0301 naïve', passes)).toEqual(['cafe\u0301', ' naïve']);
+    expect(preTokenize('cafe\u0301 naïve', qwen2)).toEqual(['cafe', '\u0301', ' naïve']);
+    expect(preTokenize('नमस्ते', passes)).toEqual(['नमस्ते']);
+    expect(preTokenize('!\u0301!', passes)).toEqual(['!\u0301', '!']); // the optional non-letter prefix takes the '!'
+    expect(preTokenize(' \u0301x 12', passes)).toEqual([' \u0301x', ' ', '1', '2']);
+    expect(preTokenize("it's", passes)).toEqual(['it', "'s"]);
+  });
+
+  it('encodes like llama.cpp on the Qwen3 vocabulary relabelled qwen35 (marks, scripts, emoji, zalgo)', async () => {
+    const { tok, model } = await load('qwen3-as-qwen35', withPre(qwen3VocabMetadata(), 'qwen35'));
+    expect(tok.pre).toBe('qwen35');
+    const texts = corpus();
+    const mismatches: string[] = [];
+    let differsFromQwen2 = 0;
+    const qwen2 = findPreTokenizer('qwen2')!.passes;
+    const qwen35 = findPreTokenizer('qwen35')!.passes;
+    for (const text of texts) {
+      const ours = tok.encode(text);
+      const theirs = Array.from(model.tokenize(text, false));
+      if (!same(ours, theirs)) mismatches.push(`${JSON.stringify(text)}\n  moet  ${ours.join(' ')}\n  llama ${theirs.join(' ')}`);
+      if (preTokenize(text, qwen2).length !== preTokenize(text, qwen35).length) differsFromQwen2++;
+    }
+    console.log(`qwen35 tokenizer parity: ${texts.length - mismatches.length}/${texts.length} identical; ${differsFromQwen2} split differently from qwen2`);
+    expect(differsFromQwen2).toBeGreaterThan(texts.length / 4);
+    expect(mismatches.slice(0, 10)).toEqual([]);
+  });
+
+  it('classifies every combining mark as llama.cpp does (probe vocabulary joining x + c)', async () => {
+    const cps: number[] = [];
+    for (let cp = 0x80; cp < 0x110000; cp++) {
+      if (!(cp >= 0xd800 && cp <= 0xdfff) && /^\p{M}$/u.test(String.fromCodePoint(cp))) cps.push(cp);
+    }
+    for (const [a, b] of NEW_MARK_RANGES) cps.push(a - 1, b + 1);
+    const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => BYTE_TO_CHAR[b]).join('');
+    const tokens: string[] = [...BYTE_TO_CHAR];
+    const seen = new Set(tokens);
+    const merges: string[] = [];
+    const combos: string[] = [];
+    const merge = (list: string[], a: string, b: string) => {
+      if (seen.has(a + b)) return;
+      seen.add(a + b);
+      tokens.push(a + b);
+      list.push(`${a} ${b}`);
+    };
+    for (const cp of cps) {
+      const s = byteLevel(String.fromCodePoint(cp));
+      for (let i = 1; i < s.length; i++) merge(merges, s.slice(0, i), s[i]!);
+      merge(combos, 'x', s);
+    }
+    tokens.push('<|endoftext|>');
+    const { tok, model } = await load('probe-qwen35', [
+      kv.str('tokenizer.ggml.model', 'gpt2'),
+      kv.str('tokenizer.ggml.pre', 'qwen35'),
+      kv.strs('tokenizer.ggml.tokens', tokens),
+      kv.i32s('tokenizer.ggml.token_type', tokens.map((t) => (t === '<|endoftext|>' ? 3 : 1))),
+      kv.strs('tokenizer.ggml.merges', [...merges, ...combos]),
+      kv.u32('tokenizer.ggml.eos_token_id', tokens.length - 1),
+      kv.bool('tokenizer.ggml.add_bos_token', false),
+    ]);
+    const failures: string[] = [];
+    for (const cp of cps) {
+      for (const text of ['x' + String.fromCodePoint(cp), `!${String.fromCodePoint(cp)}x`]) {
+        const ours = tok.encode(text);
+        const theirs = Array.from(model.tokenize(text, false));
+        if (!same(ours, theirs)) failures.push(`U+${cp.toString(16)} ${JSON.stringify(text)}: ${ours.join(' ')} vs ${theirs.join(' ')}`);
+      }
+    }
+    console.log(`qwen35 mark probe: ${2 * cps.length - failures.length}/${2 * cps.length} identical over ${cps.length} code points`);
+    expect(failures.slice(0, 10)).toEqual([]);
+  });
+
+  it('Qwen3.5 special tokens: <|im_end|> (eos) and <|endoftext|> end generation; the chat template is exposed', async () => {
+    const meta = withPre(qwen3VocabMetadata(), 'qwen35');
+    const tok = Tokenizer.fromGGUF(new Map(meta.map((e) => [e.key, e])));
+    const imEnd = tok.encode('<|im_end|>', { special: true });
+    const eot = tok.encode('<|endoftext|>', { special: true });
+    expect(imEnd).toHaveLength(1);
+    expect(eot).toHaveLength(1);
+    expect(tok.isEog(imEnd[0]!)).toBe(true);
+    expect(tok.isEog(eot[0]!)).toBe(true);
+    expect(tok.encode('<think>', { special: true })).toHaveLength(1);
+    expect(typeof tok.chatTemplate).toBe('string');
+    expect(tok.chatTemplate).toContain('<|im_start|>');
+  });
+});
