@@ -267,7 +267,8 @@ export function top1GridSvg(stats: RoutingStats, opts: Top1GridOptions = {}): Sv
 
 /**
  * nExpert × nExpert co-activation matrix of one layer: cell (a, b) coloured by the number of tokens
- * that chose both a and b (the diagonal is grey).
+ * that chose both a and b, on a square-root scale (a few frequent pairs would otherwise leave every
+ * other cell dark); the diagonal is grey.
  */
 export function coactivationSvg(stats: RoutingStats, layer: number, opts: PictureOptions = {}): SvgPicture {
   const { nExpert, nLayer } = stats;
@@ -289,7 +290,7 @@ export function coactivationSvg(stats: RoutingStats, layer: number, opts: Pictur
   for (let a = 0; a < nExpert; a++) {
     for (let b = 0; b < nExpert; b++) {
       const v = L.coactivation[a * nExpert + b]!;
-      const fill = a === b ? '#d0d0d0' : viridis(max > 0 ? v / max : 0);
+      const fill = a === b ? '#d0d0d0' : viridis(max > 0 ? Math.sqrt(v / max) : 0);
       out.push(`<rect class="cell" x="${left + b * c}" y="${top + a * c}" width="${c}" height="${c}" fill="${fill}">` +
         `<title>${escapeXml(a === b ? `expert ${a}: load ${L.load[a]}` : `experts ${a} and ${b}: ${v} tokens`)}</title></rect>`);
     }
@@ -303,7 +304,11 @@ export function coactivationSvg(stats: RoutingStats, layer: number, opts: Pictur
   out.push('<g class="axis y">');
   for (let e = 0; e < nExpert; e += s) out.push(text(left - 6, top + e * c + c / 2 + 4, String(e), 'text-anchor="end"'));
   out.push(text(16, top + g / 2, 'expert', `text-anchor="middle" font-weight="600" transform="rotate(-90 16 ${fmt(top + g / 2, 1)})"`), '</g>');
-  out.push(legend(`${opts.idPrefix ?? ''}coact-scale`, left + g + 24, top + 10, lh, 'tokens', viridisStops(), scaleTicks(max, true)));
+  // square-root scale: ticks at values max·f² sit at height f
+  const ticks = max > 0
+    ? [...new Map([0, 0.25, 0.5, 0.75, 1].map((f) => [Math.round(max * f * f), f])).entries()].map(([v, f]) => ({ at: f === 1 ? 1 : Math.sqrt(v / max), label: String(v) }))
+    : [{ at: 0, label: '0' }];
+  out.push(legend(`${opts.idPrefix ?? ''}coact-scale`, left + g + 24, top + 10, lh, 'tokens (√ scale)', viridisStops(), ticks));
   out.push('</svg>');
   return { width, height, svg: out.join('\n') };
 }
