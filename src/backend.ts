@@ -29,6 +29,39 @@ export interface BackendSequence {
   /** forgets every position >= nPast */
   truncate(nPast: number): void;
   dispose(): void;
+  /**
+   * Optional (WebGPU): like eval, but returns only the k highest logits of the last token, selected
+   * on the device (descending, ties → lower id), so a decode step reads back 8·k bytes instead of
+   * n_vocab floats. Fewer than k when the vocabulary has fewer selectable (finite) logits.
+   * @throws RangeError when k is not in 1..maxTopK; as eval
+   */
+  evalTopK?(tokens: number[], k: number): Promise<TopKResult>;
+  /** largest k evalTopK accepts */
+  readonly maxTopK?: number;
+  /** optional work counters (WebGPU): dispatches, submits and bytes read back */
+  readonly stats?: SequenceStats;
+}
+
+/** Candidate ids and their raw logits, best first. */
+export interface TopKResult {
+  ids: Uint32Array;
+  logits: Float32Array;
+}
+
+/** Work counters of a sequence: the last eval call and the totals since creation. */
+export interface SequenceStats {
+  last: {
+    tokens: number;
+    /** compute dispatches encoded */
+    dispatches: number;
+    /** dispatches per layer; the last entry counts those outside the layers (embedding, head, top-k) */
+    perLayer: number[];
+    /** queue submits */
+    submits: number;
+    /** bytes copied back to the host */
+    bytesRead: number;
+  };
+  total: { evals: number; tokens: number; dispatches: number; submits: number; bytesRead: number };
 }
 
 export interface Backend {

@@ -1,0 +1,277 @@
+// The GPU forward pass shared by qwen3moe and qwen3 (shared/docs/qwen3moe.md): embedding, the
+// attention block (identical in both), the residual stream, the final norm and the LM head. The FFN
+// of each architecture is recorded by its own file: qwen3moe.ts (router + experts), qwen3.ts (dense).
+// The CPU twin of this file is src/cpu/forward.ts; intermediates carry the same names.
+//
+// The pass is recorded once per shape class into Programs (src/arch/program.ts): every launch —
+// pipeline, bind group, uniform buffer — is created here, at sequence creation, and replayed:
+//   prefill  n ≤ ubatch tokens: tiled matmuls, causal tiled attention, grouped expert matmuls
+//   decode   1 token: matvecs, flash-decoding attention, expert matvecs reading the router's ids
+// A step only rewrites small uniforms (token count, position) and two tiny buffers (token ids,
+// positions), encodes the Program into one command buffer and submits it once; nothing comes back
+// to the CPU before the logits (or the top-k candidates) at the very end.
+import type { ModelConfig } from '../config.js';
+import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, createKvWrite, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
+import { createEmbed, createMatMul, createMatVec, createQKNormRope, createRmsNorm, type BufferRef } from '../gpu/ops.js';
+import { createTopK, type TopKLaunch } from '../gpu/sample.js';
+import type { GpuLayerWeights, GpuWeights } from '../gpu/weights.js';
+import { createStorage, type WeightTensor } from '../runtime/buffers.js';
+import type { GPUContext } from '../runtime/device.js';
+import type { Launch } from '../runtime/pipelines.js';
+import { Program } from './program.js';
+
+/** Prefill (a batch of tokens) or decode (one token): the two shape classes of the pass. */
+export type Mode = 'prefill' | 'decode';
+
+/**
+ * The activations of one sequence, allocated once (sized for the ubatch and the context) and
+ * shared by both shape classes: decode uses row 0 of each. Each is its own buffer, since WebGPU
+ * forbids a writable binding aliasing another binding of the same dispatch.
+ */
+export class Arena {
+  readonly buffers: GPUBuffer[] = [];
+  constructor(private readonly ctx: GPUContext) {}
+  /** A storage buffer of `bytes` bytes, freed with the arena. */
+  alloc(label: string, bytes: number): GPUBuffer {
+    const b = createStorage(this.ctx, bytes, label);
+    this.buffers.push(b);
+    return b;
+  }
+  get bytes(): number {
+    return this.buffers.reduce((s, b) => s + b.size, 0);
+  }
+  free(): void {
+    for (const b of this.buffers) this.ctx.destroyBuffer(b);
+    this.buffers.length = 0;
+  }
+}
+
+/** The FFN half of a block, per architecture (qwen3moe.ts, qwen3.ts). */
+export interface FfnBlock {
+  /** allocates the FFN's activations in g.arena (once per sequence) */
+  alloc(g: Graph): void;
+  /** records x += FFN(h) for layer L (h = RMSNorm(x) ⊙ ffn_norm is in g.act.h) */
+  record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights): Promise<void>;
+}
+
+/** The activations every architecture has (shapes for n ≤ ubatch tokens; decode uses n = 1). */
+export interface Activations {
+  tokens: GPUBuffer; // u32 [ubatch] token ids
+  pos: GPUBuffer; // u32 [ubatch] positions
+  x: GPUBuffer; // f32 [ubatch, nEmbd] the residual stream
+  h: GPUBuffer; // f32 [ubatch, nEmbd] normed input of a sub-block
+  q: GPUBuffer; // f32 [ubatch, nHead·headDimK]
+  k: GPUBuffer; // f32 [ubatch, nHeadKv·headDimK]
+  v: GPUBuffer; // f32 [ubatch, nHeadKv·headDimV]
+  o: GPUBuffer; // f32 [ubatch, nHead·headDimV] attention output (kqv_out)
+  attnScratch: GPUBuffer; // flash-decoding partials [nHead, chunks, headDimV + 2]
+  xLast: GPUBuffer; // f32 [nEmbd] the last token's residual (prefill)
+  hLast: GPUBuffer; // f32 [nEmbd] RMSNorm(xLast) ⊙ output_norm
+  logits: GPUBuffer; // f32 [nVocab]
+}
+
+/** Everything a recording function needs; one per sequence. */
+export class Graph {
+  readonly arena: Arena;
+  readonly act: Activations;
+  /** per layer K [nCtx, nHeadKv, headDimK] and V [nCtx, nHeadKv, headDimV] (f16 with shader-f16) */
+  readonly kv: KvCache[] = [];
+  /** FFN buffers, named by the FFN block */
+  readonly ffnBufs = new Map<string, GPUBuffer>();
+  /** prefill launches whose size follows n: (launch, units per token) */
+  readonly counted: [Launch, number][] = [];
+  readonly kvWrites: Record<Mode, KvWriteLaunch[]> = { prefill: [], decode: [] };
+  readonly attnPrefill: AttnPrefillLaunch[] = [];
+  readonly attnDecode: AttnDecodeLaunch[] = [];
+
+  constructor(
+    readonly ctx: GPUContext,
+    readonly cfg: ModelConfig,
+    readonly w: GpuWeights,
+    /** positions the KV cache holds */
+    readonly nCtx: number,
+    /** tokens per prefill batch */
+    readonly ubatch: number,
+    readonly ffn: FfnBlock,
+    /** record debug taps */
+    readonly debug: boolean,
+    kvF16: boolean,
+  ) {
+    const { nEmbd: E, nHead, nHeadKv, headDimK: DK, headDimV: DV, nVocab } = cfg;
+    const U = ubatch;
+    const a = (this.arena = new Arena(ctx));
+    this.act = {
+      tokens: a.alloc('tokens', U * 4),
+      pos: a.alloc('pos', U * 4),
+      x: a.alloc('x', U * E * 4),
+      h: a.alloc('h', U * E * 4),
+      q: a.alloc('q', U * nHead * DK * 4),
+      k: a.alloc('k', U * nHeadKv * DK * 4),
+      v: a.alloc('v', U * nHeadKv * DV * 4),
+      o: a.alloc('o', U * nHead * DV * 4),
+      attnScratch: a.alloc('attn_decode.part', attnDecodeScratchBytes(nHead, DV, nCtx)),
+      xLast: a.alloc('x_last', E * 4),
+      hLast: a.alloc('h_last', E * 4),
+      logits: a.alloc('logits', nVocab * 4),
+    };
+    for (let il = 0; il < cfg.nLayer; il++) {
+      this.kv.push(createKvCache(ctx, { nCtx, nHeadKv, headDimK: DK, headDimV: DV, f16: kvF16, label: `kv.${il}` }));
+    }
+    ffn.alloc(this);
+  }
+
+  /** Rows of the batch: n for prefill (the launch is sized for ubatch, then setCount), 1 for decode. */
+  rows(mode: Mode): number {
+    return mode === 'prefill' ? this.ubatch : 1;
+  }
+
+  /** Registers a prefill launch whose size is `perToken`·n (setCount on every batch size change). */
+  async sized<L extends Launch>(mode: Mode, launch: Promise<L>, perToken = 1): Promise<L> {
+    const l = await launch;
+    if (mode === 'prefill') this.counted.push([l, perToken]);
+    return l;
+  }
+
+  /** A named FFN buffer (allocated by FfnBlock.alloc). */
+  buf(name: string): GPUBuffer {
+    const b = this.ffnBufs.get(name);
+    if (!b) throw new Error(`no FFN buffer ${name}`);
+    return b;
+  }
+
+  /** y = W·x (decode: matvec) or Y = W·X (prefill: tiled matmul); accumulate: y += … */
+  linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false): Promise<Launch> {
+    if (mode === 'decode') return createMatVec(this.ctx, { w, x, y, accumulate });
+    return this.sized(mode, createMatMul(this.ctx, { w, x, y, nTokens: this.ubatch, accumulate }));
+  }
+
+  /** out = RMSNorm(x) ⊙ weight over rows of nEmbd. */
+  rmsNorm(mode: Mode, x: GPUBuffer, weight: GPUBuffer, out: GPUBuffer): Promise<Launch> {
+    return this.sized(mode, createRmsNorm(this.ctx, { x, weight, out, n: this.cfg.nEmbd, rows: this.rows(mode), eps: this.cfg.rmsEps }));
+  }
+
+  /** Frees the activations and the KV cache. */
+  free(): void {
+    this.arena.free();
+    for (const c of this.kv) {
+      this.ctx.destroyBuffer(c.k);
+      this.ctx.destroyBuffer(c.v);
+    }
+    this.kv.length = 0;
+  }
+}
+
+/** rows·width elements: a tap of n rows of `width` */
+const rowsOf = (width: number) => (n: number) => n * width;
+
+/**
+ * The attention block of layer L, identical in qwen3moe and qwen3 (qwen3moe.md steps 2.1–2.6):
+ *   x += Wo · attention(qk_norm_rope(Wq·h), qk_norm_rope(Wk·h), Wv·h),  h = RMSNorm(x) ⊙ attn_norm
+ */
+export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights, il: number): Promise<void> {
+  const { ctx, cfg, act: a } = g;
+  const { nEmbd: E, nHead, nHeadKv, headDimK: DK, headDimV: DV } = cfg;
+  const N = g.rows(mode);
+
+  // h = RMSNorm(x) ⊙ attn_norm                                  h [n, nEmbd]
+  p.run(await g.rmsNorm(mode, a.x, L.attnNorm, a.h));
+  p.tap('attn_norm', a.h, rowsOf(E));
+
+  // q = Wq·h, k = Wk·h, v = Wv·h                                q [n, nHead·DK], k [n, nHeadKv·DK], v [n, nHeadKv·DV]
+  p.run(await g.linear(mode, L.wq, a.h, a.q));
+  p.run(await g.linear(mode, L.wk, a.h, a.k));
+  p.run(await g.linear(mode, L.wv, a.h, a.v));
+  p.tap('Vcur', a.v, rowsOf(nHeadKv * DV));
+
+  // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos[t]   (in place)
+  const rope = { positions: a.pos, headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase };
+  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead })));
+  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.k, weight: L.kNorm, nHeads: nHeadKv })));
+  p.tap('Qcur_rope', a.q, rowsOf(nHead * DK));
+  p.tap('Kcur_rope', a.k, rowsOf(nHeadKv * DK));
+
+  // KV cache[pos0 .. pos0 + n) = k, v                           cache [nCtx, nHeadKv, DK | DV]
+  const cache = g.kv[il]!;
+  const kvw = await createKvWrite(ctx, { cache, k: a.k, v: a.v, nTokens: N });
+  g.kvWrites[mode].push(kvw);
+  p.run(kvw);
+
+  // o = softmax(q·Kᵀ / √DK, causal) · V over positions 0 ..= pos0 + t   o [n, nHead·DV]
+  if (mode === 'prefill') {
+    const att = await createAttnPrefill(ctx, { cache, q: a.q, out: a.o, nHead, nTokens: N, pos0: 0 });
+    g.attnPrefill.push(att);
+    p.run(att);
+  } else {
+    const att = await createAttnDecode(ctx, { cache, q: a.q, out: a.o, nHead, nKv: 1, scale: 1 / Math.sqrt(DK), scratch: a.attnScratch });
+    g.attnDecode.push(att);
+    p.run(att);
+  }
+  p.tap('kqv_out', a.o, rowsOf(nHead * DV));
+
+  // x += Wo·o                                                   x [n, nEmbd] (residual fused)
+  p.run(await g.linear(mode, L.wo, a.o, a.x, true));
+}
+
+/**
+ * The body of the pass for one shape class: embedding, then every block
+ *   x += attention(x);  x += FFN(RMSNorm(x) ⊙ ffn_norm)
+ * leaving the residual stream in act.x.
+ */
+export async function recordBody(g: Graph, mode: Mode): Promise<Program> {
+  const { ctx, cfg, w, act: a } = g;
+  const E = cfg.nEmbd;
+  const p = new Program(g.debug);
+
+  // x[t] = row tokens[t] of token_embd, dequantized              x [n, nEmbd]
+  p.run(await g.sized(mode, createEmbed(ctx, { w: w.tokEmbd, ids: a.tokens, out: a.x, nTokens: g.rows(mode) })));
+  p.tap('inp_embd', a.x, rowsOf(E));
+
+  for (let il = 0; il < cfg.nLayer; il++) {
+    const L = w.layers[il]!;
+    p.layer = il;
+    await attentionBlock(g, p, mode, L, il); // x += Wo · attention
+    p.tap('ffn_inp', a.x, rowsOf(E));
+
+    // h = RMSNorm(x) ⊙ ffn_norm                                  h [n, nEmbd]
+    p.run(await g.rmsNorm(mode, a.x, L.ffnNorm, a.h));
+    p.tap('ffn_norm', a.h, rowsOf(E));
+
+    await g.ffn.record(g, p, mode, L); // x += FFN(h)
+    p.tap('l_out', a.x, rowsOf(E));
+  }
+  p.layer = -1;
+  return p;
+}
+
+/**
+ * The head for the last token of the batch:
+ *   hLast = RMSNorm(x[n−1]) ⊙ output_norm       [nEmbd]
+ *   logits = W_out · hLast                       [nVocab]
+ * Prefill copies row n−1 of x to xLast first; decode reads row 0 of x directly. The LM head
+ * launch is shared by both.
+ */
+export async function recordHead(g: Graph, mode: Mode, lmHead: Launch): Promise<Program> {
+  const { ctx, cfg, w, act: a } = g;
+  const E = cfg.nEmbd;
+  const p = new Program(g.debug);
+  let src = a.x;
+  if (mode === 'prefill') {
+    p.copy(a.x, (n) => (n - 1) * E * 4, a.xLast, 0, () => E * 4);
+    src = a.xLast;
+  }
+  p.run(await createRmsNorm(ctx, { x: src, weight: w.outputNorm, out: a.hLast, n: E, rows: 1, eps: cfg.rmsEps }));
+  p.tap('result_norm', a.hLast, () => E);
+  p.run(lmHead);
+  p.tap('result_output', a.logits, () => cfg.nVocab);
+  return p;
+}
+
+/** The LM head matvec hLast → logits (shared by both heads). */
+export function createLmHead(g: Graph): Promise<Launch> {
+  return createMatVec(g.ctx, { w: g.w.output, x: g.act.hLast, y: g.act.logits });
+}
+
+/** Top-k selection over the logits (sample.wgsl). */
+export function createSelect(g: Graph, maxK: number): Promise<TopKLaunch> {
+  return createTopK(g.ctx, { logits: g.act.logits, n: g.cfg.nVocab, maxK });
+}
