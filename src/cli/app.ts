@@ -1,9 +1,11 @@
-// The `moet` command: dispatches to inspect, tokenize, run and demo; turns errors into one line on
+// The `moet` command: dispatches to inspect, tokenize, run, chat, serve, demo and routes; turns errors into one line on
 // stderr and exit code 1 (a stack trace only with --verbose).
+import { chatCommand } from './chat.js';
 import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
 import { routesCommand } from './routes.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 import { tokenizeCommand } from './tokenize.js';
 import { errorLine, UsageError, type CliIO } from './util.js';
 
@@ -13,6 +15,8 @@ commands:
   inspect FILE [--tensors] [--json]          metadata, tensors, quantization mix, expert config
   tokenize -m FILE (-p TEXT | -f FILE) [--ids]  tokenize text like llama-tokenize
   run -m FILE -p PROMPT [-n N] [--temp T] ...   generate a completion (timings on stderr)
+  chat -m FILE [--system TEXT] [--no-think]     interactive chat in the terminal
+  serve -m FILE [--host H] [--port N]           OpenAI-compatible HTTP server (like llama-server)
   demo                                          run a tiny generated model (no download)
   routes -m FILE (-p TEXT | -f FILE) [--svg OUT]  MoE routing statistics and pictures of a text
 
@@ -23,6 +27,8 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   inspect: inspectCommand,
   tokenize: tokenizeCommand,
   run: runCommand,
+  chat: chatCommand,
+  serve: serveCommand,
   demo: demoCommand,
   routes: routesCommand,
 };

@@ -2,6 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { loadModel, type BackendName, type GenerateOptions, type GenerationTimings } from '../model.js';
 import { AbortError } from '../errors.js';
+import { progressBar, tick } from './progress.js';
+import { backendFrom, eogBan, SAMPLING_HELP, SAMPLING_OPTIONS, samplingFrom } from './sampling.js';
 import { COMMON_OPTIONS, numberOpt, parse, UsageError, type CliIO } from './util.js';
 
 export const RUN_HELP = `usage: moet run -m FILE (-p PROMPT | -f PROMPTFILE) [options]
@@ -14,17 +16,8 @@ options:
   -m, --model FILE          GGUF file
   -p, --prompt TEXT         prompt
   -f, --file PROMPTFILE     read the prompt from a file
-  -n, --n-predict N         tokens to generate; -1: until end of generation or a full context (default -1)
   -c, --ctx-size N          context length (default min(2048, the trained context))
-  --temp T                  temperature; 0 is greedy (default 0.8)
-  --seed S                  sampler seed, an unsigned 32-bit integer (default random, printed)
-  --top-k N                 top-k; 0 disables (default 40)
-  --top-p P                 top-p; 1 disables (default 0.95)
-  --min-p P                 min-p; 0 disables (default 0.05)
-  --repeat-penalty R        repeat penalty; 1 disables (default 1.0)
-  --repeat-last-n N         tokens the penalties look at; -1 all (default 64)
-  --presence-penalty P      (default 0)
-  --frequency-penalty P     (default 0)
+${SAMPLING_HELP}
   --stop TEXT               stop when the text contains TEXT (repeatable)
   --backend cpu|webgpu      compute backend (default: the library's default)
   --no-display-prompt       do not echo the prompt
@@ -40,6 +33,8 @@ export interface RunParams {
   contextLength?: number;
   displayPrompt: boolean;
   generate: GenerateOptions & { seed: number };
+  /** ban end-of-generation tokens (--ignore-eos) */
+  ignoreEos?: boolean;
 }
 
 function fmtTiming(label: string, ms: number, n: number, unit: 'tokens' | 'runs'): string {
@@ -69,7 +64,13 @@ export function formatTimings(t: GenerationTimings, loadMs?: number): string {
  */
 export async function runGeneration(p: RunParams, io: CliIO): Promise<number> {
   const t0 = performance.now();
-  const model = await loadModel(p.model, { backend: p.backend, contextLength: p.contextLength });
+  const bar = progressBar(io.stderr, 'loading model');
+  let model: Awaited<ReturnType<typeof loadModel>>;
+  try {
+    model = await loadModel(p.model, { backend: p.backend, contextLength: p.contextLength, onProgress: (f) => bar.update(f) });
+  } finally {
+    bar.done();
+  }
   const loadMs = performance.now() - t0;
   const ac = new AbortController();
   const onSigint = () => ac.abort(new Error('interrupted'));
@@ -80,10 +81,18 @@ export async function runGeneration(p: RunParams, io: CliIO): Promise<number> {
         `sampler seed: ${p.generate.seed}\n`,
     );
     const session = model.createSession();
+    if (p.ignoreEos) {
+      const prev = p.generate.logitBias;
+      const entries: [number, number][] = prev instanceof Map ? [...prev] : Object.entries(prev ?? {}).map(([k, v]) => [Number(k), v as number]);
+      p.generate.logitBias = new Map([...entries, ...eogBan(model.tokenizer.eogIds)]);
+    }
     if (p.displayPrompt) io.stdout.write(p.prompt);
     let aborted = false;
     try {
-      for await (const t of session.generate(p.prompt, { ...p.generate, signal: ac.signal })) io.stdout.write(t.text);
+      for await (const t of session.generate(p.prompt, { ...p.generate, signal: ac.signal })) {
+        io.stdout.write(t.text);
+        await tick(); // lets Ctrl-C (and the output) through between tokens on a CPU-bound backend
+      }
     } catch (e) {
       if (!(e instanceof AbortError)) throw e;
       aborted = true;
@@ -95,10 +104,6 @@ export async function runGeneration(p: RunParams, io: CliIO): Promise<number> {
     process.removeListener('SIGINT', onSigint);
     await model.dispose();
   }
-}
-
-function randomSeed(): number {
-  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
 }
 
 /**
@@ -113,17 +118,8 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
       model: { type: 'string', short: 'm' },
       prompt: { type: 'string', short: 'p' },
       file: { type: 'string', short: 'f' },
-      'n-predict': { type: 'string', short: 'n' },
+      ...SAMPLING_OPTIONS,
       'ctx-size': { type: 'string', short: 'c' },
-      temp: { type: 'string' },
-      seed: { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-p': { type: 'string' },
-      'min-p': { type: 'string' },
-      'repeat-penalty': { type: 'string' },
-      'repeat-last-n': { type: 'string' },
-      'presence-penalty': { type: 'string' },
-      'frequency-penalty': { type: 'string' },
       stop: { type: 'string', multiple: true },
       backend: { type: 'string' },
       'no-display-prompt': { type: 'boolean' },
@@ -137,13 +133,7 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
   if ((values.prompt === undefined) === (values.file === undefined)) {
     throw new UsageError('run: give exactly one of -p PROMPT or -f PROMPTFILE (see moet run --help)');
   }
-  const backend = values.backend;
-  if (backend !== undefined && backend !== 'cpu' && backend !== 'webgpu') {
-    throw new UsageError(`run: --backend must be cpu or webgpu, got "${backend}"`);
-  }
-  const n = numberOpt('run', 'n-predict', values['n-predict'], { integer: true, min: -1 });
-  const seed = numberOpt('run', 'seed', values.seed, { integer: true, min: 0 });
-  if (seed !== undefined && seed > 0xffffffff) throw new UsageError(`run: --seed must be below 2^32, got ${seed}`);
+  const backend = backendFrom('run', values.backend);
   const prompt = values.prompt ?? (await readFile(values.file!, 'utf8'));
   return runGeneration(
     {
@@ -152,19 +142,8 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
       backend,
       contextLength: numberOpt('run', 'ctx-size', values['ctx-size'], { integer: true, min: 1 }),
       displayPrompt: !values['no-display-prompt'],
-      generate: {
-        maxTokens: n === undefined || n < 0 ? undefined : n,
-        temperature: numberOpt('run', 'temp', values.temp),
-        seed: seed ?? randomSeed(),
-        topK: numberOpt('run', 'top-k', values['top-k'], { integer: true }),
-        topP: numberOpt('run', 'top-p', values['top-p']),
-        minP: numberOpt('run', 'min-p', values['min-p']),
-        repeatPenalty: numberOpt('run', 'repeat-penalty', values['repeat-penalty']),
-        repeatLastN: numberOpt('run', 'repeat-last-n', values['repeat-last-n'], { integer: true, min: -1 }),
-        presencePenalty: numberOpt('run', 'presence-penalty', values['presence-penalty']),
-        frequencyPenalty: numberOpt('run', 'frequency-penalty', values['frequency-penalty']),
-        stop: values.stop,
-      },
+      generate: { ...samplingFrom('run', values), stop: values.stop },
+      ignoreEos: values['ignore-eos'],
     },
     io,
   );

@@ -7,7 +7,7 @@
 // leaves the queue) through an AbortController, freeing the slot for the next request.
 //
 // The server listens before the model is loaded: /health answers 503 {"status":"loading"} until it is.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename } from 'node:path';
@@ -52,6 +52,8 @@ export interface ServerOptions {
   modelAlias?: string;
   /** a Jinja chat template to use instead of the GGUF's (llama-server's --chat-template-file) */
   chatTemplate?: string;
+  /** when set, every route but /health needs `Authorization: Bearer <apiKey>` (401 otherwise) */
+  apiKey?: string;
   /** called with one line per request (method, path, status, milliseconds) */
   log?: (line: string) => void;
 }
@@ -422,6 +424,14 @@ export async function startServer(opts: ServerOptions): Promise<MoetServer> {
     return new HttpError(500, msg, null, 'internal_error');
   }
 
+  const keyDigest = opts.apiKey !== undefined ? createHash('sha256').update(opts.apiKey).digest() : null;
+  /** the request carries the API key (compared in constant time) */
+  function authorized(req: IncomingMessage): boolean {
+    const h = req.headers.authorization ?? '';
+    const given = /^Bearer\s+(.+)$/i.exec(h)?.[1] ?? (typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : '');
+    return keyDigest !== null && timingSafeEqual(createHash('sha256').update(given).digest(), keyDigest);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t0 = performance.now();
     const ac = new AbortController();
@@ -445,6 +455,10 @@ export async function startServer(opts: ServerOptions): Promise<MoetServer> {
       if (req.method !== route.method) {
         res.setHeader('Allow', route.method);
         throw new HttpError(405, `${path} takes ${route.method}, not ${req.method}`, null, 'method_not_allowed');
+      }
+      if (opts.apiKey !== undefined && path !== '/health' && path !== '/v1/health' && !authorized(req)) {
+        res.setHeader('WWW-Authenticate', 'Bearer');
+        throw new HttpError(401, 'Invalid API Key', null, 'invalid_api_key', 'authentication_error');
       }
       if (closing) throw new HttpError(503, 'the server is shutting down', null, 'shutting_down', 'unavailable_error');
       if (route.generation) stats.requests++;
