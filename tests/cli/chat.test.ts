@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/app.js';
+import { progressBar } from '../../src/cli/progress.js';
 import { fixturePath } from '../fixtures/make.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -147,5 +148,25 @@ describe('moet run flags', () => {
     expect(a.stderr).toContain('context 64');
     // no progress bar on a pipe
     expect(a.stderr).not.toContain('loading model');
+  });
+});
+
+describe('progress bar', () => {
+  it('draws on a TTY only, and erases itself', () => {
+    let tty = '';
+    const bar = progressBar({ isTTY: true, columns: 60, write: (s: string) => (tty += s) }, 'loading model');
+    bar.update(0.5);
+    bar.update(0.501); // same percentage: not redrawn
+    bar.update(1);
+    bar.done();
+    expect(tty.split('\r').filter(Boolean)).toHaveLength(3);
+    expect(tty).toContain(' 50%');
+    expect(tty).toContain('100%');
+    expect(tty.endsWith('\r\x1b[K')).toBe(true);
+    let pipe = '';
+    const quiet = progressBar({ write: (s: string) => (pipe += s) }, 'loading model');
+    quiet.update(0.5);
+    quiet.done();
+    expect(pipe).toBe('');
   });
 });

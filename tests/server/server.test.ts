@@ -3,6 +3,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type Model, type MoetServer } from '../../src/index.js';
+import { FifoLock } from '../../src/server/http.js';
 import { fixturePath } from '../fixtures/make.js';
 
 let server: MoetServer;
@@ -345,6 +346,21 @@ describe('startup', () => {
     }
   });
 
+  it('with an API key, everything but /health needs it', async () => {
+    const s = await startServer({ model: server.model!, port: 0, apiKey: 'sesame' });
+    try {
+      expect((await fetch(`${s.url}/health`)).status).toBe(200);
+      const denied = await fetch(`${s.url}/v1/models`);
+      expect(denied.status).toBe(401);
+      expect(((await denied.json()) as { error: { type: string } }).error.type).toBe('authentication_error');
+      await expect(new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'wrong', maxRetries: 0 }).models.list()).rejects.toMatchObject({ status: 401 });
+      const ok = await new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'sesame', maxRetries: 0 }).models.list();
+      expect(ok.data).toHaveLength(1);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('reports a model that fails to load', async () => {
     const s = await startServer({ model: '/nonexistent/model.gguf', port: 0 });
     try {
@@ -361,3 +377,29 @@ async function post2(base: string, path: string, body: object): Promise<{ status
   await r.arrayBuffer();
   return { status: r.status };
 }
+
+describe('FifoLock', () => {
+  it('grants in arrival order, one holder at a time; an aborted waiter leaves the queue', async () => {
+    const lock = new FifoLock();
+    const order: number[] = [];
+    const first = await lock.acquire();
+    const ac = new AbortController();
+    const waiters = [1, 2, 3].map((i) =>
+      lock.acquire(i === 2 ? ac.signal : undefined).then(
+        (release) => {
+          order.push(i);
+          release();
+        },
+        () => order.push(-i),
+      ),
+    );
+    expect(lock.waiting).toBe(3);
+    ac.abort();
+    await Promise.resolve();
+    expect(lock.waiting).toBe(2);
+    first();
+    await Promise.all(waiters);
+    expect(order).toEqual([-2, 1, 3]);
+    expect(lock.busy).toBe(false);
+  });
+});
