@@ -13,6 +13,8 @@ import type { BufferRef } from '../gpu/ops.js';
 import { ReadbackBuffer, UniformBlock, createStorage } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, Launch, pipelineCache, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
+import type { RoutingTraceSink } from './recorder.js';
+import type { RoutingTraceShape } from './types.js';
 
 export const MOE_TRACE: KernelSpec = {
   file: 'moe_trace.wgsl',
@@ -246,4 +248,125 @@ export async function createRoutingTrace(ctx: GPUContext, a: RoutingTraceArgs): 
   }
   const readback = new ReadbackBuffer(ctx, bytes, 'moe_trace.readback');
   return new RoutingTraceGpu(ctx, { ...a, router: routers }, rec, buffer, launches, readback, check, dummy);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Per-sequence driver for a GPU forward pass
+// ------------------------------------------------------------------------------------------------
+
+/** Largest trace buffer a tracer allocates (bytes); longer calls are read back in several pieces. */
+const MAX_TRACE_BYTES = 256 << 20;
+
+/**
+ * What a GPU forward pass needs to trace routing, with nothing allocated until the first traced
+ * eval call. Per eval call that has a sink:
+ *
+ *   await tracer.begin(sink, tokens, pos0);        // (re)allocates the trace buffer if needed
+ *   for each batch tokens[from .. from+n):
+ *     await tracer.batch(n, from);                 // before encoding the batch
+ *     ... after layer l's router launch, in the same pass: tracer.encodeLayer(pass, l)
+ *     submit
+ *   await tracer.end();                            // one readback of the whole call → sink.add
+ *
+ * A call without a sink never touches the tracer: `encodeLayer` is a no-op unless a call is active.
+ */
+export class GpuRoutingTracer {
+  private gpu: RoutingTraceGpu | null = null;
+  private sink: RoutingTraceSink | null = null;
+  private tokens: readonly number[] = [];
+  private start = 0;
+  /** index (in the call) of the first token held in the trace buffer, and how many are held */
+  private base = 0;
+  private held = 0;
+
+  constructor(
+    private readonly ctx: GPUContext,
+    private readonly shape: RoutingTraceShape,
+    /** the router buffers (one set shared by every layer, or one per layer) */
+    private readonly router: RouterBuffers | readonly RouterBuffers[],
+    /** cap on the trace buffer's size in bytes (default: min(256 MiB, the binding limit)) */
+    private readonly maxBytes = Math.min(MAX_TRACE_BYTES, ctx.limits.maxStorageBufferBindingSize),
+  ) {}
+
+  /** true between begin() and end() */
+  get active(): boolean {
+    return this.sink !== null;
+  }
+
+  /** GPU bytes held (0 until the first traced call) */
+  get bytes(): number {
+    return this.gpu?.bytes ?? 0;
+  }
+
+  /**
+   * Starts a traced eval call of `tokens` at positions start.. : makes sure a trace buffer with the
+   * sink's probs setting exists, large enough for the call (or for as much as maxBytes allows).
+   */
+  async begin(sink: RoutingTraceSink, tokens: readonly number[], start: number): Promise<void> {
+    const { nLayer, k, nExpert } = this.shape;
+    const recBytes = nLayer * (2 * k + (sink.probs ? nExpert : 0)) * 4;
+    const limit = Math.max(1, Math.floor(this.maxBytes / recBytes));
+    const want = Math.min(limit, Math.max(tokens.length, 64));
+    const g = this.gpu;
+    if (!g || g.args.probs !== sink.probs || g.args.maxTokens < Math.min(tokens.length, limit)) {
+      g?.dispose();
+      this.gpu = null;
+      this.gpu = await createRoutingTrace(this.ctx, { ...this.shape, maxTokens: want, probs: sink.probs, router: this.router });
+    }
+    this.sink = sink;
+    this.tokens = tokens;
+    this.start = start;
+    this.base = 0;
+    this.held = 0;
+  }
+
+  /**
+   * Before encoding the batch tokens[from .. from+n): points the copies at their slots; when the
+   * trace buffer is full, first reads back what it holds (batches already submitted).
+   */
+  async batch(n: number, from: number): Promise<void> {
+    const g = this.gpu;
+    if (!this.sink || !g) throw new RangeError('routing trace: batch() outside begin()/end()');
+    if (from !== this.base + this.held) throw new RangeError(`routing trace: batch starts at token ${from}, expected ${this.base + this.held}`);
+    if (n > g.args.maxTokens) throw new RangeError(`routing trace: a batch of ${n} tokens exceeds the trace buffer (${g.args.maxTokens})`);
+    if (this.held + n > g.args.maxTokens) await this.flush();
+    g.setBatch(n, this.held);
+    this.held += n;
+  }
+
+  /** Encodes layer l's copy (right after its router launch, same pass). No-op outside a traced call. */
+  encodeLayer(pass: GPUComputePassEncoder, l: number): void {
+    if (this.sink) this.gpu!.layer(l).encode(pass);
+  }
+
+  /** Ends the call: reads back what the buffer holds (one copy and map) and reports it. */
+  async end(): Promise<void> {
+    try {
+      if (this.sink) await this.flush();
+    } finally {
+      this.sink = null;
+      this.tokens = [];
+    }
+  }
+
+  /** Abandons the call without reading back (after an error). */
+  cancel(): void {
+    this.sink = null;
+    this.tokens = [];
+  }
+
+  private async flush(): Promise<void> {
+    if (this.held === 0) return;
+    const data = await this.gpu!.read(this.held);
+    this.sink!.add({ tokens: this.tokens.slice(this.base, this.base + this.held), start: this.start + this.base, ...data });
+    this.base += this.held;
+    this.held = 0;
+  }
+
+  /** Frees the trace buffer (if one was made). */
+  dispose(): void {
+    this.gpu?.dispose();
+    this.gpu = null;
+    this.sink = null;
+  }
 }

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { moeRoute } from '../../src/cpu/ops.js';
 import { createStorage, createStorageFrom, writeBuffer } from '../../src/runtime/buffers.js';
 import { kernelSource, Launch, runLaunches } from '../../src/runtime/pipelines.js';
-import { createRoutingTrace, MOE_TRACE, splitRecords } from '../../src/trace/gpu.js';
+import { createRoutingTrace, GpuRoutingTracer, MOE_TRACE, splitRecords } from '../../src/trace/gpu.js';
+import { RoutingTraceRecorder } from '../../src/trace/recorder.js';
 // wgsl_reflect's ES module build (its CommonJS "main" does not load in a "type": "module" package)
 // @ts-ignore -- no declaration file for the deep path
 import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
@@ -126,6 +127,66 @@ describe.skipIf(!ctx)('moe_trace', () => {
     }
     trace.dispose();
   });
+
+  for (const maxBytes of [undefined, 3 * 2 * (2 * 3 + 10) * 4]) {
+    it(`GpuRoutingTracer: nothing allocated before a traced call; batches → sink (${maxBytes ? 'small buffer: several readbacks' : 'one readback'})`, async () => {
+      const [nLayer, nExpert, k] = [2, 10, 3];
+      const shape = { nLayer, nExpert, k };
+      const r = rng(77);
+      const batches = [3, 2, 3];
+      const total = 8;
+      const layers = Array.from({ length: nLayer }, () => route(randomF32(r, total * nExpert, -3, 3), nExpert, k));
+      const bufs = layers.map(() => ({ logits: createStorage(g, 3 * nExpert * 4), ids: createStorage(g, 3 * k * 4), weights: createStorage(g, 3 * k * 4) }));
+      const tracer = new GpuRoutingTracer(g, shape, bufs, maxBytes);
+      expect(tracer.bytes).toBe(0);
+      expect(tracer.active).toBe(false);
+      const rec = new RoutingTraceRecorder(shape, true);
+      let adds = 0;
+      const sink = { probs: true, add: (b: Parameters<RoutingTraceRecorder['add']>[0]) => (adds++, rec.add(b)) };
+      const tokens = Array.from({ length: total }, (_, i) => 100 + i);
+      await tracer.begin(sink, tokens, 40);
+      expect(tracer.bytes).toBeGreaterThan(0);
+      let from = 0;
+      for (const n of batches) {
+        for (const [l, L] of layers.entries()) {
+          writeBuffer(g, bufs[l]!.logits, L.logits.subarray(from * nExpert, (from + n) * nExpert));
+          writeBuffer(g, bufs[l]!.ids, L.ids.subarray(from * k, (from + n) * k));
+          writeBuffer(g, bufs[l]!.weights, L.weights.subarray(from * k, (from + n) * k));
+        }
+        await tracer.batch(n, from);
+        const enc = g.device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        for (let l = 0; l < nLayer; l++) tracer.encodeLayer(pass, l);
+        pass.end();
+        g.submit([enc.finish()]);
+        from += n;
+      }
+      await tracer.end();
+      expect(adds).toBe(maxBytes ? 3 : 1);
+      const t = rec.trace();
+      expect(t.start).toBe(40);
+      expect(t.tokens).toEqual(tokens);
+      for (let tk = 0; tk < total; tk++) {
+        for (let l = 0; l < nLayer; l++) {
+          const o = (tk * nLayer + l) * k;
+          expectClose(`ids t${tk} l${l}`, t.ids.subarray(o, o + k), layers[l]!.ids.subarray(tk * k, (tk + 1) * k), 0);
+          expectClose(`w t${tk} l${l}`, t.weights.subarray(o, o + k), layers[l]!.weights.subarray(tk * k, (tk + 1) * k), 0);
+          expectClose(`p t${tk} l${l}`, t.probs!.subarray((tk * nLayer + l) * nExpert, (tk * nLayer + l + 1) * nExpert), layers[l]!.probs.subarray(tk * nExpert, (tk + 1) * nExpert), 2e-7, 2e-6);
+        }
+      }
+      // outside a call encodeLayer does nothing and batch() refuses
+      expect(tracer.active).toBe(false);
+      await expect(tracer.batch(1, 0)).rejects.toThrow(/outside/);
+      // a call without probs re-allocates a smaller buffer
+      const before = tracer.bytes;
+      await tracer.begin({ probs: false, add: () => {} }, [1], 0);
+      if (maxBytes) expect(tracer.bytes).toBe(before); // both buffers capped at maxBytes
+      else expect(tracer.bytes).toBeLessThan(before);
+      tracer.cancel();
+      tracer.dispose();
+      expect(tracer.bytes).toBe(0);
+    });
+  }
 
   it('capacity and layer checks; readback of zero tokens', async () => {
     const b = createStorage(g, 64 * 4);
