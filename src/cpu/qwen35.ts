@@ -108,7 +108,7 @@ export class Qwen35State {
  * Gated attention of n tokens at positions pos0.. (shared/docs/qwen35moe.md "Gated attention").
  * x: [n, E] (after attn_norm). Writes K/V into the cache layer `cl`. Returns attn_output·o: [n, E].
  * Intermediates: Qcur_full [n, nHead·2D], Qcur / Kcur / Vcur (after the projections; Qcur split out
- * of Qcur_full), gate [n, nHead·D], Qcur_normed, Kcur_normed, Qcur_rope, Kcur_rope, attn_pregate
+ * of Qcur_full), gate_reshaped [n, nHead·D], Qcur_normed, Kcur_normed, Qcur_rope, Kcur_rope, attn_pregate
  * [n, nHead·D], attn_gated [n, nHead·D], attn_out [n, E].
  */
 export function gatedAttentionBlock(
@@ -135,7 +135,7 @@ export function gatedAttentionBlock(
   matMul(k, L.wk, x, n);
   matMul(v, L.wv, x, n);
   emit('Qcur', il, q);
-  emit('gate', il, gate);
+  emit('gate_reshaped', il, gate);
   emit('Kcur', il, k);
   emit('Vcur', il, v);
 
