@@ -18,7 +18,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, fixturePath, fixtureSpec, type FixtureName } from '../fixtures/make.js';
 import { argmax, compareLogits, type DistributionStats } from './compare.js';
-import { llamaReference, type LlamaReference } from './llama.js';
+import { DEFAULT_TEXT, llamaReference, type LlamaReference } from './llama.js';
 import { GOLDEN_BACKENDS, openMoet, type GoldenBackend } from './moet.js';
 
 /** shared/docs/matching-llamacpp.md */
@@ -51,10 +51,14 @@ interface FixtureResult {
   quantized: boolean;
   twin: DistributionStats;
   twinDecode: DistributionStats;
+  /** decode path fed the twin's greedy tokens: steps until moet's argmax first differs */
   twinGreedy: number;
   quant: DistributionStats;
   floor: DistributionStats;
-  quantGreedy: number;
+  /** Session.generate's agreement with llama.cpp's greedy tokens on the twin / on the quantized file */
+  generateTwin: number;
+  generateQuant: number;
+  /** agreement of llama.cpp's own greedy tokens, quantized file vs twin */
   floorGreedy: number;
   generated: number;
 }
@@ -68,37 +72,50 @@ function line(r: FixtureResult): string {
   const head = `${r.fixture.padEnd(26)} ${r.backend.padEnd(6)} n=${r.twin.positions}`;
   const twin =
     `vs ${r.quantized ? 'F32 twin' : 'llama.cpp'}: KL mean ${fmt(r.twin.meanKL)} max ${fmt(r.twin.maxKL)} ` +
-    `top-1 ${pct(r.twin.top1)} | decode KL ${fmt(r.twinDecode.meanKL)} greedy ${r.twinGreedy}/${r.generated}`;
+    `top-1 ${pct(r.twin.top1)} | decode KL ${fmt(r.twinDecode.meanKL)} greedy ${r.generateTwin}/${r.generated}`;
   if (!r.quantized) return `${head} | ${twin}`;
   const quant =
     `vs llama.cpp(quantized): KL mean ${fmt(r.quant.meanKL)} max ${fmt(r.quant.maxKL)} top-1 ${pct(r.quant.top1)} ` +
-    `greedy ${r.quantGreedy}/${r.generated} (floor: KL ${fmt(r.floor.meanKL)} top-1 ${pct(r.floor.top1)} greedy ${r.floorGreedy}/${r.generated})`;
+    `greedy ${r.generateQuant}/${r.generated} (floor: KL ${fmt(r.floor.meanKL)} top-1 ${pct(r.floor.top1)} greedy ${r.floorGreedy}/${r.generated})`;
   return `${head} | ${twin} | ${quant}`;
+}
+
+/**
+ * How many of the reference's greedy tokens Session.generate reproduced. llama.cpp's greedy loop
+ * runs through end-of-generation tokens; moet stops there (yielding the EOG id only when it flushes
+ * held-back text), so stopping exactly on the reference's EOG token counts as the full sequence.
+ */
+function generateAgreement(ids: number[], stopReason: string | undefined, ref: number[], eog: ReadonlySet<number>): number {
+  const k = commonPrefix(ids, ref);
+  if (k === ref.length) return k;
+  if (stopReason === 'eog' && k === ids.length) {
+    if (eog.has(ref[k]!) || (k > 0 && eog.has(ids[k - 1]!))) return ref.length;
+  }
+  return k;
 }
 
 describe.each(GOLDEN_BACKENDS)('golden vs llama.cpp [%s]', (backend) => {
   describe.each(FIXTURES)('%s', (name) => {
     let r: FixtureResult;
+    let refQ: LlamaReference;
+    let moetTokens: number[];
 
     beforeAll(async () => {
       const quantized = fixtureSpec(name).quant !== 'f32';
       const positions = positionsFor(name);
       const qPath = await fixturePath(name);
       const tPath = await fixturePath(name, 'f32twin');
-      const refQ: LlamaReference = await llamaReference(qPath, { positions });
+      refQ = await llamaReference(qPath, { positions });
       const refT: LlamaReference = quantized ? await llamaReference(tPath, { positions }) : refQ;
       const V = refQ.nVocab;
       const moet = await openMoet(qPath, backend);
       try {
         expect(moet.nVocab).toBe(V);
+        moetTokens = moet.model.tokenize(DEFAULT_TEXT);
         const tf = await moet.teacherForced(refQ.tokens);
         const twinRows = await moet.decode(refT.prompt, refT.greedy);
-        // llama.cpp(quantized) and the twin agree on the first `floorGreedy` greedy tokens; moet must
-        // follow llama.cpp(quantized) at least as far (and one step beyond, where the twin diverged)
-        const floorGreedy = commonPrefix(refQ.greedy, refT.greedy);
-        const quantRows =
-          floorGreedy === refQ.greedy.length ? twinRows : await moet.decode(refQ.prompt, refQ.greedy.slice(0, floorGreedy + 1));
-        const generated = refQ.greedy.length;
+        const gen = await moet.generate(refQ.prompt, refQ.greedy.length);
+        const eog = moet.model.tokenizer.eogIds;
         r = {
           fixture: name,
           backend,
@@ -108,9 +125,10 @@ describe.each(GOLDEN_BACKENDS)('golden vs llama.cpp [%s]', (backend) => {
           twinGreedy: greedyMatch(twinRows, refT.greedy, V),
           quant: compareLogits(refQ.logits, tf, V),
           floor: compareLogits(refQ.logits, refT.logits, V),
-          quantGreedy: greedyMatch(quantRows, refQ.greedy.slice(0, quantRows.length / V), V),
-          floorGreedy,
-          generated,
+          generateTwin: generateAgreement(gen.ids, gen.stopReason, refT.greedy, eog),
+          generateQuant: generateAgreement(gen.ids, gen.stopReason, refQ.greedy, eog),
+          floorGreedy: commonPrefix(refQ.greedy, refT.greedy),
+          generated: refQ.greedy.length,
         };
         results.push(r);
         console.log(line(r));
@@ -119,23 +137,32 @@ describe.each(GOLDEN_BACKENDS)('golden vs llama.cpp [%s]', (backend) => {
       }
     });
 
+    it('tokenizes the reference text exactly as llama.cpp does', () => {
+      expect(moetTokens).toEqual(refQ.textTokens);
+    });
+
     it(`teacher-forced next-token distributions match llama.cpp's exact computation (mean KL < ${TWIN_KL[backend]}, top-1 ≥ 99%)`, () => {
       expect(r.twin.positions).toBeGreaterThanOrEqual(64);
       expect(r.twin.meanKL).toBeLessThan(Math.min(TARGET.meanKL, TWIN_KL[backend]));
       expect(r.twin.top1).toBeGreaterThanOrEqual(TARGET.top1);
     });
 
-    it('decode path: greedy generation of 32 tokens is identical, step distributions match', () => {
+    it('decode path: step distributions match and greedy picks agree over 32 steps', () => {
       expect(r.generated).toBe(32);
       expect(r.twinGreedy).toBe(r.generated);
       expect(r.twinDecode.meanKL).toBeLessThan(Math.min(TARGET.meanKL, TWIN_KL[backend]));
+    });
+
+    it('Session.generate (temperature 0) yields llama.cpp\'s 32 greedy tokens', () => {
+      expect(r.generateTwin).toBe(r.generated);
     });
 
     it('against llama.cpp on the quantized file: within llama.cpp\'s own activation-quantization noise', () => {
       if (!r.quantized) return; // the twin is the file: covered above
       expect(r.quant.meanKL).toBeLessThanOrEqual(Math.max(TARGET.meanKL, 1.25 * r.floor.meanKL));
       expect(r.quant.top1).toBeGreaterThanOrEqual(Math.min(TARGET.top1, r.floor.top1 - 2 / r.quant.positions));
-      expect(r.quantGreedy).toBeGreaterThanOrEqual(r.floorGreedy);
+      // llama.cpp(quantized) and its twin agree on the first floorGreedy tokens; moet must too
+      expect(r.generateQuant).toBeGreaterThanOrEqual(r.floorGreedy);
     });
   });
 });

@@ -1,11 +1,11 @@
 // moet under test, behind the one interface the golden tests use, so that the same test body runs
 // for every backend. Which backends run: MOET_GOLDEN_BACKENDS (comma-separated), default "cpu".
-import { openGGUF } from '../../gguf/reader.js';
-import type { Backend } from '../../src/backend.js';
-import { configFromGGUF } from '../../src/config.js';
-import { loadCpuBackend } from '../../src/cpu/backend.js';
+// Everything goes through the public API (loadModel, Model, Session) except the batched
+// teacher-forced evaluation, which needs the logits of every position: Session.eval returns only the
+// last one, so that one call goes to the model's backend sequence (the prefill path).
+import { loadModel, type BackendName, type Model, type StopReason } from '../../src/index.js';
 
-export type GoldenBackend = 'cpu' | 'webgpu';
+export type GoldenBackend = BackendName;
 
 /** The backends the golden tests run, from MOET_GOLDEN_BACKENDS (default: cpu). */
 export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKENDS ?? 'cpu')
@@ -18,35 +18,30 @@ export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKEND
   });
 
 export interface MoetUnderTest {
+  readonly model: Model;
   readonly nVocab: number;
   /** logits after every token of `tokens`, evaluated as one batch from position 0: [n, nVocab] */
   teacherForced(tokens: number[]): Promise<Float32Array>;
   /**
-   * The decode path, teacher-forced: evaluates `prompt` as one batch, then `forced` one token per
-   * step. Returns [forced.length, nVocab]: row 0 follows the prompt, row i follows forced[i-1]
-   * (the last forced token is not evaluated). Fed a reference's greedy output, argmax(row i) ==
-   * forced[i] for every i means moet generates the same tokens greedily.
+   * The decode path, teacher-forced (Session.eval): evaluates `prompt` as one call, then `forced`
+   * one token per call. Returns [forced.length, nVocab]: row 0 follows the prompt, row i follows
+   * forced[i-1] (the last forced token is not evaluated).
    */
   decode(prompt: number[], forced: number[]): Promise<Float32Array>;
+  /** Session.generate with temperature 0 (greedy) after `prompt`: the ids and why it stopped */
+  generate(prompt: number[], maxTokens: number): Promise<{ ids: number[]; stopReason: StopReason | undefined }>;
   dispose(): Promise<void>;
 }
 
-/** Opens a GGUF file with a moet backend. */
+/** Opens a GGUF file with a moet backend through loadModel. */
 export async function openMoet(path: string, backend: GoldenBackend, contextLength = 256): Promise<MoetUnderTest> {
-  if (backend !== 'cpu') throw new Error(`golden tests: backend ${backend} is not wired up yet`);
-  const file = await openGGUF(path);
-  let be: Backend;
-  try {
-    const config = configFromGGUF(file.metadata, file.tensorByName);
-    be = await loadCpuBackend(file, config);
-  } finally {
-    await file.close();
-  }
-  const nVocab = (be as Awaited<ReturnType<typeof loadCpuBackend>>).config.nVocab;
+  const model = await loadModel(path, { backend, contextLength });
+  const nVocab = model.config.nVocab;
   return {
+    model,
     nVocab,
     async teacherForced(tokens) {
-      const seq = be.createSequence(contextLength);
+      const seq = model.backend.createSequence(contextLength);
       try {
         return await seq.eval(tokens, { allLogits: true });
       } finally {
@@ -54,17 +49,27 @@ export async function openMoet(path: string, backend: GoldenBackend, contextLeng
       }
     },
     async decode(prompt, forced) {
-      const seq = be.createSequence(contextLength);
+      const session = model.createSession();
       try {
         const out = new Float32Array(forced.length * nVocab);
         if (forced.length === 0) return out;
-        out.set(await seq.eval(prompt), 0);
-        for (let i = 1; i < forced.length; i++) out.set(await seq.eval([forced[i - 1]!]), i * nVocab);
+        out.set(await session.eval(prompt), 0);
+        for (let i = 1; i < forced.length; i++) out.set(await session.eval([forced[i - 1]!]), i * nVocab);
         return out;
       } finally {
-        seq.dispose();
+        session.dispose();
       }
     },
-    dispose: () => be.dispose(),
+    async generate(prompt, maxTokens) {
+      const session = model.createSession();
+      try {
+        const ids: number[] = [];
+        for await (const t of session.generate(prompt, { maxTokens, temperature: 0 })) ids.push(t.id);
+        return { ids, stopReason: session.lastTimings?.stopReason };
+      } finally {
+        session.dispose();
+      }
+    },
+    dispose: () => model.dispose(),
   };
 }
