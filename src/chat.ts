@@ -132,6 +132,7 @@ export function applyChatTemplate(tokenizer: Tokenizer, messages: readonly ChatM
 /**
  * Tokens of a rendered chat prompt: control tokens parsed; BOS when the GGUF asks for it and the
  * template did not write it already. @internal
+ * @throws nothing for a string prompt
  */
 export function tokenizeChatPrompt(tokenizer: Tokenizer, prompt: string): number[] {
   const bosText = tokenizer.bosId !== undefined ? tokenizer.tokenText(tokenizer.bosId) : '';
@@ -139,7 +140,10 @@ export function tokenizeChatPrompt(tokenizer: Tokenizer, prompt: string): number
   return tokenizer.encode(prompt, { special: true, addBos });
 }
 
-/** true when the prompt leaves a `<think>` open (the template started the reasoning itself) */
+/**
+ * true when the prompt leaves a `<think>` open (the template started the reasoning itself)
+ * @throws nothing
+ */
 export function promptOpensThinking(prompt: string): boolean {
   const open = prompt.lastIndexOf(THINK_OPEN);
   return open >= 0 && open > prompt.lastIndexOf(THINK_CLOSE);
@@ -173,7 +177,10 @@ export class ThinkSplitter {
   thinking = '';
   content = '';
 
-  /** @param inThinking the prompt already opened `<think>`: the output starts as reasoning */
+  /**
+   * @param inThinking the prompt already opened `<think>`: the output starts as reasoning
+   * @throws nothing (nor do push and flush)
+   */
   constructor(inThinking = false) {
     this.mode = inThinking ? 'thinking' : 'start';
   }
@@ -245,7 +252,10 @@ export class ThinkSplitter {
   }
 }
 
-/** length of the common prefix of two token lists */
+/**
+ * length of the common prefix of two token lists
+ * @throws nothing
+ */
 export function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   const n = Math.min(a.length, b.length);
   let i = 0;
@@ -253,7 +263,10 @@ export function commonPrefixLength(a: readonly number[], b: readonly number[]): 
   return i;
 }
 
-/** resolves after pending I/O callbacks have run */
+/**
+ * resolves after pending I/O callbacks have run
+ * @throws nothing
+ */
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
@@ -271,6 +284,8 @@ export interface ChatHost {
  * Runs one chat turn on `host` for a prompt already tokenized: keeps the common prefix of the
  * session's tokens, evaluates the rest and streams the split output. @internal used by Session.chat
  * and the server
+ * @throws ContextOverflowError when the prompt does not fit (the context is left as it was);
+ *   RangeError for an empty prompt; whatever `host.generate` throws (AbortError, MoetError, …)
  */
 export async function* chatTurn(
   host: ChatHost,

@@ -17,6 +17,7 @@ const NOOP: ProgressBar = { update() {}, done() {} };
 
 /**
  * A progress bar on `stream` when it is a TTY, else a no-op.
+ * @throws nothing
  */
 export function progressBar(stream: MaybeTTY, label: string): ProgressBar {
   if (!stream.isTTY) return NOOP;
@@ -39,7 +40,7 @@ export function progressBar(stream: MaybeTTY, label: string): ProgressBar {
   };
 }
 
-/** Yields to the event loop so that signals (Ctrl-C) and output get a turn between tokens. */
+/** Yields to the event loop so that signals (Ctrl-C) and output get a turn between tokens. @throws nothing */
 export function tick(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

@@ -32,12 +32,12 @@ export const SAMPLING_HELP = `  -n, --n-predict N         tokens to generate; -1
 
 type SamplingValues = { [K in Exclude<keyof typeof SAMPLING_OPTIONS, 'ignore-eos'>]?: string };
 
-/** Logit bias banning every end-of-generation token (--ignore-eos). */
+/** Logit bias banning every end-of-generation token (--ignore-eos). @throws nothing */
 export function eogBan(eogIds: Iterable<number>): Map<number, number> {
   return new Map([...eogIds].map((id) => [id, -Infinity]));
 }
 
-/** A random unsigned 32-bit seed. */
+/** A random unsigned 32-bit seed. @throws nothing */
 export function randomSeed(): number {
   return globalThis.crypto.getRandomValues(new Uint32Array(1))[0]!;
 }

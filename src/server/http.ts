@@ -3,7 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AbortError } from '../errors.js';
 
-/** An error answered with an HTTP status and an OpenAI-style body. */
+/** An error answered with an HTTP status and an OpenAI-style body. @throws nothing */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -17,12 +17,12 @@ export class HttpError extends Error {
   }
 }
 
-/** `{ error: { message, type, param, code } }`, OpenAI's error body. */
+/** `{ error: { message, type, param, code } }`, OpenAI's error body. @throws nothing */
 export function errorBody(e: HttpError): { error: { message: string; type: string; param: string | null; code: string | number | null } } {
   return { error: { message: e.message, type: e.type, param: e.param, code: e.code } };
 }
 
-/** Writes a JSON response (unless the connection is gone). */
+/** Writes a JSON response (unless the connection is gone or headers were sent). @throws TypeError for a body JSON cannot encode (BigInt, cycles) */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
@@ -34,7 +34,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(text);
 }
 
-/** Writes an HttpError as JSON. */
+/** Writes an HttpError as JSON. @throws nothing */
 export function sendError(res: ServerResponse, e: HttpError): void {
   sendJson(res, e.status, errorBody(e), e.status === 413 ? { Connection: 'close' } : {});
 }
@@ -69,7 +69,11 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
   return body as Record<string, unknown>;
 }
 
-/** Server-sent events on a response: `data: <json>` lines, ended by `data: [DONE]`. */
+/**
+ * Server-sent events on a response: `data: <json>` lines, ended by `data: [DONE]`. Writes after the
+ * client went away are dropped.
+ * @throws nothing (send: TypeError for data JSON cannot encode)
+ */
 export class EventStream {
   constructor(private readonly res: ServerResponse) {
     res.writeHead(200, {
@@ -101,7 +105,7 @@ export class EventStream {
   }
 }
 
-/** A first-in first-out lock: one holder at a time, waiters served in arrival order. */
+/** A first-in first-out lock: one holder at a time, waiters served in arrival order. @throws nothing */
 export class FifoLock {
   private held = false;
   private readonly waiters: { grant: () => void }[] = [];

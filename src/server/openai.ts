@@ -219,7 +219,10 @@ export function parseCompletionRequest(body: Body): CompletionRequest {
   return { ...c, prompt };
 }
 
-/** /tokenize body (llama-server): `{ content, add_special?, parse_special?, with_pieces? }` */
+/**
+ * /tokenize body (llama-server): `{ content, add_special?, parse_special?, with_pieces? }`
+ * @throws HttpError 400 naming the offending field
+ */
 export function parseTokenizeRequest(body: Body): { content: string; addSpecial: boolean; parseSpecial: boolean; withPieces: boolean } {
   const content = str(body, 'content');
   if (content === undefined) throw bad('content', "'content' is required", 'missing_required_parameter');
@@ -231,7 +234,10 @@ export function parseTokenizeRequest(body: Body): { content: string; addSpecial:
   };
 }
 
-/** /detokenize body (llama-server): `{ tokens: [id, ...] }` */
+/**
+ * /detokenize body (llama-server): `{ tokens: [id, ...] }`
+ * @throws HttpError 400 for a missing or malformed list, or an id outside the vocabulary
+ */
 export function parseDetokenizeRequest(body: Body, nVocab: number): number[] {
   const t = body.tokens;
   if (t === undefined || t === null) throw bad('tokens', "'tokens' is required", 'missing_required_parameter');

@@ -467,14 +467,21 @@ export async function startServer(opts: ServerOptions): Promise<MoetServer> {
       if (e instanceof AbortError && ac.signal.aborted) return; // the client is gone
       const he = toHttpError(e);
       if (route?.generation && he.status >= 500) stats.requestsFailed++;
+      // a 413 leaves the rest of the body unread: close the connection once the answer is out
+      const socket = req.socket;
+      if (he.status === 413 && socket) res.once('finish', () => socket.destroySoon());
       if (res.headersSent) res.end();
       else sendError(res, he);
-      // a 413 leaves the rest of the body unread: close the connection once the answer is out
-      if (he.status === 413) res.once('finish', () => req.socket.destroySoon?.());
     }
   }
 
-  const server: Server = createServer((req, res) => void handle(req, res));
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      // never expected (handle answers its own errors); keep the server alive regardless
+      opts.log?.(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+      res.destroy();
+    });
+  });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,5 +1,6 @@
 // The OpenAI-compatible server, driven by the official `openai` npm client (and plain fetch for
 // what the client cannot send) on 127.0.0.1, over a tiny fixture on the CPU backend.
+import { request } from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type Model, type MoetServer } from '../../src/index.js';
@@ -271,6 +272,32 @@ describe('errors', () => {
     expect(r.json.error.message).toMatch(/too large/);
     // the server is still fine
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
+  it('a chunked body (no Content-Length) that grows over the limit → 413, and the server lives on', async () => {
+    const small = await startServer({ model: server.model!, port: 0, maxBodyBytes: 1 << 20 });
+    try {
+      const r = await new Promise<{ status?: number; body: string }>((resolve) => {
+        const req = request(`${small.url}/v1/chat/completions`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        });
+        req.on('error', () => {}); // the server may close while we still write
+        const chunk = Buffer.alloc(64 << 10, 'x');
+        let n = 0;
+        const write = () => {
+          while (n++ < 40) if (!req.write(chunk)) return void req.once('drain', write);
+          req.end();
+        };
+        write();
+      });
+      expect(r.status).toBe(413);
+      expect(JSON.parse(r.body).error.code).toBe('request_too_large');
+      expect((await fetch(`${small.url}/health`)).status).toBe(200);
+    } finally {
+      await small.close();
+    }
   });
 
   it('unknown route → 404, wrong method → 405', async () => {
