@@ -35,7 +35,7 @@ export interface BackendSequence {
    * n_vocab floats. Fewer than k when the vocabulary has fewer selectable (finite) logits.
    * @throws RangeError when k is not in 1..maxTopK; as eval
    */
-  evalTopK?(tokens: number[], k: number): Promise<TopKResult>;
+  evalTopK?(tokens: number[], k: number, opts?: Pick<EvalOptions, 'trace'>): Promise<TopKResult>;
   /** largest k evalTopK accepts */
   readonly maxTopK?: number;
   /** optional work counters (WebGPU): dispatches, submits and bytes read back */

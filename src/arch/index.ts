@@ -14,6 +14,8 @@ import { createMatMul, createRmsNorm } from '../gpu/ops.js';
 import { decodeTopK, type TopKLaunch } from '../gpu/sample.js';
 import type { GpuWeights } from '../gpu/weights.js';
 import type { GPUContext } from '../runtime/device.js';
+import type { RoutingTraceSink } from '../trace/recorder.js';
+import { routingTracerOf } from '../trace/gpu.js';
 import type { Launch } from '../runtime/pipelines.js';
 import { newCounts, Program, type EncodeCounts, type PendingTap } from './program.js';
 import { denseFfn } from './qwen3.js';
@@ -149,9 +151,14 @@ export class GpuForward {
    * returns what `want` asks for: the last token's logits [nVocab], all rows [n, nVocab], or the
    * top-k ids and logits of the last token.
    */
-  async eval(tokens: readonly number[], pos0: number, want: Want): Promise<Float32Array | { ids: Uint32Array; logits: Float32Array }> {
+  async eval(tokens: readonly number[], pos0: number, want: Want, trace?: RoutingTraceSink): Promise<Float32Array | { ids: Uint32Array; logits: Float32Array }> {
     const n = tokens.length;
     const U = this.g.ubatch;
+    // routing trace (src/trace/gpu.ts): the GPU writes every layer's routing into a trace buffer,
+    // read back once after the last batch
+    const tracer = trace ? routingTracerOf(this.g) : undefined;
+    if (trace && !tracer) throw new RangeError(`routing traces need a Mixture-of-Experts model; ${this.cfg.arch} has no router`);
+    if (tracer) await tracer.begin(trace!, tokens, pos0);
     const last = this.stats.last;
     this.counts.dispatches = 0;
     this.counts.perLayer.fill(0);
@@ -160,12 +167,19 @@ export class GpuForward {
     last.bytesRead = 0;
     const allRows = want.kind === 'all' ? new Float32Array(n * this.cfg.nVocab) : null;
     let result: Float32Array | { ids: Uint32Array; logits: Float32Array } = new Float32Array(0);
-    for (let i = 0; i < n; i += U) {
-      const m = Math.min(U, n - i);
-      const isLast = i + m === n;
-      const r = await this.batch(tokens, i, m, pos0 + i, isLast || allRows ? want : { kind: 'none' });
-      if (allRows) allRows.set(r as Float32Array, i * this.cfg.nVocab);
-      else if (isLast) result = r;
+    try {
+      for (let i = 0; i < n; i += U) {
+        const m = Math.min(U, n - i);
+        const isLast = i + m === n;
+        if (tracer) await tracer.batch(m, i);
+        const r = await this.batch(tokens, i, m, pos0 + i, isLast || allRows ? want : { kind: 'none' });
+        if (allRows) allRows.set(r as Float32Array, i * this.cfg.nVocab);
+        else if (isLast) result = r;
+      }
+      if (tracer) await tracer.end();
+    } catch (e) {
+      tracer?.cancel();
+      throw e;
     }
     last.dispatches = this.counts.dispatches;
     for (let l = 0; l < last.perLayer.length; l++) last.perLayer[l] = this.counts.perLayer[l]!;
@@ -327,6 +341,7 @@ export class GpuForward {
       ...(this.all?.launches ?? []),
     ]);
     if (this.ctx.isLost) return;
+    routingTracerOf(this.g)?.dispose();
     for (const l of launches) l.dispose();
     this.g.free();
     this.ctx.destroyBuffer(this.readback);

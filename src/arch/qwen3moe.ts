@@ -7,6 +7,7 @@
 // router's output (moe_ffn.wgsl). Only the chosen experts' weights are read.
 import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, type MoePrefillScratch } from '../gpu/moe.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
+import { routingTraceHook } from '../trace/gpu.js';
 import type { FfnBlock, Graph, Mode } from './transformer.js';
 import type { Program } from './program.js';
 
@@ -44,6 +45,8 @@ export const moeFfn: FfnBlock = {
     p.run(await g.sized(mode, createMoeRoute(ctx, { logits: router, ids, weights, nExpert, k: K, normalize: cfg.normTopKProb, nTokens: N })));
     p.tap('ffn_moe_topk', ids, (n) => n * K, { type: 'u32' });
     p.tap('ffn_moe_weights_norm', weights, (n) => n * K);
+    // routing trace (src/trace/gpu.ts): encodes nothing unless an eval call asked for a trace
+    p.run(routingTraceHook(g, ctx, { nLayer: cfg.nLayer, k: K, nExpert }, p.layer, { logits: router, ids, weights }));
 
     // x += Σ_j w[t,j] · down_e(silu(gate_e·h) ⊙ up_e·h),  e = ids[t,j]
     const experts = { gate: f.gateExps, up: f.upExps, down: f.downExps, x: a.h, out: a.x, ids, weights, k: K };

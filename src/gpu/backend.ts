@@ -2,10 +2,10 @@
 // the GPU once (weights.ts) and stay in their GGUF formats; each sequence owns its activations, KV
 // cache and recorded forward pass (src/arch/), and a decode step is one submit that reads back
 // either the logits or, with evalTopK, only the k best candidates.
-import type { Backend, BackendSequence, EvalOptions, SequenceStats, TopKResult } from '../backend.js';
+import type { Backend, BackendSequence, EvalOptions, RoutingTraceSink, SequenceStats, TopKResult } from '../backend.js';
 import type { ModelConfig } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
-import { ContextOverflowError, DisposedError, MoetError } from '../errors.js';
+import { ContextOverflowError, DisposedError } from '../errors.js';
 import { DEFAULT_MAX_TOPK, ffnBlock, GpuForward, type Want } from '../arch/index.js';
 import { createGPU, type CreateGPUOptions, type GPUContext } from '../runtime/device.js';
 import { freeWeights, loadWeights, type GGUFTensorReader, type GpuWeights } from './weights.js';
@@ -45,6 +45,8 @@ function emptyStats(): SequenceStats {
 
 export class WebGPUBackend implements Backend {
   readonly name = 'webgpu' as const;
+  /** eval honours opts.trace: the GPU writes the routing (src/trace/gpu.ts), read back once per call */
+  readonly tracesRouting = true;
   private readonly sequences = new Set<WebGPUSequence>();
   private disposed = false;
 
@@ -160,8 +162,7 @@ export class WebGPUSequence implements BackendSequence {
    *   DisposedError, DeviceLostError
    */
   async eval(tokens: number[], opts: EvalOptions = {}): Promise<Float32Array> {
-    if (opts.trace) throw new MoetError('the WebGPU backend does not record routing traces yet; use the cpu backend for traces');
-    return (await this.run(tokens, opts.allLogits ? { kind: 'all' } : { kind: 'logits' })) as Float32Array;
+    return (await this.run(tokens, opts.allLogits ? { kind: 'all' } : { kind: 'logits' }, opts.trace)) as Float32Array;
   }
 
   /**
@@ -169,12 +170,12 @@ export class WebGPUSequence implements BackendSequence {
    * (descending, ties → lower id): a decode step reads back 8·k bytes instead of the vocabulary.
    * @throws RangeError when k is not in 1..maxTopK; as eval
    */
-  async evalTopK(tokens: number[], k: number): Promise<TopKResult> {
+  async evalTopK(tokens: number[], k: number, opts: Pick<EvalOptions, 'trace'> = {}): Promise<TopKResult> {
     if (!(Number.isInteger(k) && k >= 1 && k <= this.maxTopK)) throw new RangeError(`evalTopK: k = ${k} not in 1..${this.maxTopK}`);
-    return (await this.run(tokens, { kind: 'topk', k })) as TopKResult;
+    return (await this.run(tokens, { kind: 'topk', k }, opts.trace)) as TopKResult;
   }
 
-  private run(tokens: number[], want: Want): Promise<Float32Array | TopKResult> {
+  private run(tokens: number[], want: Want, trace?: RoutingTraceSink): Promise<Float32Array | TopKResult> {
     this.assertAlive();
     const n = tokens.length;
     if (n === 0) throw new RangeError('eval needs at least one token');
@@ -189,7 +190,7 @@ export class WebGPUSequence implements BackendSequence {
       this.assertAlive();
       const f = await this.getForward();
       this.assertAlive();
-      return f.eval(tokens, pos0, want);
+      return f.eval(tokens, pos0, want, trace);
     };
     const p = this.queue.then(job, job);
     this.queue = p.catch(() => undefined);

@@ -336,7 +336,12 @@ export class GpuRoutingTracer {
 
   /** Encodes layer l's copy (right after its router launch, same pass). No-op outside a traced call. */
   encodeLayer(pass: GPUComputePassEncoder, l: number): void {
-    if (this.sink) this.gpu!.layer(l).encode(pass);
+    this.layerLaunch(l)?.encode(pass);
+  }
+
+  /** Layer l's copy launch during a traced call, else undefined. */
+  layerLaunch(l: number): Launch | undefined {
+    return this.sink ? this.gpu!.layer(l) : undefined;
   }
 
   /** Ends the call: reads back what the buffer holds (one copy and map) and reports it. */
@@ -368,5 +373,52 @@ export class GpuRoutingTracer {
     this.gpu?.dispose();
     this.gpu = null;
     this.sink = null;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Hooks for a recorded forward program (src/arch)
+// ------------------------------------------------------------------------------------------------
+
+const tracers = new WeakMap<object, GpuRoutingTracer>();
+
+/**
+ * The tracer of one forward graph (`owner`: any object that lives as long as the forward pass and
+ * its router buffers, e.g. src/arch's Graph), or undefined when no hook was recorded for it.
+ */
+export function routingTracerOf(owner: object): GpuRoutingTracer | undefined {
+  return tracers.get(owner);
+}
+
+/**
+ * A Launch to record right after layer `layer`'s router launch in a forward program. While no traced
+ * eval call is active it encodes nothing (and reports no dispatch); during one it encodes that
+ * layer's moe_trace copy. Creates the graph's tracer on first use (a plain object: GPU memory is
+ * allocated only by the first traced call).
+ */
+export function routingTraceHook(owner: object, ctx: GPUContext, shape: RoutingTraceShape, layer: number, router: RouterBuffers): Launch {
+  let tracer = tracers.get(owner);
+  if (!tracer) {
+    tracer = new GpuRoutingTracer(ctx, shape, Array.from({ length: shape.nLayer }, () => router));
+    tracers.set(owner, tracer);
+  }
+  return new TraceHookLaunch(tracer, layer);
+}
+
+/** See routingTraceHook. `dispatches` mirrors what encode() recorded, for dispatch counters. */
+class TraceHookLaunch extends Launch {
+  constructor(
+    private readonly tracer: GpuRoutingTracer,
+    private readonly layerIndex: number,
+  ) {
+    super(`moe_trace hook layer ${layerIndex}`, [], []);
+  }
+
+  override encode(pass: GPUComputePassEncoder): void {
+    this.dispatches.length = 0;
+    const l = this.tracer.layerLaunch(this.layerIndex);
+    if (!l) return;
+    l.encode(pass);
+    this.dispatches.push(...l.dispatches);
   }
 }
