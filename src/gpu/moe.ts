@@ -1,0 +1,576 @@
+// TypeScript launchers of the MoE kernels: routing (kernels/moe_route.wgsl), the decode expert FFN
+// (kernels/moe_ffn.wgsl) and the prefill expert FFN (kernels/moe_group.wgsl + kernels/moe_mm.wgsl).
+// The router's top-k ids and weights stay on the GPU: the FFN kernels read them there, so a
+// forward pass never reads expert ids back to the CPU, and only the chosen experts' weights are read.
+//
+// Expert stacks are WeightTensors uploaded with splits on expert boundaries (uploadWeight's default
+// for 3-D tensors): gate/up [n_embd, n_ff, n_expert], down [n_ff, n_embd, n_expert].
+import { createStorage, type WeightTensor } from '../runtime/buffers.js';
+import type { GPUContext } from '../runtime/device.js';
+import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
+import { TYPE_VARIANTS } from './ops.js';
+import { buildSteps, checkWeight, checkWg, need, StepLaunch, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
+
+// ------------------------------------------------------------------------------------------------
+// Specs
+// ------------------------------------------------------------------------------------------------
+
+export const MOE_ROUTE: KernelSpec = {
+  file: 'moe_route.wgsl',
+  entryPoint: 'main',
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'logits', kind: 'read-only-storage' },
+    { binding: 2, name: 'ids', kind: 'storage' },
+    { binding: 3, name: 'weights', kind: 'storage' },
+  ],
+  uniform: uniformSpec('RouteParams', [
+    ['n_tokens', 'u32'],
+    ['n_expert', 'u32'],
+    ['k', 'u32'],
+    ['normalize', 'u32'],
+    ['logits_offset', 'u32'],
+    ['logits_stride', 'u32'],
+    ['_pad0', 'u32'],
+    ['_pad1', 'u32'],
+  ]),
+  overrides: ['WG', 'MAX_EXPERT', 'MAX_K'],
+};
+
+const SUBGROUP_TYPE_VARIANTS: readonly Defines[] = TYPE_VARIANTS.flatMap((d) => [d, { ...d, SUBGROUPS: true }]);
+
+const MOE_FFN_PARAMS = uniformSpec('MoeFfnParams', [
+  ['cols', 'u32'],
+  ['rows', 'u32'],
+  ['row_bytes', 'u32'],
+  ['n_wg', 'u32'],
+  ['x_offset', 'u32'],
+  ['x_stride', 'u32'],
+  ['y_offset', 'u32'],
+  ['y_stride', 'u32'],
+  ['ids_offset', 'u32'],
+  ['k', 'u32'],
+  ['expert_first', 'u32'],
+  ['expert_count', 'u32'],
+  ['rw_offset', 'u32'],
+  ['_pad0', 'u32'],
+  ['_pad1', 'u32'],
+  ['_pad2', 'u32'],
+]);
+const MOE_FFN_BINDINGS = [
+  { binding: 0, name: 'P', kind: 'uniform' },
+  { binding: 1, name: 'w', kind: 'read-only-storage' },
+  { binding: 2, name: 'x', kind: 'read-only-storage' },
+  { binding: 3, name: 'y', kind: 'storage' },
+  { binding: 4, name: 'ids', kind: 'read-only-storage' },
+] as const;
+
+/** Decode gate projection of every chosen expert: act[s] = W_gate[e_s]·x[t]. */
+export const MOE_FFN_GATE: KernelSpec = {
+  file: 'moe_ffn.wgsl',
+  entryPoint: 'main',
+  defines: { GATE_UP: true },
+  variants: SUBGROUP_TYPE_VARIANTS,
+  bindings: MOE_FFN_BINDINGS,
+  uniform: MOE_FFN_PARAMS,
+  overrides: ['WG', 'ROWS'],
+};
+/** Decode up projection with SwiGLU in place: act[s] = silu(act[s])·(W_up[e_s]·x[t]). */
+export const MOE_FFN_UP: KernelSpec = { ...MOE_FFN_GATE, defines: { GATE_UP: true, SWIGLU: true } };
+/** Decode down projection, weighted sum over the k experts and residual: y[t] += Σ_j w·W_down[e]·act. */
+export const MOE_FFN_DOWN: KernelSpec = {
+  ...MOE_FFN_GATE,
+  defines: { DOWN: true },
+  bindings: [...MOE_FFN_BINDINGS, { binding: 5, name: 'rw', kind: 'read-only-storage' }],
+};
+
+export const MOE_GROUP: KernelSpec = {
+  file: 'moe_group.wgsl',
+  entryPoint: 'main',
+  defines: { GROUP: true },
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'ids', kind: 'read-only-storage' },
+    { binding: 2, name: 'sorted', kind: 'storage' },
+    { binding: 3, name: 'tiles', kind: 'storage' },
+    { binding: 4, name: 'args', kind: 'storage' },
+  ],
+  uniform: uniformSpec('GroupParams', [
+    ['n_pairs', 'u32'],
+    ['n_expert', 'u32'],
+    ['tile_n', 'u32'],
+    ['ids_offset', 'u32'],
+    ['row_tiles_a', 'u32'],
+    ['row_tiles_b', 'u32'],
+    ['max_tiles', 'u32'],
+    ['_pad0', 'u32'],
+  ]),
+  overrides: ['WG', 'MAX_EXPERT'],
+};
+
+export const MOE_COMBINE: KernelSpec = {
+  file: 'moe_group.wgsl',
+  entryPoint: 'main',
+  defines: { COMBINE: true },
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'ye', kind: 'read-only-storage' },
+    { binding: 2, name: 'rw', kind: 'read-only-storage' },
+    { binding: 3, name: 'y', kind: 'storage' },
+  ],
+  uniform: uniformSpec('CombineParams', [
+    ['n', 'u32'],
+    ['k', 'u32'],
+    ['n_tokens', 'u32'],
+    ['ye_offset', 'u32'],
+    ['rw_offset', 'u32'],
+    ['y_offset', 'u32'],
+    ['y_stride', 'u32'],
+    ['_pad0', 'u32'],
+  ]),
+  overrides: ['WG'],
+};
+
+export const MOE_MM: KernelSpec = {
+  file: 'moe_mm.wgsl',
+  entryPoint: 'main',
+  variants: TYPE_VARIANTS,
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'w', kind: 'read-only-storage' },
+    { binding: 2, name: 'x', kind: 'read-only-storage' },
+    { binding: 3, name: 'y', kind: 'storage' },
+    { binding: 4, name: 'sorted', kind: 'read-only-storage' },
+    { binding: 5, name: 'tiles', kind: 'read-only-storage' },
+  ],
+  uniform: uniformSpec('MoeMmParams', [
+    ['cols', 'u32'],
+    ['rows', 'u32'],
+    ['row_bytes', 'u32'],
+    ['expert_first', 'u32'],
+    ['expert_count', 'u32'],
+    ['x_offset', 'u32'],
+    ['x_stride', 'u32'],
+    ['x_div', 'u32'],
+    ['y_offset', 'u32'],
+    ['y_stride', 'u32'],
+    ['_pad0', 'u32'],
+    ['_pad1', 'u32'],
+  ]),
+  overrides: ['WG_M', 'WG_N'],
+};
+/** moe_mm with SwiGLU in place (the up projection after the gate). */
+export const MOE_MM_SWIGLU: KernelSpec = { ...MOE_MM, defines: { SWIGLU: true } };
+
+/** Every spec of this module by name (for the binding reflection test). */
+export const MOE_SPECS: Readonly<Record<string, KernelSpec>> = {
+  MOE_ROUTE,
+  MOE_FFN_GATE,
+  MOE_FFN_UP,
+  MOE_FFN_DOWN,
+  MOE_GROUP,
+  MOE_COMBINE,
+  MOE_MM,
+  MOE_MM_SWIGLU,
+};
+
+// ------------------------------------------------------------------------------------------------
+// Routing
+// ------------------------------------------------------------------------------------------------
+
+export interface MoeRouteArgs {
+  /** f32 router logits: token t's [nExpert] at offset + t·logitsStride (dense F32 matvec output) */
+  logits: BufferRef;
+  /** u32 [nTokens, k] output: expert ids, descending probability (ties → lower id) */
+  ids: BufferRef;
+  /** f32 [nTokens, k] output: their weights */
+  weights: BufferRef;
+  nExpert: number;
+  k: number;
+  /** renormalize the top-k weights to sum 1 (qwen3moe, mixtral), default true */
+  normalize?: boolean;
+  /** default 1; setCount() changes it */
+  nTokens?: number;
+  /** default nExpert */
+  logitsStride?: number;
+  /** threads per workgroup (power of two), default 128 */
+  workgroupSize?: number;
+}
+
+/** Softmax → top-k → renormalize per token, one workgroup per token. setCount(n) sets nTokens. */
+export async function createMoeRoute(ctx: GPUContext, a: MoeRouteArgs): Promise<StepLaunch> {
+  const { nExpert, k } = a;
+  if (!(Number.isInteger(nExpert) && nExpert >= 1 && nExpert <= 4096)) throw new KernelError(`moe_route: n_expert ${nExpert} not in 1..4096`);
+  if (!(Number.isInteger(k) && k >= 1 && k <= nExpert && k <= 64)) throw new KernelError(`moe_route: k ${k} not in 1..min(n_expert, 64)`);
+  const wg = a.workgroupSize ?? 128;
+  checkWg('moe_route', wg, ctx);
+  const logits = unref(a.logits);
+  const ids = unref(a.ids);
+  const weights = unref(a.weights);
+  const stride = a.logitsStride ?? nExpert;
+  const check = (n: number) => {
+    if (!(Number.isInteger(n) && n >= 1)) throw new RangeError(`moe_route: ${n} tokens`);
+    need('moe_route logits', logits, (n - 1) * stride + nExpert);
+    need('moe_route ids', ids, n * k);
+    need('moe_route weights', weights, n * k);
+  };
+  const n0 = a.nTokens ?? 1;
+  check(n0);
+  if (ids.offset !== 0 || weights.offset !== 0) throw new KernelError('moe_route: ids and weights must start at offset 0 of their buffers');
+  const [gx, gy] = grid2d(ctx, n0);
+  const launch = await buildSteps(
+    ctx,
+    'moe_route',
+    [
+      {
+        spec: MOE_ROUTE,
+        constants: { WG: wg, MAX_EXPERT: nExpert, MAX_K: k },
+        uniform: { n_tokens: n0, n_expert: nExpert, k, normalize: a.normalize === false ? 0 : 1, logits_offset: logits.offset, logits_stride: stride },
+        buffers: { logits: logits.buffer, ids: ids.buffer, weights: weights.buffer },
+        workgroups: [gx, gy, 1],
+      },
+    ],
+    (d, u) =>
+      new StepLaunch('moe_route', d, u, (n) => {
+        check(n);
+        launch.uniforms[0]!.set('n_tokens', n);
+        const [x2, y2] = grid2d(ctx, n);
+        launch.dispatches[0]!.workgroups = [x2, y2, 1];
+      }),
+  );
+  return launch;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Expert FFN shapes
+// ------------------------------------------------------------------------------------------------
+
+interface Experts {
+  nEmbd: number;
+  nFf: number;
+  nExpert: number;
+}
+
+function expertShapes(label: string, gate: WeightTensor, up: WeightTensor, down: WeightTensor): Experts {
+  for (const w of [gate, up, down]) {
+    checkWeight(label, w);
+    if (w.shape.length !== 3) throw new KernelError(`${label}: ${w.name} is not an expert stack (shape ${w.shape.join('×')})`);
+    if (w.splitRows % w.shape[1]! !== 0) throw new KernelError(`${label}: ${w.name} was split inside an expert (splitRows ${w.splitRows})`);
+  }
+  const [nEmbd, nFf, nExpert] = gate.shape as [number, number, number];
+  const same = (w: WeightTensor, s: number[]) => w.shape.length === 3 && w.shape.every((v, i) => v === s[i]);
+  if (!same(up, [nEmbd, nFf, nExpert])) throw new KernelError(`${label}: up ${up.shape.join('×')} does not match gate ${gate.shape.join('×')}`);
+  if (!same(down, [nFf, nEmbd, nExpert])) throw new KernelError(`${label}: down ${down.shape.join('×')} is not [${nFf}, ${nEmbd}, ${nExpert}]`);
+  return { nEmbd, nFf, nExpert };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Decode expert FFN
+// ------------------------------------------------------------------------------------------------
+
+export interface MoeFfnDecodeArgs {
+  /** ffn_gate_exps [n_embd, n_ff, n_expert] */
+  gate: WeightTensor;
+  /** ffn_up_exps [n_embd, n_ff, n_expert] */
+  up: WeightTensor;
+  /** ffn_down_exps [n_ff, n_embd, n_expert] */
+  down: WeightTensor;
+  /** f32 normed hidden state: token t's [n_embd] at offset + t·xStride */
+  x: BufferRef;
+  /** f32 residual stream, updated in place: token t's [n_embd] at offset + t·outStride (+= Σ w·y) */
+  out: BufferRef;
+  /** u32 [nTokens, k] expert ids from createMoeRoute */
+  ids: BufferRef;
+  /** f32 [nTokens, k] expert weights from createMoeRoute */
+  weights: BufferRef;
+  k: number;
+  /** tokens (1 for decode; a few for small batches), default 1; setCount() changes it */
+  nTokens?: number;
+  /** capacity for setCount (default nTokens) */
+  maxTokens?: number;
+  xStride?: number;
+  outStride?: number;
+  /** f32 scratch [maxTokens·k, n_ff] for the activations (default: allocated) */
+  act?: BufferRef;
+  rowsPerWorkgroup?: number;
+  workgroupSize?: number;
+  subgroups?: boolean;
+}
+
+/**
+ * The MoE FFN of nTokens tokens over their k routed experts (ggml mul_mat_vec_id style):
+ *   gate:  act[t·k+j] = W_gate[e]·x[t]                 one dispatch for all k experts (per part)
+ *   up:    act[t·k+j] = silu(act) ⊙ (W_up[e]·x[t])       one dispatch, SwiGLU fused
+ *   down:  out[t]    += Σ_j w[t,j] · W_down[e]·act[t·k+j] one dispatch, weighted sum + residual fused
+ * with e = ids[t·k + j] read on the GPU. setCount(n) sets nTokens (≤ maxTokens).
+ */
+export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): Promise<StepLaunch> {
+  const { nEmbd, nFf } = expertShapes('moe_ffn', a.gate, a.up, a.down);
+  const { k } = a;
+  if (!(Number.isInteger(k) && k >= 1)) throw new KernelError(`moe_ffn: k ${k}`);
+  const wg = a.workgroupSize ?? 64;
+  checkWg('moe_ffn', wg, ctx);
+  const rowsPer = a.rowsPerWorkgroup ?? 2;
+  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`moe_ffn: rowsPerWorkgroup ${rowsPer} not in 1..8`);
+  const n0 = a.nTokens ?? 1;
+  const maxTokens = a.maxTokens ?? n0;
+  const x = unref(a.x);
+  const out = unref(a.out);
+  const ids = unref(a.ids);
+  const rw = unref(a.weights);
+  const xStride = a.xStride ?? nEmbd;
+  const outStride = a.outStride ?? nEmbd;
+  const ownAct = a.act ? undefined : createStorage(ctx, maxTokens * k * nFf * 4, 'moe_ffn.act');
+  const act = a.act ? unref(a.act) : { buffer: ownAct!, offset: 0 };
+  need('moe_ffn act', act, maxTokens * k * nFf);
+  const check = (n: number) => {
+    if (!(Number.isInteger(n) && n >= 1 && n <= maxTokens)) throw new RangeError(`moe_ffn: ${n} tokens, capacity ${maxTokens}`);
+    need('moe_ffn x', x, (n - 1) * xStride + nEmbd);
+    need('moe_ffn out', out, (n - 1) * outStride + nEmbd);
+    need('moe_ffn ids', ids, n * k);
+    need('moe_ffn weights', rw, n * k);
+  };
+  check(n0);
+  const sg = a.subgroups ?? ctx.features.subgroups;
+  const constants = { WG: wg, ROWS: rowsPer };
+  const plans: StepPlan[] = [];
+  const proj = (spec: KernelSpec, w: WeightTensor, rows: number, io: { xb: GPUBuffer; xo: number; xs: number; yb: GPUBuffer; yo: number; ys: number }, z: (n: number) => number) => {
+    const nWg = Math.ceil(rows / rowsPer);
+    const [gx, gy] = grid2d(ctx, nWg);
+    for (const p of w.parts) {
+      const buffers: Record<string, GPUBuffer> = { w: p.buffer, x: io.xb, y: io.yb, ids: ids.buffer };
+      if (spec === MOE_FFN_DOWN) buffers.rw = rw.buffer;
+      plans.push({
+        spec,
+        defines: { ...typeDefine(w.type), SUBGROUPS: sg },
+        constants,
+        uniform: {
+          cols: w.cols,
+          rows,
+          row_bytes: w.rowBytes,
+          n_wg: nWg,
+          x_offset: io.xo,
+          x_stride: io.xs,
+          y_offset: io.yo,
+          y_stride: io.ys,
+          ids_offset: ids.offset,
+          k,
+          expert_first: p.firstRow / rows,
+          expert_count: p.nRows / rows,
+          rw_offset: rw.offset,
+        },
+        buffers,
+        workgroups: [gx, gy, z(n0)],
+      });
+      zOf.push(z);
+    }
+  };
+  const zOf: ((n: number) => number)[] = [];
+  const slots = (n: number) => n * k;
+  const tokens = (n: number) => n;
+  const toAct = { xb: x.buffer, xo: x.offset, xs: xStride, yb: act.buffer, yo: act.offset, ys: nFf };
+  proj(MOE_FFN_GATE, a.gate, nFf, toAct, slots);
+  proj(MOE_FFN_UP, a.up, nFf, toAct, slots);
+  proj(MOE_FFN_DOWN, a.down, nEmbd, { xb: act.buffer, xo: act.offset, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens);
+  const launch = await buildSteps(
+    ctx,
+    `moe_ffn ${a.gate.name}`,
+    plans,
+    (d, u) =>
+      new StepLaunch(`moe_ffn ${a.gate.name}`, d, u, (n) => {
+        check(n);
+        launch.dispatches.forEach((disp, i) => (disp.workgroups[2] = zOf[i]!(n)));
+      }),
+  );
+  if (ownAct) launch.own(ctx, ownAct);
+  return launch;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Prefill expert FFN
+// ------------------------------------------------------------------------------------------------
+
+export interface MoeFfnPrefillArgs {
+  gate: WeightTensor;
+  up: WeightTensor;
+  down: WeightTensor;
+  /** f32 normed hidden states: token t's [n_embd] at offset + t·xStride */
+  x: BufferRef;
+  /** f32 residual stream, updated in place: token t at offset + t·outStride */
+  out: BufferRef;
+  /** u32 [nTokens, k] expert ids from createMoeRoute */
+  ids: BufferRef;
+  /** f32 [nTokens, k] expert weights */
+  weights: BufferRef;
+  k: number;
+  nTokens: number;
+  /** capacity for setCount (default nTokens): sizes the scratch buffers */
+  maxTokens?: number;
+  xStride?: number;
+  outStride?: number;
+  /** scratch shared by every layer's launch (layers run one after another); default: allocated */
+  scratch?: MoePrefillScratch;
+  /** moe_mm threads along rows / pairs (WG_M, WG_N): tile TM = 4·wgM rows × TN = 4·wgN pairs; default 16 × 4 */
+  wgM?: number;
+  wgN?: number;
+}
+
+/** Scratch of the prefill MoE FFN: one set serves every layer. */
+export interface MoePrefillScratch {
+  maxPairs: number;
+  nEmbd: number;
+  nFf: number;
+  /** u32 [maxPairs] pair ids grouped by expert */
+  sorted: GPUBuffer;
+  /** u32 [maxTiles, 4] tile list; maxTiles = tilesCapacity */
+  tiles: GPUBuffer;
+  tilesCapacity: number;
+  /** u32 [8] indirect dispatch arguments (STORAGE | INDIRECT) */
+  args: GPUBuffer;
+  /** f32 [maxPairs, nFf] SwiGLU activations */
+  act: GPUBuffer;
+  /** f32 [maxPairs, nEmbd] per-pair down-projection outputs */
+  ye: GPUBuffer;
+}
+
+/** Tiles of at most `tileN` pairs for maxPairs pairs over nExpert experts (each expert's last tile may be partial). */
+function tilesFor(maxPairs: number, nExpert: number, tileN: number): number {
+  return Math.ceil(maxPairs / tileN) + Math.min(nExpert, maxPairs);
+}
+
+/**
+ * Allocates the prefill MoE scratch for up to maxTokens tokens with k experts each (sized for any
+ * tile width ≥ 4 pairs). About maxTokens·k·(nFf + nEmbd)·4 bytes.
+ */
+export function createMoePrefillScratch(ctx: GPUContext, o: { maxTokens: number; k: number; nEmbd: number; nFf: number; nExpert: number }): MoePrefillScratch {
+  const maxPairs = o.maxTokens * o.k;
+  const tilesCapacity = tilesFor(maxPairs, o.nExpert, 4);
+  return {
+    maxPairs,
+    nEmbd: o.nEmbd,
+    nFf: o.nFf,
+    sorted: createStorage(ctx, maxPairs * 4, 'moe.sorted'),
+    tiles: createStorage(ctx, tilesCapacity * 16, 'moe.tiles'),
+    tilesCapacity,
+    args: ctx.createBuffer({ label: 'moe.args', size: 32, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.INDIRECT | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }),
+    act: createStorage(ctx, maxPairs * o.nFf * 4, 'moe.act'),
+    ye: createStorage(ctx, maxPairs * o.nEmbd * 4, 'moe.ye'),
+  };
+}
+
+/** Frees a scratch made by createMoePrefillScratch. */
+export function freeMoePrefillScratch(ctx: GPUContext, s: MoePrefillScratch): void {
+  for (const b of [s.sorted, s.tiles, s.args, s.act, s.ye]) ctx.destroyBuffer(b);
+}
+
+/**
+ * The MoE FFN of a batch of tokens, grouped by expert on the GPU:
+ *   group:   count pairs per expert, prefix sum, scatter pair ids, tile list + indirect arguments
+ *   gate/up: moe_mm over each expert's gathered tokens (indirect dispatch, no empty workgroups),
+ *            SwiGLU fused into the up pass
+ *   down:    moe_mm into per-pair outputs
+ *   combine: out[t] += Σ_j w[t,j]·y[t·k+j]  (fixed order, deterministic)
+ * setCount(n) sets nTokens (≤ maxTokens).
+ */
+export async function createMoeFfnPrefill(ctx: GPUContext, a: MoeFfnPrefillArgs): Promise<StepLaunch> {
+  const { nEmbd, nFf, nExpert } = expertShapes('moe_ffn_prefill', a.gate, a.up, a.down);
+  const { k } = a;
+  if (!(Number.isInteger(k) && k >= 1 && k <= nExpert)) throw new KernelError(`moe_ffn_prefill: k ${k} not in 1..${nExpert}`);
+  const wgM = a.wgM ?? 16;
+  const wgN = a.wgN ?? 4;
+  if (!(wgM >= 1 && wgN >= 1 && wgM * wgN <= ctx.limits.maxComputeInvocationsPerWorkgroup)) throw new KernelError(`moe_ffn_prefill: bad tile ${wgM}×${wgN}`);
+  const TM = wgM * 4;
+  const TN = wgN * 4;
+  const maxTokens = a.maxTokens ?? a.nTokens;
+  const maxPairs = maxTokens * k;
+  const maxTiles = tilesFor(maxPairs, nExpert, TN);
+  const x = unref(a.x);
+  const out = unref(a.out);
+  const ids = unref(a.ids);
+  const rw = unref(a.weights);
+  const xStride = a.xStride ?? nEmbd;
+  const outStride = a.outStride ?? nEmbd;
+  const check = (n: number) => {
+    if (!(Number.isInteger(n) && n >= 1 && n <= maxTokens)) throw new RangeError(`moe_ffn_prefill: ${n} tokens, capacity ${maxTokens}`);
+    need('moe_ffn_prefill x', x, (n - 1) * xStride + nEmbd);
+    need('moe_ffn_prefill out', out, (n - 1) * outStride + nEmbd);
+    need('moe_ffn_prefill ids', ids, n * k);
+    need('moe_ffn_prefill weights', rw, n * k);
+  };
+  check(a.nTokens);
+  if (nExpert > 1024) throw new KernelError(`moe_ffn_prefill: ${nExpert} experts exceed the grouping kernel's 1024`);
+
+  const scratch = a.scratch ?? createMoePrefillScratch(ctx, { maxTokens, k, nEmbd, nFf, nExpert });
+  if (scratch.maxPairs < maxPairs || scratch.tilesCapacity < maxTiles || scratch.nEmbd < nEmbd || scratch.nFf < nFf) {
+    throw new RangeError(`moe_ffn_prefill: scratch for ${scratch.maxPairs} pairs (n_embd ${scratch.nEmbd}, n_ff ${scratch.nFf}) is too small for ${maxPairs} pairs of [${nEmbd}, ${nFf}]`);
+  }
+  const { sorted, tiles, args, act, ye } = scratch;
+
+  const combineWg = 256;
+  const plans: StepPlan[] = [
+    {
+      spec: MOE_GROUP,
+      constants: { WG: 256, MAX_EXPERT: nExpert },
+      uniform: {
+        n_pairs: a.nTokens * k,
+        n_expert: nExpert,
+        tile_n: TN,
+        ids_offset: ids.offset,
+        row_tiles_a: Math.ceil(nFf / TM),
+        row_tiles_b: Math.ceil(nEmbd / TM),
+        max_tiles: maxTiles,
+      },
+      buffers: { ids: ids.buffer, sorted, tiles, args },
+      workgroups: [1, 1, 1],
+    },
+  ];
+  const mm = (spec: KernelSpec, w: WeightTensor, rows: number, xb: GPUBuffer, xo: number, xs: number, xDiv: number, yb: GPUBuffer, ys: number, argOffset: number) => {
+    for (const p of w.parts) {
+      plans.push({
+        spec,
+        defines: typeDefine(w.type),
+        constants: { WG_M: wgM, WG_N: wgN },
+        uniform: {
+          cols: w.cols,
+          rows,
+          row_bytes: w.rowBytes,
+          expert_first: p.firstRow / rows,
+          expert_count: p.nRows / rows,
+          x_offset: xo,
+          x_stride: xs,
+          x_div: xDiv,
+          y_offset: 0,
+          y_stride: ys,
+        },
+        buffers: { w: p.buffer, x: xb, y: yb, sorted, tiles },
+        workgroups: [0, 0, 0],
+        indirect: { buffer: args, offset: argOffset },
+      });
+    }
+  };
+  mm(MOE_MM, a.gate, nFf, x.buffer, x.offset, xStride, k, act, nFf, 0);
+  mm(MOE_MM_SWIGLU, a.up, nFf, x.buffer, x.offset, xStride, k, act, nFf, 0);
+  mm(MOE_MM, a.down, nEmbd, act, 0, nFf, 1, ye, nEmbd, 16);
+  plans.push({
+    spec: MOE_COMBINE,
+    constants: { WG: combineWg },
+    uniform: { n: nEmbd, k, n_tokens: a.nTokens, ye_offset: 0, rw_offset: rw.offset, y_offset: out.offset, y_stride: outStride },
+    buffers: { ye, rw: rw.buffer, y: out.buffer },
+    workgroups: [Math.ceil(nEmbd / combineWg), a.nTokens, 1],
+  });
+  const launch = await buildSteps(
+    ctx,
+    `moe_ffn_prefill ${a.gate.name}`,
+    plans,
+    (d, u) =>
+      new StepLaunch(`moe_ffn_prefill ${a.gate.name}`, d, u, (n) => {
+        check(n);
+        launch.uniforms[0]!.set('n_pairs', n * k);
+        const last = launch.uniforms.length - 1;
+        launch.uniforms[last]!.set('n_tokens', n);
+        launch.dispatches[launch.dispatches.length - 1]!.workgroups[1] = n;
+      }),
+  );
+  if (!a.scratch) launch.own(ctx, sorted, tiles, args, act, ye);
+  return launch;
+}

@@ -1,0 +1,140 @@
+// Launch plumbing shared by the attention and MoE launchers (src/gpu/attention.ts, src/gpu/moe.ts):
+// a Launch whose dispatches may use different pipelines (entry points / defines) and may be
+// indirect (workgroup counts written by an earlier kernel on the GPU). Built on the runtime's
+// Launch, PipelineCache and UniformBlock; nothing here allocates per step.
+import { ggmlTypeName, type GGMLType } from '../../gguf/types.js';
+import { UnsupportedQuantError } from '../errors.js';
+import { KERNEL_TYPES, UniformBlock, type WeightTensor } from '../runtime/buffers.js';
+import type { GPUContext } from '../runtime/device.js';
+import { KernelError, Launch, pipelineCache, type Constants, type Defines, type Dispatch, type KernelSpec } from '../runtime/pipelines.js';
+import type { BufferRef } from './ops.js';
+
+export type { BufferRef };
+
+/** A dispatch that may take its workgroup counts from a GPU buffer (dispatchWorkgroupsIndirect). */
+export interface StepDispatch extends Dispatch {
+  /** when set, `workgroups` is ignored and the counts are read from buffer[offset .. +12) */
+  indirect?: { buffer: GPUBuffer; offset: number };
+}
+
+/** A Launch over several pipelines, with optional indirect dispatches and scratch buffers it owns. */
+export class StepLaunch extends Launch {
+  private owned: GPUBuffer[] = [];
+  private ownerCtx: GPUContext | undefined;
+
+  /** Hands buffers the launcher allocated to this launch: dispose() frees them. */
+  own(ctx: GPUContext, ...buffers: GPUBuffer[]): void {
+    this.ownerCtx = ctx;
+    this.owned.push(...buffers);
+  }
+
+  /** Bytes of the scratch buffers this launch owns. */
+  get scratchBytes(): number {
+    return this.owned.reduce((s, b) => s + b.size, 0);
+  }
+
+  /** Frees the uniform buffers and the owned scratch buffers. */
+  override dispose(): void {
+    super.dispose();
+    for (const b of this.owned) this.ownerCtx?.destroyBuffer(b);
+    this.owned = [];
+  }
+
+  override encode(pass: GPUComputePassEncoder): void {
+    for (const u of this.uniforms) u.flush();
+    for (const d of this.dispatches as StepDispatch[]) {
+      if (!d.indirect) {
+        const [x, y, z] = d.workgroups;
+        if (x === 0 || y === 0 || z === 0) continue;
+      }
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      if (d.indirect) pass.dispatchWorkgroupsIndirect(d.indirect.buffer, d.indirect.offset);
+      else pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    }
+  }
+}
+
+/** One planned dispatch: which kernel, with what, over which grid. */
+export interface StepPlan {
+  spec: KernelSpec;
+  defines?: Defines;
+  constants?: Constants;
+  /** initial uniform values (a UniformBlock is made per step when the spec has a uniform) */
+  uniform?: Record<string, number>;
+  /** binding name → buffer (every non-uniform binding of the spec) */
+  buffers: Record<string, GPUBuffer>;
+  workgroups: [number, number, number];
+  indirect?: { buffer: GPUBuffer; offset: number };
+}
+
+/**
+ * Compiles (or reuses) every step's pipeline and makes its uniform buffer and bind group once.
+ * Step i's uniform is `launch.uniforms[uniformIndex[i]]` (steps without a uniform have none).
+ */
+export async function buildSteps<L extends StepLaunch>(
+  ctx: GPUContext,
+  label: string,
+  plans: StepPlan[],
+  make: (dispatches: StepDispatch[], uniforms: UniformBlock[]) => L,
+): Promise<L> {
+  const cache = pipelineCache(ctx);
+  const pipelines = await Promise.all(plans.map((p) => cache.get(p.spec, p.defines ?? {}, p.constants ?? {})));
+  const build = (): L => {
+    const uniforms: UniformBlock[] = [];
+    const dispatches = plans.map((plan, i): StepDispatch => {
+      const layout = cache.bindGroupLayout(plan.spec);
+      const entries: GPUBindGroupEntry[] = [];
+      for (const b of plan.spec.bindings) {
+        if (b.kind === 'uniform') {
+          if (!plan.spec.uniform) throw new KernelError(`${label}: spec ${plan.spec.file} has a uniform binding but no uniform layout`);
+          const u = new UniformBlock(ctx, plan.spec.uniform, plan.uniform ?? {}, `${label}#${i}`);
+          uniforms.push(u);
+          entries.push({ binding: b.binding, resource: { buffer: u.buffer } });
+        } else {
+          const buf = plan.buffers[b.name];
+          if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name} of ${plan.spec.file}`);
+          entries.push({ binding: b.binding, resource: { buffer: buf } });
+        }
+      }
+      const bindGroup = ctx.device.createBindGroup({ label: `${label}#${i}`, layout, entries });
+      return { pipeline: pipelines[i]!, bindGroup, workgroups: plan.workgroups, indirect: plan.indirect };
+    });
+    return make(dispatches, uniforms);
+  };
+  return ctx.debug ? ctx.scoped(label, build) : build();
+}
+
+/** Splits a BufferRef into buffer and element offset. */
+export function unref(r: BufferRef): { buffer: GPUBuffer; offset: number } {
+  return 'buffer' in r ? { buffer: r.buffer, offset: r.offset ?? 0 } : { buffer: r, offset: 0 };
+}
+
+/** Checks that `elements` 4-byte elements (or `bytesPer`-byte ones) fit in a buffer after its offset. */
+export function need(label: string, r: { buffer: GPUBuffer; offset: number }, elements: number, bytesPer = 4): void {
+  if (!Number.isInteger(r.offset) || r.offset < 0) throw new RangeError(`${label}: offset ${r.offset} is not a non-negative integer`);
+  if (elements > 0 && (r.offset + elements) * bytesPer > r.buffer.size) {
+    throw new RangeError(`${label}: needs ${r.offset + elements} elements (offset ${r.offset} + ${elements}) but the buffer holds ${Math.floor(r.buffer.size / bytesPer)}`);
+  }
+}
+
+export function isPow2(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+/** A power-of-two workgroup size within the device limit. */
+export function checkWg(label: string, wg: number, ctx: GPUContext, min = 32): void {
+  const max = Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  if (!isPow2(wg) || wg < min || wg > max) throw new KernelError(`${label}: workgroup size ${wg} must be a power of two in ${min}..${max}`);
+}
+
+/** The weight's type has a kernel and its buffers still exist. */
+export function checkWeight(label: string, w: WeightTensor): void {
+  if (!KERNEL_TYPES.includes(w.type)) throw new UnsupportedQuantError(`${label}: no kernel for ${ggmlTypeName(w.type)} (${w.name})`, w.type);
+  if (w.parts.length === 0) throw new KernelError(`${label}: weight ${w.name} was freed`);
+}
+
+/** quant.wgsl's define for a weight type (F32, Q4_K …). */
+export function typeDefine(type: GGMLType): Record<string, boolean> {
+  return { [ggmlTypeName(type)]: true };
+}
