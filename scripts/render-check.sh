@@ -5,11 +5,11 @@
 #   scripts/render-check.sh [OUTDIR] [-- extra `moet routes` options, e.g. -m MODEL.gguf -f TEXT]
 #
 # Without -m it generates the demo model (`moet demo --keep`: tiny, random weights). Writes
-# OUTDIR/routes.svg, routes.html, routes-svg.png, routes-html.png (OUTDIR default: ./render-check).
+# OUTDIR/routes.svg, routes.html, routes-svg.png, routes-html.png (OUTDIR default: scratch/render-check, git-ignored).
 # Needs chromium (Debian: apt-get install chromium) or CHROMIUM=/path/to/chrome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-render-check}"
+out="${1:-scratch/render-check}"
 shift || true
 [ "${1:-}" = "--" ] && shift
 mkdir -p "$out"
