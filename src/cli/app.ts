@@ -1,11 +1,13 @@
 // The `moet` command: dispatches to inspect, tokenize, run, chat, serve, demo and routes; turns errors into one line on
 // stderr and exit code 1 (a stack trace only with --verbose).
+import { benchCommand } from './bench.js';
 import { chatCommand } from './chat.js';
 import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
 import { routesCommand } from './routes.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
+import { synthCommand } from '../synth/cli.js';
 import { tokenizeCommand } from './tokenize.js';
 import { errorLine, UsageError, type CliIO } from './util.js';
 
@@ -18,6 +20,8 @@ commands:
   chat -m FILE [--system TEXT] [--no-think]     interactive chat in the terminal
   serve -m FILE [--host H] [--port N]           OpenAI-compatible HTTP server (like llama-server)
   demo                                          run a tiny generated model (no download)
+  bench -m FILE [-p 512] [-n 128] [-o md|json]  speed like llama-bench (pp/tg t/s, bandwidth)
+  synth -o OUT.gguf [--layers N] [--experts N]  write a synthetic Qwen3-30B-A3B-shaped model
   routes -m FILE (-p TEXT | -f FILE) [--svg OUT]  MoE routing statistics and pictures of a text
 
 Run \`moet <command> --help\` for a command's options. --verbose prints stack traces on errors.
@@ -30,6 +34,8 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   chat: chatCommand,
   serve: serveCommand,
   demo: demoCommand,
+  bench: benchCommand,
+  synth: synthCommand,
   routes: routesCommand,
 };
 
