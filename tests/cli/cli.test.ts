@@ -78,11 +78,12 @@ describe('moet (child process)', () => {
   });
 
   it('run streams the greedy completion and prints llama.cpp-style timings', async () => {
-    const r = await spawnCli(['run', '-m', fixture, '-p', 'The quick brown', '-n', '8', '--temp', '0', '--backend', 'cpu', '--no-display-prompt']);
+    const r = await spawnCli(['run', '-m', fixture, '-p', 'The quick brown', '-n', '8', '--temp', '0', '--backend', 'cpu', '--no-display-prompt', '--ignore-eos']);
     expect(r.code).toBe(0);
     const model = await loadModel(fixture, { backend: 'cpu' });
+    const logitBias = Object.fromEntries([...model.tokenizer.eogIds].map((id) => [id, -Infinity]));
     let expected = '';
-    for await (const t of model.createSession().generate('The quick brown', { temperature: 0, maxTokens: 8 })) expected += t.text;
+    for await (const t of model.createSession().generate('The quick brown', { temperature: 0, maxTokens: 8, logitBias })) expected += t.text;
     await model.dispose();
     expect(r.stdout).toBe(expected + '\n');
     expect(r.stderr).toMatch(/prompt eval time = +[\d.]+ ms \/ +\d+ tokens \( +[\d.]+ ms per token, +[\d.]+ tokens per second\)/);
@@ -158,7 +159,7 @@ describe('moet (in process)', () => {
   });
 
   it('run accepts llama.cpp spellings such as -n -1 and stops at a full context', async () => {
-    const r = await cli('run', '-m', fixture, '-p', 'The quick brown', '-n', '-1', '-c', '16', '--temp', '0', '--top-k', '5', '--top-p', '0.9', '--min-p', '0.1', '--repeat-penalty', '1.1', '--seed', '7');
+    const r = await cli('run', '-m', fixture, '-p', 'The quick brown', '-n', '-1', '-c', '16', '--ignore-eos', '--temp', '0', '--top-k', '5', '--top-p', '0.9', '--min-p', '0.1', '--repeat-penalty', '1.1', '--seed', '7');
     expect(r.code).toBe(0);
     expect(r.stdout.startsWith('The quick brown')).toBe(true);
     expect(r.stderr).toContain('stop reason = context');
