@@ -1,0 +1,152 @@
+// moet vs llama.cpp on the same GGUF, the same tests, in the same run:
+//
+//   npx tsx bench/compare.ts -m FILE [-p 512] [-n 128] [-d 0] [-ub 512] [-r 5] [--backend webgpu]
+//                            [--llama-gpu false|auto|vulkan|cuda] [--threads 1,2] [-o md|json|jsonl]
+//
+// llama.cpp runs through node-llama-cpp (bench/llama.ts says exactly how: pp = one controlledEvaluate
+// of n_prompt ids in a context truncated to the depth, tg = one-token controlledEvaluate calls with
+// the next token picked greedily); thread counts 1..nproc are probed first and the best one per
+// test kind is kept and printed. moet runs the `moet bench` harness (src/bench/harness.ts). The
+// table shows both and moet / llama.cpp. llama.cpp runs first and is disposed before moet loads.
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { openGGUF } from '../gguf/reader.js';
+import { mdExtras, type OutputFormat } from '../src/bench/format.js';
+import { runBench, type BenchResult } from '../src/bench/harness.js';
+import { formatProfile, mdTable } from '../src/bench/profile.js';
+import { runLlamaBench, type LlamaBenchOptions } from './llama.js';
+
+const HELP = `usage: npx tsx bench/compare.ts -m FILE [options]
+
+  -m FILE            GGUF file (both engines load it)
+  -p N[,N]           prompt lengths (default 512)
+  -n N[,N]           generation lengths (default 128)
+  -d D[,D]           depths (default 0)
+  -ub N[,N]          ubatch (default 512)
+  -r N               repetitions (default 5)
+  -o md|json|jsonl   output (default md)
+  --backend B        moet backend: cpu | webgpu (default webgpu)
+  --llama-gpu G      node-llama-cpp gpu: false (CPU build) | auto | vulkan | cuda | metal (default false)
+  --threads T[,T]    llama.cpp thread counts to try (default 1..nproc); the best per pp/tg is used
+  --fa               llama.cpp flash attention on (default off)
+  --only moet|llama  run one side
+  --profile          moet: per-kernel GPU times (WebGPU)
+  --seed S           synthetic token ids (default 1234)
+`;
+
+function nums(v: string[] | undefined, dflt: number[]): number[] {
+  if (!v || v.length === 0) return dflt;
+  return v.flatMap((s) => s.split(',')).map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`not a non-negative integer: ${s}`);
+    return n;
+  });
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2).map((a) => (a === '-ub' ? '--ubatch-size' : a));
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string', short: 'm' },
+      'n-prompt': { type: 'string', short: 'p', multiple: true },
+      'n-gen': { type: 'string', short: 'n', multiple: true },
+      'n-depth': { type: 'string', short: 'd', multiple: true },
+      'ubatch-size': { type: 'string', multiple: true },
+      repetitions: { type: 'string', short: 'r' },
+      output: { type: 'string', short: 'o' },
+      backend: { type: 'string' },
+      'llama-gpu': { type: 'string' },
+      threads: { type: 'string', multiple: true },
+      fa: { type: 'boolean' },
+      only: { type: 'string' },
+      profile: { type: 'boolean' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || !values.model) {
+    process.stdout.write(HELP);
+    return values.help ? 0 : 1;
+  }
+  const path = values.model;
+  const output = (values.output ?? 'md') as OutputFormat;
+  const nPrompt = nums(values['n-prompt'], [512]);
+  const nGen = nums(values['n-gen'], [128]);
+  const nDepth = nums(values['n-depth'], [0]);
+  const nUbatch = nums(values['ubatch-size'], [512]);
+  const reps = Number(values.repetitions ?? 5);
+  const seed = Number(values.seed ?? 1234);
+  const backend = (values.backend ?? 'webgpu') as 'cpu' | 'webgpu';
+  const g = values['llama-gpu'] ?? 'false';
+  const gpu: LlamaBenchOptions['gpu'] = g === 'false' ? false : (g as LlamaBenchOptions['gpu']);
+  const nproc = cpus().length;
+  const threads = nums(values.threads, Array.from({ length: nproc }, (_, i) => i + 1));
+  const log = (m: string) => process.stderr.write(`compare: ${m}\n`);
+
+  const f = await openGGUF(path);
+  const nParams = f.tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  const tokens = f.getValue('tokenizer.ggml.tokens');
+  const embd = f.tensorByName.get('token_embd.weight');
+  const nVocab = Array.isArray(tokens) ? tokens.length : (embd?.shape[1] ?? 0);
+  await f.close();
+
+  log(`machine: ${nproc} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  let llamaOut: Awaited<ReturnType<typeof runLlamaBench>> | null = null;
+  if (values.only !== 'moet') {
+    llamaOut = await runLlamaBench(path, { gpu, threads, nPrompt, nGen, nDepth, nUbatch, reps, flashAttention: !!values.fa, seed, nVocab, onProgress: log });
+    for (const r of llamaOut.results) r.model_n_params = nParams;
+  }
+  let moet: BenchResult[] = [];
+  if (values.only !== 'llama') {
+    moet = await runBench({ models: [path], nPrompt, nGen, nDepth, nUbatch, reps, backend, seed, profile: !!values.profile, onProgress: log });
+  }
+  const llama = llamaOut?.results ?? [];
+
+  if (output === 'json' || output === 'jsonl') {
+    const all = [...llama, ...moet];
+    process.stdout.write(output === 'json' ? JSON.stringify(all, null, 2) + '\n' : all.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return 0;
+  }
+
+  const r0 = moet[0] ?? llama[0];
+  if (!r0) return 0;
+  const GiB = 1024 ** 3;
+  const llamaHead = llamaOut ? `llama.cpp ${llamaOut.gpuType} t/s` : 'llama.cpp t/s';
+  const moetHead = `moet ${backend === 'webgpu' ? 'WebGPU' : 'CPU'} t/s`;
+  const names = [...new Set([...llama, ...moet].map((r) => r.test))];
+  const rows = names.map((test) => {
+    const l = llama.find((r) => r.test === test);
+    const m = moet.find((r) => r.test === test);
+    const cell = (r: BenchResult | undefined) => (r ? `${r.avg_ts.toFixed(2)} ± ${r.stddev_ts.toFixed(2)}` : '-');
+    return [
+      r0.model_type,
+      `${(r0.model_size / GiB).toFixed(2)} GiB`,
+      `${(nParams / 1e9).toFixed(2)} B`,
+      test,
+      l ? String(l.n_threads) : '-',
+      cell(l),
+      cell(m),
+      l && m ? `${(m.avg_ts / l.avg_ts).toFixed(3)}` : '-',
+    ];
+  });
+  process.stdout.write(mdTable(['model', 'size', 'params', 'test', 'threads', llamaHead, moetHead, 'moet / llama.cpp'], rows, [false, true, true, true, true, true, true, true]));
+  if (llamaOut) {
+    const probes = llamaOut.probes.filter((p) => Number.isFinite(p.ppTs));
+    if (probes.length) {
+      process.stdout.write(`\nllama.cpp thread probe (short pp/tg8 runs): ${probes.map((p) => `t=${p.threads}: pp ${p.ppTs.toFixed(1)}, tg ${p.tgTs.toFixed(1)}`).join('; ')} → pp t=${llamaOut.threads.pp}, tg t=${llamaOut.threads.tg}\n`);
+    }
+    process.stdout.write(
+      `llama.cpp: node-llama-cpp (llama.cpp ${llamaOut.release}, ${llamaOut.gpuType} build), pp = one controlledEvaluate of n_prompt ids (logits of the last), ` +
+        `tg = one-token controlledEvaluate calls (logits + greedy pick), batchSize = ubatch, flash attention ${values.fa ? 'on' : 'off'}, F16 KV\n`,
+    );
+  }
+  if (moet.length) {
+    process.stdout.write(mdExtras(moet));
+    for (const r of moet) if (r.profile) process.stdout.write(formatProfile(r.profile, `moet GPU time per kernel, ${r.test}`, r.n_gen || r.n_prompt));
+  }
+  process.stdout.write(`\nmoet build ${r0.build_commit} (${r0.build_number}); load average now ${loadavg().map((x) => x.toFixed(2)).join(' ')} on ${nproc} cores\n`);
+  return 0;
+}
+
+process.exitCode = await main();

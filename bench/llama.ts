@@ -1,0 +1,213 @@
+// llama.cpp's half of bench/compare.ts: llama-bench's pp/tg tests run through node-llama-cpp on the
+// same GGUF, producing BenchResult rows (engine 'llama.cpp') with llama-bench's field names.
+//
+// Method (node-llama-cpp has no llama-bench; this follows tools/llama-bench closely):
+//   - one context per test instance: contextSize = depth + n_prompt + n_gen, batchSize = n_ubatch
+//     (node-llama-cpp sets n_batch = n_ubatch = batchSize), flash attention off unless asked, F16
+//     KV cache, explicit threads;
+//   - pp: `controlledEvaluate` of n_prompt synthetic ids with the next-token output requested only for
+//     the last one (what llama_batch_get_one does: logits of the last token), in a sequence truncated
+//     back to `depth` before each repetition;
+//   - tg: n_gen calls of `controlledEvaluate([[id, { generateNext: { token: true } }]])`, one token
+//     each: llama_decode with logits plus a greedy pick over the vocabulary (the pick costs well under
+//     1% of a decode here); the ids fed are synthetic, not the picked ones, as llama-bench feeds rand();
+//   - one warm-up run per test, `reps` timed repetitions, t/s per sample, mean ± sample std.
+import { cpus, loadavg } from 'node:os';
+import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaGpuType, type LlamaModel, type Token } from 'node-llama-cpp';
+import { mean, stdev, syntheticTokens, testName, type BenchResult } from '../src/bench/harness.js';
+import { SynthRng } from '../src/synth/rng.js';
+
+export interface LlamaBenchOptions {
+  /** node-llama-cpp's gpu choice: false (CPU build), 'auto', 'vulkan', 'cuda', 'metal' */
+  gpu: false | 'auto' | LlamaGpuType;
+  /** thread counts to try (the best per test kind is kept) */
+  threads: number[];
+  nPrompt: number[];
+  nGen: number[];
+  nDepth: number[];
+  nUbatch: number[];
+  reps: number;
+  flashAttention: boolean;
+  seed: number;
+  /** rows of the logits (the file's vocabulary): synthetic ids are drawn from [0, nVocab) */
+  nVocab: number;
+  onProgress?: (msg: string) => void;
+}
+
+export interface ThreadProbe {
+  threads: number;
+  ppTs: number;
+  tgTs: number;
+}
+
+let llamaPromise: Promise<Llama> | undefined;
+function llamaFor(gpu: LlamaBenchOptions['gpu']): Promise<Llama> {
+  llamaPromise ??= getLlama({ gpu, build: 'never', logLevel: LlamaLogLevel.error });
+  return llamaPromise;
+}
+
+interface Run {
+  ctx: LlamaContext;
+  pp(tokens: number[]): Promise<void>;
+  tg(tokens: number[]): Promise<void>;
+  truncate(n: number): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+async function openRun(model: LlamaModel, contextSize: number, batchSize: number, threads: number, flashAttention: boolean): Promise<Run> {
+  const ctx = await model.createContext({ contextSize, batchSize, threads, flashAttention, sequences: 1 });
+  const seq = ctx.getSequence();
+  return {
+    ctx,
+    async pp(tokens) {
+      const items = tokens.map((t, i) => (i === tokens.length - 1 ? ([t as Token, { generateNext: { token: true } }] as const) : (t as Token)));
+      await seq.controlledEvaluate(items as never);
+    },
+    async tg(tokens) {
+      for (const t of tokens) await seq.controlledEvaluate([[t as Token, { generateNext: { token: true } }]]);
+    },
+    async truncate(n) {
+      if (seq.nextTokenIndex > n) await seq.eraseContextTokenRanges([{ start: n, end: seq.nextTokenIndex }]);
+    },
+    async dispose() {
+      await ctx.dispose();
+    },
+  };
+}
+
+async function timeNs(fn: () => Promise<void>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0);
+}
+
+/** Quick pp/tg probes at each thread count (small sizes); returns the measurements. */
+export async function probeThreads(model: LlamaModel, o: LlamaBenchOptions, rng: SynthRng): Promise<ThreadProbe[]> {
+  const V = o.nVocab;
+  const ppN = Math.min(128, Math.max(...o.nPrompt, 1));
+  const ub = o.nUbatch[0] ?? 512;
+  const out: ThreadProbe[] = [];
+  for (const threads of o.threads) {
+    const run = await openRun(model, ppN + 16, Math.min(ub, ppN), threads, o.flashAttention);
+    try {
+      await run.pp(syntheticTokens(ppN, V, rng)); // warm-up
+      await run.truncate(0);
+      const ppNs = await timeNs(() => run.pp(syntheticTokens(ppN, V, rng)));
+      await run.tg(syntheticTokens(1, V, rng));
+      const tgNs = await timeNs(() => run.tg(syntheticTokens(8, V, rng)));
+      out.push({ threads, ppTs: (1e9 * ppN) / ppNs, tgTs: (1e9 * 8) / tgNs });
+      o.onProgress?.(`llama.cpp threads ${threads}: pp${ppN} ${out.at(-1)!.ppTs.toFixed(1)} t/s, tg8 ${out.at(-1)!.tgTs.toFixed(1)} t/s`);
+    } finally {
+      await run.dispose();
+    }
+  }
+  return out;
+}
+
+export interface LlamaBenchOutput {
+  results: BenchResult[];
+  probes: ThreadProbe[];
+  threads: { pp: number; tg: number };
+  gpuType: string;
+  release: string;
+}
+
+/** Runs every test of `o` on `path` with llama.cpp. */
+export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise<LlamaBenchOutput> {
+  const llama = await llamaFor(o.gpu);
+  const tLoad = performance.now();
+  const model = await llama.loadModel({ modelPath: path, gpuLayers: o.gpu === false ? 0 : 'max' });
+  const loadMs = performance.now() - tLoad;
+  const rssPeak = process.resourceUsage().maxRSS * 1024;
+  const rng = new SynthRng(o.seed);
+  const V = o.nVocab;
+  try {
+    const probes = o.threads.length > 1 ? await probeThreads(model, o, rng) : o.threads.map((t) => ({ threads: t, ppTs: NaN, tgTs: NaN }));
+    const best = (k: 'ppTs' | 'tgTs') => (probes.length === 1 ? probes[0]!.threads : probes.reduce((a, b) => (b[k] > a[k] ? b : a)).threads);
+    const threads = { pp: best('ppTs'), tg: best('tgTs') };
+    o.onProgress?.(`llama.cpp threads: pp ${threads.pp}, tg ${threads.tg}`);
+    const gpuType = llama.gpu === false ? 'CPU' : String(llama.gpu).replace(/^./, (c) => c.toUpperCase());
+    const release = llama.llamaCppRelease.release;
+    const gpuNames = llama.gpu === false ? [] : await llama.getGpuDeviceNames();
+    const results: BenchResult[] = [];
+    for (const ub of o.nUbatch) {
+      for (const depth of o.nDepth) {
+        const tests: [number, number][] = [...o.nPrompt.filter((n) => n > 0).map((n): [number, number] => [n, 0]), ...o.nGen.filter((n) => n > 0).map((n): [number, number] => [0, n])];
+        for (const [nPrompt, nGen] of tests) {
+          const name = testName(nPrompt, nGen, depth);
+          const nThreads = nPrompt > 0 ? threads.pp : threads.tg;
+          o.onProgress?.(`llama.cpp: ${name} (threads ${nThreads}, ubatch ${ub}, ${o.reps} reps)`);
+          const loadBefore = loadavg()[0]!;
+          const run = await openRun(model, depth + nPrompt + nGen + 1, ub, nThreads, o.flashAttention);
+          const samplesNs: number[] = [];
+          const testTime = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+          try {
+            // warm-up as llama-bench: a prompt of n_prompt, or one generated token, at position 0
+            if (nPrompt > 0) await run.pp(syntheticTokens(nPrompt, V, rng));
+            if (nGen > 0) await run.tg(syntheticTokens(1, V, rng));
+            await run.truncate(0);
+            if (depth > 0) {
+              const d = syntheticTokens(depth, V, rng);
+              for (let i = 0; i < d.length; i += ub) await run.pp(d.slice(i, i + ub));
+            }
+            for (let r = 0; r < o.reps; r++) {
+              await run.truncate(depth);
+              const tokens = syntheticTokens(nPrompt + nGen, V, rng);
+              samplesNs.push(await timeNs(async () => {
+                if (nPrompt > 0) await run.pp(tokens);
+                if (nGen > 0) await run.tg(tokens);
+              }));
+            }
+          } finally {
+            await run.dispose();
+          }
+          const ts = samplesNs.map((ns) => (1e9 * (nPrompt + nGen)) / ns);
+          results.push({
+            build_commit: release,
+            build_number: 0,
+            cpu_info: cpus()[0]?.model.trim() ?? 'unknown',
+            gpu_info: gpuNames.join(', '),
+            backends: gpuType,
+            model_filename: path,
+            model_type: model.typeDescription,
+            model_size: model.size,
+            model_n_params: 0, // filled in by the caller from the GGUF header
+            n_batch: ub,
+            n_ubatch: ub,
+            n_threads: nThreads,
+            type_k: 'f16',
+            type_v: 'f16',
+            n_gpu_layers: o.gpu === false ? 0 : 99,
+            flash_attn: o.flashAttention,
+            use_mmap: true,
+            embeddings: false,
+            n_prompt: nPrompt,
+            n_gen: nGen,
+            n_depth: depth,
+            test_time: testTime,
+            avg_ns: Math.round(mean(samplesNs)),
+            stddev_ns: Math.round(stdev(samplesNs)),
+            avg_ts: mean(ts),
+            stddev_ts: stdev(ts),
+            samples_ns: samplesNs,
+            samples_ts: ts,
+            engine: 'llama.cpp',
+            test: name,
+            dispatches_per_token: null,
+            dispatches_per_layer: null,
+            weight_bytes_per_token: null,
+            bandwidth_gbs: null,
+            load_ms: loadMs,
+            load_gbs: model.size / loadMs / 1e6,
+            load_rss_peak_bytes: rssPeak,
+            device_weight_bytes: null,
+            load_avg: [loadBefore, loadavg()[0]!],
+          });
+        }
+      }
+    }
+    return { results, probes, threads, gpuType, release };
+  } finally {
+    await model.dispose();
+  }
+}
