@@ -5,7 +5,7 @@
 // llama.cpp-ordered chain of sampler.ts and decodes with the tokenizer's streaming decoder.
 import { openGGUF, type GGUFFile } from '../gguf/reader.js';
 import { ggmlTypeName, type GGUFTensorInfo } from '../gguf/types.js';
-import type { Backend, BackendSequence } from './backend.js';
+import type { Backend, BackendSequence, SequenceStats, TopKResult } from './backend.js';
 import { applyChatTemplate, chatTurn, promptOpensThinking, tokenizeChatPrompt, type ChatChunk, type ChatMessage, type ChatOptions, type ChatResult, type ChatTemplateOptions } from './chat.js';
 import { configFromGGUF, type ModelConfig } from './config.js';
 import { AbortError, ContextOverflowError, DisposedError, MoetError } from './errors.js';
@@ -26,18 +26,14 @@ interface BackendLoadOptions {
 type BackendFactory = (file: GGUFFile, config: ModelConfig, opts: BackendLoadOptions) => Promise<Backend>;
 
 // One entry per backend, imported lazily so that choosing one never loads the other (the CPU
-// backend never touches Dawn). Adding the WebGPU backend: replace its entry with
-//   webgpu: async (f, c, o) => (await import('./gpu/backend.js')).GpuBackend.load(f, c, o),
-// and set DEFAULT_BACKEND to 'webgpu'.
+// backend never touches Dawn).
 const BACKENDS: Record<BackendName, BackendFactory> = {
   cpu: async (file, config, opts) => (await import('./cpu/backend.js')).loadCpuBackend(file, config, opts),
-  webgpu: async () => {
-    throw new MoetError('the WebGPU backend is not available in this build yet; use { backend: "cpu" } (CLI: --backend cpu)');
-  },
+  webgpu: async (file, config, opts) => (await import('./gpu/backend.js')).WebGPUBackend.load(file, config, opts),
 };
 
 /** The backend loadModel uses when none is given. */
-export const DEFAULT_BACKEND: BackendName = 'cpu';
+export const DEFAULT_BACKEND: BackendName = 'webgpu';
 
 /** Context length of a session when loadModel is given none (capped at the trained context). */
 export const DEFAULT_CONTEXT_LENGTH = 2048;
@@ -417,6 +413,11 @@ export class Session {
     return this.tokenList.length;
   }
 
+  /** the backend's work counters for this session (WebGPU: dispatches, submits, bytes read back), if it keeps any */
+  get backendStats(): SequenceStats | undefined {
+    return this.seq.stats;
+  }
+
   private assertUsable(): void {
     checkAlive(this.disposed, 'the session');
     checkAlive(this.model.isDisposed, 'the model');
@@ -458,7 +459,11 @@ export class Session {
     const toEval = this.pending === null ? [...ids] : [this.pending, ...ids];
     if (toEval.length === 0) {
       if (this.lastLogits) return this.lastLogits;
-      throw new RangeError('nothing to evaluate: the session is empty and no tokens were given');
+      const n = this.seq.nPast;
+      if (n === 0 || n !== this.tokenList.length) throw new RangeError('nothing to evaluate: the session is empty and no tokens were given');
+      // the last step read back only candidates (evalTopK): evaluate the last token again
+      this.seq.truncate(n - 1);
+      toEval.push(this.tokenList[n - 1]!);
     }
     if (this.seq.nPast + toEval.length > this.contextLength) {
       throw new ContextOverflowError(this.contextLength, this.seq.nPast + toEval.length);
@@ -475,6 +480,26 @@ export class Session {
     this.tokenList.push(...ids);
     this.lastLogits = logits;
     return logits;
+  }
+
+  /**
+   * Evaluates the pending token and reads back only the k best candidates (backends with
+   * evalTopK: the selection runs on the device). Leaves no full logits behind.
+   */
+  private async evalCandidates(k: number): Promise<TopKResult> {
+    if (this.pending === null || !this.seq.evalTopK) throw new MoetError('internal: no pending token or no evalTopK');
+    if (this.seq.nPast + 1 > this.contextLength) throw new ContextOverflowError(this.contextLength, this.seq.nPast + 1);
+    this.busy = true;
+    let r: TopKResult;
+    try {
+      r = await this.seq.evalTopK([this.pending], k);
+    } finally {
+      this.busy = false;
+    }
+    this.version++;
+    this.pending = null;
+    this.lastLogits = null;
+    return r;
   }
 
   /**
@@ -538,7 +563,8 @@ export class Session {
         throw abortError(signal, 'generation');
       }
       const t0 = performance.now();
-      let logits = await this.evalInternal(ids, recorder);
+      let logits: Float32Array | null = await this.evalInternal(ids, recorder);
+      let candidates: TopKResult | null = null;
       timings.promptMs = performance.now() - t0;
       let version = this.version;
       for (const t of this.tokenList) sampler.accept(t);
@@ -555,7 +581,7 @@ export class Session {
           throw abortError(signal, 'generation');
         }
         const ts = performance.now();
-        const id = sampler.sample(logits);
+        const id = candidates ? sampler.sampleCandidates(candidates.ids, candidates.logits) : sampler.sample(logits!);
         sampler.accept(id);
         timings.sampleMs += performance.now() - ts;
         timings.generatedTokens++;
@@ -597,7 +623,16 @@ export class Session {
           throw abortError(signal, 'generation');
         }
         const te = performance.now();
-        logits = await this.evalInternal([], recorder);
+        // with a device-side top-k (WebGPU) and a sampler that needs only the best k logits, a
+        // step reads back k candidates instead of the whole vocabulary
+        const need = sampler.candidatesNeeded();
+        if (need !== 'all' && !recorder && this.seq.evalTopK && need <= (this.seq.maxTopK ?? 0)) {
+          candidates = await this.evalCandidates(need);
+          logits = null;
+        } else {
+          logits = await this.evalInternal([], recorder);
+          candidates = null;
+        }
         version = this.version;
         timings.evalMs += performance.now() - te;
         timings.evalRuns++;
