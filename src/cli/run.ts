@@ -1,5 +1,6 @@
 // moet run -m FILE -p PROMPT [...]: streams a completion to stdout and llama.cpp-style timings to stderr.
 import { readFile } from 'node:fs/promises';
+import type { SequenceStats } from '../backend.js';
 import { loadModel, type BackendName, type GenerateOptions, type GenerationTimings } from '../model.js';
 import { AbortError } from '../errors.js';
 import { progressBar, tick } from './progress.js';
@@ -19,10 +20,10 @@ options:
   -c, --ctx-size N          context length (default min(2048, the trained context))
 ${SAMPLING_HELP}
   --stop TEXT               stop when the text contains TEXT (repeatable)
-  --backend cpu|webgpu      compute backend (default: the library's default)
+  --backend cpu|webgpu      compute backend (default: webgpu)
   --no-display-prompt       do not echo the prompt
   -h, --help                this help
-  --verbose                 print stack traces on errors
+  --verbose                 print stack traces on errors, and the GPU work per decoded token
 `;
 
 /** What `moet run` needs, already parsed (also used by `moet demo`). */
@@ -35,6 +36,17 @@ export interface RunParams {
   generate: GenerateOptions & { seed: number };
   /** ban end-of-generation tokens (--ignore-eos) */
   ignoreEos?: boolean;
+  /** print the backend's work per decoded token (--verbose) */
+  verbose?: boolean;
+}
+
+/** One line on the last decode step's GPU work (dispatches, submits, bytes read back), if the backend counts it. */
+export function formatStepStats(s: SequenceStats | undefined, nLayer: number): string {
+  if (!s || s.last.tokens !== 1) return '';
+  const { dispatches, perLayer, submits, bytesRead } = s.last;
+  const layers = perLayer.slice(0, nLayer);
+  const per = layers.length && layers.every((d) => d === layers[0]) ? `${layers[0]}` : layers.join('/');
+  return `${'decode step'.padStart(16)} = ${dispatches} dispatches (${per} per layer × ${nLayer} + ${perLayer[nLayer] ?? 0} outside), ${submits} submit(s), ${bytesRead} bytes read back\n`;
 }
 
 function fmtTiming(label: string, ms: number, n: number, unit: 'tokens' | 'runs'): string {
@@ -99,6 +111,7 @@ export async function runGeneration(p: RunParams, io: CliIO): Promise<number> {
     }
     io.stdout.write('\n');
     if (session.lastTimings) io.stderr.write('\n' + formatTimings(session.lastTimings, loadMs));
+    if (p.verbose) io.stderr.write(formatStepStats(session.backendStats, model.config.nLayer));
     return aborted ? 130 : 0;
   } finally {
     process.removeListener('SIGINT', onSigint);
@@ -144,6 +157,7 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
       displayPrompt: !values['no-display-prompt'],
       generate: { ...samplingFrom('run', values), stop: values.stop },
       ignoreEos: values['ignore-eos'],
+      verbose: values.verbose,
     },
     io,
   );
