@@ -82,7 +82,7 @@ fn scan(merge: bool, tid: u32, start: u32, end: u32, has_last: bool, last: Cand)
 }
 
 // k rounds of selection over [start, end); round r's winner goes to emit(r).
-fn select_k(merge: bool, tid: u32, start: u32, end: u32, block: u32) {
+fn select_k(merge: bool, tid: u32, start: u32, end: u32, blk: u32) {
   var mine = scan(merge, tid, start, end, false, Cand(0.0, 0u));
   for (var r = 0u; r < P.k; r++) {
     red_v[tid] = mine.v;
@@ -101,7 +101,7 @@ fn select_k(merge: bool, tid: u32, start: u32, end: u32, block: u32) {
         out[r] = win.i;
         out[P.k + r] = bitcast<u32>(win.v);
       } else {
-        let o = 2u * (block * P.k + r);
+        let o = 2u * (blk * P.k + r);
         part[o] = bitcast<u32>(win.v);
         part[o + 1u] = win.i;
       }

@@ -141,7 +141,7 @@ export class Graph {
 
   /** y = W·x (decode: matvec) or Y = W·X (prefill: tiled matmul); accumulate: y += … */
   linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false): Promise<Launch> {
-    if (mode === 'decode') return createMatVec(this.ctx, { w, x, y, accumulate });
+    if (mode === 'decode') return createMatVec(this.ctx, { w, x, y, accumulate, ...matVecShape(w) });
     return this.sized(mode, createMatMul(this.ctx, { w, x, y, nTokens: this.ubatch, accumulate }));
   }
 
@@ -159,6 +159,15 @@ export class Graph {
     }
     this.kv.length = 0;
   }
+}
+
+/**
+ * Matvec geometry for a weight: short rows (≤ 1024 values, ≤ 32 blocks) need no more than 32
+ * threads; very tall matrices (the LM head) take 8 rows per workgroup, so the grid stays near 20k
+ * workgroups (per-workgroup overhead dominates on software rasterizers).
+ */
+export function matVecShape(w: WeightTensor): { workgroupSize: number; rowsPerWorkgroup: number } {
+  return { workgroupSize: w.cols <= 1024 ? 32 : 64, rowsPerWorkgroup: w.rows >= 32768 ? 8 : 2 };
 }
 
 /** rows·width elements: a tap of n rows of `width` */
@@ -268,7 +277,7 @@ export async function recordHead(g: Graph, mode: Mode, lmHead: Launch): Promise<
 
 /** The LM head matvec hLast → logits (shared by both heads). */
 export function createLmHead(g: Graph): Promise<Launch> {
-  return createMatVec(g.ctx, { w: g.w.output, x: g.act.hLast, y: g.act.logits });
+  return createMatVec(g.ctx, { w: g.w.output, x: g.act.hLast, y: g.act.logits, ...matVecShape(g.w.output) });
 }
 
 /** Top-k selection over the logits (sample.wgsl). */
