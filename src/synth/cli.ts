@@ -168,9 +168,11 @@ export async function synthCommand(argv: string[], io: CliIO): Promise<number> {
   const plan = await writeSynthModel(values.output, opts, {
     onProgress: (done, total) => {
       const pct = Math.floor((100 * done) / total);
-      if (pct === lastPct || (!isTTY && pct % 10 !== 0)) return;
-      lastPct = pct;
-      io.stderr.write(isTTY ? `\rgenerating ${pct}%` : `generating ${pct}%\n`);
+      // a TTY gets every percent on one line, a log every tenth
+      const step = isTTY ? pct : Math.floor(pct / 10) * 10;
+      if (step === lastPct) return;
+      lastPct = step;
+      io.stderr.write(isTTY ? `\rgenerating ${pct}%` : `generating ${step}%\n`);
     },
   });
   if (isTTY) io.stderr.write('\n');
