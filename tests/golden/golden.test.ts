@@ -1,5 +1,5 @@
 // Golden tests: moet against llama.cpp (node-llama-cpp 3.22.1, CPU) on every fixture, for every
-// backend in MOET_GOLDEN_BACKENDS (default: cpu). See shared/docs/matching-llamacpp.md.
+// backend in MOET_GOLDEN_BACKENDS (default: cpu,webgpu; webgpu runs the qwen3moe / qwen3 fixtures). See shared/docs/matching-llamacpp.md.
 //
 // Two references per fixture:
 //   - llama.cpp on the F32 twin (tests/fixtures/make.ts): the same weights (each quantized tensor
@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, fixturePath, fixtureSpec, type FixtureName } from '../fixtures/make.js';
 import { argmax, compareLogits, type DistributionStats } from './compare.js';
 import { DEFAULT_TEXT, llamaReference, type LlamaReference } from './llama.js';
-import { GOLDEN_BACKENDS, openMoet, type GoldenBackend } from './moet.js';
+import { backendRuns, GOLDEN_BACKENDS, openMoet, type GoldenBackend } from './moet.js';
 
 /** shared/docs/matching-llamacpp.md */
 const TARGET = { meanKL: 1e-3, top1: 0.99 };
@@ -95,7 +95,7 @@ function generateAgreement(ids: number[], stopReason: string | undefined, ref: n
 }
 
 describe.each(GOLDEN_BACKENDS)('golden vs llama.cpp [%s]', (backend) => {
-  describe.each(FIXTURES)('%s', (name) => {
+  describe.each(FIXTURES.filter((f) => backendRuns(backend, fixtureSpec(f).arch)))('%s', (name) => {
     let r: FixtureResult;
     let refQ: LlamaReference;
     let moetTokens: number[];

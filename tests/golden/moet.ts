@@ -1,5 +1,5 @@
 // moet under test, behind the one interface the golden tests use, so that the same test body runs
-// for every backend. Which backends run: MOET_GOLDEN_BACKENDS (comma-separated), default "cpu".
+// for every backend. Which backends run: MOET_GOLDEN_BACKENDS (comma-separated), default "cpu,webgpu".
 // Everything goes through the public API (loadModel, Model, Session) except the batched
 // teacher-forced evaluation, which needs the logits of every position: Session.eval returns only the
 // last one, so that one call goes to the model's backend sequence (the prefill path).
@@ -7,8 +7,8 @@ import { loadModel, type BackendName, type Model, type StopReason } from '../../
 
 export type GoldenBackend = BackendName;
 
-/** The backends the golden tests run, from MOET_GOLDEN_BACKENDS (default: cpu). */
-export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKENDS ?? 'cpu')
+/** The backends the golden tests run, from MOET_GOLDEN_BACKENDS (default: cpu,webgpu). */
+export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKENDS ?? 'cpu,webgpu')
   .split(',')
   .map((s) => s.trim())
   .filter((s): s is GoldenBackend => {
@@ -16,6 +16,11 @@ export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKEND
     if (s) throw new Error(`MOET_GOLDEN_BACKENDS: unknown backend "${s}" (use cpu, webgpu)`);
     return false;
   });
+
+/** Whether a backend runs an architecture (the WebGPU forward pass runs qwen3moe and qwen3). */
+export function backendRuns(backend: GoldenBackend, arch: string): boolean {
+  return backend === 'cpu' || arch === 'qwen3moe' || arch === 'qwen3';
+}
 
 export interface MoetUnderTest {
   readonly model: Model;
