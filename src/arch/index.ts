@@ -233,7 +233,7 @@ export class GpuForward {
     } else if (want.kind !== 'none') {
       this.head[mode].encode(ctx.device, enc, n, this.counts, taps);
       if (want.kind === 'topk') {
-        this.select.setK(want.k);
+        if (this.select.k !== want.k) this.select.setK(want.k);
         this.selectProgram.encode(ctx.device, enc, n, this.counts, null);
         readBytes = this.select.resultBytes;
         enc.copyBufferToBuffer(this.select.out, 0, this.readback, 0, readBytes);

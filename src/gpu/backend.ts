@@ -195,6 +195,7 @@ export class WebGPUSequence implements BackendSequence {
     const p = this.queue.then(job, job);
     this.queue = p.catch(() => undefined);
     return p.catch((e) => {
+      if (this.disposed) throw new DisposedError('the sequence was disposed during eval', { cause: e });
       // the positions were not filled: give them back (only if nothing was queued after)
       if (this.past === pos0 + n) this.past = pos0;
       throw e;

@@ -138,6 +138,11 @@ describe.skipIf(!ctx)('WebGPUBackend', () => {
     expect(last.bytesRead).toBe(8);
     expect(total.evals).toBe(2);
     expect(total.tokens).toBe(5);
+    // a decode step allocates no GPU memory
+    const bytes = ctx!.allocatedBytes;
+    for (let i = 0; i < 3; i++) await s.evalTopK([i + 2], 1);
+    await s.eval([9]);
+    expect(ctx!.allocatedBytes).toBe(bytes);
   });
 
   it('weights split into several buffers and streamed in small chunks give the same logits', async () => {
