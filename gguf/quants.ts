@@ -945,3 +945,175 @@ function quantQ6K(x: Float32Array, nb: number, out: Uint8Array): void {
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Activation round trips: what llama.cpp's CPU backend does to the activation vector before a
+// dot product with a quantized (or F16/BF16) weight row
+// ---------------------------------------------------------------------------------------------
+//
+// ggml-cpu converts src1 of a matrix product to the weight type's `vec_dot_type`
+// (type_traits_cpu in ggml-cpu.c) and multiplies integer blocks. The functions below give, per
+// element, the value llama.cpp's dot product then effectively uses: the decoded value of the
+// quantized activation (d·q). Multiplying dequantized weights by these in f32/f64 reproduces
+// llama.cpp's result up to the order of the final additions.
+//
+// Which quantizer runs is what the x86-64 build (node-llama-cpp's prebuilt AVX2/AVX-512 variants)
+// runs:
+//   Q8_K (K-quant weights): quantize_row_q8_K = quantize_row_q8_K_ref on x86, and the repacked
+//     Q4_K path (ggml_quantize_mat_q8_K_4x8) computes the same values: per 256 values, max = the
+//     element of largest magnitude (the first one), iscale = -127/max in f32, q = min(127,
+//     nearest_int(iscale·x)) (ties to even), d = 1/iscale kept as an f32.
+//   Q8_0 (Q8_0/Q4_0/Q5_0 weights) and Q8_1 (Q4_1/Q5_1): the AVX quantize_row_q8_0 / _q8_1, which
+//     differ from the _ref functions: per 32 values, d = amax/127 stored as f16, id = 127/amax in
+//     f32, q = round-half-even(x·id). (The _ref versions use id = 1/d and round half away from
+//     zero: they differ only on ties and one-ulp differences of id.)
+//   F16 / BF16 weights: the activation rounded to f16 / bf16 (nearest even).
+//   F32 weights: unchanged.
+
+/**
+ * ggml-cpu's vec_dot_type of a weight type: the type the activation vector is converted to before
+ * the dot product (F32 for F32 weights, F16 for F16, BF16 for BF16, Q8_0 for Q8_0/Q4_0/Q5_0, Q8_1
+ * for Q4_1/Q5_1, Q8_K for the K-quants).
+ * @throws UnsupportedQuantError for a weight type moet cannot multiply
+ */
+export function vecDotType(weightType: GGMLType): GGMLType {
+  switch (weightType) {
+    case GGMLType.F32: return GGMLType.F32;
+    case GGMLType.F16: return GGMLType.F16;
+    case GGMLType.BF16: return GGMLType.BF16;
+    case GGMLType.Q4_0: case GGMLType.Q5_0: case GGMLType.Q8_0: return GGMLType.Q8_0;
+    case GGMLType.Q4_1: case GGMLType.Q5_1: return GGMLType.Q8_1;
+    case GGMLType.Q2_K: case GGMLType.Q3_K: case GGMLType.Q4_K: case GGMLType.Q5_K: case GGMLType.Q6_K: return GGMLType.Q8_K;
+    default:
+      throw new UnsupportedQuantError(`no activation round trip for weights of type ${ggmlTypeName(weightType)} (ggml type ${weightType})`, weightType);
+  }
+}
+
+/**
+ * Rounds an activation vector the way llama.cpp's CPU backend does before multiplying it with a
+ * weight of type `weightType` (through vecDotType(weightType): see roundTripQ8_K, roundTripQ8_0,
+ * roundTripQ8_1, roundTripF16, roundTripBF16; F32 copies). out may be x.
+ * @param x length a multiple of the vec_dot_type's block (256 for Q8_K, 32 for Q8_0/Q8_1)
+ * @returns out (allocated when omitted)
+ * @throws RangeError for a length that is not a multiple of the block, or a short out
+ * @throws UnsupportedQuantError for a weight type without a vec_dot_type here
+ */
+export function activationRoundTrip(weightType: GGMLType, x: Float32Array, out?: Float32Array): Float32Array {
+  switch (vecDotType(weightType)) {
+    case GGMLType.Q8_K: return roundTripQ8_K(x, out);
+    case GGMLType.Q8_0: return roundTripQ8_0(x, out);
+    case GGMLType.Q8_1: return roundTripQ8_1(x, out);
+    case GGMLType.F16: return roundTripF16(x, out);
+    case GGMLType.BF16: return roundTripBF16(x, out);
+    default: {
+      const o = activationOut(x, out, 1, 'F32');
+      if (o !== x) o.set(x);
+      return o;
+    }
+  }
+}
+
+function activationOut(x: Float32Array, out: Float32Array | undefined, block: number, what: string): Float32Array {
+  if (x.length % block !== 0) throw new RangeError(`${what} round trip: ${x.length} values is not a multiple of the block size ${block}`);
+  if (!out) return new Float32Array(x.length);
+  if (out.length < x.length) throw new RangeError(`${what} round trip: out holds ${out.length} values, needs ${x.length}`);
+  return out;
+}
+
+/**
+ * x through ggml's Q8_K (quantize_row_q8_K_ref) and back: per block of 256, the element of largest
+ * magnitude `max` (the first on ties), iscale = -127/max (f32), q = min(127, nearest_int(iscale·x))
+ * (ties to even), d = 1/iscale (an f32, not rounded to f16); returns d·q rounded to f32. An all-zero
+ * block gives zeros. out may be x.
+ */
+export function roundTripQ8_K(x: Float32Array, out?: Float32Array): Float32Array {
+  const y = activationOut(x, out, 256, 'Q8_K');
+  for (let o = 0; o < x.length; o += 256) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 256; j++) {
+      const ax = Math.abs(x[o + j]!);
+      if (ax > amax) {
+        amax = ax;
+        max = x[o + j]!;
+      }
+    }
+    if (amax === 0) {
+      y.fill(0, o, o + 256);
+      continue;
+    }
+    const iscale = fr(-127 / max);
+    const d = fr(1 / iscale);
+    for (let j = 0; j < 256; j++) {
+      const q = nearestInt(fr(iscale * x[o + j]!));
+      y[o + j] = d * (q < 127 ? q : 127);
+    }
+  }
+  return y;
+}
+
+/** _mm256_round_ps(v, _MM_ROUND_NEAREST) then _mm256_cvtps_epi32 and the saturating packs to
+ * int8: ties to even, NaN → INT_MIN → -128, clamped to [-128, 127]. */
+function rneToI8(v: number): number {
+  if (!(v > -128.5)) return -128; // also NaN
+  if (v >= 127.5) return 127;
+  return fr(v + 12582912) - 12582912;
+}
+
+/** amax, d (the f16 value) and id of an AVX quantize_row_q8_0 / q8_1 block. */
+function q8_0Scales(x: Float32Array, o: number): { amax: number; d: number; id: number } {
+  let amax = 0;
+  for (let j = 0; j < 32; j++) {
+    const a = Math.abs(x[o + j]!);
+    if (a > amax) amax = a;
+  }
+  return { amax, d: f16ToF32(f32ToF16(fr(amax / 127))), id: amax !== 0 ? fr(127 / amax) : 0 };
+}
+
+/**
+ * x through ggml-cpu's Q8_0 (the AVX quantize_row_q8_0 of x86 builds) and back: per block of 32,
+ * amax = max|x|, d = amax/127 stored as f16, id = 127/amax (f32), q = round-half-even(x·id);
+ * returns f16(d)·q (exact in f32). out may be x.
+ */
+export function roundTripQ8_0(x: Float32Array, out?: Float32Array): Float32Array {
+  const y = activationOut(x, out, 32, 'Q8_0');
+  for (let o = 0; o < x.length; o += 32) {
+    const { d, id } = q8_0Scales(x, o);
+    for (let j = 0; j < 32; j++) y[o + j] = d * rneToI8(fr(x[o + j]! * id));
+  }
+  return y;
+}
+
+/**
+ * x through ggml-cpu's Q8_1 (the AVX quantize_row_q8_1): the same quants and f16 d as roundTripQ8_0.
+ * Its extra field s = f16(d·Σq), which the Q4_1/Q5_1 dot products multiply by the weight block's
+ * min, is not representable per element; the values returned (f16(d)·q) sum to f16(d)·Σq instead,
+ * a difference below f16 precision of that one term.
+ */
+export function roundTripQ8_1(x: Float32Array, out?: Float32Array): Float32Array {
+  const y = activationOut(x, out, 32, 'Q8_1');
+  for (let o = 0; o < x.length; o += 32) {
+    const { d, id } = q8_0Scales(x, o);
+    for (let j = 0; j < 32; j++) y[o + j] = d * rneToI8(fr(x[o + j]! * id));
+  }
+  return y;
+}
+
+/** Every element rounded to f16 (nearest even; ggml_cpu_fp32_to_fp16). out may be x. */
+export function roundTripF16(x: Float32Array, out?: Float32Array): Float32Array {
+  const y = activationOut(x, out, 1, 'F16');
+  const bits = halfTableBits();
+  const w = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const yw = new Uint32Array(y.buffer, y.byteOffset, x.length);
+  for (let i = 0; i < x.length; i++) yw[i] = bits[f32BitsToF16(w[i]!)]!;
+  return y;
+}
+
+/** Every element rounded to bf16 (nearest even; ggml_cpu_fp32_to_bf16). out may be x. */
+export function roundTripBF16(x: Float32Array, out?: Float32Array): Float32Array {
+  const y = activationOut(x, out, 1, 'BF16');
+  const w = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const yw = new Uint32Array(y.buffer, y.byteOffset, x.length);
+  for (let i = 0; i < x.length; i++) yw[i] = f32BitsToBf16(w[i]!) << 16;
+  return y;
+}

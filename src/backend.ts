@@ -3,6 +3,16 @@ import type { RoutingTraceSink } from './trace/recorder.js';
 
 export type { RoutingTraceBlock, RoutingTraceSink } from './trace/recorder.js';
 
+/**
+ * How a backend rounds the inputs of its products. 'llamacpp' (the default) reproduces llama.cpp's
+ * CPU backend: before a product with a quantized, F16 or BF16 weight the activation vector is
+ * round-tripped through the weight type's vec_dot_type (Q8_K for K-quants, Q8_0 for Q8_0/Q4_0/Q5_0,
+ * Q8_1 for Q4_1/Q5_1, f16, bf16: gguf/quants.ts activationRoundTrip), and with an F16 KV cache q is
+ * rounded to f16 before K·q and the softmax weights before the V sum. F32 weights (the router)
+ * multiply exactly either way. 'exact': f32 inputs throughout.
+ */
+export type Numerics = 'llamacpp' | 'exact';
+
 /** Options of one evaluation call. */
 export interface EvalOptions {
   /** return the logits of every evaluated token ([n, n_vocab] row-major) instead of only the last */

@@ -20,6 +20,8 @@ export {
   type SessionEvalOptions,
 } from './model.js';
 
+export type { Numerics } from './backend.js';
+
 export * from './trace/index.js';
 
 export {

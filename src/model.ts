@@ -5,7 +5,7 @@
 // llama.cpp-ordered chain of sampler.ts and decodes with the tokenizer's streaming decoder.
 import { openGGUF, type GGUFFile } from '../gguf/reader.js';
 import { ggmlTypeName, type GGUFTensorInfo } from '../gguf/types.js';
-import type { Backend, BackendSequence, SequenceStats, TopKResult } from './backend.js';
+import type { Backend, BackendSequence, Numerics, SequenceStats, TopKResult } from './backend.js';
 import { applyChatTemplate, chatTurn, promptOpensThinking, tokenizeChatPrompt, type ChatChunk, type ChatMessage, type ChatOptions, type ChatResult, type ChatTemplateOptions } from './chat.js';
 import { configFromGGUF, type ModelConfig } from './config.js';
 import { AbortError, ContextOverflowError, DisposedError, MoetError } from './errors.js';
@@ -21,6 +21,7 @@ export type BackendName = 'cpu' | 'webgpu';
 interface BackendLoadOptions {
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
+  numerics?: Numerics;
 }
 
 type BackendFactory = (file: GGUFFile, config: ModelConfig, opts: BackendLoadOptions) => Promise<Backend>;
@@ -48,6 +49,12 @@ export interface LoadModelOptions {
   onProgress?: (fraction: number) => void;
   /** aborts loading (the promise rejects with AbortError) */
   signal?: AbortSignal;
+  /**
+   * 'llamacpp' (default): round activations before each quantized product (and q / softmax weights
+   * against the F16 KV cache) exactly as llama.cpp's CPU backend does, so results track llama.cpp
+   * on the same file; 'exact': multiply in plain f32. See Numerics in src/backend.ts.
+   */
+  numerics?: Numerics;
 }
 
 /** Number of tensors and bytes of one ggml type in a file. */
@@ -217,7 +224,7 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
       throw new RangeError(`contextLength must be a positive integer, got ${opts.contextLength}`);
     }
     contextLength = Math.trunc(contextLength);
-    const backend = await factory(file, config, { signal: opts.signal, onProgress: opts.onProgress });
+    const backend = await factory(file, config, { signal: opts.signal, onProgress: opts.onProgress, numerics: opts.numerics });
     if (opts.signal?.aborted) {
       await backend.dispose();
       throw abortError(opts.signal, 'model loading');

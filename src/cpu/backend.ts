@@ -3,7 +3,7 @@
 // a time while multiplying. Slow, simple, and the oracle for the WebGPU backend.
 import { dequantize } from '../../gguf/quants.js';
 import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
-import type { Backend, BackendSequence, EvalOptions } from '../backend.js';
+import type { Backend, BackendSequence, EvalOptions, Numerics } from '../backend.js';
 import { checkTensor, expectedTensors, isQwen35, type ModelConfig } from '../config.js';
 import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { forward, KVCache, type CpuWeights, type LayerWeights, type OnTensor } from './forward.js';
@@ -30,6 +30,8 @@ export interface CpuLoadOptions {
   signal?: AbortSignal;
   /** fraction of tensor bytes read so far, 0..1 */
   onProgress?: (fraction: number) => void;
+  /** 'llamacpp' (default): round activations like llama.cpp's CPU backend; 'exact': pure f32 (src/backend.ts) */
+  numerics?: Numerics;
 }
 
 export interface CpuSequenceOptions {
@@ -53,7 +55,8 @@ export class CpuBackend implements Backend {
   readonly tracesRouting?: boolean = true;
   private disposed = false;
 
-  constructor(readonly config: ModelConfig, readonly weights: CpuWeights) {}
+  /** numerics: how the matrices of `weights` were marked at load (they carry it); sequences round attention to match */
+  constructor(readonly config: ModelConfig, readonly weights: CpuWeights, readonly numerics: Numerics = 'exact') {}
 
   /**
    * Reads every tensor the model needs (checking names and shapes) into memory.
@@ -67,6 +70,7 @@ export class CpuBackend implements Backend {
     if (config.ropeScalingType !== null) {
       throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
     }
+    const numerics = opts.numerics ?? 'llamacpp';
     const expected = expectedTensors(config);
     const infos = new Map(expected.map((e) => [e.name, checkTensor(file.tensorByName, e)]));
     const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
@@ -88,13 +92,13 @@ export class CpuBackend implements Backend {
     };
     const mat = async (name: string): Promise<QuantMatrix> => {
       const { info, bytes } = await read(name);
-      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes };
+      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes, numerics };
       dequantizeRow(m, 0); // fail now, not mid-forward, if the type cannot be decoded
       return m;
     };
     const stack = async (name: string): Promise<QuantMatrixStack> => {
       const { info, bytes } = await read(name);
-      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes };
+      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes, numerics };
       dequantizeRow(s, 0);
       return s;
     };
@@ -132,7 +136,7 @@ export class CpuBackend implements Backend {
     }
     const outputNorm = await vec('output_norm.weight');
     const output = config.tiedEmbeddings ? tokEmbd : await mat('output.weight');
-    return new CpuBackend(config, { tokEmbd, layers, outputNorm, output });
+    return new CpuBackend(config, { tokEmbd, layers, outputNorm, output }, numerics);
   }
 
   /** A new sequence with an empty KV cache of `contextLength` positions. */
@@ -158,7 +162,7 @@ export class CpuSequence implements BackendSequence {
   private readonly cache: KVCache;
 
   constructor(private readonly backend: CpuBackend, readonly contextLength: number, private readonly opts: CpuSequenceOptions) {
-    this.cache = new KVCache(backend.config, contextLength, opts.kvF16 ?? true);
+    this.cache = new KVCache(backend.config, contextLength, opts.kvF16 ?? true, backend.numerics);
   }
 
   get nPast(): number {
@@ -188,7 +192,7 @@ export class CpuSequence implements BackendSequence {
       const chunk = tokens.slice(i, i + MAX_BATCH);
       const onTensor = trace ? trace.listener(i, this.opts.onTensor) : this.opts.onTensor;
       const onTensorNames = trace && !this.opts.onTensor ? TRACE_TENSORS : undefined;
-      const logits = forward(config, weights, this.cache, chunk, this.past + i, { allLogits: !!all, onTensor, onTensorNames });
+      const logits = forward(config, weights, this.cache, chunk, this.past + i, { allLogits: !!all, onTensor, onTensorNames, numerics: this.backend.numerics });
       if (all) all.set(logits, i * nVocab);
       else last = logits;
     }

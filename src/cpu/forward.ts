@@ -3,10 +3,11 @@
 // each architecture lives in its own file: qwen3moe.ts (router + experts), qwen3.ts (dense SwiGLU).
 // Follows shared/docs/qwen3moe.md step by step. A batch of n tokens is processed layer by layer
 // (each weight row is dequantized once per batch); every token attends causally to the KV cache.
+import type { Numerics } from '../backend.js';
 import type { ModelConfig } from '../config.js';
 import { add, attention, embedRow, matMul, rmsNorm, ropeNeox, roundToF16, type QuantMatrix } from './ops.js';
 import { denseFfn, type DenseFfnWeights } from './qwen3.js';
-import { moeFfn, type MoeFfnWeights } from './qwen3moe.js';
+import { moeFfn, moeRouting, type MoeFfnWeights, type MoeRouting } from './qwen3moe.js';
 
 /** Weights of one transformer block (norms as f32, matrices still quantized). */
 export interface LayerWeights {
@@ -35,7 +36,10 @@ export interface CpuWeights {
  * Names: inp_embd; per layer attn_norm, Qcur, Kcur, Vcur (after the projections), Qcur_normed,
  * Kcur_normed (per-head RMSNorm), Qcur_rope, Kcur_rope, kqv_out (attention output, before Wo),
  * attn_out (after Wo), ffn_inp, ffn_norm, then the FFN's own (see qwen3moe.ts / qwen3.ts), ffn_out,
- * l_out; finally result_norm and result_output ([rows, nVocab], only the rows returned).
+ * l_out; finally result_norm and result_output ([rows, nVocab], only the rows returned). Under
+ * numerics 'llamacpp' the last layer's ffn_inp onwards hold only the returned rows (as in
+ * llama.cpp), except the router's intermediates (ffn_moe_logits, _probs, _topk, _weights,
+ * _weights_norm), which cover every token.
  */
 export type OnTensor = (name: string, layer: number, data: Float32Array | Int32Array) => void;
 
@@ -51,16 +55,20 @@ function emitter(onTensor: OnTensor | undefined, names?: ReadonlySet<string>): E
 /**
  * The KV cache of one sequence: per layer, K [capacity, nHeadKv·headDimK] and V [capacity,
  * nHeadKv·headDimV], position-major. Values are rounded to f16 precision by default, like
- * llama.cpp's default F16 cache. Storage grows on demand up to contextLength.
+ * llama.cpp's default F16 cache. Storage grows on demand up to contextLength. With an f16 cache and
+ * numerics 'llamacpp', attention against it rounds q and the softmax weights to f16 (`llamaF16`).
  */
 export class KVCache {
   readonly k: Float32Array[] = [];
   readonly v: Float32Array[] = [];
   readonly kRow: number;
   readonly vRow: number;
+  /** attention against this cache rounds like llama.cpp's non-flash F16 path (ops.ts attention) */
+  readonly llamaF16: boolean;
   private capacity = 0;
 
-  constructor(cfg: ModelConfig, readonly contextLength: number, readonly f16 = true) {
+  constructor(cfg: ModelConfig, readonly contextLength: number, readonly f16 = true, numerics: Numerics = 'exact') {
+    this.llamaF16 = f16 && numerics === 'llamacpp';
     this.kRow = cfg.nHeadKv * cfg.headDimK;
     this.vRow = cfg.nHeadKv * cfg.headDimV;
     for (let i = 0; i < cfg.nLayer; i++) {
@@ -140,11 +148,11 @@ export function attentionBlock(
 
   const oRow = nHead * headDimV;
   const o = new Float32Array(n * oRow); // [n, nHead, headDimV]
-  const scale = Math.fround(1 / Math.sqrt(headDimK));
+  const scale = Math.fround(1 / Math.fround(Math.sqrt(headDimK))); // llama.cpp: 1.0f/sqrtf(float(n_embd_head))
   for (let t = 0; t < n; t++) {
     // token t sees positions 0..pos0+t (causal)
     attention(o.subarray(t * oRow, (t + 1) * oRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[il]!, cache.v[il]!,
-      nHead, nHeadKv, headDimK, headDimV, pos0 + t + 1, scale);
+      nHead, nHeadKv, headDimK, headDimV, pos0 + t + 1, scale, cache.llamaF16, n);
   }
   emit('kqv_out', il, o);
 
@@ -154,7 +162,31 @@ export function attentionBlock(
   return out;
 }
 
+/**
+ * For a listener of the last layer when only the last rows go through its FFN: the routing of the
+ * `first` earlier tokens (router only, no experts), put in front of the router's intermediates of
+ * the output rows, so that routing traces cover every token. x, attnOut: [n, nEmbd] of the layer.
+ */
+function withEarlierRouting(cfg: ModelConfig, L: LayerWeights, f: MoeFfnWeights, x: Float32Array, attnOut: Float32Array, first: number, emit: Emit): Emit {
+  const E = cfg.nEmbd;
+  const h = new Float32Array(first * E); // [first, nEmbd]
+  add(h, x.subarray(0, first * E), attnOut.subarray(0, first * E));
+  rmsNorm(h, h, L.ffnNorm, cfg.rmsEps, first);
+  const pre: MoeRouting = moeRouting(cfg, f, h, first);
+  return (name, layer, data) => {
+    const p = (pre as unknown as Record<string, Float32Array | Int32Array | undefined>)[name];
+    if (!p) return emit(name, layer, data);
+    const all = new (data.constructor as Float32ArrayConstructor | Int32ArrayConstructor)(p.length + data.length);
+    all.set(p);
+    all.set(data, p.length);
+    emit(name, layer, all);
+  };
+}
+
 export interface ForwardOptions {
+  /** 'llamacpp': the matrices round like llama.cpp (they carry that) and the last layer's FFN runs
+   * on the returned rows only, as llama.cpp's graph does; default 'exact' */
+  numerics?: Numerics;
   /** logits of every token ([n, nVocab]) instead of only the last ([nVocab]) */
   allLogits?: boolean;
   onTensor?: OnTensor;
@@ -171,28 +203,37 @@ export function forward(cfg: ModelConfig, w: CpuWeights, cache: KVCache, tokens:
   const E = cfg.nEmbd;
   const emit = emitter(opts.onTensor, opts.onTensorNames);
 
-  const x = new Float32Array(n * E); // [n, nEmbd] the residual stream
+  let x = new Float32Array(n * E); // [m, nEmbd] the residual stream (m = n, then the output rows)
   for (let t = 0; t < n; t++) embedRow(x.subarray(t * E, (t + 1) * E), w.tokEmbd, tokens[t]!);
   emit('inp_embd', -1, x);
 
+  const first = opts.allLogits ? 0 : n - 1; // rows whose logits are returned
+  const rows = n - first;
   for (let il = 0; il < cfg.nLayer; il++) {
     const L = w.layers[il]!;
-    const attnOut = attentionBlock(cfg, L, cache, il, x, n, pos0, emit); // [n, nEmbd]
+    let attnOut = attentionBlock(cfg, L, cache, il, x, n, pos0, emit); // [n, nEmbd]
+    // like llama.cpp (inp_out_ids): after the last layer's attention only the output rows go on
+    // (the FFN then runs on `rows` tokens, which picks llama.cpp's kernels for that count)
+    const m = il === cfg.nLayer - 1 && opts.numerics === 'llamacpp' ? rows : n;
+    let ffnEmit = emit;
+    if (m < n) {
+      if (L.ffn.kind === 'moe' && opts.onTensor) ffnEmit = withEarlierRouting(cfg, L, L.ffn, x, attnOut, first, emit);
+      x = x.slice(first * E);
+      attnOut = attnOut.subarray(first * E);
+    }
     add(x, x, attnOut);
     emit('ffn_inp', il, x);
 
-    const h = new Float32Array(n * E); // [n, nEmbd]
-    rmsNorm(h, x, L.ffnNorm, cfg.rmsEps, n);
+    const h = new Float32Array(m * E); // [m, nEmbd]
+    rmsNorm(h, x, L.ffnNorm, cfg.rmsEps, m);
     emit('ffn_norm', il, h);
-    const ffnOut = L.ffn.kind === 'moe' ? moeFfn(cfg, L.ffn, h, n, il, emit) : denseFfn(cfg, L.ffn, h, n, il, emit); // [n, nEmbd]
+    const ffnOut = L.ffn.kind === 'moe' ? moeFfn(cfg, L.ffn, h, m, il, ffnEmit) : denseFfn(cfg, L.ffn, h, m, il, emit); // [m, nEmbd]
     emit('ffn_out', il, ffnOut);
     add(x, x, ffnOut);
     emit('l_out', il, x);
   }
 
-  const first = opts.allLogits ? 0 : n - 1; // rows whose logits are returned
-  const rows = n - first;
-  const xr = x.subarray(first * E); // [rows, nEmbd]
+  const xr = x.subarray(x.length - rows * E); // [rows, nEmbd]
   const normed = new Float32Array(rows * E); // [rows, nEmbd]
   rmsNorm(normed, xr, w.outputNorm, cfg.rmsEps, rows);
   emit('result_norm', -1, normed);

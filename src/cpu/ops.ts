@@ -4,8 +4,15 @@
 //
 // Matrix convention (shared/docs/qwen3moe.md): a weight of ggml shape [cols, rows] (ne0 = cols) is
 // row-major; y[r] = Σ_c W[r][c]·x[c]; row r lives at byte r·rowBytes(type, cols).
-import { dequantize, f16ToF32, f32ToF16 } from '../../gguf/quants.js';
+//
+// Numerics (src/backend.ts Numerics): a matrix marked `numerics: 'llamacpp'` rounds its input the
+// way llama.cpp's CPU backend does (the activation through the weight type's vec_dot_type, gguf/
+// quants.ts activationRoundTrip) before the f64 dot products; unmarked matrices multiply exactly.
+// attention() does the same for an F16 KV cache when asked (q and the softmax weights to f16).
+import { activationRoundTrip, dequantize, f16ToF32, f32ToF16 } from '../../gguf/quants.js';
 import { GGMLType, rowBytes } from '../../gguf/types.js';
+import type { Numerics } from '../backend.js';
+import { fmaf, hasLlamaKernel, llamaAttention, llamaMatMul } from './llamacpp.js';
 
 /** A 2-D weight, still quantized: `rows` rows of `cols` (= ne0) elements each. */
 export interface QuantMatrix {
@@ -16,6 +23,10 @@ export interface QuantMatrix {
   cols: number;
   /** exactly rows · rowBytes(type, cols) bytes */
   data: Uint8Array;
+  /** how products round their input (default 'exact'); see the header */
+  numerics?: Numerics;
+  /** one matrix of a 3-D stack (an expert): llama.cpp multiplies it with mul_mat_id, row by row */
+  mulMatId?: boolean;
 }
 
 /** A stack of `count` matrices of the same shape: a 3-D ggml tensor [cols, rows, count] (experts). */
@@ -26,13 +37,14 @@ export interface QuantMatrixStack {
   /** ne2, e.g. n_expert */
   count: number;
   data: Uint8Array;
+  numerics?: Numerics;
 }
 
 /** Matrix e of a stack (a view, no copy): bytes e·rows·rowBytes .. (e+1)·rows·rowBytes. */
 export function expertSlice(w: QuantMatrixStack, e: number): QuantMatrix {
   if (!(e >= 0 && e < w.count)) throw new RangeError(`expert ${e} out of range 0..${w.count - 1}`);
   const bytes = w.rows * rowBytes(w.type, w.cols);
-  return { type: w.type, rows: w.rows, cols: w.cols, data: w.data.subarray(e * bytes, (e + 1) * bytes) };
+  return { type: w.type, rows: w.rows, cols: w.cols, data: w.data.subarray(e * bytes, (e + 1) * bytes), numerics: w.numerics, mulMatId: true };
 }
 
 // One scratch row shared by matVec/matMul/embedRow (single-threaded, never re-entered).
@@ -69,14 +81,31 @@ export function dot(a: Float32Array, b: Float32Array, bOff: number, n: number): 
   return s0 + s1 + (s2 + s3);
 }
 
+// The rounded copy of the activations (single-threaded, never re-entered).
+let actScratch = new Float32Array(0);
+
+/**
+ * The n values of x that w multiplies: x itself, or (numerics 'llamacpp', weights other than F32)
+ * their round trip through the weight's vec_dot_type in a scratch buffer the next call overwrites.
+ */
+export function productInput(w: QuantMatrix, x: Float32Array, n: number): Float32Array {
+  if (w.numerics !== 'llamacpp' || w.type === GGMLType.F32) return x;
+  if (actScratch.length < n) actScratch = new Float32Array(n);
+  return activationRoundTrip(w.type, x.subarray(0, n), actScratch.subarray(0, n));
+}
+
 /** out[r] = Σ_c W[r][c]·x[c].  out: [rows], x: [cols]. */
 export function matVec(out: Float32Array, w: QuantMatrix, x: Float32Array): void {
-  for (let r = 0; r < w.rows; r++) out[r] = dot(dequantizeRow(w, r), x, 0, w.cols);
+  if (w.numerics === 'llamacpp' && hasLlamaKernel(w.type)) return llamaMatMul(out, w, x, 1, w.mulMatId);
+  const xin = productInput(w, x, w.cols);
+  for (let r = 0; r < w.rows; r++) out[r] = dot(dequantizeRow(w, r), xin, 0, w.cols);
 }
 
 /** out[t][r] = Σ_c W[r][c]·x[t][c].  x: [nTokens, cols], out: [nTokens, rows] (row-major). */
-export function matMul(out: Float32Array, w: QuantMatrix, x: Float32Array, nTokens: number): void {
+export function matMul(out: Float32Array, w: QuantMatrix, xRaw: Float32Array, nTokens: number): void {
+  if (w.numerics === 'llamacpp' && hasLlamaKernel(w.type)) return llamaMatMul(out, w, xRaw, nTokens, w.mulMatId);
   const { rows, cols } = w;
+  const x = productInput(w, xRaw, nTokens * cols);
   for (let r = 0; r < rows; r++) {
     const row = dequantizeRow(w, r); // each row dequantized once, used by every token
     for (let t = 0; t < nTokens; t++) out[t * rows + r] = dot(row, x, t * cols, cols);
@@ -89,8 +118,8 @@ export function embedRow(out: Float32Array, w: QuantMatrix, row: number): void {
 }
 
 /**
- * RMSNorm per row: out = x / sqrt(mean(x²) + eps) ⊙ weight (ggml: the scale 1/sqrt is an f32, the
- * weight multiply a separate f32 op). Row length is weight.length, or x.length / rows without a
+ * RMSNorm per row: out = x / sqrt(mean(x²) + eps) ⊙ weight (ggml: each square rounded to f32, summed
+ * in f64 in order; the scale 1/sqrt is an f32, the weight multiply a separate f32 op). Row length is weight.length, or x.length / rows without a
  * weight. out may be x.
  */
 export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array | null, eps: number, rows = 1): void {
@@ -98,8 +127,8 @@ export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array
   for (let r = 0; r < rows; r++) {
     const o = r * n;
     let sum = 0;
-    for (let i = 0; i < n; i++) sum += x[o + i]! * x[o + i]!;
-    const mean = Math.fround(sum / n); // ggml: f64 sum, f32 mean, scale = 1.0f / sqrtf(mean + eps)
+    for (let i = 0; i < n; i++) sum += Math.fround(x[o + i]! * x[o + i]!);
+    const mean = Math.fround(sum / n); // ggml: f64 sum of f32 squares, f32 mean, scale = 1.0f / sqrtf(mean + eps)
     const scale = Math.fround(1 / Math.fround(Math.sqrt(Math.fround(mean + Math.fround(eps)))));
     for (let i = 0; i < n; i++) {
       const y = Math.fround(x[o + i]! * scale);
@@ -115,7 +144,7 @@ export function rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array
  */
 export function ropeNeox(x: Float32Array, nHeads: number, headDim: number, nRot: number, pos: number, base: number): void {
   const half = nRot / 2;
-  const thetaScale = Math.fround(Math.pow(base, -2 / nRot));
+  const thetaScale = Math.fround(Math.pow(Math.fround(base), Math.fround(-2 / nRot)));
   const cos = new Float32Array(half);
   const sin = new Float32Array(half);
   let theta = Math.fround(pos);
@@ -129,8 +158,9 @@ export function ropeNeox(x: Float32Array, nHeads: number, headDim: number, nRot:
     for (let i = 0; i < half; i++) {
       const a = x[o + i]!;
       const b = x[o + i + half]!;
-      x[o + i] = a * cos[i]! - b * sin[i]!;
-      x[o + i + half] = a * sin[i]! + b * cos[i]!;
+      // ggml (compiled with FMA): fmaf(a, cos, −(b·sin)) and fmaf(a, sin, b·cos)
+      x[o + i] = fmaf(a, cos[i]!, -Math.fround(b * sin[i]!));
+      x[o + i + half] = fmaf(a, sin[i]!, Math.fround(b * cos[i]!));
     }
   }
 }
@@ -154,6 +184,8 @@ export function softmax(x: Float32Array, n = x.length): void {
  * q: [nHead, headDimK]; kCache: [nKvMax, nHeadKv, headDimK] (position-major, the first nKv
  * positions are visible); vCache: [nKvMax, nHeadKv, headDimV]; out: [nHead, headDimV].
  * Query head h reads KV head ⌊h / (nHead / nHeadKv)⌋. s_j = scale · q·k_j; a = softmax(s); o = Σ a_j v_j.
+ * With `llamaF16` (an F16 cache under numerics 'llamacpp'), as llama.cpp's non-flash path does it
+ * (llamacpp.ts llamaAttention; `batch` = tokens in this evaluation, which picks llama.cpp's kernel).
  */
 export function attention(
   out: Float32Array,
@@ -166,7 +198,10 @@ export function attention(
   headDimV: number,
   nKv: number,
   scale: number,
+  llamaF16 = false,
+  batch = 1,
 ): void {
+  if (llamaF16) return llamaAttention(out, q, kCache, vCache, nHead, nHeadKv, headDimK, headDimV, nKv, scale, batch);
   const group = nHead / nHeadKv;
   const kStride = nHeadKv * headDimK;
   const vStride = nHeadKv * headDimV;

@@ -16,7 +16,7 @@
 // Qwen35CpuSequence.truncate).
 import { dequantize } from '../../gguf/quants.js';
 import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
-import type { Backend, BackendSequence, EvalOptions } from '../backend.js';
+import type { Backend, BackendSequence, EvalOptions, Numerics } from '../backend.js';
 import { checkTensor, expectedTensors, isQwen35, type ModelConfig, type Qwen35Config } from '../config.js';
 import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { CpuTraceCollector } from '../trace/cpu.js';
@@ -74,7 +74,7 @@ export class Qwen35State {
   /** one recurrent state per DeltaNet layer */
   readonly dn: DeltaNetState[] = [];
 
-  constructor(readonly cfg: Qwen35ModelConfig, contextLength: number, kvF16: boolean) {
+  constructor(readonly cfg: Qwen35ModelConfig, contextLength: number, kvF16: boolean, numerics: Numerics = 'exact') {
     let nAttn = 0;
     this.slot = cfg.qwen35.recurrent.map((rec) => {
       if (rec) {
@@ -83,7 +83,7 @@ export class Qwen35State {
       }
       return nAttn++;
     });
-    this.kv = new KVCache({ ...cfg, nLayer: nAttn }, contextLength, kvF16);
+    this.kv = new KVCache({ ...cfg, nLayer: nAttn }, contextLength, kvF16, numerics);
   }
 
   /** A copy of every recurrent state (the KV cache is positional and needs no copy). */
@@ -159,10 +159,10 @@ export function gatedAttentionBlock(
     cache.write(cl, pos0 + t, k.subarray(t * cache.kRow, (t + 1) * cache.kRow), v.subarray(t * cache.vRow, (t + 1) * cache.vRow));
   }
   const o = new Float32Array(n * qRow); // [n, nHead, D]
-  const scale = Math.fround(1 / Math.sqrt(D));
+  const scale = Math.fround(1 / Math.fround(Math.sqrt(D))); // llama.cpp: 1.0f / sqrtf(float(n_embd_head))
   for (let t = 0; t < n; t++) {
     attention(o.subarray(t * qRow, (t + 1) * qRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[cl]!, cache.v[cl]!,
-      nHead, nHeadKv, D, cfg.headDimV, pos0 + t + 1, scale);
+      nHead, nHeadKv, D, cfg.headDimV, pos0 + t + 1, scale, cache.llamaF16, n);
   }
   emit('attn_pregate', il, o);
 
@@ -278,7 +278,8 @@ export class Qwen35CpuBackend implements Backend {
   readonly tracesRouting = true;
   private disposed = false;
 
-  constructor(readonly config: Qwen35ModelConfig, readonly weights: Qwen35Weights) {}
+  /** numerics: how the matrices of `weights` were marked at load; sequences round attention to match */
+  constructor(readonly config: Qwen35ModelConfig, readonly weights: Qwen35Weights, readonly numerics: Numerics = 'exact') {}
 
   /**
    * Reads the trunk's tensors (checking names and shapes) into memory.
@@ -289,6 +290,7 @@ export class Qwen35CpuBackend implements Backend {
     if (config.ropeScalingType !== null) {
       throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
     }
+    const numerics = opts.numerics ?? 'llamacpp';
     const expected = expectedTensors(config);
     const infos = new Map(expected.map((e) => [e.name, checkTensor(file.tensorByName, e)]));
     const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
@@ -308,13 +310,13 @@ export class Qwen35CpuBackend implements Backend {
     };
     const mat = async (name: string): Promise<QuantMatrix> => {
       const { info, bytes } = await read(name);
-      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes };
+      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes, numerics };
       dequantizeRow(m, 0);
       return m;
     };
     const stack = async (name: string): Promise<QuantMatrixStack> => {
       const { info, bytes } = await read(name);
-      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes };
+      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes, numerics };
       dequantizeRow(s, 0);
       return s;
     };
@@ -373,7 +375,7 @@ export class Qwen35CpuBackend implements Backend {
     }
     const outputNorm = await vec('output_norm.weight');
     const output = config.tiedEmbeddings ? tokEmbd : await mat('output.weight');
-    return new Qwen35CpuBackend(config, { tokEmbd, layers, outputNorm, output });
+    return new Qwen35CpuBackend(config, { tokEmbd, layers, outputNorm, output }, numerics);
   }
 
   /** A new sequence with an empty KV cache and zero recurrent states. */
@@ -402,7 +404,7 @@ export class Qwen35CpuSequence implements BackendSequence {
   private readonly snapshots: { pos: number; dn: DeltaNetState[] }[] = [];
 
   constructor(private readonly backend: Qwen35CpuBackend, readonly contextLength: number, private readonly opts: CpuSequenceOptions) {
-    this.state = new Qwen35State(backend.config, contextLength, opts.kvF16 ?? true);
+    this.state = new Qwen35State(backend.config, contextLength, opts.kvF16 ?? true, backend.numerics);
   }
 
   get nPast(): number {

@@ -13,6 +13,35 @@ export interface MoeFfnWeights {
   downExps: QuantMatrixStack; // ffn_down_exps [nFfExp → nEmbd] × nExpert
 }
 
+/** The router's results for n tokens, by intermediate name (see moeFfn). */
+export interface MoeRouting {
+  ffn_moe_logits: Float32Array; // [n, nExpert]
+  ffn_moe_probs: Float32Array; // [n, nExpert]
+  ffn_moe_topk: Int32Array; // [n, k]
+  ffn_moe_weights: Float32Array; // [n, k] selected probabilities
+  ffn_moe_weights_norm: Float32Array; // [n, k] weights applied to the experts
+}
+
+/** Router of n tokens (h: [n, nEmbd] after ffn_norm): softmax → top-k → renormalize. */
+export function moeRouting(cfg: ModelConfig, f: MoeFfnWeights, h: Float32Array, n: number): MoeRouting {
+  const X = cfg.nExpert;
+  const K = cfg.nExpertUsed;
+  const logits = new Float32Array(n * X); // [n, nExpert]
+  matMul(logits, f.router, h, n);
+  const probs = new Float32Array(n * X); // [n, nExpert]
+  const ids = new Int32Array(n * K); // [n, k]
+  const wSel = new Float32Array(n * K); // [n, k] selected probabilities
+  const wNorm = new Float32Array(n * K); // [n, k] weights applied to the experts
+  for (let t = 0; t < n; t++) {
+    const r = moeRoute(logits.subarray(t * X, (t + 1) * X), K, cfg.normTopKProb);
+    probs.set(r.probs, t * X);
+    ids.set(r.ids, t * K);
+    wNorm.set(r.weights, t * K);
+    for (let s = 0; s < K; s++) wSel[t * K + s] = r.probs[r.ids[s]!]!;
+  }
+  return { ffn_moe_logits: logits, ffn_moe_probs: probs, ffn_moe_topk: ids, ffn_moe_weights: wSel, ffn_moe_weights_norm: wNorm };
+}
+
 /**
  * MoE FFN of n tokens. h: [n, nEmbd] (after ffn_norm). Returns [n, nEmbd].
  * Intermediates: ffn_moe_logits [n, nExpert], ffn_moe_probs [n, nExpert], ffn_moe_topk [n, k]
@@ -27,23 +56,12 @@ export function moeFfn(cfg: ModelConfig, f: MoeFfnWeights, h: Float32Array, n: n
   const F = cfg.nFfExp;
 
   // Router.
-  const logits = new Float32Array(n * X); // [n, nExpert]
-  matMul(logits, f.router, h, n);
-  emit('ffn_moe_logits', il, logits);
-  const probs = new Float32Array(n * X); // [n, nExpert]
-  const ids = new Int32Array(n * K); // [n, k]
-  const wSel = new Float32Array(n * K); // [n, k] selected probabilities
-  const wNorm = new Float32Array(n * K); // [n, k] weights applied to the experts
-  for (let t = 0; t < n; t++) {
-    const r = moeRoute(logits.subarray(t * X, (t + 1) * X), K, cfg.normTopKProb);
-    probs.set(r.probs, t * X);
-    ids.set(r.ids, t * K);
-    wNorm.set(r.weights, t * K);
-    for (let s = 0; s < K; s++) wSel[t * K + s] = r.probs[r.ids[s]!]!;
-  }
-  emit('ffn_moe_probs', il, probs);
+  const routing = moeRouting(cfg, f, h, n);
+  const { ffn_moe_topk: ids, ffn_moe_weights_norm: wNorm } = routing;
+  emit('ffn_moe_logits', il, routing.ffn_moe_logits);
+  emit('ffn_moe_probs', il, routing.ffn_moe_probs);
   emit('ffn_moe_topk', il, ids);
-  emit('ffn_moe_weights', il, wSel);
+  emit('ffn_moe_weights', il, routing.ffn_moe_weights);
   emit('ffn_moe_weights_norm', il, wNorm);
 
   // Experts: group the (token, slot) pairs by expert so each expert's rows are dequantized once.

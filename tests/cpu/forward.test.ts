@@ -5,16 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantize } from '../../gguf/quants.js';
 import { openGGUF } from '../../gguf/reader.js';
 import { GGMLType } from '../../gguf/types.js';
+import type { Numerics } from '../../src/backend.js';
 import { configFromGGUF, type ModelConfig } from '../../src/config.js';
 import { CpuBackend } from '../../src/cpu/backend.js';
 import { normalizedMSE } from '../../src/cpu/ops.js';
 import { AbortError, ContextOverflowError, DisposedError, ModelFormatError, UnsupportedArchitectureError } from '../../src/errors.js';
 import { buildTinyModel, type TinyModel, type TinyOptions } from './tiny-model.js';
 
-async function load(o: TinyOptions): Promise<{ m: TinyModel; cfg: ModelConfig; backend: CpuBackend }> {
+async function load(o: TinyOptions, numerics?: Numerics): Promise<{ m: TinyModel; cfg: ModelConfig; backend: CpuBackend }> {
   const m = await buildTinyModel(o);
   const cfg = configFromGGUF(m.metadata, m.tensorByName);
-  return { m, cfg, backend: await CpuBackend.load(m.source, cfg) };
+  return { m, cfg, backend: await CpuBackend.load(m.source, cfg, { numerics }) };
 }
 
 /**
@@ -114,7 +115,7 @@ describe('CPU forward pass vs a naive independent implementation', () => {
   ];
   for (const [label, o] of cases) {
     it(label, async () => {
-      const { m, cfg, backend } = await load(o);
+      const { m, cfg, backend } = await load(o, 'exact'); // the naive implementation multiplies exactly
       const seq = backend.createSequence(64, { kvF16: false });
       const logits = await seq.eval(TOKENS, { allLogits: true });
       const ref = naiveForward(m, cfg, TOKENS);
@@ -165,11 +166,23 @@ describe('CpuSequence', () => {
   });
 
   it('rounds the KV cache to f16 by default (small but real difference)', async () => {
-    const f16 = await backend.createSequence(16).eval(TOKENS.slice(0, 5));
-    const f32 = await backend.createSequence(16, { kvF16: false }).eval(TOKENS.slice(0, 5));
+    const { backend: exact } = await load({ arch: 'qwen3moe', type: GGMLType.Q8_0, seed: 9 }, 'exact');
+    const f16 = await exact.createSequence(16).eval(TOKENS.slice(0, 5));
+    const f32 = await exact.createSequence(16, { kvF16: false }).eval(TOKENS.slice(0, 5));
     const err = normalizedMSE(f16, f32);
     expect(err).toBeGreaterThan(0);
     expect(err).toBeLessThan(1e-5);
+  });
+
+  it("numerics: 'llamacpp' by default (activations rounded like llama.cpp), 'exact' on request", async () => {
+    expect(backend.numerics).toBe('llamacpp');
+    const { backend: exact } = await load({ arch: 'qwen3moe', type: GGMLType.Q8_0, seed: 9 }, 'exact');
+    expect(exact.numerics).toBe('exact');
+    const a = await backend.createSequence(16).eval(TOKENS.slice(0, 5));
+    const b = await exact.createSequence(16).eval(TOKENS.slice(0, 5));
+    const err = normalizedMSE(a, b);
+    expect(err).toBeGreaterThan(0); // Q8_0 activations: about 1e-5 here
+    expect(err).toBeLessThan(1e-3);
   });
 
   it('throws ContextOverflowError, RangeError for bad ids, DisposedError after dispose', async () => {

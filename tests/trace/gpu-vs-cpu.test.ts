@@ -29,7 +29,7 @@ describe.skipIf(!ctx)('routing traces: WebGPU vs CPU', () => {
   beforeAll(async () => {
     file = await openGGUF(await fixturePath('qwen3moe-q8_0'));
     cfg = configFromGGUF(file.metadata, file.tensorByName);
-    cpu = (await CpuBackend.load(file, cfg)) as CpuBackend;
+    cpu = (await CpuBackend.load(file, cfg, { numerics: 'exact' })) as CpuBackend; // the GPU multiplies exactly
     gpu = await WebGPUBackend.load(file, cfg, { context: ctx! });
   });
   afterAll(async () => {
