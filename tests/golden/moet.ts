@@ -3,7 +3,7 @@
 // Everything goes through the public API (loadModel, Model, Session) except the batched
 // teacher-forced evaluation, which needs the logits of every position: Session.eval returns only the
 // last one, so that one call goes to the model's backend sequence (the prefill path).
-import { loadModel, type BackendName, type Model, type StopReason } from '../../src/index.js';
+import { loadModel, type BackendName, type Model, type Numerics, type StopReason } from '../../src/index.js';
 
 export type GoldenBackend = BackendName;
 
@@ -38,9 +38,9 @@ export interface MoetUnderTest {
   dispose(): Promise<void>;
 }
 
-/** Opens a GGUF file with a moet backend through loadModel. */
-export async function openMoet(path: string, backend: GoldenBackend, contextLength = 256): Promise<MoetUnderTest> {
-  const model = await loadModel(path, { backend, contextLength });
+/** Opens a GGUF file with a moet backend through loadModel (default numerics unless given). */
+export async function openMoet(path: string, backend: GoldenBackend, contextLength = 256, numerics?: Numerics): Promise<MoetUnderTest> {
+  const model = await loadModel(path, { backend, contextLength, numerics });
   const nVocab = model.config.nVocab;
   return {
     model,
