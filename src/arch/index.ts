@@ -5,8 +5,9 @@
 //                          encode body (+ head on the last ubatch) (+ top-k) + readback copy,
 //                          submit once; then read the few bytes back.
 //
-// The architecture picks the FFN block (qwen3moe.ts: MoE; qwen3.ts: dense); the rest is shared
-// (transformer.ts).
+// The architecture picks the FFN block (qwen3moe.ts: MoE; qwen3.ts: dense; qwen35moe.ts: MoE +
+// shared expert) and, for the Qwen3.5 hybrids, the layer block (qwen35.ts: Gated DeltaNet or gated
+// attention, with a recurrent state that rewind() restores); the rest is shared (transformer.ts).
 import type { Architecture, ModelConfig } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
 import { UnsupportedArchitectureError } from '../errors.js';
@@ -20,10 +21,15 @@ import type { Launch } from '../runtime/pipelines.js';
 import { newCounts, Program, type EncodeCounts, type PendingTap } from './program.js';
 import { denseFfn } from './qwen3.js';
 import { moeFfn } from './qwen3moe.js';
-import { createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type Mode } from './transformer.js';
+import { qwen35Block, recurrentStateOf } from './qwen35.js';
+import { sharedMoeFfn } from './qwen35moe.js';
+import { createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type LayerBlock, type Mode } from './transformer.js';
 
 /** The FFN block of each architecture the GPU forward pass runs. */
-export const FFN_BLOCKS: Partial<Record<Architecture, FfnBlock>> = { qwen3moe: moeFfn, qwen3: denseFfn };
+export const FFN_BLOCKS: Partial<Record<Architecture, FfnBlock>> = { qwen3moe: moeFfn, qwen3: denseFfn, qwen35moe: sharedMoeFfn, qwen35: denseFfn };
+
+/** Architectures whose blocks are not the qwen3 transformer block (transformer.ts recordBody's default). */
+const LAYER_BLOCKS: Partial<Record<Architecture, LayerBlock>> = { qwen35moe: qwen35Block, qwen35: qwen35Block };
 
 /** @throws UnsupportedArchitectureError for an architecture without a GPU forward pass */
 export function ffnBlock(arch: Architecture): FfnBlock {
@@ -111,7 +117,8 @@ export class GpuForward {
     const g = new Graph(ctx, cfg, w, nCtx, ubatch, ffnBlock(cfg.arch), !!o.onTensor, kvF16);
     const made: Launch[] = [];
     try {
-      const body = { prefill: await recordBody(g, 'prefill'), decode: await recordBody(g, 'decode') };
+      const block = LAYER_BLOCKS[cfg.arch];
+      const body = { prefill: await recordBody(g, 'prefill', block), decode: await recordBody(g, 'decode', block) };
       made.push(...body.prefill.launches, ...body.decode.launches);
       const lm = await createLmHead(g);
       made.push(lm);
@@ -140,6 +147,38 @@ export class GpuForward {
   get maxTopK(): number {
     return this.select.maxK;
   }
+
+  /** true for hybrids with recurrent layers: truncation goes through rewind() */
+  get recurrent(): boolean {
+    return !!recurrentStateOf(this.g);
+  }
+
+  /** Positions a rewind restores without re-evaluating (besides 0); hybrids only. */
+  get snapshotPositions(): number[] {
+    return recurrentStateOf(this.g)?.positions ?? [];
+  }
+
+  /**
+   * Hybrids: brings the recurrent state back to position nPast, given the tokens at positions
+   * 0..nPast-1 — the latest snapshot at or before nPast is restored (or the zero state) and the
+   * tokens after it are evaluated again (no readback). The KV cache needs nothing: attention never
+   * reads past the position. Same semantics and costs as the CPU backend's truncate.
+   */
+  async rewind(nPast: number, tokens: readonly number[]): Promise<void> {
+    const st = recurrentStateOf(this.g);
+    if (!st) return;
+    const from = st.restore(nPast);
+    if (from < nPast) {
+      this.replaying = true;
+      try {
+        await this.eval(tokens.slice(from, nPast), from, { kind: 'none' });
+      } finally {
+        this.replaying = false;
+      }
+    }
+  }
+
+  private replaying = false;
 
   /** GPU bytes of the activations and KV cache */
   get bytes(): number {
@@ -181,6 +220,8 @@ export class GpuForward {
       tracer?.cancel();
       throw e;
     }
+    // hybrids: keep a copy of the recurrent state after a multi-token eval (see rewind)
+    if (n > 1 && !this.replaying) recurrentStateOf(this.g)?.snapshot(pos0 + n);
     last.dispatches = this.counts.dispatches;
     for (let l = 0; l < last.perLayer.length; l++) last.perLayer[l] = this.counts.perLayer[l]!;
     const t = this.stats.total;
@@ -312,7 +353,7 @@ export class GpuForward {
         const data = t.type === 'u32' ? new Int32Array(bytes) : new Float32Array(bytes);
         on(t.name, t.layer, data);
         if (!(data instanceof Float32Array)) continue;
-        if (t.name === 'ffn_inp') {
+        if (t.name === 'ffn_inp' || t.name === 'attn_residual') {
           if (resid) on('attn_out', t.layer, diff(data, resid));
           ffnInp = data;
         } else if (t.name === 'l_out') {

@@ -11,7 +11,13 @@ export type TapType = 'f32' | 'u32';
 type Op =
   | { kind: 'launch'; layer: number; launch: Launch }
   | { kind: 'copy'; layer: number; src: GPUBuffer; dst: GPUBuffer; srcByte: (n: number) => number; dstByte: number; bytes: (n: number) => number }
-  | { kind: 'tap'; layer: number; name: string; buffer: GPUBuffer; type: TapType; firstElem: (n: number) => number; elems: (n: number) => number };
+  | { kind: 'tap'; layer: number; name: string; buffer: GPUBuffer; type: TapType; firstElem: (n: number) => number; elems: (n: number) => number; row?: TapRows };
+
+/** A strided tap: rows of `width` elements, `stride` elements apart in the buffer, copied packed. */
+export interface TapRows {
+  width: number;
+  stride: number;
+}
 
 /** Counters of what encode() recorded. */
 export interface EncodeCounts {
@@ -52,10 +58,12 @@ export class Program {
   /**
    * Debug only: copies `elems(n)` elements from `firstElem(n)` of `buffer` at this point of the
    * pass, to be handed to onTensor as `name` (layer = this.layer). Nothing is recorded when off.
+   * With `row`, the elements are rows of row.width taken row.stride apart (one copy per row).
    */
-  tap(name: string, buffer: GPUBuffer, elems: (n: number) => number, opts: { type?: TapType; firstElem?: (n: number) => number } = {}): void {
+  tap(name: string, buffer: GPUBuffer, elems: (n: number) => number, opts: { type?: TapType; firstElem?: (n: number) => number; row?: TapRows } = {}): void {
     if (!this.debug) return;
-    this.ops.push({ kind: 'tap', layer: this.layer, name, buffer, type: opts.type ?? 'f32', firstElem: opts.firstElem ?? (() => 0), elems });
+    const row = opts.row && opts.row.stride !== opts.row.width ? opts.row : undefined;
+    this.ops.push({ kind: 'tap', layer: this.layer, name, buffer, type: opts.type ?? 'f32', firstElem: opts.firstElem ?? (() => 0), elems, row });
   }
 
   /** Every launch of the program (for dispose). */
@@ -94,7 +102,12 @@ export class Program {
         const bytes = op.elems(n) * 4;
         if (bytes === 0) continue;
         const staging = device.createBuffer({ label: `tap ${op.name}`, size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        enc.copyBufferToBuffer(op.buffer, op.firstElem(n) * 4, staging, 0, bytes);
+        if (op.row) {
+          const { width, stride } = op.row;
+          for (let r = 0; r * width * 4 < bytes; r++) enc.copyBufferToBuffer(op.buffer, (op.firstElem(n) + r * stride) * 4, staging, r * width * 4, width * 4);
+        } else {
+          enc.copyBufferToBuffer(op.buffer, op.firstElem(n) * 4, staging, 0, bytes);
+        }
         taps.push({ name: op.name, layer: op.layer, type: op.type, staging, bytes });
       }
     }

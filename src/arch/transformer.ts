@@ -12,6 +12,7 @@
 // to the CPU before the logits (or the top-k candidates) at the very end.
 import type { ModelConfig } from '../config.js';
 import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, createKvWrite, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
+import { createSigmoidGate } from '../gpu/gated.js';
 import { createEmbed, createMatMul, createMatVec, createQKNormRope, createRmsNorm, type BufferRef } from '../gpu/ops.js';
 import { createTopK, type TopKLaunch } from '../gpu/sample.js';
 import type { GpuLayerWeights, GpuWeights } from '../gpu/weights.js';
@@ -51,8 +52,14 @@ export interface FfnBlock {
   /** allocates the FFN's activations in g.arena (once per sequence) */
   alloc(g: Graph): void;
   /** records x += FFN(h) for layer L (h = RMSNorm(x) ⊙ ffn_norm is in g.act.h) */
-  record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights): Promise<void>;
+  record(g: Graph, p: Program, mode: Mode, L: Pick<GpuLayerWeights, 'ffn'>): Promise<void>;
 }
+
+/** What attentionBlock reads of a layer. */
+export type AttentionWeights = Pick<GpuLayerWeights, 'attnNorm' | 'wq' | 'wk' | 'wv' | 'wo' | 'qNorm' | 'kNorm'>;
+
+/** One block of the pass for recordBody (default: the qwen3 transformer block); hybrids bring their own. */
+export type LayerBlock = (g: Graph, p: Program, mode: Mode, il: number) => Promise<void>;
 
 /** The activations every architecture has (shapes for n ≤ ubatch tokens; decode uses n = 1). */
 export interface Activations {
@@ -60,7 +67,7 @@ export interface Activations {
   pos: GPUBuffer; // u32 [ubatch] positions
   x: GPUBuffer; // f32 [ubatch, nEmbd] the residual stream
   h: GPUBuffer; // f32 [ubatch, nEmbd] normed input of a sub-block
-  q: GPUBuffer; // f32 [ubatch, nHead·headDimK]
+  q: GPUBuffer; // f32 [ubatch, nHead·headDimK] (gated attention: [ubatch, 2, nHead·headDimK], query | gate)
   k: GPUBuffer; // f32 [ubatch, nHeadKv·headDimK]
   v: GPUBuffer; // f32 [ubatch, nHeadKv·headDimV]
   o: GPUBuffer; // f32 [ubatch, nHead·headDimV] attention output (kqv_out)
@@ -74,8 +81,10 @@ export interface Activations {
 export class Graph {
   readonly arena: Arena;
   readonly act: Activations;
-  /** per layer K [nCtx, nHeadKv, headDimK] and V [nCtx, nHeadKv, headDimV] (f16 with shader-f16) */
+  /** per attention layer K [nCtx, nHeadKv, headDimK] and V [nCtx, nHeadKv, headDimV] (f16 with shader-f16) */
   readonly kv: KvCache[] = [];
+  /** per layer: its index in kv (−1: a recurrent layer of a hybrid, no KV cache) */
+  readonly kvSlot: number[] = [];
   /** FFN buffers, named by the FFN block */
   readonly ffnBufs = new Map<string, GPUBuffer>();
   /** prefill launches whose size follows n: (launch, units per token) */
@@ -105,7 +114,7 @@ export class Graph {
       pos: a.alloc('pos', U * 4),
       x: a.alloc('x', U * E * 4),
       h: a.alloc('h', U * E * 4),
-      q: a.alloc('q', U * nHead * DK * 4),
+      q: a.alloc('q', U * nHead * DK * 4 * (cfg.qwen35 ? 2 : 1)),
       k: a.alloc('k', U * nHeadKv * DK * 4),
       v: a.alloc('v', U * nHeadKv * DV * 4),
       o: a.alloc('o', U * nHead * DV * 4),
@@ -115,6 +124,11 @@ export class Graph {
       logits: a.alloc('logits', nVocab * 4),
     };
     for (let il = 0; il < cfg.nLayer; il++) {
+      if (cfg.qwen35?.recurrent[il]) {
+        this.kvSlot.push(-1);
+        continue;
+      }
+      this.kvSlot.push(this.kv.length);
       this.kv.push(createKvCache(ctx, { nCtx, nHeadKv, headDimK: DK, headDimV: DV, f16: kvF16, label: `kv.${il}` }));
     }
     ffn.alloc(this);
@@ -139,10 +153,10 @@ export class Graph {
     return b;
   }
 
-  /** y = W·x (decode: matvec) or Y = W·X (prefill: tiled matmul); accumulate: y += … */
-  linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false): Promise<Launch> {
-    if (mode === 'decode') return createMatVec(this.ctx, { w, x, y, accumulate, ...matVecShape(w) });
-    return this.sized(mode, createMatMul(this.ctx, { w, x, y, nTokens: this.ubatch, accumulate }));
+  /** y = W·x (decode: matvec) or Y = W·X (prefill: tiled matmul); accumulate: y += …; strides default to W's cols / rows */
+  linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false, strides: { xStride?: number; yStride?: number } = {}): Promise<Launch> {
+    if (mode === 'decode') return createMatVec(this.ctx, { w, x, y, accumulate, ...strides, ...matVecShape(w) });
+    return this.sized(mode, createMatMul(this.ctx, { w, x, y, nTokens: this.ubatch, accumulate, ...strides }));
   }
 
   /** out = RMSNorm(x) ⊙ weight over rows of nEmbd. */
@@ -173,20 +187,33 @@ export function matVecShape(w: WeightTensor): { workgroupSize: number; rowsPerWo
 /** rows·width elements: a tap of n rows of `width` */
 const rowsOf = (width: number) => (n: number) => n * width;
 
+/** Where attentionBlock differs for an architecture. */
+export interface AttentionOptions {
+  /**
+   * Gated attention (qwen35moe / qwen35, shared/docs/qwen35moe.md): Wq yields [query | gate] per
+   * token (rows permuted at load, src/gpu/qwen35-weights.ts), RoPE covers the first nRot dims, and
+   * o ⊙= sigmoid(gate) before Wo. Taps as src/cpu/qwen35.ts (attn_pregate, attn_gated).
+   */
+  gated?: boolean;
+}
+
 /**
  * The attention block of layer L, identical in qwen3moe and qwen3 (qwen3moe.md steps 2.1–2.6):
  *   x += Wo · attention(qk_norm_rope(Wq·h), qk_norm_rope(Wk·h), Wv·h),  h = RMSNorm(x) ⊙ attn_norm
+ * With `gated`: x += Wo · (attention(…) ⊙ sigmoid(gate)), [q | gate] = Wq·h.
  */
-export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights, il: number): Promise<void> {
+export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: AttentionWeights, il: number, opts: AttentionOptions = {}): Promise<void> {
   const { ctx, cfg, act: a } = g;
   const { nEmbd: E, nHead, nHeadKv, headDimK: DK, headDimV: DV } = cfg;
   const N = g.rows(mode);
+  const qRow = nHead * DK;
+  const qStride = opts.gated ? 2 * qRow : qRow; // q of token t at t·qStride, its gate at + qRow
 
   // h = RMSNorm(x) ⊙ attn_norm                                  h [n, nEmbd]
   p.run(await g.rmsNorm(mode, a.x, L.attnNorm, a.h));
   p.tap('attn_norm', a.h, rowsOf(E));
 
-  // q = Wq·h, k = Wk·h, v = Wv·h                                q [n, nHead·DK], k [n, nHeadKv·DK], v [n, nHeadKv·DV]
+  // q = Wq·h, k = Wk·h, v = Wv·h                                q [n, nHead·DK] (gated: [n, 2, nHead·DK]), k [n, nHeadKv·DK], v [n, nHeadKv·DV]
   p.run(await g.linear(mode, L.wq, a.h, a.q));
   p.run(await g.linear(mode, L.wk, a.h, a.k));
   p.run(await g.linear(mode, L.wv, a.h, a.v));
@@ -194,20 +221,20 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: GpuLay
 
   // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos[t]   (in place)
   const rope = { positions: a.pos, headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase };
-  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead })));
+  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead, tokenStride: qStride })));
   p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.k, weight: L.kNorm, nHeads: nHeadKv })));
-  p.tap('Qcur_rope', a.q, rowsOf(nHead * DK));
+  p.tap('Qcur_rope', a.q, rowsOf(qRow), { row: { width: qRow, stride: qStride } });
   p.tap('Kcur_rope', a.k, rowsOf(nHeadKv * DK));
 
   // KV cache[pos0 .. pos0 + n) = k, v                           cache [nCtx, nHeadKv, DK | DV]
-  const cache = g.kv[il]!;
+  const cache = g.kv[g.kvSlot[il]!]!;
   const kvw = await createKvWrite(ctx, { cache, k: a.k, v: a.v, nTokens: N });
   g.kvWrites[mode].push(kvw);
   p.run(kvw);
 
   // o = softmax(q·Kᵀ / √DK, causal) · V over positions 0 ..= pos0 + t   o [n, nHead·DV]
   if (mode === 'prefill') {
-    const att = await createAttnPrefill(ctx, { cache, q: a.q, out: a.o, nHead, nTokens: N, pos0: 0 });
+    const att = await createAttnPrefill(ctx, { cache, q: a.q, out: a.o, nHead, nTokens: N, pos0: 0, qStride });
     g.attnPrefill.push(att);
     p.run(att);
   } else {
@@ -215,7 +242,13 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: GpuLay
     g.attnDecode.push(att);
     p.run(att);
   }
-  p.tap('kqv_out', a.o, rowsOf(nHead * DV));
+  p.tap(opts.gated ? 'attn_pregate' : 'kqv_out', a.o, rowsOf(nHead * DV));
+
+  if (opts.gated) {
+    // o ⊙= sigmoid(gate)                                         o [n, nHead·DV]
+    p.run(await g.sized(mode, createSigmoidGate(ctx, { gate: { buffer: a.q, offset: qRow }, gateStride: qStride, o: a.o, width: nHead * DV, nTokens: N })));
+    p.tap('attn_gated', a.o, rowsOf(nHead * DV));
+  }
 
   // x += Wo·o                                                   x [n, nEmbd] (residual fused)
   p.run(await g.linear(mode, L.wo, a.o, a.x, true));
@@ -226,7 +259,7 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: GpuLay
  *   x += attention(x);  x += FFN(RMSNorm(x) ⊙ ffn_norm)
  * leaving the residual stream in act.x.
  */
-export async function recordBody(g: Graph, mode: Mode): Promise<Program> {
+export async function recordBody(g: Graph, mode: Mode, block: LayerBlock = transformerBlock): Promise<Program> {
   const { ctx, cfg, w, act: a } = g;
   const E = cfg.nEmbd;
   const p = new Program(g.debug);
@@ -236,20 +269,27 @@ export async function recordBody(g: Graph, mode: Mode): Promise<Program> {
   p.tap('inp_embd', a.x, rowsOf(E));
 
   for (let il = 0; il < cfg.nLayer; il++) {
-    const L = w.layers[il]!;
     p.layer = il;
-    await attentionBlock(g, p, mode, L, il); // x += Wo · attention
-    p.tap('ffn_inp', a.x, rowsOf(E));
-
-    // h = RMSNorm(x) ⊙ ffn_norm                                  h [n, nEmbd]
-    p.run(await g.rmsNorm(mode, a.x, L.ffnNorm, a.h));
-    p.tap('ffn_norm', a.h, rowsOf(E));
-
-    await g.ffn.record(g, p, mode, L); // x += FFN(h)
-    p.tap('l_out', a.x, rowsOf(E));
+    await block(g, p, mode, il);
   }
   p.layer = -1;
   return p;
+}
+
+/** One qwen3moe / qwen3 block:  x += attention(x);  x += FFN(RMSNorm(x) ⊙ ffn_norm). */
+async function transformerBlock(g: Graph, p: Program, mode: Mode, il: number): Promise<void> {
+  const { w, act: a } = g;
+  const E = g.cfg.nEmbd;
+  const L = w.layers[il]!;
+  await attentionBlock(g, p, mode, L, il); // x += Wo · attention
+  p.tap('ffn_inp', a.x, rowsOf(E));
+
+  // h = RMSNorm(x) ⊙ ffn_norm                                    h [n, nEmbd]
+  p.run(await g.rmsNorm(mode, a.x, L.ffnNorm, a.h));
+  p.tap('ffn_norm', a.h, rowsOf(E));
+
+  await g.ffn.record(g, p, mode, L); // x += FFN(h)
+  p.tap('l_out', a.x, rowsOf(E));
 }
 
 /**

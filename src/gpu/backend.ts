@@ -3,7 +3,7 @@
 // cache and recorded forward pass (src/arch/), and a decode step is one submit that reads back
 // either the logits or, with evalTopK, only the k best candidates.
 import type { Backend, BackendSequence, EvalOptions, RoutingTraceSink, SequenceStats, TopKResult } from '../backend.js';
-import type { ModelConfig } from '../config.js';
+import { isQwen35, type ModelConfig } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
 import { ContextOverflowError, DisposedError } from '../errors.js';
 import { DEFAULT_MAX_TOPK, ffnBlock, GpuForward, type Want } from '../arch/index.js';
@@ -131,13 +131,19 @@ export class WebGPUSequence implements BackendSequence {
   private forward: Promise<GpuForward> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly emptyStats = emptyStats();
+  /** hybrids (recurrent layers): the token at every position, which truncate re-evaluates */
+  private readonly history: number[] | null;
+  /** a failed rewind leaves the recurrent state unknown: later evals throw this */
+  private broken: unknown = null;
 
   constructor(
     private readonly backend: WebGPUBackend,
     readonly contextLength: number,
     private readonly opts: WebGPUSequenceOptions,
     private readonly onDispose: () => void,
-  ) {}
+  ) {
+    this.history = isQwen35(backend.config) ? [] : null;
+  }
 
   get nPast(): number {
     return this.past;
@@ -186,8 +192,10 @@ export class WebGPUSequence implements BackendSequence {
     if (this.past + n > this.contextLength) throw new ContextOverflowError(this.contextLength, this.past + n);
     const pos0 = this.past;
     this.past += n; // reserved now so that a second call queued behind this one checks against it
+    this.history?.push(...tokens);
     const job = async () => {
       this.assertAlive();
+      if (this.broken) throw this.broken;
       const f = await this.getForward();
       this.assertAlive();
       return f.eval(tokens, pos0, want, trace);
@@ -196,9 +204,27 @@ export class WebGPUSequence implements BackendSequence {
     this.queue = p.catch(() => undefined);
     return p.catch((e) => {
       if (this.disposed) throw new DisposedError('the sequence was disposed during eval', { cause: e });
-      // the positions were not filled: give them back (only if nothing was queued after)
-      if (this.past === pos0 + n) this.past = pos0;
+      // the positions were not filled: give them back (only if nothing was queued after); a
+      // recurrent state may have advanced part way: rewind it too
+      if (this.past === pos0 + n) {
+        this.past = pos0;
+        if (this.history && !this.broken) this.rewind(pos0);
+      }
       throw e;
+    });
+  }
+
+  /** Hybrids: queues the recurrent state's return to position nPast (GpuForward.rewind). */
+  private rewind(nPast: number): void {
+    const tokens = this.history!.slice(0, nPast);
+    this.history!.length = nPast;
+    const job = async () => {
+      if (this.disposed || this.broken || !this.forward) return; // no forward yet: its state is still zero
+      const f = await this.forward;
+      await f.rewind(nPast, tokens);
+    };
+    this.queue = this.queue.then(job, job).catch((e) => {
+      this.broken ??= e;
     });
   }
 
@@ -218,13 +244,26 @@ export class WebGPUSequence implements BackendSequence {
     return this.forward;
   }
 
-  /** Forgets positions >= nPast (the cache keeps its memory; attention never reads past nPast). */
+  /**
+   * Forgets positions >= nPast (the cache keeps its memory; attention never reads past nPast).
+   * Hybrids (qwen35moe, qwen35): a recurrent state cannot be rewound, so — like the CPU backend —
+   * the state copied at the end of one of the last two multi-token evals at or before nPast is
+   * restored (or the zero state) and the remembered tokens from there up to nPast are evaluated
+   * again: free at 0 and at those positions, a prefill of the gap elsewhere. The GPU work is queued
+   * before the next eval; a failure there makes later evals throw it.
+   */
   truncate(nPast: number): void {
     this.assertAlive();
     if (!(Number.isInteger(nPast) && nPast >= 0 && nPast <= this.past)) {
       throw new RangeError(`cannot truncate to ${nPast}: the sequence holds ${this.past} positions`);
     }
+    if (this.history && nPast !== this.past) this.rewind(nPast);
     this.past = nPast;
+  }
+
+  /** Hybrids: positions where truncate restores a copy of the recurrent state without re-evaluating (besides 0). */
+  get snapshotPositions(): number[] {
+    return this.ready?.snapshotPositions ?? [];
   }
 
   /** Frees the KV cache and activations. Idempotent. */

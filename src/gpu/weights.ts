@@ -10,10 +10,11 @@
 // expert in one part), with the same layout as runtime/buffers.ts uploadWeight.
 import { dequantize } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes, type GGUFTensorInfo } from '../../gguf/types.js';
-import { checkTensor, expectedTensors, validateTensors, type ModelConfig } from '../config.js';
+import { checkTensor, expectedTensors, isQwen35, validateTensors, type ModelConfig } from '../config.js';
 import { AbortError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { KERNEL_TYPES, type WeightPart, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
+import { loadQwen35Layer, type GpuQwen35Layer } from './qwen35-weights.js';
 
 /** What the loader needs from an opened GGUF file (gguf/reader.ts GGUFFile satisfies it). */
 export interface GGUFTensorReader {
@@ -63,7 +64,10 @@ export interface GpuDenseWeights {
 
 export interface GpuWeights {
   tokEmbd: WeightTensor; // [nEmbd, nVocab]
+  /** the transformer blocks (qwen3moe, qwen3); empty for the hybrids */
   layers: GpuLayerWeights[];
+  /** qwen35moe / qwen35: the hybrid's blocks (src/gpu/qwen35-weights.ts) */
+  hybrid?: GpuQwen35Layer[];
   outputNorm: GPUBuffer; // f32 [nEmbd]
   /** LM head [nEmbd, nVocab]; the same object as tokEmbd when the embeddings are tied */
   output: WeightTensor;
@@ -75,6 +79,27 @@ export interface GpuWeights {
 
 const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 const round4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
+
+/** Rows [firstRow, firstRow + nRows) of a tensor, as a piece of a composite weight (TensorLoader.rows). */
+export interface RowPiece {
+  name: string;
+  firstRow: number;
+  nRows: number;
+}
+
+/** What an architecture's own layer loader may ask of loadWeights (src/gpu/qwen35-weights.ts). */
+export interface TensorLoader {
+  info(name: string): GGUFTensorInfo;
+  /** a matrix or expert stack, as uploaded for the transformer blocks */
+  matrix(name: string): Promise<WeightTensor>;
+  /** a tensor of any shape as f32 [all its elements] (norms, biases, conv taps) */
+  vector(name: string): Promise<GPUBuffer>;
+  /**
+   * One weight whose rows are the pieces' rows in order (pieces of one type and row length): row
+   * permutations (q | gate) and projections sharing an input fused into one matvec.
+   */
+  rows(label: string, pieces: RowPiece[]): Promise<WeightTensor>;
+}
 
 /** Destroys every buffer of the weights. */
 export function freeWeights(ctx: GPUContext, w: GpuWeights): void {
@@ -144,6 +169,78 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     }
   };
 
+  /** Streams byte ranges of tensors, concatenated, into `dst` from 0 (any alignment of the ranges). */
+  const streamSegments = async (segs: { info: GGUFTensorInfo; from: number; length: number }[], dst: GPUBuffer): Promise<void> => {
+    let fill = 0;
+    let at = 0;
+    const flush = async () => {
+      const padded = Math.ceil(fill / 4) * 4; // only the last flush is not a whole chunk
+      staging.fill(0, fill, padded);
+      ctx.assertUsable();
+      ctx.queue.writeBuffer(dst, at, staging.buffer, staging.byteOffset, padded);
+      at += padded;
+      sinceSync += padded;
+      fill = 0;
+      if (sinceSync >= syncBytes) {
+        sinceSync = 0;
+        ctx.queue.submit([]);
+        await ctx.track(ctx.queue.onSubmittedWorkDone());
+      }
+    };
+    for (const s of segs) {
+      for (let off = 0; off < s.length; ) {
+        checkAbort();
+        const len = Math.min(chunkBytes - fill, s.length - off);
+        await file.readTensor(s.info, staging.subarray(fill, fill + len), s.from + off, len);
+        fill += len;
+        off += len;
+        done += len;
+        opts.onProgress?.(total ? done / total : 1);
+        if (fill === chunkBytes) await flush();
+      }
+    }
+    if (fill > 0) await flush();
+  };
+
+  /** See TensorLoader.rows: split into parts along rows when larger than one binding. */
+  const rows = async (label: string, pieces: RowPiece[]): Promise<WeightTensor> => {
+    const first = infos.get(pieces[0]!.name)!;
+    const type = first.type;
+    const cols = first.shape[0]!;
+    for (const p of pieces) {
+      const info = infos.get(p.name)!;
+      const nRows = info.shape.slice(1).reduce((a, b) => a * b, 1);
+      if (info.type !== type || info.shape[0] !== cols) throw new RangeError(`${label}: ${p.name} differs in type or row length from ${first.name}`);
+      if (!(p.firstRow >= 0 && p.nRows >= 1 && p.firstRow + p.nRows <= nRows)) throw new RangeError(`${label}: rows ${p.firstRow}+${p.nRows} outside ${p.name}`);
+    }
+    const rb = rowBytes(type, cols);
+    const total = pieces.reduce((s, p) => s + p.nRows, 0);
+    const rowsPerPart = Math.floor((maxPart - 4) / rb);
+    if (rowsPerPart < 1) throw new RangeError(`${label}: a row of ${rb} bytes exceeds the largest binding (${maxPart} bytes)`);
+    const parts: WeightPart[] = [];
+    let pi = 0;
+    let used = 0; // rows of pieces[pi] already placed
+    for (let r0 = 0; r0 < total; r0 += rowsPerPart) {
+      const nRows = Math.min(rowsPerPart, total - r0);
+      const segs: { info: GGUFTensorInfo; from: number; length: number }[] = [];
+      for (let left = nRows; left > 0; ) {
+        const p = pieces[pi]!;
+        const take = Math.min(left, p.nRows - used);
+        segs.push({ info: infos.get(p.name)!, from: (p.firstRow + used) * rb, length: take * rb });
+        used += take;
+        left -= take;
+        if (used === p.nRows) {
+          pi++;
+          used = 0;
+        }
+      }
+      const buffer = newBuffer(`${label}[${r0}:${r0 + nRows}]`, nRows * rb);
+      await streamSegments(segs, buffer);
+      parts.push({ buffer, firstRow: r0, nRows, byteLength: nRows * rb });
+    }
+    return { name: label, type, shape: [cols, total], cols, rows: total, rowBytes: rb, parts, splitRows: 1 };
+  };
+
   /** A matrix or expert stack, split into parts along rows when larger than one binding. */
   const matrix = async (name: string): Promise<WeightTensor> => {
     const info = infos.get(name)!;
@@ -168,7 +265,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
   /** A norm weight as f32 [n] (dequantized on the host when the file stores another type). */
   const vector = async (name: string): Promise<GPUBuffer> => {
     const info = infos.get(name)!;
-    const n = info.shape[0]!;
+    const n = info.shape.reduce((a, b) => a * b, 1);
     const buffer = newBuffer(name, n * 4);
     if (info.type === GGMLType.F32) {
       await stream(info, buffer, 0, n * 4);
@@ -185,7 +282,13 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
   try {
     const tokEmbd = await matrix('token_embd.weight');
     const layers: GpuLayerWeights[] = [];
-    for (let i = 0; i < config.nLayer; i++) {
+    let hybrid: GpuQwen35Layer[] | undefined;
+    if (isQwen35(config)) {
+      const loader: TensorLoader = { info: (name) => infos.get(name)!, matrix, vector, rows };
+      hybrid = [];
+      for (let i = 0; i < config.nLayer; i++) hybrid.push(await loadQwen35Layer(loader, config, i));
+    }
+    for (let i = 0; i < (hybrid ? 0 : config.nLayer); i++) {
       const b = `blk.${i}.`;
       layers.push({
         attnNorm: await vector(b + 'attn_norm.weight'),
@@ -218,7 +321,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     ctx.queue.submit([]);
     await ctx.track(ctx.queue.onSubmittedWorkDone());
     checkAbort();
-    return { tokEmbd, layers, outputNorm, output, bytes: buffers.reduce((s, b) => s + b.size, 0), buffers };
+    return { tokEmbd, layers, ...(hybrid ? { hybrid } : {}), outputNorm, output, bytes: buffers.reduce((s, b) => s + b.size, 0), buffers };
   } catch (e) {
     if (!ctx.isLost) for (const b of buffers) ctx.destroyBuffer(b);
     throw e;
