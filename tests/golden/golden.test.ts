@@ -1,5 +1,6 @@
 // Golden tests: moet against llama.cpp (node-llama-cpp 3.22.1, CPU) on every fixture, for every
-// backend in MOET_GOLDEN_BACKENDS (default: cpu,webgpu; webgpu runs the qwen3moe / qwen3 fixtures).
+// backend in MOET_GOLDEN_BACKENDS (default: cpu,webgpu; both run every fixture: qwen3moe, qwen3,
+// qwen35moe, qwen35).
 // See shared/docs/matching-llamacpp.md.
 //
 // The primary assertion: moet with its default numerics ('llamacpp': activations rounded before

@@ -17,9 +17,9 @@ export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKEND
     return false;
   });
 
-/** Whether a backend runs an architecture (the WebGPU forward pass runs qwen3moe and qwen3). */
+/** Whether a backend runs an architecture (the WebGPU forward pass runs qwen3moe, qwen3, qwen35moe and qwen35). */
 export function backendRuns(backend: GoldenBackend, arch: string): boolean {
-  return backend === 'cpu' || arch === 'qwen3moe' || arch === 'qwen3';
+  return backend === 'cpu' || ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35'].includes(arch);
 }
 
 export interface MoetUnderTest {
