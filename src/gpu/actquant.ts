@@ -1,0 +1,141 @@
+// Launcher of kernels/act_quant.wgsl: llama.cpp's activation round trip on the GPU (numerics
+// 'llamacpp', src/backend.ts). Before a product with a quantized / F16 / BF16 weight, the activation
+// rows are rounded the way llama.cpp's CPU backend rounds them — through the weight type's
+// vec_dot_type (Q8_K, Q8_0, Q8_1, f16, bf16) — into a scratch buffer the product then reads. The
+// values are those of gguf/quants.ts activationRoundTrip, bit for bit.
+import { vecDotType } from '../../gguf/quants.js';
+import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
+import { UniformBlock } from '../runtime/buffers.js';
+import type { GPUContext } from '../runtime/device.js';
+import { grid2d, KernelError, Launch, pipelineCache, uniformSpec, type Dispatch, type KernelSpec } from '../runtime/pipelines.js';
+
+const BINDINGS = [
+  { binding: 0, name: 'P', kind: 'uniform' },
+  { binding: 1, name: 'x', kind: 'read-only-storage' },
+  { binding: 2, name: 'out', kind: 'storage' },
+] as const;
+const PARAMS = uniformSpec('ActQuantParams', [
+  ['n', 'u32'],
+  ['rows', 'u32'],
+  ['x_offset', 'u32'],
+  ['x_stride', 'u32'],
+  ['out_offset', 'u32'],
+  ['out_stride', 'u32'],
+  ['_pad0', 'u32'],
+  ['_pad1', 'u32'],
+]);
+
+export const ACT_Q8_K: KernelSpec = { file: 'act_quant.wgsl', entryPoint: 'q8_k', bindings: BINDINGS, uniform: PARAMS, overrides: ['WG'] };
+export const ACT_Q8_0: KernelSpec = { ...ACT_Q8_K, entryPoint: 'q8_0' };
+export const ACT_F16: KernelSpec = { ...ACT_Q8_K, entryPoint: 'to_f16' };
+export const ACT_BF16: KernelSpec = { ...ACT_Q8_K, entryPoint: 'to_bf16' };
+
+/** The specs of this file, for binding checks. */
+export const ACT_QUANT_KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = { ACT_Q8_K, ACT_Q8_0, ACT_F16, ACT_BF16 };
+
+/** What an activation round trip rounds to: a vec_dot_type (Q8_1 gives Q8_0's values). */
+export type ActQuantType = GGMLType.Q8_K | GGMLType.Q8_0 | GGMLType.Q8_1 | GGMLType.F16 | GGMLType.BF16;
+
+/**
+ * The round trip a product with weights of `weightType` needs under numerics 'llamacpp', or null
+ * for F32 weights (llama.cpp multiplies those exactly).
+ */
+export function actQuantFor(weightType: GGMLType): ActQuantType | null {
+  const t = vecDotType(weightType);
+  return t === GGMLType.F32 ? null : (t as ActQuantType);
+}
+
+/** Values per block of a round trip (the row length must be a multiple). */
+export function actQuantBlock(type: ActQuantType): number {
+  return type === GGMLType.Q8_K ? 256 : type === GGMLType.Q8_0 || type === GGMLType.Q8_1 ? 32 : 1;
+}
+
+export type BufferRef = GPUBuffer | { buffer: GPUBuffer; offset?: number };
+
+export interface ActQuantArgs {
+  type: ActQuantType;
+  /** f32 [rows, xStride] */
+  x: BufferRef;
+  /** f32 [rows, outStride]; must not overlap x */
+  out: BufferRef;
+  /** values per row: a multiple of the block (256 Q8_K, 32 Q8_0 / Q8_1) */
+  n: number;
+  /** rows (setCount changes it); default 1 */
+  rows?: number;
+  /** default n */
+  xStride?: number;
+  /** default n */
+  outStride?: number;
+  /** threads per block for Q8_K (32..256, a power of two; default 64); per workgroup for F16/BF16 (default 256) */
+  workgroupSize?: number;
+}
+
+function unref(r: BufferRef): { buffer: GPUBuffer; offset: number } {
+  return 'buffer' in r ? { buffer: r.buffer, offset: r.offset ?? 0 } : { buffer: r, offset: 0 };
+}
+
+function need(label: string, r: { buffer: GPUBuffer; offset: number }, elements: number): void {
+  if (!Number.isInteger(r.offset) || r.offset < 0) throw new RangeError(`${label}: offset ${r.offset} is not a non-negative integer`);
+  if (elements > 0 && (r.offset + elements) * 4 > r.buffer.size) {
+    throw new RangeError(`${label}: needs ${r.offset + elements} elements (offset ${r.offset} + ${elements}) but the buffer holds ${Math.floor(r.buffer.size / 4)}`);
+  }
+}
+
+/**
+ * out = the activation round trip of x, row by row (one workgroup per block for Q8_K / Q8_0 / Q8_1,
+ * one thread per value for F16 / BF16). setCount(rows) changes the number of rows.
+ * @throws RangeError for a row length that is not a multiple of the block, or buffers too small
+ * @throws KernelError for an unusable workgroup size
+ */
+export async function createActQuant(ctx: GPUContext, a: ActQuantArgs): Promise<Launch> {
+  const block = actQuantBlock(a.type);
+  const label = `act_quant ${ggmlTypeName(a.type)}`;
+  if (!(Number.isInteger(a.n) && a.n > 0 && a.n % block === 0)) throw new RangeError(`${label}: row length ${a.n} is not a positive multiple of ${block}`);
+  const spec = a.type === GGMLType.Q8_K ? ACT_Q8_K : block === 32 ? ACT_Q8_0 : a.type === GGMLType.F16 ? ACT_F16 : ACT_BF16;
+  const wg = block === 32 ? 32 : a.workgroupSize ?? (block === 256 ? 64 : 256);
+  const maxWg = block === 256 ? 256 : Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  if (!(Number.isInteger(wg) && wg >= 32 && wg <= maxWg && (wg & (wg - 1)) === 0)) {
+    throw new KernelError(`${label}: workgroup size ${wg} must be a power of two in 32..${maxWg}`);
+  }
+  if (block === 32 && a.workgroupSize !== undefined && a.workgroupSize !== 32) throw new KernelError(`${label}: the workgroup is one block of 32`);
+  const x = unref(a.x);
+  const out = unref(a.out);
+  const xStride = a.xStride ?? a.n;
+  const outStride = a.outStride ?? a.n;
+  const check = (rows: number) => {
+    if (!(Number.isInteger(rows) && rows >= 0)) throw new RangeError(`${label}: row count ${rows} is not a non-negative integer`);
+    if (rows === 0) return;
+    need(`${label} x`, x, (rows - 1) * xStride + a.n);
+    need(`${label} out`, out, (rows - 1) * outStride + a.n);
+  };
+  const groups = (rows: number): [number, number, number] => {
+    const n = block === 1 ? Math.ceil((rows * a.n) / wg) : (rows * a.n) / block;
+    if (n === 0) return [0, 1, 1];
+    const [gx, gy] = grid2d(ctx, n);
+    return [gx, gy, 1];
+  };
+  const rows = a.rows ?? 1;
+  check(rows);
+  const cache = pipelineCache(ctx);
+  const pipeline = await cache.get(spec, {}, { WG: wg });
+  const layout = cache.bindGroupLayout(spec);
+  const make = (): Launch => {
+    const u = new UniformBlock(ctx, PARAMS, { n: a.n, rows, x_offset: x.offset, x_stride: xStride, out_offset: out.offset, out_stride: outStride, _pad0: 0, _pad1: 0 }, label);
+    const bindGroup = ctx.device.createBindGroup({
+      label,
+      layout,
+      entries: [
+        { binding: 0, resource: { buffer: u.buffer } },
+        { binding: 1, resource: { buffer: x.buffer } },
+        { binding: 2, resource: { buffer: out.buffer } },
+      ],
+    });
+    const dispatch: Dispatch = { pipeline, bindGroup, workgroups: groups(rows) };
+    return new Launch(label, [dispatch], [u], (n) => {
+      check(n);
+      u.set('rows', n);
+      dispatch.workgroups = groups(n);
+    });
+  };
+  return ctx.debug ? ctx.scoped(label, make) : make();
+}
