@@ -137,9 +137,12 @@ export function stdev(v: readonly number[]): number {
 }
 
 let buildCache: { commit: string; number: number } | undefined;
-/** The git commit of the moet checkout (short hash, number of commits), or 'unknown'. */
+/** The git commit of the moet checkout (short hash, number of commits), env MOET_BUILD, or 'unknown'. */
 export function buildInfo(): { commit: string; number: number } {
   if (buildCache) return buildCache;
+  // a bundle without git (bench/gpu-box.sh) carries it in the environment: "hash (count)"
+  const env = /^(\S+) \((\d+)\)$/.exec(process.env.MOET_BUILD ?? '');
+  if (env) return (buildCache = { commit: env[1]!, number: Number(env[2]) });
   const cwd = dirname(new URL(import.meta.url).pathname);
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
