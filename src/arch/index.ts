@@ -8,6 +8,7 @@
 // The architecture picks the FFN block (qwen3moe.ts: MoE; qwen3.ts: dense; qwen35moe.ts: MoE +
 // shared expert) and, for the Qwen3.5 hybrids, the layer block (qwen35.ts: Gated DeltaNet or gated
 // attention, with a recurrent state that rewind() restores); the rest is shared (transformer.ts).
+import type { Numerics } from '../backend.js';
 import type { Architecture, ModelConfig } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
 import { UnsupportedArchitectureError } from '../errors.js';
@@ -23,7 +24,8 @@ import { denseFfn } from './qwen3.js';
 import { moeFfn } from './qwen3moe.js';
 import { qwen35Block, recurrentStateOf } from './qwen35.js';
 import { sharedMoeFfn } from './qwen35moe.js';
-import { createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type LayerBlock, type Mode } from './transformer.js';
+import { chainLaunches, createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type LayerBlock, type Mode } from './transformer.js';
+import { actQuantFor, createActQuant } from '../gpu/actquant.js';
 
 /** The FFN block of each architecture the GPU forward pass runs. */
 export const FFN_BLOCKS: Partial<Record<Architecture, FfnBlock>> = { qwen3moe: moeFfn, qwen3: denseFfn, qwen35moe: sharedMoeFfn, qwen35: denseFfn };
@@ -56,6 +58,8 @@ export interface GpuForwardOptions {
   kvF16?: boolean;
   /** largest k of evalTopK (default 256) */
   maxTopK?: number;
+  /** 'llamacpp': llama.cpp's activation round trips before products, q in f16 against an f16 cache; default 'exact' */
+  numerics?: Numerics;
   /**
    * Debug: receives named intermediates copied back from the GPU (names as src/cpu/forward.ts;
    * ffn_moe_weights_norm for the routing weights; attn_out and ffn_out are derived as differences
@@ -114,7 +118,7 @@ export class GpuForward {
     const nCtx = o.contextLength;
     const ubatch = Math.max(1, Math.min(o.ubatch ?? DEFAULT_UBATCH, nCtx));
     const kvF16 = o.kvF16 ?? ctx.features.f16;
-    const g = new Graph(ctx, cfg, w, nCtx, ubatch, ffnBlock(cfg.arch), !!o.onTensor, kvF16);
+    const g = new Graph(ctx, cfg, w, nCtx, ubatch, ffnBlock(cfg.arch), !!o.onTensor, kvF16, o.numerics ?? 'exact');
     const made: Launch[] = [];
     try {
       const block = LAYER_BLOCKS[cfg.arch];
@@ -307,7 +311,15 @@ export class GpuForward {
       const launches: Launch[] = [];
       for (let r0 = 0; r0 < g.ubatch; r0 += rows) {
         const m = Math.min(rows, g.ubatch - r0);
-        launches.push(await createMatMul(ctx, { w: g.w.output, x: { buffer: g.act.h, offset: r0 * cfg.nEmbd }, y: out, nTokens: m }));
+        const x = { buffer: g.act.h, offset: r0 * cfg.nEmbd };
+        const type = g.numerics === 'llamacpp' ? actQuantFor(g.w.output.type) : null;
+        if (type === null) launches.push(await createMatMul(ctx, { w: g.w.output, x, y: out, nTokens: m }));
+        else {
+          // llama.cpp's round trip of the head's input, into a buffer of its own (the pass's scratch is smaller)
+          const hq = g.arena.alloc('lm_head_all.act', m * cfg.nEmbd * 4);
+          const round = await createActQuant(ctx, { type, x, out: hq, n: cfg.nEmbd, rows: m });
+          launches.push(chainLaunches(round, await createMatMul(ctx, { w: g.w.output, x: hq, y: out, nTokens: m })));
+        }
       }
       this.all = { rows, launches, out, staging };
     }

@@ -5,6 +5,7 @@
 // Prefill groups the (token, slot) pairs by expert and runs tiled matmuls per expert
 // (moe_group.wgsl + moe_mm.wgsl); decode runs the k experts' matvecs reading the ids from the
 // router's output (moe_ffn.wgsl). Only the chosen experts' weights are read.
+import { actQuantFor } from '../gpu/actquant.js';
 import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, type MoePrefillScratch } from '../gpu/moe.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { routingTraceHook } from '../trace/gpu.js';
@@ -24,6 +25,8 @@ export const moeFfn: FfnBlock = {
     const s = createMoePrefillScratch(g.ctx, { maxTokens: U, k: K, nEmbd, nFf: nFfExp, nExpert });
     g.arena.buffers.push(s.sorted, s.tiles, s.args, s.act, s.ye);
     scratchOf.set(g, s);
+    // numerics 'llamacpp': the SwiGLU activations rounded for the down projection
+    if (g.numerics === 'llamacpp') g.ffnBufs.set('act_q', g.arena.alloc('ffn_moe_act_q', U * K * nFfExp * 4)); // f32 [ubatch·k, nFfExp]
   },
 
   async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights): Promise<void> {
@@ -49,7 +52,20 @@ export const moeFfn: FfnBlock = {
     p.run(routingTraceHook(g, ctx, { nLayer: cfg.nLayer, k: K, nExpert }, p.layer, { logits: router, ids, weights }));
 
     // x += Σ_j w[t,j] · down_e(silu(gate_e·h) ⊙ up_e·h),  e = ids[t,j]
-    const experts = { gate: f.gateExps, up: f.upExps, down: f.downExps, x: a.h, out: a.x, ids, weights, k: K };
+    // (numerics 'llamacpp': h through gate's round trip first, the activations through down's)
+    let x = a.h;
+    let actQuant: { type: NonNullable<ReturnType<typeof actQuantFor>>; out: GPUBuffer } | undefined;
+    if (g.numerics === 'llamacpp') {
+      const tIn = actQuantFor(f.gateExps.type);
+      if (tIn !== null && tIn === actQuantFor(f.upExps.type)) {
+        const round = await g.roundTrip(mode, tIn, a.h, cfg.nEmbd);
+        p.run(await g.sized(mode, Promise.resolve(round.launch)));
+        x = round.out;
+      }
+      const tAct = actQuantFor(f.downExps.type);
+      if (tAct !== null) actQuant = { type: tAct, out: g.buf('act_q') };
+    }
+    const experts = { gate: f.gateExps, up: f.upExps, down: f.downExps, x, out: a.x, ids, weights, k: K, actQuant };
     if (mode === 'prefill') {
       p.run(await g.sized(mode, createMoeFfnPrefill(ctx, { ...experts, nTokens: N, maxTokens: N, scratch })));
     } else {

@@ -10,7 +10,10 @@
 // A step only rewrites small uniforms (token count, position) and two tiny buffers (token ids,
 // positions), encodes the Program into one command buffer and submits it once; nothing comes back
 // to the CPU before the logits (or the top-k candidates) at the very end.
+import type { Numerics } from '../backend.js';
+import { GGMLType } from '../../gguf/types.js';
 import type { ModelConfig } from '../config.js';
+import { actQuantFor, createActQuant, type ActQuantType } from '../gpu/actquant.js';
 import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, createKvWrite, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
 import { createSigmoidGate } from '../gpu/gated.js';
 import { createEmbed, createMatMul, createMatVec, createQKNormRope, createRmsNorm, type BufferRef } from '../gpu/ops.js';
@@ -18,7 +21,7 @@ import { createTopK, type TopKLaunch } from '../gpu/sample.js';
 import type { GpuLayerWeights, GpuWeights } from '../gpu/weights.js';
 import { createStorage, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import type { Launch } from '../runtime/pipelines.js';
+import { Launch } from '../runtime/pipelines.js';
 import { Program } from './program.js';
 
 /** Prefill (a batch of tokens) or decode (one token): the two shape classes of the pass. */
@@ -105,6 +108,11 @@ export class Graph {
     /** record debug taps */
     readonly debug: boolean,
     kvF16: boolean,
+    /**
+     * 'llamacpp': products take their input through llama.cpp's activation round trip (act_quant.wgsl)
+     * and, with an f16 cache, attention takes q rounded to f16; 'exact': f32 throughout
+     */
+    readonly numerics: Numerics = 'exact',
   ) {
     const { nEmbd: E, nHead, nHeadKv, headDimK: DK, headDimV: DV, nVocab } = cfg;
     const U = ubatch;
@@ -153,10 +161,42 @@ export class Graph {
     return b;
   }
 
-  /** y = W·x (decode: matvec) or Y = W·X (prefill: tiled matmul); accumulate: y += …; strides default to W's cols / rows */
-  linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false, strides: { xStride?: number; yStride?: number } = {}): Promise<Launch> {
+  /**
+   * y = W·x (decode: matvec) or Y = W·X (prefill: tiled matmul); accumulate: y += …; strides default
+   * to W's cols / rows. Under numerics 'llamacpp' x first goes through the round trip of W's
+   * vec_dot_type into a scratch buffer, which the product reads (one launch of two dispatches).
+   */
+  async linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false, strides: { xStride?: number; yStride?: number } = {}): Promise<Launch> {
+    const type = this.numerics === 'llamacpp' ? actQuantFor(w.type) : null;
+    let launch: Launch;
+    if (type !== null) {
+      const round = await this.roundTrip(mode, type, x, w.cols, strides.xStride ?? w.cols);
+      launch = chainLaunches(round.launch, await this.linearExact(mode, w, round.out, y, accumulate, { ...strides, xStride: w.cols }));
+    } else {
+      launch = await this.linearExact(mode, w, x, y, accumulate, strides);
+    }
+    return mode === 'prefill' ? this.sized(mode, Promise.resolve(launch)) : launch;
+  }
+
+  private linearExact(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate: boolean, strides: { xStride?: number; yStride?: number }): Promise<Launch> {
     if (mode === 'decode') return createMatVec(this.ctx, { w, x, y, accumulate, ...strides, ...matVecShape(w) });
-    return this.sized(mode, createMatMul(this.ctx, { w, x, y, nTokens: this.ubatch, accumulate, ...strides }));
+    return createMatMul(this.ctx, { w, x, y, nTokens: this.ubatch, accumulate, ...strides });
+  }
+
+  /** Scratch for rounded activations, [ubatch, cols] (grown on demand; launches keep their buffer). */
+  private actScratch: GPUBuffer | null = null;
+
+  /**
+   * The llama.cpp activation round trip of `rows(mode)` rows of `cols` values of x (row stride
+   * xStride) into the shared scratch (contiguous rows): a launch (not registered with sized(); the
+   * caller's launch is) and where its output lives. Products read the scratch right after, so one
+   * buffer serves every round trip of the pass.
+   */
+  async roundTrip(mode: Mode, type: ActQuantType, x: BufferRef, cols: number, xStride = cols): Promise<{ launch: Launch; out: GPUBuffer }> {
+    const bytes = this.ubatch * cols * 4;
+    if (!this.actScratch || this.actScratch.size < bytes) this.actScratch = this.arena.alloc('act_quant', bytes);
+    const launch = await createActQuant(this.ctx, { type, x, out: this.actScratch, n: cols, rows: this.rows(mode), xStride });
+    return { launch, out: this.actScratch };
   }
 
   /** out = RMSNorm(x) ⊙ weight over rows of nEmbd. */
@@ -232,13 +272,23 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   g.kvWrites[mode].push(kvw);
   p.run(kvw);
 
+  // llama.cpp with an F16 cache multiplies K by q rounded to f16 (F16's vec_dot_type)
+  let q: BufferRef = a.q;
+  let qs = qStride;
+  if (g.numerics === 'llamacpp' && cache.f16) {
+    const round = await g.roundTrip(mode, GGMLType.F16, a.q, qRow, qStride);
+    p.run(await g.sized(mode, Promise.resolve(round.launch)));
+    q = round.out;
+    qs = qRow;
+  }
+
   // o = softmax(q·Kᵀ / √DK, causal) · V over positions 0 ..= pos0 + t   o [n, nHead·DV]
   if (mode === 'prefill') {
-    const att = await createAttnPrefill(ctx, { cache, q: a.q, out: a.o, nHead, nTokens: N, pos0: 0, qStride });
+    const att = await createAttnPrefill(ctx, { cache, q, out: a.o, nHead, nTokens: N, pos0: 0, qStride: qs });
     g.attnPrefill.push(att);
     p.run(att);
   } else {
-    const att = await createAttnDecode(ctx, { cache, q: a.q, out: a.o, nHead, nKv: 1, scale: 1 / Math.sqrt(DK), scratch: a.attnScratch });
+    const att = await createAttnDecode(ctx, { cache, q, out: a.o, nHead, nKv: 1, scale: 1 / Math.sqrt(DK), scratch: a.attnScratch });
     g.attnDecode.push(att);
     p.run(att);
   }
@@ -315,9 +365,20 @@ export async function recordHead(g: Graph, mode: Mode, lmHead: Launch): Promise<
   return p;
 }
 
-/** The LM head matvec hLast → logits (shared by both heads). */
+/** The LM head matvec hLast → logits (shared by both heads; with its input's round trip under numerics 'llamacpp'). */
 export function createLmHead(g: Graph): Promise<Launch> {
-  return createMatVec(g.ctx, { w: g.w.output, x: g.act.hLast, y: g.act.logits, ...matVecShape(g.w.output) });
+  return g.linear('decode', g.w.output, g.act.hLast, g.act.logits);
+}
+
+/**
+ * One launch running `a` then `b` (their dispatches in order, in one pass): a product and the
+ * round trip of its input. setCount(n) passes n to both.
+ */
+export function chainLaunches(a: Launch, b: Launch): Launch {
+  return new Launch(`${a.label} → ${b.label}`, [...a.dispatches, ...b.dispatches], [...a.uniforms, ...b.uniforms], (n) => {
+    a.setCount(n);
+    b.setCount(n);
+  });
 }
 
 /** Top-k selection over the logits (sample.wgsl). */

@@ -45,6 +45,34 @@ export function actQuantFor(weightType: GGMLType): ActQuantType | null {
   return t === GGMLType.F32 ? null : (t as ActQuantType);
 }
 
+/**
+ * A step of a multi-dispatch launch (src/gpu/steps.ts) rounding `rows` rows of n values (contiguous
+ * rows, stride n) from x into out; `groups(rows)` gives its grid for another row count (the
+ * uniform's `rows` must be set too). For launchers that fuse the round trip between two kernels.
+ */
+export function actQuantStep(type: ActQuantType, x: { buffer: GPUBuffer; offset: number }, out: GPUBuffer, n: number, rows: number, ctx: GPUContext) {
+  const block = actQuantBlock(type);
+  if (!(Number.isInteger(n) && n > 0 && n % block === 0)) throw new RangeError(`act_quant: row length ${n} is not a positive multiple of ${block}`);
+  const spec = type === GGMLType.Q8_K ? ACT_Q8_K : block === 32 ? ACT_Q8_0 : type === GGMLType.F16 ? ACT_F16 : ACT_BF16;
+  const wg = block === 256 ? 64 : block === 32 ? 32 : 256;
+  const groups = (r: number): [number, number, number] => {
+    const count = block === 1 ? Math.ceil((r * n) / wg) : (r * n) / block;
+    if (count === 0) return [0, 1, 1];
+    const [gx, gy] = grid2d(ctx, count);
+    return [gx, gy, 1];
+  };
+  return {
+    plan: {
+      spec,
+      constants: { WG: wg },
+      uniform: { n, rows, x_offset: x.offset, x_stride: n, out_offset: 0, out_stride: n, _pad0: 0, _pad1: 0 },
+      buffers: { x: x.buffer, out },
+      workgroups: groups(rows),
+    },
+    groups,
+  };
+}
+
 /** Values per block of a round trip (the row length must be a multiple). */
 export function actQuantBlock(type: ActQuantType): number {
   return type === GGMLType.Q8_K ? 256 : type === GGMLType.Q8_0 || type === GGMLType.Q8_1 ? 32 : 1;

@@ -2,7 +2,7 @@
 // the GPU once (weights.ts) and stay in their GGUF formats; each sequence owns its activations, KV
 // cache and recorded forward pass (src/arch/), and a decode step is one submit that reads back
 // either the logits or, with evalTopK, only the k best candidates.
-import type { Backend, BackendSequence, EvalOptions, RoutingTraceSink, SequenceStats, TopKResult } from '../backend.js';
+import type { Backend, BackendSequence, EvalOptions, Numerics, RoutingTraceSink, SequenceStats, TopKResult } from '../backend.js';
 import { isQwen35, type ModelConfig } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
 import { ContextOverflowError, DisposedError } from '../errors.js';
@@ -12,6 +12,8 @@ import { freeWeights, loadWeights, type GGUFTensorReader, type GpuWeights } from
 
 export interface WebGPULoadOptions {
   signal?: AbortSignal;
+  /** 'llamacpp' (default): activations rounded before products as llama.cpp's CPU backend does (src/backend.ts); 'exact': f32 */
+  numerics?: Numerics;
   /** fraction of weight bytes uploaded so far, 0..1 */
   onProgress?: (fraction: number) => void;
   /** device options (adapter, debug …); ignored when `context` is given */
@@ -55,6 +57,8 @@ export class WebGPUBackend implements Backend {
     readonly config: ModelConfig,
     /** @internal */ readonly weights: GpuWeights,
     private readonly ownsContext: boolean,
+    /** how every sequence's pass rounds (src/backend.ts Numerics) */
+    readonly numerics: Numerics = 'llamacpp',
   ) {}
 
   /**
@@ -68,12 +72,12 @@ export class WebGPUBackend implements Backend {
     const owns = !opts.context;
     try {
       const weights = await loadWeights(ctx, file, config, { signal: opts.signal, onProgress: opts.onProgress, chunkBytes: opts.chunkBytes, maxPartBytes: opts.maxPartBytes });
-      const be = new WebGPUBackend(ctx, config, weights, owns);
+      const be = new WebGPUBackend(ctx, config, weights, owns, opts.numerics ?? 'llamacpp');
       if (opts.warmup !== false) {
         try {
           // a tiny sequence runs each path once: every pipeline compiles now (drivers such as
           // lavapipe compile on first dispatch, not at pipeline creation)
-          const f = await GpuForward.create(ctx, config, weights, { contextLength: 4, ubatch: 2, maxTopK: 2 });
+          const f = await GpuForward.create(ctx, config, weights, { contextLength: 4, ubatch: 2, maxTopK: 2, numerics: be.numerics });
           try {
             await f.eval([0, 0], 0, { kind: 'logits' });
             await f.eval([0], 2, { kind: 'topk', k: 2 });
@@ -231,7 +235,7 @@ export class WebGPUSequence implements BackendSequence {
   private getForward(): Promise<GpuForward> {
     if (!this.forward) {
       const { ctx, config, weights } = this.backend;
-      this.forward = GpuForward.create(ctx, config, weights, { ...this.opts, contextLength: this.contextLength }).then((f) => {
+      this.forward = GpuForward.create(ctx, config, weights, { ...this.opts, contextLength: this.contextLength, numerics: this.backend.numerics }).then((f) => {
         if (this.disposed) {
           f.dispose();
           throw new DisposedError('the sequence was disposed');

@@ -8,6 +8,7 @@
 import { createStorage, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
+import { actQuantStep, type ActQuantType } from './actquant.js';
 import { TYPE_VARIANTS } from './ops.js';
 import { buildSteps, checkWeight, checkWg, need, StepLaunch, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
 
@@ -292,6 +293,11 @@ export interface MoeFfnDecodeArgs {
   outStride?: number;
   /** f32 scratch [maxTokens·k, n_ff] for the activations (default: allocated) */
   act?: BufferRef;
+  /**
+   * numerics 'llamacpp': the SwiGLU activations go through llama.cpp's round trip of down's
+   * vec_dot_type (act_quant.wgsl) into `out` (f32 [maxTokens·k, n_ff]), which down then reads
+   */
+  actQuant?: { type: ActQuantType; out: GPUBuffer };
   rowsPerWorkgroup?: number;
   workgroupSize?: number;
   subgroups?: boolean;
@@ -371,7 +377,16 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
   const toAct = { xb: x.buffer, xo: x.offset, xs: xStride, yb: act.buffer, yo: act.offset, ys: nFf };
   proj(MOE_FFN_GATE, a.gate, nFf, toAct, slots);
   proj(MOE_FFN_UP, a.up, nFf, toAct, slots);
-  proj(MOE_FFN_DOWN, a.down, nEmbd, { xb: act.buffer, xo: act.offset, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens);
+  let downIn = { xb: act.buffer, xo: act.offset };
+  const aq = a.actQuant ? actQuantStep(a.actQuant.type, act, a.actQuant.out, nFf, n0 * k, ctx) : null;
+  const aqIndex = plans.length;
+  if (aq) {
+    need('moe_ffn actQuant.out', { buffer: a.actQuant!.out, offset: 0 }, maxTokens * k * nFf);
+    plans.push(aq.plan);
+    zOf.push(() => 1);
+    downIn = { xb: a.actQuant!.out, xo: 0 };
+  }
+  proj(MOE_FFN_DOWN, a.down, nEmbd, { ...downIn, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens);
   const launch = await buildSteps(
     ctx,
     `moe_ffn ${a.gate.name}`,
@@ -380,6 +395,10 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
       new StepLaunch(`moe_ffn ${a.gate.name}`, d, u, (n) => {
         check(n);
         launch.dispatches.forEach((disp, i) => (disp.workgroups[2] = zOf[i]!(n)));
+        if (aq) {
+          launch.uniforms[aqIndex]!.set('rows', n * k); // every step of this launch has a uniform
+          launch.dispatches[aqIndex]!.workgroups = aq.groups(n * k);
+        }
       }),
   );
   if (ownAct) launch.own(ctx, ownAct);
@@ -413,6 +432,8 @@ export interface MoeFfnPrefillArgs {
   /** moe_mm threads along rows / pairs (WG_M, WG_N): tile TM = 4·wgM rows × TN = 4·wgN pairs; default 16 × 4 */
   wgM?: number;
   wgN?: number;
+  /** as MoeFfnDecodeArgs.actQuant: out f32 [maxTokens·k, n_ff] */
+  actQuant?: { type: ActQuantType; out: GPUBuffer };
 }
 
 /** Scratch of the prefill MoE FFN: one set serves every layer. */
@@ -550,7 +571,15 @@ export async function createMoeFfnPrefill(ctx: GPUContext, a: MoeFfnPrefillArgs)
   };
   mm(MOE_MM, a.gate, nFf, x.buffer, x.offset, xStride, k, act, nFf, 0);
   mm(MOE_MM_SWIGLU, a.up, nFf, x.buffer, x.offset, xStride, k, act, nFf, 0);
-  mm(MOE_MM, a.down, nEmbd, act, 0, nFf, 1, ye, nEmbd, 16);
+  // numerics 'llamacpp': the activations of every pair through down's round trip first
+  const aq = a.actQuant ? actQuantStep(a.actQuant.type, { buffer: act, offset: 0 }, a.actQuant.out, nFf, a.nTokens * k, ctx) : null;
+  const aqUniform = plans.filter((p) => p.spec.uniform).length;
+  const aqIndex = plans.length;
+  if (aq) {
+    need('moe_ffn_prefill actQuant.out', { buffer: a.actQuant!.out, offset: 0 }, maxPairs * nFf);
+    plans.push(aq.plan);
+  }
+  mm(MOE_MM, a.down, nEmbd, aq ? a.actQuant!.out : act, 0, nFf, 1, ye, nEmbd, 16);
   plans.push({
     spec: MOE_COMBINE,
     constants: { WG: combineWg },
@@ -569,6 +598,10 @@ export async function createMoeFfnPrefill(ctx: GPUContext, a: MoeFfnPrefillArgs)
         const last = launch.uniforms.length - 1;
         launch.uniforms[last]!.set('n_tokens', n);
         launch.dispatches[launch.dispatches.length - 1]!.workgroups[1] = n;
+        if (aq) {
+          launch.uniforms[aqUniform]!.set('rows', n * k);
+          launch.dispatches[aqIndex]!.workgroups = aq.groups(n * k);
+        }
       }),
   );
   if (!a.scratch) launch.own(ctx, sorted, tiles, args, act, ye);

@@ -33,7 +33,7 @@ async function open(name: FixtureName): Promise<{ cfg: ModelConfig; cpu: CpuBack
     const cfg = configFromGGUF(file.metadata, file.tensorByName);
     // the GPU multiplies in f32 like the CPU reference's 'exact' numerics (not llama.cpp's activation rounding)
     const cpu = await CpuBackend.load(file, cfg, { numerics: 'exact' });
-    const gpu = await WebGPUBackend.load(file, cfg, { context: ctx! });
+    const gpu = await WebGPUBackend.load(file, cfg, { context: ctx!, numerics: 'exact' }); // as the CPU reference
     return { cfg, cpu, gpu };
   } finally {
     await file.close();

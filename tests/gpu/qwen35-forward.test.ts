@@ -39,7 +39,7 @@ async function open(name: FixtureName): Promise<{ cfg: ModelConfig; cpu: Qwen35C
     const cfg = configFromGGUF(file.metadata, file.tensorByName);
     // the GPU multiplies in f32, like the CPU reference's 'exact' numerics
     const cpu = await Qwen35CpuBackend.load(file, cfg, { numerics: 'exact' });
-    const gpu = await WebGPUBackend.load(file, cfg, { context: ctx! });
+    const gpu = await WebGPUBackend.load(file, cfg, { context: ctx!, numerics: 'exact' }); // as the CPU reference
     return { cfg, cpu, gpu };
   } finally {
     await file.close();

@@ -30,7 +30,7 @@ describe.skipIf(!ctx)('routing traces: WebGPU vs CPU', () => {
     file = await openGGUF(await fixturePath('qwen3moe-q8_0'));
     cfg = configFromGGUF(file.metadata, file.tensorByName);
     cpu = (await CpuBackend.load(file, cfg, { numerics: 'exact' })) as CpuBackend; // the GPU multiplies exactly
-    gpu = await WebGPUBackend.load(file, cfg, { context: ctx! });
+    gpu = await WebGPUBackend.load(file, cfg, { context: ctx!, numerics: 'exact' });
   });
   afterAll(async () => {
     await gpu?.dispose();
