@@ -14,6 +14,11 @@
 //     arithmetic): per block of 32, eight lanes of 4 consecutive products (integer), each lane
 //     lane = fma(f32(dW·dA), lane sum, lane) over the blocks; then the 8 lanes summed pairwise
 //     (hsum: hi+lo, then [0]+[2] and [1]+[3], then the two).
+//   Q4_0 repacked to 8x8 (rows % 8 == 0): one accumulator, acc = fma(f32(Σ q·q8), f32(dW·dA), acc)
+//     per block of 32, for one row and for batches alike.
+//   Q4_1, Q5_1 × Q8_1 (ggml_vec_dot_*_q8_1): the eight lanes as above plus the mins, summed one
+//     block at a time in f32: summs = fma(mW, sA, summs) with sA = f16(d·Σq); result hsum + summs.
+//   Q5_K: as Q4_K not repacked, its mins summed one super block at a time in f32.
 //   Q4_K repacked to 8x8 (weights with rows % 8 == 0): one row (gemv, and every row of mul_mat_id)
 //     accumulates once per super block, A = fma(f32(Σ sc·isum), f32(dW·dA), A) and the mins
 //     M = fma(f32(Σ m·bsum), f32(dmin·dA), M), result A − M; batches (gemm, rows in groups of 4,
@@ -25,12 +30,14 @@
 //     _mm512_reduce_add_ps) when the batch has ≥ 2 rows, k % 16 == 0 and the output count % 4 == 0;
 //     otherwise ggml_vec_dot_f32 / _f16 (4 accumulators of 16 lanes over each 64 values, the rest
 //     one by one).
-//   Other weight types (Q4_1, Q5_1, Q5_K, BF16): the activation round trip and an f64 dot product
-//     (close, not bit-exact).
+//   Other weight types (BF16): the activation round trip and an f64 dot product (close, not bit-exact).
 //
 // What is not reproduced bit for bit: ggml's vectorized expf/silu approximations (softmax, SwiGLU)
-// and libm's cosf/sinf (RoPE); moet uses correctly rounded values there, which differ from ggml's
-// in the last bit now and then.
+// and glibc's cosf/sinf (RoPE; about 1% of its values are not the correctly rounded ones moet uses);
+// these differ in the last bit now and then, and an 8-bit rounding downstream occasionally turns
+// that into a visible difference. Checked against the node-llama-cpp 3.22.1 library with a tensor
+// dump harness: every product above matches bit for bit (Q8_0, Q4_0 repacked and not, Q5_0, Q4_1,
+// Q5_1, Q4_K gemm/gemv/vec_dot, Q5_K, Q6_K, batch and one row), and whole fixtures give KL 0.
 //
 // The choice of kernel follows ggml's rules for an AVX2/AVX-512 machine; the arithmetic of the
 // AVX-512 and AVX2 variants is the same for every path above except tinyBLAS F32/F16, whose lane
@@ -88,10 +95,12 @@ interface QAct {
   d: Float32Array;
   qs: Int8Array;
   bsums: Int32Array;
+  /** Q8_1: f16(d·Σq) per block of 32 (d the f32 scale before its f16 rounding) */
+  s: Float32Array;
 }
 
 function newAct(n: number, block: number): QAct {
-  return { d: new Float32Array(n / block), qs: new Int8Array(n), bsums: new Int32Array(n / 16) };
+  return { d: new Float32Array(n / block), qs: new Int8Array(n), bsums: new Int32Array(n / 16), s: new Float32Array(block === 32 ? n / 32 : 0) };
 }
 
 /** quantize_row_q8_K_ref over x[0..n) (n a multiple of 256). */
@@ -125,7 +134,7 @@ function quantizeQ8K(x: Float32Array, n: number): QAct {
   return a;
 }
 
-/** The AVX quantize_row_q8_0 over x[0..n) (n a multiple of 32): d as its f16 value. */
+/** The AVX quantize_row_q8_0 (or _q8_1, with s) over x[0..n) (n a multiple of 32): d as its f16 value. */
 function quantizeQ8_0(x: Float32Array, n: number): QAct {
   const a = newAct(n, 32);
   for (let b = 0, o = 0; o < n; b++, o += 32) {
@@ -134,12 +143,17 @@ function quantizeQ8_0(x: Float32Array, n: number): QAct {
       const v = Math.abs(x[o + j]!);
       if (v > amax) amax = v;
     }
-    a.d[b] = f16ToF32(f32ToF16(fr(amax / 127)));
+    const d = fr(amax / 127);
+    a.d[b] = f16ToF32(f32ToF16(d));
     const id = amax !== 0 ? fr(127 / amax) : 0;
+    let sum = 0;
     for (let j = 0; j < 32; j++) {
       const v = fr(x[o + j]! * id);
-      a.qs[o + j] = !(v > -128.5) ? -128 : v >= 127.5 ? 127 : fr(v + 12582912) - 12582912;
+      const q = !(v > -128.5) ? -128 : v >= 127.5 ? 127 : fr(v + 12582912) - 12582912;
+      a.qs[o + j] = q;
+      sum += q;
     }
+    a.s[b] = f16ToF32(f32ToF16(fr(d * sum)));
   }
   return a;
 }
@@ -179,7 +193,31 @@ function decodeQ0(type: GGMLType, src: Uint8Array, cols: number, q: Int8Array, d
   }
 }
 
-/** Q4_K / Q6_K row → unsigned quants [cols] (0..15 / 0..63), and per super block d, dmin (Q4_K),
+/** Q4_1 / Q5_1 row → unsigned quants [cols], and the f16 scale d and min m of each block of 32. */
+function decodeQ1(type: GGMLType, src: Uint8Array, cols: number, q: Uint8Array, d: Float32Array, m: Float32Array): void {
+  for (let b = 0, o = 0; o < cols; b++, o += 32) {
+    if (type === GGMLType.Q4_1) {
+      const p = 20 * b;
+      d[b] = half(src, p);
+      m[b] = half(src, p + 2);
+      for (let j = 0; j < 16; j++) {
+        q[o + j] = src[p + 4 + j]! & 15;
+        q[o + j + 16] = src[p + 4 + j]! >> 4;
+      }
+    } else {
+      const p = 24 * b;
+      d[b] = half(src, p);
+      m[b] = half(src, p + 2);
+      const qh = (src[p + 4]! | (src[p + 5]! << 8) | (src[p + 6]! << 16) | (src[p + 7]! << 24)) >>> 0;
+      for (let j = 0; j < 16; j++) {
+        q[o + j] = (src[p + 8 + j]! & 15) | (((qh >>> j) & 1) << 4);
+        q[o + j + 16] = (src[p + 8 + j]! >> 4) | (((qh >>> (j + 16)) & 1) << 4);
+      }
+    }
+  }
+}
+
+/** Q4_K / Q5_K / Q6_K row → unsigned quants [cols] (0..15 / 0..31 / 0..63), and per super block d, dmin (Q4_K, Q5_K),
  * the 8 scales and 8 mins (Q4_K) or the 16 signed scales (Q6_K). */
 interface KRow {
   q: Uint8Array;
@@ -189,10 +227,10 @@ interface KRow {
   m: Int32Array;
 }
 
-function decodeQ4K(src: Uint8Array, cols: number, r: KRow): void {
+function decodeQ4K(src: Uint8Array, cols: number, r: KRow, q5 = false): void {
   const nb = cols / 256;
   for (let b = 0; b < nb; b++) {
-    const p = 144 * b;
+    const p = (q5 ? 176 : 144) * b;
     r.d[b] = half(src, p);
     r.dmin[b] = half(src, p + 2);
     const s = p + 4;
@@ -205,11 +243,13 @@ function decodeQ4K(src: Uint8Array, cols: number, r: KRow): void {
         r.m[8 * b + j] = (src[s + j + 4]! >> 4) | ((src[s + j]! >> 6) << 4);
       }
     }
+    const qs = p + (q5 ? 48 : 16);
     for (let c = 0; c < 4; c++) {
       for (let l = 0; l < 32; l++) {
-        const v = src[p + 16 + 32 * c + l]!;
-        r.q[256 * b + 64 * c + l] = v & 15;
-        r.q[256 * b + 64 * c + 32 + l] = v >> 4;
+        const v = src[qs + 32 * c + l]!;
+        const h = q5 ? src[p + 16 + l]! : 0; // Q5_K: bit 2c / 2c+1 of qh[l] is the fifth bit
+        r.q[256 * b + 64 * c + l] = (v & 15) | (((h >> (2 * c)) & 1) << 4);
+        r.q[256 * b + 64 * c + 32 + l] = (v >> 4) | (((h >> (2 * c + 1)) & 1) << 4);
       }
     }
   }
@@ -257,6 +297,34 @@ function dotQ0(q: Int8Array, d: Float32Array, a: QAct, ao: number, cols: number)
   return hsum8(lanes8);
 }
 
+/** Q4_0 repacked (8x8): one accumulator, one fma per block of 32. */
+function dotQ40Repacked(q: Int8Array, d: Float32Array, a: QAct, ao: number, cols: number): number {
+  let acc = 0;
+  for (let b = 0, o = 0; o < cols; b++, o += 32) {
+    let isum = 0;
+    for (let j = 0; j < 32; j++) isum += q[o + j]! * a.qs[ao + o + j]!;
+    acc = fmaf(isum, fr(d[b]! * a.d[ao / 32 + b]!), acc);
+  }
+  return acc;
+}
+
+/** ggml_vec_dot_q4_1_q8_1 / _q5_1_q8_1 (AVX2): the Q8_0 lanes with unsigned quants, plus m·s per block. */
+function dotQ1(q: Uint8Array, d: Float32Array, m: Float32Array, a: QAct, ao: number, cols: number): number {
+  lanes8.fill(0);
+  let summs = 0;
+  for (let b = 0, o = 0; o < cols; b++, o += 32) {
+    const ab = ao / 32 + b;
+    summs = fmaf(m[b]!, a.s[ab]!, summs);
+    const s = fr(d[b]! * a.d[ab]!);
+    for (let i = 0; i < 8; i++) {
+      const e = o + 4 * i;
+      const isum = q[e]! * a.qs[ao + e]! + q[e + 1]! * a.qs[ao + e + 1]! + q[e + 2]! * a.qs[ao + e + 2]! + q[e + 3]! * a.qs[ao + e + 3]!;
+      lanes8[i] = fmaf(s, isum, lanes8[i]!);
+    }
+  }
+  return fr(hsum8(lanes8) + summs);
+}
+
 /** Q4_K repacked (8x8): gemv accumulates once per super block, gemm once per 64 values. */
 function dotQ4KRepacked(r: KRow, a: QAct, ao: number, cols: number, gemm: boolean): number {
   let A = 0;
@@ -288,6 +356,31 @@ function dotQ4KRepacked(r: KRow, a: QAct, ao: number, cols: number, gemm: boolea
     }
   }
   return fr(A - M);
+}
+
+/** ggml_vec_dot_q5_K_q8_K (AVX2): the Q4_K lanes; the mins in one f32 sum, a super block at a time. */
+function dotQ5K(r: KRow, a: QAct, ao: number, cols: number): number {
+  lanes8.fill(0);
+  let summs = 0;
+  const nb = cols / 256;
+  for (let b = 0; b < nb; b++) {
+    const ab = ao / 256 + b;
+    const dA = a.d[ab]!;
+    const d = fr(dA * r.d[b]!);
+    const dmin = -fr(dA * r.dmin[b]!);
+    let mins = 0;
+    for (let j = 0; j < 8; j++) mins += r.m[8 * b + j]! * (a.bsums[ab * 16 + 2 * j]! + a.bsums[ab * 16 + 2 * j + 1]!);
+    summs = fmaf(dmin, mins, summs);
+    for (let i = 0; i < 8; i++) {
+      let s = 0;
+      for (let j = 0; j < 8; j++) {
+        const e = 256 * b + 32 * j + 4 * i;
+        s += r.sc[8 * b + j]! * (r.q[e]! * a.qs[ao + e]! + r.q[e + 1]! * a.qs[ao + e + 1]! + r.q[e + 2]! * a.qs[ao + e + 2]! + r.q[e + 3]! * a.qs[ao + e + 3]!);
+      }
+      lanes8[i] = fmaf(d, fr(s), lanes8[i]!);
+    }
+  }
+  return fr(hsum8(lanes8) + summs);
 }
 
 /** ggml_vec_dot_q4_K_q8_K (AVX2). */
@@ -393,9 +486,9 @@ export function dotVecF16(w: ArrayLike<number>, wo: number, x: ArrayLike<number>
 // Matrix products
 // ---------------------------------------------------------------------------------------------
 
-/** Whether llama.cpp repacks a Q4_K weight (ggml-cpu "CPU_REPACK", AVX2): rows a multiple of 8. */
-function q4kRepacked(w: QuantMatrix): boolean {
-  return w.rows % 8 === 0;
+/** Whether llama.cpp repacks a Q4_0 / Q4_K weight (ggml-cpu "CPU_REPACK", AVX2): rows a multiple of 8. */
+function repacked(w: QuantMatrix): boolean {
+  return (w.type === GGMLType.Q4_0 || w.type === GGMLType.Q4_K) && w.rows % 8 === 0;
 }
 
 /**
@@ -413,27 +506,44 @@ export function llamaMatMul(out: Float32Array, w: QuantMatrix, x: Float32Array, 
       const a = quantizeQ8_0(x, n * cols);
       const q = new Int8Array(cols);
       const d = new Float32Array(cols / 32);
+      const rp = repacked(w);
       for (let r = 0; r < rows; r++) {
         decodeQ0(type, w.data.subarray(r * rb, (r + 1) * rb), cols, q, d);
-        for (let t = 0; t < n; t++) out[t * rows + r] = dotQ0(q, d, a, t * cols, cols);
+        for (let t = 0; t < n; t++) out[t * rows + r] = rp ? dotQ40Repacked(q, d, a, t * cols, cols) : dotQ0(q, d, a, t * cols, cols);
+      }
+      return;
+    }
+    case GGMLType.Q4_1:
+    case GGMLType.Q5_1: {
+      const a = quantizeQ8_0(x, n * cols); // Q8_1: the same quants and scale, plus s
+      const q = new Uint8Array(cols);
+      const d = new Float32Array(cols / 32);
+      const m = new Float32Array(cols / 32);
+      for (let r = 0; r < rows; r++) {
+        decodeQ1(type, w.data.subarray(r * rb, (r + 1) * rb), cols, q, d, m);
+        for (let t = 0; t < n; t++) out[t * rows + r] = dotQ1(q, d, m, a, t * cols, cols);
       }
       return;
     }
     case GGMLType.Q4_K:
+    case GGMLType.Q5_K:
     case GGMLType.Q6_K: {
       const a = quantizeQ8K(x, n * cols);
       const nb = cols / 256;
       const k: KRow = { q: new Uint8Array(cols), d: new Float32Array(nb), dmin: new Float32Array(nb), sc: new Int32Array(16 * nb), m: new Int32Array(8 * nb) };
-      const repacked = type === GGMLType.Q4_K && q4kRepacked(w);
+      const rp = repacked(w);
       // the repacked batch path: gemm for rows in groups of 4, gemv for the last n % 4
-      const gemmRows = repacked && !rowByRow ? n - (n % 4) : 0;
+      const gemmRows = rp && !rowByRow ? n - (n % 4) : 0;
       for (let r = 0; r < rows; r++) {
         const src = w.data.subarray(r * rb, (r + 1) * rb);
-        if (type === GGMLType.Q4_K) decodeQ4K(src, cols, k);
-        else decodeQ6K(src, cols, k);
+        if (type === GGMLType.Q6_K) decodeQ6K(src, cols, k);
+        else decodeQ4K(src, cols, k, type === GGMLType.Q5_K);
         for (let t = 0; t < n; t++) {
           out[t * rows + r] =
-            type === GGMLType.Q6_K ? dotQ6K(k, a, t * cols, cols) : repacked ? dotQ4KRepacked(k, a, t * cols, cols, t < gemmRows) : dotQ4KVec(k, a, t * cols, cols);
+            type === GGMLType.Q6_K ? dotQ6K(k, a, t * cols, cols)
+            : type === GGMLType.Q5_K ? dotQ5K(k, a, t * cols, cols)
+            : rp ? dotQ4KRepacked(k, a, t * cols, cols, t < gemmRows)
+            : dotQ4KVec(k, a, t * cols, cols);
         }
       }
       return;
@@ -460,9 +570,13 @@ export function llamaMatMul(out: Float32Array, w: QuantMatrix, x: Float32Array, 
   }
 }
 
+const KERNEL_TYPES = new Set<GGMLType>([
+  GGMLType.Q8_0, GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q4_1, GGMLType.Q5_1, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.F32, GGMLType.F16,
+]);
+
 /** Whether llamaMatMul reproduces llama.cpp's kernel for this weight type (else: round trip + f64 dot). */
 export function hasLlamaKernel(type: GGMLType): boolean {
-  return type === GGMLType.Q8_0 || type === GGMLType.Q4_0 || type === GGMLType.Q5_0 || type === GGMLType.Q4_K || type === GGMLType.Q6_K || type === GGMLType.F32 || type === GGMLType.F16;
+  return KERNEL_TYPES.has(type);
 }
 
 // ---------------------------------------------------------------------------------------------
