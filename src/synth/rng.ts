@@ -1,6 +1,8 @@
 // A fast deterministic PRNG for synthetic weights: xoshiro128** seeded from a string (FNV-1a, then
 // splitmix32), bulk fills of u32 words and of Gaussian f32 values (Box-Muller). Integer arithmetic
-// plus Math.log/sqrt/cos, so the same seed gives the same file on every platform Node runs on.
+// plus Math.log/sqrt/cos, so the same seed gives the same file on every platform Node runs on
+// (V8's fdlibm port). The test fixtures (tests/fixtures/make.ts) draw their weights from it too, so
+// changing its stream changes every fixture and golden reference.
 
 /** 32-bit FNV-1a of a string. */
 export function hashString(s: string): number {
@@ -69,16 +71,28 @@ export class SynthRng {
     return out;
   }
 
-  /** fills `out` with mean + std · N(0, 1) */
+  /** fills `out` with mean + std · N(0, 1): Box-Muller on the u32() stream (two words a pair, the
+   * first for the radius, the second for the angle), the generator inlined for speed */
   fillNormal(out: Float32Array, std: number, mean = 0): Float32Array {
+    let a = this.a, b = this.b, c = this.c, d = this.d;
+    const n = out.length;
     const twoPi = 2 * Math.PI;
-    for (let i = 0; i < out.length; i += 2) {
-      const u1 = (this.u32() + 1) / 4294967297;
-      const u2 = this.u32() / 4294967296;
-      const r = std * Math.sqrt(-2 * Math.log(u1));
-      out[i] = mean + r * Math.cos(twoPi * u2);
-      if (i + 1 < out.length) out[i + 1] = mean + r * Math.sin(twoPi * u2);
+    for (let i = 0; i < n; i += 2) {
+      let r0 = Math.imul(rotl(Math.imul(b, 5) >>> 0, 7), 9) >>> 0;
+      let t = (b << 9) >>> 0;
+      c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11);
+      a >>>= 0; b >>>= 0; c >>>= 0;
+      const r1 = Math.imul(rotl(Math.imul(b, 5) >>> 0, 7), 9) >>> 0;
+      t = (b << 9) >>> 0;
+      c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = rotl(d, 11);
+      a >>>= 0; b >>>= 0; c >>>= 0;
+      r0 = (r0 + 1) / 4294967297; // (0, 1]
+      const rad = std * Math.sqrt(-2 * Math.log(r0));
+      const th = twoPi * (r1 / 4294967296);
+      out[i] = mean + rad * Math.cos(th);
+      if (i + 1 < n) out[i + 1] = mean + rad * Math.sin(th);
     }
+    this.a = a; this.b = b; this.c = c; this.d = d;
     return out;
   }
 }
