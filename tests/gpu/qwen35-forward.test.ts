@@ -15,6 +15,7 @@ import { Qwen35CpuBackend } from '../../src/cpu/qwen35.js';
 import { WebGPUBackend } from '../../src/gpu/backend.js';
 import { loadModel } from '../../src/index.js';
 import { FIXTURES, fixturePath, fixtureSpec, type FixtureName } from '../fixtures/make.js';
+import { compareForward, key } from './compare-forward.js';
 import { nmse, openTestGPU } from './helpers.js';
 
 const ctx = await openTestGPU();
@@ -28,10 +29,6 @@ const ATTENTION = ['Vcur', 'Qcur_rope', 'attn_pregate', 'attn_gated', 'attn_out'
 const DELTANET = ['linear_attn_qkv_mixed', 'z', 'conv_output_silu', 'attn_output', 'final_output'];
 const MOE = ['ffn_moe_logits', 'ffn_moe_weights_norm', 'shared_expert_gate'];
 const DENSE = ['ffn_gate', 'ffn_up', 'ffn_swiglu'];
-const MAX_NMSE = 5e-4;
-
-type Tensors = Map<string, Float32Array | Int32Array>;
-const key = (name: string, layer: number) => `${name}@${layer}`;
 
 async function open(name: FixtureName): Promise<{ cfg: ModelConfig; cpu: Qwen35CpuBackend; gpu: WebGPUBackend }> {
   const file = await openGGUF(await fixturePath(name));
@@ -51,63 +48,17 @@ describe.skipIf(!ctx)('Qwen3.5 hybrids: GPU forward pass vs the CPU reference, p
     it(`${name}: prefill of 7 tokens, then 3 decode steps`, async () => {
       const { cfg, cpu, gpu } = await open(name);
       try {
-        let cpuT: Tensors = new Map();
-        let gpuT: Tensors = new Map();
-        const cs = cpu.createSequence(32, { onTensor: (n, l, d) => void cpuT.set(key(n, l), d) });
-        const gs = gpu.createSequence(32, { onTensor: (n, l, d) => void gpuT.set(key(n, l), d) });
-        const V = cfg.nVocab;
-        const prompt = [3, 17, V - 1, 42, 5, 99 % V, 7];
-        const steps = [[11], [V - 2], [0]];
         const names = [...COMMON, ...ATTENTION, ...DELTANET, ...(cfg.arch === 'qwen35moe' ? MOE : DENSE)];
         const recurrent = cfg.qwen35!.recurrent;
-        let worst = { nmse: 0, at: '' };
-        let compared = 0;
-        let idRows = 0;
-        let idSame = 0;
-        for (const [phase, tokens] of [['prefill', prompt], ...steps.map((s, i) => [`decode ${i}`, s] as const)] as const) {
-          cpuT = new Map();
-          gpuT = new Map();
-          const cl = await cs.eval([...tokens]);
-          const gl = await gs.eval([...tokens]);
-          expect(nmse(gl, cl), `${phase}: logits`).toBeLessThanOrEqual(MAX_NMSE);
-          for (const n of names) {
-            for (let il = -1; il < cfg.nLayer; il++) {
-              // the GPU derives the mixer's output as a residual difference, named attn_out on every layer
-              const c = cpuT.get(key(n === 'attn_out' && il >= 0 && recurrent[il] ? 'linear_attn_out' : n, il));
-              if (!c) continue;
-              const g = gpuT.get(key(n, il));
-              expect(g, `${phase}: the GPU pass emits ${n} of layer ${il}`).toBeDefined();
-              expect(g!.length, `${phase}: ${n}@${il} length`).toBe(c.length);
-              const e = nmse(g!, c);
-              compared++;
-              if (!(e <= worst.nmse)) worst = { nmse: e, at: `${phase} ${n}@${il}` };
-              expect(e, `${phase}: ${n} of layer ${il}: normalized MSE`).toBeLessThanOrEqual(MAX_NMSE);
-            }
-          }
-          if (cfg.arch === 'qwen35moe') {
-            const K = cfg.nExpertUsed;
-            for (let il = 0; il < cfg.nLayer; il++) {
-              const c = cpuT.get(key('ffn_moe_topk', il)) as Int32Array;
-              const g = gpuT.get(key('ffn_moe_topk', il)) as Int32Array;
-              expect(g, `${phase}: ffn_moe_topk@${il}`).toBeInstanceOf(Int32Array);
-              expect(g.length).toBe(c.length);
-              for (let t = 0; t < c.length / K; t++) {
-                idRows++;
-                if (c.subarray(t * K, (t + 1) * K).every((e, j) => e === g[t * K + j])) idSame++;
-              }
-            }
-          }
-        }
+        const { gpuT, compared, worst, idRows, idSame } = await compareForward(cfg, cpu, gpu, names, {
+          moe: cfg.arch === 'qwen35moe',
+          // the GPU derives the mixer's output as a residual difference, named attn_out on every layer
+          cpuName: (n, il) => (n === 'attn_out' && il >= 0 && recurrent[il] ? 'linear_attn_out' : n),
+        });
         // every layer type was compared: attention and DeltaNet intermediates of each layer
         for (let il = 0; il < cfg.nLayer; il++) expect(recurrent[il] ? gpuT.has(key('final_output', il)) : gpuT.has(key('attn_gated', il))).toBe(true);
-        if (cfg.arch === 'qwen35moe') {
-          expect(idRows).toBe((prompt.length + steps.length) * cfg.nLayer);
-          expect(idSame / idRows, 'expert ids identical per (token, layer)').toBeGreaterThanOrEqual(0.99);
-        }
         console.log(`${name}: ${compared} tensors compared, worst normalized MSE ${worst.nmse.toExponential(2)} (${worst.at})` +
           (idRows ? `; expert ids identical ${idSame}/${idRows}` : ''));
-        cs.dispose();
-        gs.dispose();
       } finally {
         await gpu.dispose();
         await cpu.dispose();
