@@ -6,18 +6,9 @@ import { activationRoundTrip, quantize } from '../../gguf/quants.js';
 import { GGMLType } from '../../gguf/types.js';
 import { fmaf, hsum8, llamaAttention, llamaMatMul, reduce16 } from '../../src/cpu/llamacpp.js';
 import { attention, dequantizeRow, dot, normalizedMSE, roundToF16, type QuantMatrix } from '../../src/cpu/ops.js';
+import { mulberry32 as rng } from '../helpers/random.js';
 
 const fr = Math.fround;
-
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gauss(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed);

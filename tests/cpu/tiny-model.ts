@@ -4,18 +4,10 @@ import { quantize } from '../../gguf/quants.js';
 import { GGMLType, type GGUFMetadataEntry, type GGUFTensorInfo } from '../../gguf/types.js';
 import { encodeGGUF, kv, type GGUFWriteTensor } from '../../gguf/writer.js';
 import type { GGUFTensorSource } from '../../src/cpu/backend.js';
+import { mulberry32 as rng } from '../helpers/random.js';
 
 /** Deterministic PRNG (mulberry32), uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export function randomArray(n: number, rand: () => number, scale = 1, offset = 0): Float32Array {
   const a = new Float32Array(n);

@@ -11,21 +11,10 @@ import { openGGUF, parseGGUFHeader, type GGUFHeader } from '../../gguf/reader.js
 import { GGMLType, GGUFValueType as V, tensorBytes } from '../../gguf/types.js';
 import { encodeGGUF, kv } from '../../gguf/writer.js';
 import { RawGGUF } from './builder.js';
+import { mulberry32 as rng } from '../helpers/random.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'moet-gguf-fuzz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** mulberry32: small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Base {
   bytes: Uint8Array;

@@ -3,15 +3,7 @@
 // at scales from 1e-6 to 1e4, values on grids that put x·(127/amax) exactly on .5 (rounding ties),
 // a block whose largest magnitude is negative and one with +max and −max, zero sub-blocks, and an
 // all-zero block.
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../helpers/random.js';
 
 export function activationInput(): Float32Array {
   const r = mulberry32(2024);

@@ -4,16 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { UnsupportedQuantError } from '../../gguf/errors.js';
 import { dequantize, f32ToBf16, f32ToF16, isQuantizeSupported, quantize } from '../../gguf/quants.js';
 import { GGMLType, GGML_TYPE_INFO } from '../../gguf/types.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../helpers/random.js';
 
 /** 11 blocks of 256: six near-Gaussian (sum of four uniforms: no transcendental functions, so
  * the values are the same on every platform), zeros, a constant, all positive, values on a

@@ -11,20 +11,10 @@ import { Tokenizer } from '../../src/tokenizer/index.js';
 import { BYTE_TO_CHAR } from '../../src/tokenizer/bytes.js';
 import { UNICODE_EXCEPTIONS } from '../../src/tokenizer/unicode.js';
 import { qwen3VocabMetadata, QWEN3_VOCAB_SIZE } from '../fixtures/vocab.js';
+import { mulberry32 } from '../helpers/random.js';
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic corpus
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WHITESPACE = [' ', '  ', '   ', '    ', '\t', '\t\t', '\n', '\n\n', '\n\n\n', '\r\n', '\r', ' \n', '\n ', ' \t\n ',
   '\v', '\f', '\u00a0', '\u3000', '\u2003', '\u2009', '\u0085', '\u2028', '\u2029', '\u202f', '\u205f', '\u1680',

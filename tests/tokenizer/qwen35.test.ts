@@ -14,6 +14,7 @@ import { Tokenizer } from '../../src/tokenizer/index.js';
 import { findPreTokenizer, preTokenize } from '../../src/tokenizer/pretokenizer.js';
 import { NEW_MARK_RANGES } from '../../src/tokenizer/unicode.js';
 import { qwen3VocabMetadata } from '../fixtures/vocab.js';
+import { mulberry32 } from '../helpers/random.js';
 
 const ARCH = [
   kv.str('general.architecture', 'qwen3'),
@@ -25,17 +26,6 @@ const ARCH = [
   kv.u32('qwen3.attention.head_count_kv', 2),
   kv.f32('qwen3.attention.layer_norm_rms_epsilon', 1e-6),
 ];
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MARKS = ['\u0301', '\u0300', '\u0308', '\u0327', '\u0303', '\u20e3', '\ufe0f', '\u093f', '\u094d', '\u0e31', '\u0e49',
   '\u064e', '\u0651', '\u05b7', '\u05bc', '\u0f72', '\u1ab0', '\u1dc0', '\u20d0', '\ufe20', '\u{1d167}', '\u{e0100}', '\u0489',
