@@ -1,17 +1,13 @@
 // Parity with llama.cpp (node-llama-cpp's CPU build): the real Qwen3 vocabulary is written to a GGUF
 // that llama.cpp loads vocabulary-only, and both tokenizers see the same few thousand strings.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
-import { kv, writeGGUF } from '../../gguf/writer.js';
-import type { GGUFMetadataEntry } from '../../gguf/types.js';
-import { Tokenizer } from '../../src/tokenizer/index.js';
-import { BYTE_TO_CHAR } from '../../src/tokenizer/bytes.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { LlamaModel, Token } from 'node-llama-cpp';
+import { kv } from '../../gguf/writer.js';
+import type { Tokenizer } from '../../src/tokenizer/index.js';
 import { UNICODE_EXCEPTIONS } from '../../src/tokenizer/unicode.js';
 import { qwen3VocabMetadata, QWEN3_VOCAB_SIZE } from '../fixtures/vocab.js';
 import { mulberry32 } from '../helpers/random.js';
+import { llamaVocabLoader, probeVocab, same, withKey, withPre } from './llama-vocab.js';
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic corpus
@@ -128,59 +124,15 @@ function buildCorpus(): Sample[] {
 // ---------------------------------------------------------------------------------------------
 // Fixtures: one GGUF per vocabulary variant, loaded by both sides
 
-const ARCH = [
-  kv.str('general.architecture', 'qwen3'),
-  kv.u32('qwen3.context_length', 4096),
-  kv.u32('qwen3.embedding_length', 64),
-  kv.u32('qwen3.block_count', 1),
-  kv.u32('qwen3.feed_forward_length', 128),
-  kv.u32('qwen3.attention.head_count', 4),
-  kv.u32('qwen3.attention.head_count_kv', 2),
-  kv.u32('qwen3.attention.key_length', 16),
-  kv.u32('qwen3.attention.value_length', 16),
-  kv.f32('qwen3.rope.freq_base', 1e6),
-  kv.f32('qwen3.attention.layer_norm_rms_epsilon', 1e-6),
-];
-
-let dir: string;
-let llama: Llama;
-const loaded: LlamaModel[] = [];
-
-async function load(name: string, meta: GGUFMetadataEntry[]): Promise<{ tok: Tokenizer; model: LlamaModel }> {
-  const path = join(dir, `${name}.gguf`);
-  await writeGGUF(path, [...ARCH, ...meta], []);
-  const tok = Tokenizer.fromGGUF(new Map(meta.map((e) => [e.key, e])));
-  const model = await llama.loadModel({ modelPath: path, vocabOnly: true, gpuLayers: 0 });
-  loaded.push(model);
-  return { tok, model };
-}
-
-function withKey(meta: GGUFMetadataEntry[], entry: GGUFMetadataEntry): GGUFMetadataEntry[] {
-  return meta.map((e) => (e.key === entry.key ? entry : e));
-}
+const load = llamaVocabLoader('moet-tok-');
 
 const corpus = buildCorpus();
 let qwen: { tok: Tokenizer; model: LlamaModel };
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'moet-tok-'));
-  llama = await getLlama({
-    gpu: false,
-    build: 'never',
-    logLevel: LlamaLogLevel.error,
-    // a vocabulary-only file has no tensors; node-llama-cpp's memory estimate complains about that
-    logger: () => {},
-  });
   qwen = await load('qwen3-vocab', qwen3VocabMetadata());
 });
 
-afterAll(async () => {
-  for (const m of loaded) await m.dispose();
-  await llama?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 const show = (s: string) => JSON.stringify(s.length > 120 ? s.slice(0, 120) + '…' : s);
 
 describe('Qwen3 vocabulary vs llama.cpp', () => {
@@ -309,34 +261,7 @@ describe('Unicode classes vs llama.cpp (probe vocabulary)', () => {
     for (let cp = 0x80; cp < 0x110000; cp += 37) if (lnp.test(String.fromCodePoint(cp))) probe.add(cp);
     const cps = [...probe].filter((cp) => cp > 0x7f && !(cp >= 0xd800 && cp <= 0xdfff));
 
-    const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => BYTE_TO_CHAR[b]).join('');
-    const tokens: string[] = [...BYTE_TO_CHAR];
-    const seen = new Set(tokens);
-    const chain: string[] = [];
-    const combos: string[] = [];
-    const merge = (list: string[], a: string, b: string) => {
-      if (seen.has(a + b)) return;
-      seen.add(a + b);
-      tokens.push(a + b);
-      list.push(`${a} ${b}`);
-    };
-    for (const cp of cps) {
-      const s = byteLevel(String.fromCodePoint(cp));
-      for (let i = 1; i < s.length; i++) merge(chain, s.slice(0, i), s[i]!);
-      merge(combos, 'x', s);
-      merge(combos, s, s);
-      merge(combos, s, '!');
-    }
-    tokens.push('<|endoftext|>');
-    const vocab = (pre: string) => [
-      kv.str('tokenizer.ggml.model', 'gpt2'),
-      kv.str('tokenizer.ggml.pre', pre),
-      kv.strs('tokenizer.ggml.tokens', tokens),
-      kv.i32s('tokenizer.ggml.token_type', tokens.map((t) => (t === '<|endoftext|>' ? 3 : 1))),
-      kv.strs('tokenizer.ggml.merges', [...chain, ...combos]),
-      kv.u32('tokenizer.ggml.eos_token_id', tokens.length - 1),
-      kv.bool('tokenizer.ggml.add_bos_token', false),
-    ];
+    const vocab = probeVocab(cps, (s) => [['x', s], [s, s], [s, '!']]);
     const failures: string[] = [];
     let total = 0;
     for (const [pre, probes] of [
@@ -363,7 +288,7 @@ describe('Unicode classes vs llama.cpp (probe vocabulary)', () => {
 // when detokenizing. A third of the corpus each, to keep the file fast.
 describe.each(['llama-bpe', 'gpt-2', 'default'])('pre-tokenizer %s vs llama.cpp', (pre) => {
   it('encodes and decodes like llama.cpp', async () => {
-    const { tok, model } = await load(`qwen3-${pre}`, withKey(qwen3VocabMetadata(), kv.str('tokenizer.ggml.pre', pre)));
+    const { tok, model } = await load(`qwen3-${pre}`, withPre(qwen3VocabMetadata(), pre));
     const failures: string[] = [];
     let total = 0;
     corpus.forEach(({ text }, i) => {

@@ -2,30 +2,13 @@
 // letter runs and out of punctuation runs. Checked against llama.cpp (node-llama-cpp's CPU build) on
 // the real Qwen3 vocabulary relabelled `qwen35` (moet has no Qwen3.5 vocabulary; the split is what
 // differs) and on a probe vocabulary that makes every mark's class visible.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from 'node-llama-cpp';
-import { kv, writeGGUF } from '../../gguf/writer.js';
-import type { GGUFMetadataEntry } from '../../gguf/types.js';
-import { BYTE_TO_CHAR } from '../../src/tokenizer/bytes.js';
+import { describe, expect, it } from 'vitest';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 import { findPreTokenizer, preTokenize } from '../../src/tokenizer/pretokenizer.js';
 import { NEW_MARK_RANGES } from '../../src/tokenizer/unicode.js';
 import { qwen3VocabMetadata } from '../fixtures/vocab.js';
 import { mulberry32 } from '../helpers/random.js';
-
-const ARCH = [
-  kv.str('general.architecture', 'qwen3'),
-  kv.u32('qwen3.context_length', 4096),
-  kv.u32('qwen3.embedding_length', 64),
-  kv.u32('qwen3.block_count', 1),
-  kv.u32('qwen3.feed_forward_length', 128),
-  kv.u32('qwen3.attention.head_count', 4),
-  kv.u32('qwen3.attention.head_count_kv', 2),
-  kv.f32('qwen3.attention.layer_norm_rms_epsilon', 1e-6),
-];
+import { llamaVocabLoader, probeVocab, same, withPre } from './llama-vocab.js';
 
 const MARKS = ['\u0301', '\u0300', '\u0308', '\u0327', '\u0303', '\u20e3', '\ufe0f', '\u093f', '\u094d', '\u0e31', '\u0e49',
   '\u064e', '\u0651', '\u05b7', '\u05bc', '\u0f72', '\u1ab0', '\u1dc0', '\u20d0', '\ufe20', '\u{1d167}', '\u{e0100}', '\u0489',
@@ -55,32 +38,7 @@ function corpus(): string[] {
   return out;
 }
 
-let dir: string;
-let llama: Llama;
-const loaded: LlamaModel[] = [];
-
-async function load(name: string, meta: GGUFMetadataEntry[]): Promise<{ tok: Tokenizer; model: LlamaModel }> {
-  const path = join(dir, `${name}.gguf`);
-  await writeGGUF(path, [...ARCH, ...meta], []);
-  const tok = Tokenizer.fromGGUF(new Map(meta.map((e) => [e.key, e])));
-  const model = await llama.loadModel({ modelPath: path, vocabOnly: true, gpuLayers: 0 });
-  loaded.push(model);
-  return { tok, model };
-}
-
-const withPre = (meta: GGUFMetadataEntry[], pre: string) => meta.map((e) => (e.key === 'tokenizer.ggml.pre' ? kv.str(e.key, pre) : e));
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'moet-q35tok-'));
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: () => {} });
-});
-
-afterAll(async () => {
-  for (const m of loaded) await m.dispose();
-  await llama?.dispose();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const load = llamaVocabLoader('moet-q35tok-');
 
 describe('qwen35 pre-tokenizer', () => {
   it('splits combining marks into letter runs, not punctuation runs', () => {
@@ -119,32 +77,7 @@ describe('qwen35 pre-tokenizer', () => {
       if (!(cp >= 0xd800 && cp <= 0xdfff) && /^\p{M}$/u.test(String.fromCodePoint(cp))) cps.push(cp);
     }
     for (const [a, b] of NEW_MARK_RANGES) cps.push(a - 1, b + 1);
-    const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => BYTE_TO_CHAR[b]).join('');
-    const tokens: string[] = [...BYTE_TO_CHAR];
-    const seen = new Set(tokens);
-    const merges: string[] = [];
-    const combos: string[] = [];
-    const merge = (list: string[], a: string, b: string) => {
-      if (seen.has(a + b)) return;
-      seen.add(a + b);
-      tokens.push(a + b);
-      list.push(`${a} ${b}`);
-    };
-    for (const cp of cps) {
-      const s = byteLevel(String.fromCodePoint(cp));
-      for (let i = 1; i < s.length; i++) merge(merges, s.slice(0, i), s[i]!);
-      merge(combos, 'x', s);
-    }
-    tokens.push('<|endoftext|>');
-    const { tok, model } = await load('probe-qwen35', [
-      kv.str('tokenizer.ggml.model', 'gpt2'),
-      kv.str('tokenizer.ggml.pre', 'qwen35'),
-      kv.strs('tokenizer.ggml.tokens', tokens),
-      kv.i32s('tokenizer.ggml.token_type', tokens.map((t) => (t === '<|endoftext|>' ? 3 : 1))),
-      kv.strs('tokenizer.ggml.merges', [...merges, ...combos]),
-      kv.u32('tokenizer.ggml.eos_token_id', tokens.length - 1),
-      kv.bool('tokenizer.ggml.add_bos_token', false),
-    ]);
+    const { tok, model } = await load('probe-qwen35', probeVocab(cps, (s) => [['x', s]])('qwen35'));
     const failures: string[] = [];
     for (const cp of cps) {
       for (const text of ['x' + String.fromCodePoint(cp), `!${String.fromCodePoint(cp)}x`]) {
