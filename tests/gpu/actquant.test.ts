@@ -2,9 +2,6 @@
 // Q8_0 / Q8_1, F16, BF16 over awkward lengths, offsets and strides, ties and edge blocks; setCount;
 // the launcher's bindings against the WGSL.
 import { afterAll, describe, expect, it } from 'vitest';
-// @ts-ignore -- no declaration file for the deep path (see tests/gpu/bindings.test.ts)
-import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { WgslReflect as WgslReflectType } from 'wgsl_reflect';
 import { roundTripBF16, roundTripF16, roundTripQ8_0, roundTripQ8_K } from '../../gguf/quants.js';
 import { GGMLType } from '../../gguf/types.js';
 import { ACT_QUANT_KERNEL_SPECS, actQuantFor, createActQuant, type ActQuantType } from '../../src/gpu/actquant.js';
@@ -12,11 +9,10 @@ import { createStorage, createStorageFrom, readF32 } from '../../src/runtime/buf
 import { kernelSource, runLaunches } from '../../src/runtime/pipelines.js';
 import { activationInput } from '../quants/activation-input.js';
 import { openTestGPU, randomF32, rng } from './helpers.js';
+import { WgslReflect } from './reflect.js';
 
 const ctx = await openTestGPU();
 afterAll(async () => ctx?.dispose());
-
-const { WgslReflect } = wgslReflectModule as unknown as { WgslReflect: new (code: string) => WgslReflectType };
 
 const CPU: Record<ActQuantType, (x: Float32Array) => Float32Array> = {
   [GGMLType.Q8_K]: (x) => roundTripQ8_K(x),

@@ -3,22 +3,10 @@
 // numbers, names, uniform vs storage, read vs read_write, the uniform struct's size and field
 // offsets/types, the override constants; every define variant. No GPU needed.
 import { describe, expect, it } from 'vitest';
-// @ts-ignore -- no declaration file for the deep path (see bindings.test.ts)
-import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { WgslReflect as WgslReflectType } from 'wgsl_reflect';
 import { ATTENTION_SPECS } from '../../src/gpu/attention.js';
 import { MOE_SPECS } from '../../src/gpu/moe.js';
-import { kernelSource, type BindingKind } from '../../src/runtime/pipelines.js';
-
-const { WgslReflect } = wgslReflectModule as unknown as { WgslReflect: new (code: string) => WgslReflectType };
-const UNIFORM = 0;
-const STORAGE = 1;
-
-function kindOf(resourceType: number, access: string): BindingKind | string {
-  if (resourceType === UNIFORM) return 'uniform';
-  if (resourceType === STORAGE) return access === 'read_write' ? 'storage' : 'read-only-storage';
-  return `resource type ${resourceType}`;
-}
+import { kernelSource } from '../../src/runtime/pipelines.js';
+import { expectUniformAndOverrides, kindOf, WgslReflect } from './reflect.js';
 
 describe('attention and MoE launcher bindings match the WGSL (wgsl_reflect)', () => {
   for (const [name, spec] of Object.entries({ ...ATTENTION_SPECS, ...MOE_SPECS })) {
@@ -37,18 +25,7 @@ describe('attention and MoE launcher bindings match the WGSL (wgsl_reflect)', ()
         const declared = [...reflect.uniforms, ...reflect.storage].map((r) => ({ binding: r.binding, name: r.name, kind: kindOf(r.resourceType, r.access), group: r.group }));
         expect(declared.sort((a, b) => a.binding - b.binding), `${label}: declared bindings`).toEqual([...want].sort((a, b) => a.binding - b.binding));
 
-        const uni = reflect.uniforms[0];
-        if (spec.uniform) {
-          expect(uni, `${label}: uniform binding`).toBeDefined();
-          expect(uni!.type.name, `${label}: uniform struct`).toBe(spec.uniform.struct);
-          expect(uni!.size, `${label}: uniform struct size`).toBe(spec.uniform.size);
-          const members = (uni!.members ?? []).map((m) => ({ name: m.name, type: m.type.name, offset: m.offset }));
-          expect(members, `${label}: uniform fields`).toEqual(spec.uniform.fields.map((f) => ({ name: f.name, type: f.type, offset: f.offset })));
-        } else {
-          expect(uni, `${label}: unexpected uniform`).toBeUndefined();
-        }
-        const overrides = reflect.overrides.map((o) => o.name);
-        for (const o of spec.overrides ?? []) expect(overrides, `${label}: override ${o}`).toContain(o);
+        expectUniformAndOverrides(label, spec, reflect.uniforms[0], reflect);
       });
     }
   }

@@ -2,15 +2,11 @@
 // logits, descending, ties → lower id; NaN and −inf never selected; k larger than what is
 // selectable leaves empty slots. Plus the wgsl_reflect check of its KernelSpecs.
 import { afterAll, describe, expect, it } from 'vitest';
-// @ts-ignore -- no declaration file for the deep path (see bindings.test.ts)
-import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { WgslReflect as WgslReflectType } from 'wgsl_reflect';
 import { createTopK, decodeTopK, SAMPLE_SPECS } from '../../src/gpu/sample.js';
 import { createStorageFrom, readBuffer } from '../../src/runtime/buffers.js';
 import { kernelSource, runLaunches } from '../../src/runtime/pipelines.js';
 import { openTestGPU, rng } from './helpers.js';
-
-const { WgslReflect } = wgslReflectModule as unknown as { WgslReflect: new (code: string) => WgslReflectType };
+import { WgslReflect } from './reflect.js';
 
 describe('sample.wgsl bindings match the launcher (wgsl_reflect)', () => {
   for (const [name, spec] of Object.entries(SAMPLE_SPECS)) {

@@ -2,34 +2,15 @@
 // in src/cpu/ops.ts (ssmConv, silu, l2Norm, sigmoid, softplus, deltaRuleStep), over awkward shapes:
 // prefill batches, then decode steps reusing the same launches with the state left on the GPU.
 import { afterAll, describe, expect, it } from 'vitest';
-// @ts-ignore -- no declaration file for the deep path (see tests/gpu/bindings.test.ts)
-import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { WgslReflect as WgslReflectType } from 'wgsl_reflect';
 import { deltaRuleStep, l2Norm, sigmoid, silu, softplus, ssmConv } from '../../src/cpu/ops.js';
 import { createGatedDeltaNet, createSsmConv, DELTANET_KERNEL_SPECS } from '../../src/gpu/deltanet.js';
 import { createStorage, createStorageFrom, readF32, writeBuffer } from '../../src/runtime/buffers.js';
-import { kernelSource, runLaunches } from '../../src/runtime/pipelines.js';
+import { runLaunches } from '../../src/runtime/pipelines.js';
 import { expectClose, openTestGPU, randomF32, rng } from './helpers.js';
-
-const { WgslReflect } = wgslReflectModule as unknown as { WgslReflect: new (code: string) => WgslReflectType };
+import { expectSpecMatchesWgsl } from './reflect.js';
 
 describe('deltanet.wgsl bindings match the launcher specs (wgsl_reflect)', () => {
-  for (const [name, spec] of Object.entries(DELTANET_KERNEL_SPECS)) {
-    it(name, () => {
-      const reflect = new WgslReflect(kernelSource(spec, {}));
-      const entry = reflect.entry.compute.find((f) => f.name === spec.entryPoint)!;
-      expect(entry).toBeDefined();
-      const got = entry.resources
-        .map((r) => ({ binding: r.binding, name: r.name, kind: r.resourceType === 0 ? 'uniform' : r.access === 'read_write' ? 'storage' : 'read-only-storage' }))
-        .sort((a, b) => a.binding - b.binding);
-      expect(got).toEqual(spec.bindings.map((b) => ({ binding: b.binding, name: b.name, kind: b.kind })));
-      const uni = entry.resources.find((r) => r.resourceType === 0)!;
-      const members = (uni.type as unknown as { members: { name: string; offset: number }[]; size: number });
-      expect(members.size).toBe(spec.uniform!.size);
-      expect(members.members.map((m) => [m.name, m.offset])).toEqual(spec.uniform!.fields.map((f) => [f.name, f.offset]));
-      for (const o of spec.overrides ?? []) expect(reflect.overrides.some((v) => v.name === o), `override ${o}`).toBe(true);
-    });
-  }
+  for (const [name, spec] of Object.entries(DELTANET_KERNEL_SPECS)) it(name, () => expectSpecMatchesWgsl(spec));
 });
 
 const ctx = await openTestGPU();

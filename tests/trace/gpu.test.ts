@@ -7,11 +7,8 @@ import { createStorage, createStorageFrom, writeBuffer } from '../../src/runtime
 import { kernelSource, Launch, runLaunches } from '../../src/runtime/pipelines.js';
 import { createRoutingTrace, GpuRoutingTracer, MOE_TRACE, splitRecords } from '../../src/trace/gpu.js';
 import { RoutingTraceRecorder } from '../../src/trace/recorder.js';
-// wgsl_reflect's ES module build (its CommonJS "main" does not load in a "type": "module" package)
-// @ts-ignore -- no declaration file for the deep path
-import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { WgslReflect as WgslReflectType } from 'wgsl_reflect';
 import { expectClose, openTestGPU, randomF32, rng } from '../gpu/helpers.js';
+import { WgslReflect } from '../gpu/reflect.js';
 
 const ctx = await openTestGPU();
 afterAll(async () => ctx?.dispose());
@@ -207,7 +204,6 @@ describe.skipIf(!ctx)('moe_trace', () => {
 
 describe('MOE_TRACE spec matches moe_trace.wgsl (wgsl_reflect)', () => {
   it('bindings, uniform layout, overrides', () => {
-    const { WgslReflect } = wgslReflectModule as unknown as { WgslReflect: new (code: string) => WgslReflectType };
     const reflect = new WgslReflect(kernelSource(MOE_TRACE));
     const entry = reflect.entry.compute.find((f) => f.name === MOE_TRACE.entryPoint)!;
     const kind = (r: { resourceType: number; access: string }) => (r.resourceType === 0 ? 'uniform' : r.access === 'read_write' ? 'storage' : 'read-only-storage');
