@@ -1,7 +1,7 @@
 // Reads a PNG (8-bit RGB/RGBA, non-interlaced: what Chromium's --screenshot writes) with node:zlib and
 // prints its size, the number of distinct colours and the fraction of pixels that are not the
 // background (the top-left pixel's colour). Exits with 1 when the image looks blank.
-//   node --import tsx scripts/png-stats.ts FILE.png [--min-ink 0.02] [--min-colours 16]
+//   node --import tsx tests/render/png-stats.ts FILE.png [--min-ink 0.02] [--min-colours 16]
 import { readFileSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 

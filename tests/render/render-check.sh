@@ -2,13 +2,13 @@
 # Rasterizes `moet routes` pictures with headless Chromium and checks the PNGs are not blank.
 # Not part of `npm test` (Chromium is not a dependency): run it by hand and look at the PNGs.
 #
-#   scripts/render-check.sh [OUTDIR] [-- extra `moet routes` options, e.g. -m MODEL.gguf -f TEXT]
+#   tests/render/render-check.sh [OUTDIR] [-- extra `moet routes` options, e.g. -m MODEL.gguf -f TEXT]
 #
 # Without -m it generates the demo model (`moet demo --keep`: tiny, random weights). Writes
 # OUTDIR/routes.svg, routes.html, routes-svg.png, routes-html.png (OUTDIR default: scratch/render-check, git-ignored).
 # Needs chromium (Debian: apt-get install chromium) or CHROMIUM=/path/to/chrome.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 out="${1:-scratch/render-check}"
 shift || true
 [ "${1:-}" = "--" ] && shift
@@ -50,7 +50,7 @@ shot "file://$out/routes.svg" "$out/routes-svg.png" "$w" "$h"
 shot "file://$out/routes.html" "$out/routes-html.png" "$((w + 80))" 1600
 status=0
 for png in "$out/routes-svg.png" "$out/routes-html.png"; do
-  node --import tsx scripts/png-stats.ts "$png" || status=1
+  node --import tsx tests/render/png-stats.ts "$png" || status=1
 done
 [ -n "$tmp" ] && rm -rf "$tmp"
 exit $status

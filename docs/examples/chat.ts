@@ -5,7 +5,7 @@
 // build in dist/):
 //
 //   npm run build
-//   npx tsx examples/chat.ts Qwen3-30B-A3B-Q4_K_M.gguf "What is a mixture of experts?" "Why is it fast?"
+//   npx tsx docs/examples/chat.ts Qwen3-30B-A3B-Q4_K_M.gguf "What is a mixture of experts?" "Why is it fast?"
 //
 // Options: --no-think (answer without thinking), --cpu (the CPU reference backend, no GPU needed).
 // With no questions it asks two of its own. Without a real model at hand, `node dist/src/cli/main.js
@@ -16,7 +16,7 @@ const args = process.argv.slice(2);
 const flags = new Set(args.filter((a) => a.startsWith('--')));
 const [modelPath, ...questions] = args.filter((a) => !a.startsWith('--'));
 if (!modelPath) {
-  console.error('usage: npx tsx examples/chat.ts MODEL.gguf [--no-think] [--cpu] [QUESTION ...]');
+  console.error('usage: npx tsx docs/examples/chat.ts MODEL.gguf [--no-think] [--cpu] [QUESTION ...]');
   process.exit(1);
 }
 if (questions.length === 0) questions.push('Name three planets, briefly.', 'Which of them is the largest?');
