@@ -8,6 +8,8 @@ import { checkTensor, expectedTensors, isQwen35, type ModelConfig } from '../con
 import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { forward, KVCache, type CpuWeights, type LayerWeights, type OnTensor } from './forward.js';
 import { dequantizeRow, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+import { readDenseFfn } from './qwen3.js';
+import { readMoeFfn } from './qwen3moe.js';
 import type { Qwen35CpuBackend } from './qwen35.js';
 import { CpuTraceCollector, TRACE_TENSORS } from '../trace/cpu.js';
 
@@ -49,6 +51,102 @@ function toF32(info: GGUFTensorInfo, bytes: Uint8Array, n: number): Float32Array
   return dequantize(info.type, bytes, n);
 }
 
+/** Reads the tensors of one model: norms and other vectors as f32, matrices still quantized. */
+export interface WeightReader {
+  numerics: Numerics;
+  /** a tensor as f32 (every element, dequantized) */
+  vec(name: string): Promise<Float32Array>;
+  /** a 2-D tensor as a matrix [cols → rows], kept in its type */
+  mat(name: string): Promise<QuantMatrix>;
+  /** a 3-D tensor as a stack of count matrices (the experts) */
+  stack(name: string): Promise<QuantMatrixStack>;
+}
+
+/**
+ * The loading shared by the CPU backends: checks that rope scaling is absent and that every tensor
+ * the config expects is present with its shape, then reads them one at a time (progress, abort),
+ * each matrix decoding a first row so that an undecodable type fails at load, not mid-forward.
+ * @throws UnsupportedArchitectureError for rope scaling, ModelFormatError for a missing or
+ *   mis-shaped tensor, UnsupportedQuantError for a type the CPU cannot decode, AbortError
+ */
+export function weightReader(file: GGUFTensorSource, config: ModelConfig, opts: CpuLoadOptions): WeightReader {
+  if (config.ropeScalingType !== null) {
+    throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
+  }
+  const numerics = opts.numerics ?? 'llamacpp';
+  const expected = expectedTensors(config);
+  const infos = new Map(expected.map((e) => [e.name, checkTensor(file.tensorByName, e)]));
+  const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
+  let done = 0;
+  const read = async (name: string): Promise<{ info: GGUFTensorInfo; bytes: Uint8Array }> => {
+    if (opts.signal?.aborted) throw new AbortError('model loading was aborted');
+    const info = infos.get(name)!;
+    if (!GGML_TYPE_INFO[info.type]) {
+      throw new UnsupportedQuantError(`tensor ${name} has unknown ggml type ${info.type}`, info.type);
+    }
+    const bytes = await file.readTensor(info);
+    done += info.byteLength;
+    opts.onProgress?.(total ? done / total : 1);
+    return { info, bytes };
+  };
+  return {
+    numerics,
+    async vec(name) {
+      const { info, bytes } = await read(name);
+      return toF32(info, bytes, info.shape.reduce((a, b) => a * b, 1));
+    },
+    async mat(name) {
+      const { info, bytes } = await read(name);
+      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes, numerics };
+      dequantizeRow(m, 0); // fail now, not mid-forward, if the type cannot be decoded
+      return m;
+    },
+    async stack(name) {
+      const { info, bytes } = await read(name);
+      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes, numerics };
+      dequantizeRow(s, 0);
+      return s;
+    },
+  };
+}
+
+/** @throws RangeError unless contextLength is a positive integer */
+export function checkContextLength(contextLength: number): void {
+  if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`invalid context length ${contextLength}`);
+}
+
+/**
+ * Checks an eval call's tokens against a sequence holding `past` of `contextLength` positions.
+ * @throws RangeError for an empty list or a token id outside the vocabulary, ContextOverflowError
+ */
+export function checkEvalTokens(tokens: readonly number[], past: number, contextLength: number, nVocab: number): void {
+  const n = tokens.length;
+  if (n === 0) throw new RangeError('eval needs at least one token');
+  if (past + n > contextLength) throw new ContextOverflowError(contextLength, past + n);
+  for (const t of tokens) {
+    if (!(Number.isInteger(t) && t >= 0 && t < nVocab)) throw new RangeError(`token id ${t} is outside the vocabulary 0..${nVocab - 1}`);
+  }
+}
+
+/**
+ * Runs `forwardBatch` over `tokens` in batches of at most MAX_BATCH (i: the batch's offset in
+ * `tokens`; it returns the batch's logits, all rows or the last) and returns the last token's logits
+ * [nVocab], or all of them [n, nVocab] with allLogits.
+ */
+export function evalInBatches(
+  tokens: readonly number[], nVocab: number, allLogits: boolean, forwardBatch: (batch: number[], i: number, allLogits: boolean) => Float32Array,
+): Float32Array {
+  const n = tokens.length;
+  const all = allLogits ? new Float32Array(n * nVocab) : null;
+  let last: Float32Array = new Float32Array(0);
+  for (let i = 0; i < n; i += MAX_BATCH) {
+    const logits = forwardBatch(tokens.slice(i, i + MAX_BATCH), i, !!all);
+    if (all) all.set(logits, i * nVocab);
+    else last = logits;
+  }
+  return all ?? last;
+}
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
   /** eval honours opts.trace (routing traces of MoE models); optional so that other CPU backends stay assignable */
@@ -67,41 +165,8 @@ export class CpuBackend implements Backend {
     if (isQwen35(config)) {
       throw new UnsupportedArchitectureError(`${config.arch} is a hybrid with recurrent layers: load it with loadCpuBackend (src/cpu/backend.ts)`);
     }
-    if (config.ropeScalingType !== null) {
-      throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
-    }
-    const numerics = opts.numerics ?? 'llamacpp';
-    const expected = expectedTensors(config);
-    const infos = new Map(expected.map((e) => [e.name, checkTensor(file.tensorByName, e)]));
-    const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
-    let done = 0;
-    const read = async (name: string): Promise<{ info: GGUFTensorInfo; bytes: Uint8Array }> => {
-      if (opts.signal?.aborted) throw new AbortError('model loading was aborted');
-      const info = infos.get(name)!;
-      if (!GGML_TYPE_INFO[info.type]) {
-        throw new UnsupportedQuantError(`tensor ${name} has unknown ggml type ${info.type}`, info.type);
-      }
-      const bytes = await file.readTensor(info);
-      done += info.byteLength;
-      opts.onProgress?.(total ? done / total : 1);
-      return { info, bytes };
-    };
-    const vec = async (name: string): Promise<Float32Array> => {
-      const { info, bytes } = await read(name);
-      return toF32(info, bytes, info.shape[0]!);
-    };
-    const mat = async (name: string): Promise<QuantMatrix> => {
-      const { info, bytes } = await read(name);
-      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes, numerics };
-      dequantizeRow(m, 0); // fail now, not mid-forward, if the type cannot be decoded
-      return m;
-    };
-    const stack = async (name: string): Promise<QuantMatrixStack> => {
-      const { info, bytes } = await read(name);
-      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes, numerics };
-      dequantizeRow(s, 0);
-      return s;
-    };
+    const r = weightReader(file, config, opts);
+    const { numerics, vec, mat } = r;
 
     const tokEmbd = await mat('token_embd.weight');
     const layers: LayerWeights[] = [];
@@ -116,21 +181,7 @@ export class CpuBackend implements Backend {
         qNorm: await vec(b + 'attn_q_norm.weight'),
         kNorm: await vec(b + 'attn_k_norm.weight'),
         ffnNorm: await vec(b + 'ffn_norm.weight'),
-        ffn:
-          config.arch === 'qwen3moe'
-            ? {
-                kind: 'moe',
-                router: await mat(b + 'ffn_gate_inp.weight'),
-                gateExps: await stack(b + 'ffn_gate_exps.weight'),
-                upExps: await stack(b + 'ffn_up_exps.weight'),
-                downExps: await stack(b + 'ffn_down_exps.weight'),
-              }
-            : {
-                kind: 'dense',
-                gate: await mat(b + 'ffn_gate.weight'),
-                up: await mat(b + 'ffn_up.weight'),
-                down: await mat(b + 'ffn_down.weight'),
-              },
+        ffn: config.arch === 'qwen3moe' ? await readMoeFfn(r, b) : await readDenseFfn(r, b),
       };
       layers.push(layer);
     }
@@ -141,8 +192,8 @@ export class CpuBackend implements Backend {
 
   /** A new sequence with an empty KV cache of `contextLength` positions. */
   createSequence(contextLength: number, opts: CpuSequenceOptions = {}): CpuSequence {
-    if (this.disposed) throw new DisposedError('the CPU backend was disposed');
-    if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`invalid context length ${contextLength}`);
+    this.assertAlive();
+    checkContextLength(contextLength);
     return new CpuSequence(this, contextLength, opts);
   }
 
@@ -176,29 +227,18 @@ export class CpuSequence implements BackendSequence {
    */
   async eval(tokens: number[], opts: EvalOptions = {}): Promise<Float32Array> {
     this.assertAlive();
-    const n = tokens.length;
-    if (n === 0) throw new RangeError('eval needs at least one token');
-    if (this.past + n > this.contextLength) throw new ContextOverflowError(this.contextLength, this.past + n);
     const { config, weights } = this.backend;
-    for (const t of tokens) {
-      if (!(Number.isInteger(t) && t >= 0 && t < config.nVocab)) throw new RangeError(`token id ${t} is outside the vocabulary 0..${config.nVocab - 1}`);
-    }
-    const nVocab = config.nVocab;
-    const all = opts.allLogits ? new Float32Array(n * nVocab) : null;
-    let last: Float32Array = new Float32Array(0);
+    checkEvalTokens(tokens, this.past, this.contextLength, config.nVocab);
     // routing trace: collect the router's intermediates (copying only those unless onTensor listens)
     const trace = opts.trace && config.nExpert > 0 ? new CpuTraceCollector(config, tokens, this.past, opts.trace) : null;
-    for (let i = 0; i < n; i += MAX_BATCH) {
-      const chunk = tokens.slice(i, i + MAX_BATCH);
+    const out = evalInBatches(tokens, config.nVocab, !!opts.allLogits, (chunk, i, allLogits) => {
       const onTensor = trace ? trace.listener(i, this.opts.onTensor) : this.opts.onTensor;
       const onTensorNames = trace && !this.opts.onTensor ? TRACE_TENSORS : undefined;
-      const logits = forward(config, weights, this.cache, chunk, this.past + i, { allLogits: !!all, onTensor, onTensorNames, numerics: this.backend.numerics });
-      if (all) all.set(logits, i * nVocab);
-      else last = logits;
-    }
+      return forward(config, weights, this.cache, chunk, this.past + i, { allLogits, onTensor, onTensorNames, numerics: this.backend.numerics });
+    });
     trace?.finish();
-    this.past += n;
-    return all ?? last;
+    this.past += tokens.length;
+    return out;
   }
 
   /** Forgets positions >= nPast. */

@@ -106,28 +106,19 @@ export class KVCache {
 }
 
 /**
- * Attention block of one layer for n tokens at positions pos0..pos0+n-1; writes their K/V into the
- * cache. x: [n, nEmbd] (the residual stream, not modified). Returns Wo·attention: [n, nEmbd].
+ * The attention core shared by qwen3 / qwen3moe (attentionBlock) and the Qwen3.5 hybrids (qwen35.ts
+ * gatedAttentionBlock), for n tokens at positions pos0..pos0+n-1, after the Q/K/V projections:
+ * per-head RMSNorm of q and k (BEFORE RoPE), NEOX RoPE on the first nRot dims, K/V into cache layer
+ * `cl`, then causal GQA attention over the cache (F16 K/V like llama.cpp's default cache).
+ * q: [n, nHead·headDimK], k: [n, nHeadKv·headDimK] (both normed and rotated in place),
+ * v: [n, nHeadKv·headDimV]. Returns [n, nHead·headDimV]. Emits Qcur_normed, Kcur_normed, Qcur_rope,
+ * Kcur_rope of layer `il`.
  */
-export function attentionBlock(
-  cfg: ModelConfig, L: LayerWeights, cache: KVCache, il: number, x: Float32Array, n: number, pos0: number, emit: Emit,
+export function normRopeAttention(
+  cfg: ModelConfig, L: { qNorm: Float32Array; kNorm: Float32Array }, cache: KVCache, cl: number, il: number,
+  q: Float32Array, k: Float32Array, v: Float32Array, n: number, pos0: number, emit: Emit,
 ): Float32Array {
-  const { nEmbd, nHead, nHeadKv, headDimK, headDimV, rmsEps } = cfg;
-  const h = new Float32Array(n * nEmbd); // [n, nEmbd]
-  rmsNorm(h, x, L.attnNorm, rmsEps, n);
-  emit('attn_norm', il, h);
-
-  const q = new Float32Array(n * nHead * headDimK); // [n, nHead, headDimK]
-  const k = new Float32Array(n * nHeadKv * headDimK); // [n, nHeadKv, headDimK]
-  const v = new Float32Array(n * nHeadKv * headDimV); // [n, nHeadKv, headDimV]
-  matMul(q, L.wq, h, n);
-  matMul(k, L.wk, h, n);
-  matMul(v, L.wv, h, n);
-  emit('Qcur', il, q);
-  emit('Kcur', il, k);
-  emit('Vcur', il, v);
-
-  // Per-head RMSNorm of q and k, BEFORE RoPE.
+  const { nHead, nHeadKv, headDimK, headDimV, rmsEps } = cfg;
   rmsNorm(q, q, L.qNorm, rmsEps, n * nHead);
   rmsNorm(k, k, L.kNorm, rmsEps, n * nHeadKv);
   emit('Qcur_normed', il, q);
@@ -143,7 +134,7 @@ export function attentionBlock(
 
   cache.reserve(pos0 + n);
   for (let t = 0; t < n; t++) {
-    cache.write(il, pos0 + t, k.subarray(t * cache.kRow, (t + 1) * cache.kRow), v.subarray(t * cache.vRow, (t + 1) * cache.vRow));
+    cache.write(cl, pos0 + t, k.subarray(t * cache.kRow, (t + 1) * cache.kRow), v.subarray(t * cache.vRow, (t + 1) * cache.vRow));
   }
 
   const oRow = nHead * headDimV;
@@ -151,9 +142,36 @@ export function attentionBlock(
   const scale = Math.fround(1 / Math.fround(Math.sqrt(headDimK))); // llama.cpp: 1.0f/sqrtf(float(n_embd_head))
   for (let t = 0; t < n; t++) {
     // token t sees positions 0..pos0+t (causal)
-    attention(o.subarray(t * oRow, (t + 1) * oRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[il]!, cache.v[il]!,
+    attention(o.subarray(t * oRow, (t + 1) * oRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[cl]!, cache.v[cl]!,
       nHead, nHeadKv, headDimK, headDimV, pos0 + t + 1, scale, cache.llamaF16, n);
   }
+  return o;
+}
+
+/**
+ * Attention block of one layer for n tokens at positions pos0..pos0+n-1; writes their K/V into the
+ * cache. x: [n, nEmbd] (the residual stream, not modified). Returns Wo·attention: [n, nEmbd].
+ */
+export function attentionBlock(
+  cfg: ModelConfig, L: LayerWeights, cache: KVCache, il: number, x: Float32Array, n: number, pos0: number, emit: Emit,
+): Float32Array {
+  const { nEmbd, nHead, nHeadKv, headDimK, headDimV } = cfg;
+  const h = new Float32Array(n * nEmbd); // [n, nEmbd]
+  rmsNorm(h, x, L.attnNorm, cfg.rmsEps, n);
+  emit('attn_norm', il, h);
+
+  const q = new Float32Array(n * nHead * headDimK); // [n, nHead, headDimK]
+  const k = new Float32Array(n * nHeadKv * headDimK); // [n, nHeadKv, headDimK]
+  const v = new Float32Array(n * nHeadKv * headDimV); // [n, nHeadKv, headDimV]
+  matMul(q, L.wq, h, n);
+  matMul(k, L.wk, h, n);
+  matMul(v, L.wv, h, n);
+  emit('Qcur', il, q);
+  emit('Kcur', il, k);
+  emit('Vcur', il, v);
+
+  // per-head RMSNorm of q and k (before RoPE), RoPE, K/V into the cache, causal attention
+  const o = normRopeAttention(cfg, L, cache, il, il, q, k, v, n, pos0, emit); // [n, nHead, headDimV]
   emit('kqv_out', il, o);
 
   const out = new Float32Array(n * nEmbd); // [n, nEmbd]

@@ -14,18 +14,19 @@
 // restores a copy kept at the end of one of the last few multi-token evaluations (prompt prefills)
 // or resets to zero, then re-evaluates the tokens from there up to the requested position (see
 // Qwen35CpuSequence.truncate).
-import { dequantize } from '../../gguf/quants.js';
-import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
+import { GGMLType } from '../../gguf/types.js';
 import type { Backend, BackendSequence, EvalOptions, Numerics } from '../backend.js';
-import { checkTensor, expectedTensors, isQwen35, type ModelConfig, type Qwen35Config } from '../config.js';
-import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
+import { isQwen35, type ModelConfig, type Qwen35Config } from '../config.js';
+import { DisposedError, UnsupportedArchitectureError } from '../errors.js';
 import { CpuTraceCollector } from '../trace/cpu.js';
-import type { CpuLoadOptions, CpuSequenceOptions, GGUFTensorSource } from './backend.js';
+import {
+  checkContextLength, checkEvalTokens, evalInBatches, weightReader, type CpuLoadOptions, type CpuSequenceOptions, type GGUFTensorSource,
+} from './backend.js';
 import { deltaNetBlock, DeltaNetState, type DeltaNetWeights } from './deltanet.js';
-import { KVCache, type Emit, type OnTensor } from './forward.js';
-import { add, attention, dequantizeRow, embedRow, matMul, rmsNorm, ropeNeox, sigmoid, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
-import { denseFfn, type DenseFfnWeights } from './qwen3.js';
-import { moeFfn, type MoeFfnWeights } from './qwen3moe.js';
+import { KVCache, normRopeAttention, type Emit, type OnTensor } from './forward.js';
+import { add, embedRow, matMul, rmsNorm, sigmoid, swiglu, type QuantMatrix } from './ops.js';
+import { denseFfn, readDenseFfn, type DenseFfnWeights } from './qwen3.js';
+import { moeFfn, readMoeFfn, type MoeFfnWeights } from './qwen3moe.js';
 
 type Qwen35ModelConfig = ModelConfig & { qwen35: Qwen35Config };
 
@@ -114,7 +115,7 @@ export class Qwen35State {
 export function gatedAttentionBlock(
   cfg: ModelConfig, L: GatedAttentionWeights, cache: KVCache, cl: number, il: number, x: Float32Array, n: number, pos0: number, emit: Emit,
 ): Float32Array {
-  const { nEmbd: E, nHead, nHeadKv, headDimK: D, rmsEps } = cfg;
+  const { nEmbd: E, nHead, headDimK: D } = cfg;
   const qRow = nHead * D;
 
   // 1. Q and gate from one projection, per head [query D | gate D].
@@ -139,31 +140,9 @@ export function gatedAttentionBlock(
   emit('Kcur', il, k);
   emit('Vcur', il, v);
 
-  // 2. Per-head RMSNorm of q and k.
-  rmsNorm(q, q, L.qNorm, rmsEps, n * nHead);
-  rmsNorm(k, k, L.kNorm, rmsEps, n * nHeadKv);
-  emit('Qcur_normed', il, q);
-  emit('Kcur_normed', il, k);
-
-  // 3. Partial NEOX RoPE on the first nRot dims (IMROPE with every section at position p).
-  for (let t = 0; t < n; t++) {
-    ropeNeox(q.subarray(t * qRow, (t + 1) * qRow), nHead, D, cfg.nRot, pos0 + t, cfg.ropeBase);
-    ropeNeox(k.subarray(t * cache.kRow, (t + 1) * cache.kRow), nHeadKv, D, cfg.nRot, pos0 + t, cfg.ropeBase);
-  }
-  emit('Qcur_rope', il, q);
-  emit('Kcur_rope', il, k);
-
-  // 4. Causal GQA attention over the cache (F16 K/V like llama.cpp's default cache).
-  cache.reserve(pos0 + n);
-  for (let t = 0; t < n; t++) {
-    cache.write(cl, pos0 + t, k.subarray(t * cache.kRow, (t + 1) * cache.kRow), v.subarray(t * cache.vRow, (t + 1) * cache.vRow));
-  }
-  const o = new Float32Array(n * qRow); // [n, nHead, D]
-  const scale = Math.fround(1 / Math.fround(Math.sqrt(D))); // llama.cpp: 1.0f / sqrtf(float(n_embd_head))
-  for (let t = 0; t < n; t++) {
-    attention(o.subarray(t * qRow, (t + 1) * qRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[cl]!, cache.v[cl]!,
-      nHead, nHeadKv, D, cfg.headDimV, pos0 + t + 1, scale, cache.llamaF16, n);
-  }
+  // 2.–4. Per-head RMSNorm of q and k, partial NEOX RoPE on the first nRot dims (IMROPE with every
+  // section at position p), causal GQA attention over the cache (forward.ts normRopeAttention).
+  const o = normRopeAttention(cfg, L, cache, cl, il, q, k, v, n, pos0, emit); // [n, nHead, D]
   emit('attn_pregate', il, o);
 
   // 5. Output gate: o ⊙ sigmoid(gate), then attn_output.
@@ -260,16 +239,8 @@ export function forwardQwen35(
   return logits;
 }
 
-/** Tokens evaluated per forward call (bounds activation memory). */
-const MAX_BATCH = 512;
-
 /** Recurrent-state copies kept for truncate (the ends of the most recent multi-token evals). */
 const MAX_SNAPSHOTS = 2;
-
-function toF32(info: GGUFTensorInfo, bytes: Uint8Array, n: number): Float32Array {
-  if (info.type === GGMLType.F32) return new Float32Array(bytes.slice(0, n * 4).buffer);
-  return dequantize(info.type, bytes, n);
-}
 
 /** The CPU reference backend of qwen35moe / qwen35 (same contract as CpuBackend). */
 export class Qwen35CpuBackend implements Backend {
@@ -287,39 +258,8 @@ export class Qwen35CpuBackend implements Backend {
    */
   static async load(file: GGUFTensorSource, config: ModelConfig, opts: CpuLoadOptions = {}): Promise<Qwen35CpuBackend> {
     if (!isQwen35(config)) throw new UnsupportedArchitectureError(`${config.arch} is not a Qwen3.5 hybrid`);
-    if (config.ropeScalingType !== null) {
-      throw new UnsupportedArchitectureError(`rope scaling "${config.ropeScalingType}" is not implemented; use a model without rope.scaling`);
-    }
-    const numerics = opts.numerics ?? 'llamacpp';
-    const expected = expectedTensors(config);
-    const infos = new Map(expected.map((e) => [e.name, checkTensor(file.tensorByName, e)]));
-    const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
-    let done = 0;
-    const read = async (name: string): Promise<{ info: GGUFTensorInfo; bytes: Uint8Array }> => {
-      if (opts.signal?.aborted) throw new AbortError('model loading was aborted');
-      const info = infos.get(name)!;
-      if (!GGML_TYPE_INFO[info.type]) throw new UnsupportedQuantError(`tensor ${name} has unknown ggml type ${info.type}`, info.type);
-      const bytes = await file.readTensor(info);
-      done += info.byteLength;
-      opts.onProgress?.(total ? done / total : 1);
-      return { info, bytes };
-    };
-    const vec = async (name: string): Promise<Float32Array> => {
-      const { info, bytes } = await read(name);
-      return toF32(info, bytes, info.shape.reduce((a, b) => a * b, 1));
-    };
-    const mat = async (name: string): Promise<QuantMatrix> => {
-      const { info, bytes } = await read(name);
-      const m: QuantMatrix = { type: info.type, cols: info.shape[0]!, rows: info.shape[1] ?? 1, data: bytes, numerics };
-      dequantizeRow(m, 0);
-      return m;
-    };
-    const stack = async (name: string): Promise<QuantMatrixStack> => {
-      const { info, bytes } = await read(name);
-      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes, numerics };
-      dequantizeRow(s, 0);
-      return s;
-    };
+    const r = weightReader(file, config, opts);
+    const { numerics, vec, mat } = r;
 
     const tokEmbd = await mat('token_embd.weight');
     const layers: Qwen35LayerWeights[] = [];
@@ -353,24 +293,13 @@ export class Qwen35CpuBackend implements Backend {
         config.arch === 'qwen35moe'
           ? {
               kind: 'moe+shared',
-              moe: {
-                kind: 'moe',
-                router: await mat(b + 'ffn_gate_inp.weight'),
-                gateExps: await stack(b + 'ffn_gate_exps.weight'),
-                upExps: await stack(b + 'ffn_up_exps.weight'),
-                downExps: await stack(b + 'ffn_down_exps.weight'),
-              },
+              moe: await readMoeFfn(r, b),
               shGateInp: await vec(b + 'ffn_gate_inp_shexp.weight'),
               shGate: await mat(b + 'ffn_gate_shexp.weight'),
               shUp: await mat(b + 'ffn_up_shexp.weight'),
               shDown: await mat(b + 'ffn_down_shexp.weight'),
             }
-          : {
-              kind: 'dense',
-              gate: await mat(b + 'ffn_gate.weight'),
-              up: await mat(b + 'ffn_up.weight'),
-              down: await mat(b + 'ffn_down.weight'),
-            };
+          : await readDenseFfn(r, b);
       layers.push({ attnNorm, postAttnNorm, mixer, ffn });
     }
     const outputNorm = await vec('output_norm.weight');
@@ -381,7 +310,7 @@ export class Qwen35CpuBackend implements Backend {
   /** A new sequence with an empty KV cache and zero recurrent states. */
   createSequence(contextLength: number, opts: CpuSequenceOptions = {}): Qwen35CpuSequence {
     this.assertAlive();
-    if (!(Number.isInteger(contextLength) && contextLength > 0)) throw new RangeError(`invalid context length ${contextLength}`);
+    checkContextLength(contextLength);
     return new Qwen35CpuSequence(this, contextLength, opts);
   }
 
@@ -424,18 +353,13 @@ export class Qwen35CpuSequence implements BackendSequence {
    */
   async eval(tokens: number[], opts: EvalOptions = {}): Promise<Float32Array> {
     this.assertAlive();
-    const n = tokens.length;
-    if (n === 0) throw new RangeError('eval needs at least one token');
     const past = this.tokens.length;
-    if (past + n > this.contextLength) throw new ContextOverflowError(this.contextLength, past + n);
     const { config } = this.backend;
-    for (const t of tokens) {
-      if (!(Number.isInteger(t) && t >= 0 && t < config.nVocab)) throw new RangeError(`token id ${t} is outside the vocabulary 0..${config.nVocab - 1}`);
-    }
+    checkEvalTokens(tokens, past, this.contextLength, config.nVocab);
     const trace = opts.trace && config.nExpert > 0 ? new CpuTraceCollector(config, tokens, past, opts.trace) : null;
     const out = this.run(tokens, !!opts.allLogits, trace);
     trace?.finish();
-    if (n > 1) {
+    if (tokens.length > 1) {
       this.snapshots.push({ pos: this.tokens.length, dn: this.state.snapshot() });
       if (this.snapshots.length > MAX_SNAPSHOTS) this.snapshots.shift();
     }
@@ -445,19 +369,12 @@ export class Qwen35CpuSequence implements BackendSequence {
   /** Runs the forward pass over `tokens` from the current position and appends them. */
   private run(tokens: readonly number[], allLogits: boolean, trace: CpuTraceCollector | null): Float32Array {
     const { config, weights } = this.backend;
-    const n = tokens.length;
-    const nVocab = config.nVocab;
-    const all = allLogits ? new Float32Array(n * nVocab) : null;
-    let last: Float32Array = new Float32Array(0);
-    for (let i = 0; i < n; i += MAX_BATCH) {
-      const chunk = tokens.slice(i, i + MAX_BATCH);
+    return evalInBatches(tokens, config.nVocab, allLogits, (chunk, i, allLogits) => {
       const onTensor = trace ? trace.listener(i, this.opts.onTensor) : this.opts.onTensor;
-      const logits = forwardQwen35(config, weights, this.state, chunk, this.tokens.length, { allLogits: !!all, onTensor });
+      const logits = forwardQwen35(config, weights, this.state, chunk, this.tokens.length, { allLogits, onTensor });
       this.tokens.push(...chunk);
-      if (all) all.set(logits, i * nVocab);
-      else last = logits;
-    }
-    return all ?? last;
+      return logits;
+    });
   }
 
   /**

@@ -2,6 +2,7 @@
 // SwiGLU experts, outputs weighted AFTER the down projection and summed in selection order.
 // The rest of the block (attention, residuals) is shared with qwen3: see forward.ts.
 import type { ModelConfig } from '../config.js';
+import type { WeightReader } from './backend.js';
 import type { Emit } from './forward.js';
 import { addScaled, expertSlice, matMul, moeRoute, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
 
@@ -11,6 +12,17 @@ export interface MoeFfnWeights {
   gateExps: QuantMatrixStack; // ffn_gate_exps [nEmbd → nFfExp] × nExpert
   upExps: QuantMatrixStack; // ffn_up_exps [nEmbd → nFfExp] × nExpert
   downExps: QuantMatrixStack; // ffn_down_exps [nFfExp → nEmbd] × nExpert
+}
+
+/** Reads the routed experts of the block with tensor-name prefix `b` (`blk.i.`). */
+export async function readMoeFfn(r: WeightReader, b: string): Promise<MoeFfnWeights> {
+  return {
+    kind: 'moe',
+    router: await r.mat(b + 'ffn_gate_inp.weight'),
+    gateExps: await r.stack(b + 'ffn_gate_exps.weight'),
+    upExps: await r.stack(b + 'ffn_up_exps.weight'),
+    downExps: await r.stack(b + 'ffn_down_exps.weight'),
+  };
 }
 
 /** The router's results for n tokens, by intermediate name (see moeFfn). */
