@@ -3,6 +3,7 @@
 import { formatProfile } from '../bench/profile.js';
 import { buildLine, jsonObject, mdExtras, mdHeader, mdRow, type OutputFormat } from '../bench/format.js';
 import { runBench, type BenchResult } from '../bench/harness.js';
+import { backendFrom } from './sampling.js';
 import { numberOpt, parse, UsageError, COMMON_OPTIONS, type CliIO } from './util.js';
 
 export const BENCH_HELP = `usage: moet bench -m FILE [options]
@@ -74,8 +75,7 @@ export async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   if (models.length === 0) throw new UsageError('bench: -m FILE is required (see moet bench --help)');
   const output = (values.output ?? 'md') as OutputFormat;
   if (!['md', 'json', 'jsonl'].includes(output)) throw new UsageError(`bench: -o must be md, json or jsonl, got "${values.output}"`);
-  const backend = values.backend;
-  if (backend !== undefined && backend !== 'cpu' && backend !== 'webgpu') throw new UsageError(`bench: --backend must be cpu or webgpu, got "${backend}"`);
+  const backend = backendFrom('bench', values.backend);
   const reps = numberOpt('bench', 'repetitions', values.repetitions, { integer: true, min: 1 }) ?? 5;
   const nPrompt = list('n-prompt', values['n-prompt'], [512]);
   const nGen = list('n-gen', values['n-gen'], [128]);

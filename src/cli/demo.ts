@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSynthModel } from '../synth/model.js';
 import { runGeneration } from './run.js';
-import { COMMON_OPTIONS, numberOpt, parse, UsageError, type CliIO } from './util.js';
+import { backendFrom } from './sampling.js';
+import { COMMON_OPTIONS, numberOpt, parse, type CliIO } from './util.js';
 
 export const DEMO_HELP = `usage: moet demo [-p PROMPT] [-n N] [--seed S] [--temp T] [--backend cpu|webgpu] [--keep]
 
@@ -65,10 +66,7 @@ export async function demoCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(DEMO_HELP);
     return 0;
   }
-  const backend = values.backend;
-  if (backend !== undefined && backend !== 'cpu' && backend !== 'webgpu') {
-    throw new UsageError(`demo: --backend must be cpu or webgpu, got "${backend}"`);
-  }
+  const backend = backendFrom('demo', values.backend);
   const dir = await mkdtemp(join(tmpdir(), 'moet-demo-'));
   const path = join(dir, 'moet-demo-qwen3moe-f32.gguf');
   try {

@@ -1,11 +1,12 @@
 // moet routes -m FILE (-p TEXT | -f FILE): runs a text through a MoE model (evaluation only, no
 // sampling), records the router's choices and writes statistics (JSON) and pictures (SVG / HTML).
 import { readFile, writeFile } from 'node:fs/promises';
-import { loadModel, type BackendName, type Model } from '../model.js';
+import { loadModel, type Model } from '../model.js';
 import { coactivationPairs, routingStats, type RoutingStats } from '../trace/stats.js';
 import { routesHtml, routesSvg, tokenLabel } from '../trace/svg.js';
 import type { RoutingTrace } from '../trace/types.js';
-import { COMMON_OPTIONS, numberOpt, parse, UsageError, type CliIO } from './util.js';
+import { backendFrom } from './sampling.js';
+import { COMMON_OPTIONS, MODEL_TEXT_OPTIONS, numberOpt, parse, requireModelAndText, UsageError, type CliIO } from './util.js';
 
 export const ROUTES_HELP = `usage: moet routes -m FILE (-p TEXT | -f TEXTFILE) [options]
 
@@ -146,9 +147,7 @@ export async function routesCommand(argv: string[], io: CliIO): Promise<number> 
     allowPositionals: false,
     options: {
       ...COMMON_OPTIONS,
-      model: { type: 'string', short: 'm' },
-      prompt: { type: 'string', short: 'p' },
-      file: { type: 'string', short: 'f' },
+      ...MODEL_TEXT_OPTIONS,
       json: { type: 'string' },
       svg: { type: 'string' },
       html: { type: 'string' },
@@ -163,14 +162,8 @@ export async function routesCommand(argv: string[], io: CliIO): Promise<number> 
     io.stdout.write(ROUTES_HELP);
     return 0;
   }
-  if (!values.model) throw new UsageError('routes: -m FILE is required (see moet routes --help)');
-  if ((values.prompt === undefined) === (values.file === undefined)) {
-    throw new UsageError('routes: give exactly one of -p TEXT or -f TEXTFILE (see moet routes --help)');
-  }
-  const backend = values.backend;
-  if (backend !== undefined && backend !== 'cpu' && backend !== 'webgpu') {
-    throw new UsageError(`routes: --backend must be cpu or webgpu, got "${backend}"`);
-  }
+  const modelPath = requireModelAndText('routes', values);
+  const backend = backendFrom('routes', values.backend);
   const layerOpt = numberOpt('routes', 'layer', values.layer, { integer: true, min: 0 });
   const maxRows = numberOpt('routes', 'max-rows', values['max-rows'], { integer: true, min: 1 });
   const contextLength = numberOpt('routes', 'ctx-size', values['ctx-size'], { integer: true, min: 1 });
@@ -179,10 +172,10 @@ export async function routesCommand(argv: string[], io: CliIO): Promise<number> 
   }
   const text = values.prompt ?? (await readFile(values.file!, 'utf8'));
 
-  const model = await loadModel(values.model, { backend: backend as BackendName | undefined, contextLength });
+  const model = await loadModel(modelPath, { backend, contextLength });
   try {
     const cfg = model.config;
-    if (!(cfg.nExpert > 0)) throw new UsageError(`routes: ${values.model} is a dense ${cfg.arch} model: it has no experts to trace`);
+    if (!(cfg.nExpert > 0)) throw new UsageError(`routes: ${modelPath} is a dense ${cfg.arch} model: it has no experts to trace`);
     const layer = layerOpt ?? Math.floor(cfg.nLayer / 2);
     if (layer >= cfg.nLayer) throw new UsageError(`routes: --layer ${layer} is out of range; the model has layers 0..${cfg.nLayer - 1}`);
     const tokens = model.tokenize(text, { special: true });
@@ -190,12 +183,12 @@ export async function routesCommand(argv: string[], io: CliIO): Promise<number> 
     const { trace, windows } = await traceText(model, tokens, !values['no-probs']);
     const stats = routingStats(trace);
     const labels = tokens.map((id) => tokenLabel(model.tokenizer.tokenToBytes(id)));
-    const name = model.info.name ?? values.model;
+    const name = model.info.name ?? modelPath;
     if (windows.length > 1) {
       io.stderr.write(`note: ${tokens.length} tokens exceed the context (${model.contextLength}): evaluated in ${windows.length} windows, each from an empty context (-c raises the context)\n`);
     }
     if (values.json !== undefined) {
-      const json = JSON.stringify(statsJson(model, values.model, stats, labels, windows)) + '\n';
+      const json = JSON.stringify(statsJson(model, modelPath, stats, labels, windows)) + '\n';
       if (values.json === '-') io.stdout.write(json);
       else await writeFile(values.json, json);
     }

@@ -5,7 +5,7 @@ import { loadModel, type BackendName, type GenerateOptions, type GenerationTimin
 import { AbortError } from '../errors.js';
 import { progressBar, tick } from './progress.js';
 import { backendFrom, eogBan, SAMPLING_HELP, SAMPLING_OPTIONS, samplingFrom } from './sampling.js';
-import { COMMON_OPTIONS, numberOpt, parse, UsageError, type CliIO } from './util.js';
+import { COMMON_OPTIONS, MODEL_TEXT_OPTIONS, numberOpt, parse, requireModelAndText, type CliIO } from './util.js';
 
 export const RUN_HELP = `usage: moet run -m FILE (-p PROMPT | -f PROMPTFILE) [options]
 
@@ -128,9 +128,7 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
     allowPositionals: false,
     options: {
       ...COMMON_OPTIONS,
-      model: { type: 'string', short: 'm' },
-      prompt: { type: 'string', short: 'p' },
-      file: { type: 'string', short: 'f' },
+      ...MODEL_TEXT_OPTIONS,
       ...SAMPLING_OPTIONS,
       'ctx-size': { type: 'string', short: 'c' },
       stop: { type: 'string', multiple: true },
@@ -142,15 +140,12 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
     io.stdout.write(RUN_HELP);
     return 0;
   }
-  if (!values.model) throw new UsageError('run: -m FILE is required (see moet run --help)');
-  if ((values.prompt === undefined) === (values.file === undefined)) {
-    throw new UsageError('run: give exactly one of -p PROMPT or -f PROMPTFILE (see moet run --help)');
-  }
+  const modelPath = requireModelAndText('run', values, 'PROMPT');
   const backend = backendFrom('run', values.backend);
   const prompt = values.prompt ?? (await readFile(values.file!, 'utf8'));
   return runGeneration(
     {
-      model: values.model,
+      model: modelPath,
       prompt,
       backend,
       contextLength: numberOpt('run', 'ctx-size', values['ctx-size'], { integer: true, min: 1 }),

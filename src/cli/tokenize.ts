@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { openGGUF } from '../../gguf/reader.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { COMMON_OPTIONS, parse, UsageError, type CliIO } from './util.js';
+import { COMMON_OPTIONS, MODEL_TEXT_OPTIONS, parse, requireModelAndText, type CliIO } from './util.js';
 
 export const TOKENIZE_HELP = `usage: moet tokenize -m FILE (-p TEXT | -f TEXTFILE) [--ids] [--no-parse-special] [--no-bos]
 
@@ -29,9 +29,7 @@ export async function tokenizeCommand(argv: string[], io: CliIO): Promise<number
     allowPositionals: false,
     options: {
       ...COMMON_OPTIONS,
-      model: { type: 'string', short: 'm' },
-      prompt: { type: 'string', short: 'p' },
-      file: { type: 'string', short: 'f' },
+      ...MODEL_TEXT_OPTIONS,
       ids: { type: 'boolean' },
       'no-parse-special': { type: 'boolean' },
       'no-bos': { type: 'boolean' },
@@ -42,12 +40,9 @@ export async function tokenizeCommand(argv: string[], io: CliIO): Promise<number
     io.stdout.write(TOKENIZE_HELP);
     return 0;
   }
-  if (!values.model) throw new UsageError('tokenize: -m FILE is required (see moet tokenize --help)');
-  if ((values.prompt === undefined) === (values.file === undefined)) {
-    throw new UsageError('tokenize: give exactly one of -p TEXT or -f TEXTFILE (see moet tokenize --help)');
-  }
+  const modelPath = requireModelAndText('tokenize', values);
   const text = values.prompt ?? (await readFile(values.file!, 'utf8'));
-  const file = await openGGUF(values.model);
+  const file = await openGGUF(modelPath);
   let tokenizer: Tokenizer;
   try {
     tokenizer = Tokenizer.fromGGUF(file.metadata);

@@ -18,6 +18,26 @@ export const COMMON_OPTIONS = {
   verbose: { type: 'boolean' },
 } as const;
 
+/** The options of the commands that read a model and a text: -m FILE and one of -p TEXT / -f TEXTFILE. */
+export const MODEL_TEXT_OPTIONS = {
+  model: { type: 'string', short: 'm' },
+  prompt: { type: 'string', short: 'p' },
+  file: { type: 'string', short: 'f' },
+} as const;
+
+/**
+ * Checks MODEL_TEXT_OPTIONS: -m is given, and exactly one of -p and -f (`text` names them in the
+ * message: -p TEXT / -f TEXTFILE). Returns the model path.
+ * @throws UsageError
+ */
+export function requireModelAndText(cmd: string, values: { model?: string; prompt?: string; file?: string }, text = 'TEXT'): string {
+  if (!values.model) throw new UsageError(`${cmd}: -m FILE is required (see moet ${cmd} --help)`);
+  if ((values.prompt === undefined) === (values.file === undefined)) {
+    throw new UsageError(`${cmd}: give exactly one of -p ${text} or -f ${text}FILE (see moet ${cmd} --help)`);
+  }
+  return values.model;
+}
+
 /**
  * node:util parseArgs (strict) whose errors become UsageErrors naming the command.
  * @throws UsageError for an unknown option, a missing value or an unexpected positional
