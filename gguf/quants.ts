@@ -1076,7 +1076,12 @@ function q8_0Scales(x: Float32Array, o: number): { amax: number; d: number; id: 
  * returns f16(d)·q (exact in f32). out may be x.
  */
 export function roundTripQ8_0(x: Float32Array, out?: Float32Array): Float32Array {
-  const y = activationOut(x, out, 32, 'Q8_0');
+  return roundTripQ8Blocks(x, out, 'Q8_0');
+}
+
+/** roundTripQ8_0 / roundTripQ8_1 (`what` names the type in errors). */
+function roundTripQ8Blocks(x: Float32Array, out: Float32Array | undefined, what: string): Float32Array {
+  const y = activationOut(x, out, 32, what);
   for (let o = 0; o < x.length; o += 32) {
     const { d, id } = q8_0Scales(x, o);
     for (let j = 0; j < 32; j++) y[o + j] = d * rneToI8(fr(x[o + j]! * id));
@@ -1091,12 +1096,7 @@ export function roundTripQ8_0(x: Float32Array, out?: Float32Array): Float32Array
  * a difference below f16 precision of that one term.
  */
 export function roundTripQ8_1(x: Float32Array, out?: Float32Array): Float32Array {
-  const y = activationOut(x, out, 32, 'Q8_1');
-  for (let o = 0; o < x.length; o += 32) {
-    const { d, id } = q8_0Scales(x, o);
-    for (let j = 0; j < 32; j++) y[o + j] = d * rneToI8(fr(x[o + j]! * id));
-  }
-  return y;
+  return roundTripQ8Blocks(x, out, 'Q8_1');
 }
 
 /** Every element rounded to f16 (nearest even; ggml_cpu_fp32_to_fp16). out may be x. */
