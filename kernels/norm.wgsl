@@ -8,6 +8,13 @@
 //   out = x / sqrt(mean(x²) + eps) ⊙ weight (the scale is an f32, then the weight multiply,
 //   as ggml). Dispatch (gx, gy, 1) with gx·gy ≥ rows (grid2d): one workgroup per row.
 //
+// Entry point rms_norm_q (launcher createRmsNorm with `round`): rms_norm, and the same normed rows
+// through llama.cpp's activation round trip (act_quant.wgsl, bit for bit) into
+//   4 out_q   storage read_write  f32 [rows, n] (contiguous)
+//   one define of ROUND_Q8_K (n a multiple of 256), ROUND_Q8_0 (of 32; Q8_1 too), ROUND_F16,
+//   ROUND_BF16. The workgroup has the whole row, so it has every block's max: the round trip a
+//   product's input needs costs no dispatch of its own. 8-bit types: one thread per block.
+//
 // Entry point qk_norm_rope (launcher createQKNormRope), in place:
 //   0 P       uniform  RopeParams
 //   1 x       storage read_write  f32 [n_tokens, n_heads, head_dim]; head h of token t at
@@ -20,7 +27,8 @@
 //   parts (Cody–Waite) before cos/sin. Elements ≥ n_rot are only normalized.
 //   Dispatch (n_heads, n_tokens, 1): one workgroup per head and token.
 //
-// Defines: RMS_NORM or QK_NORM_ROPE (set by the spec: the two entry points bind different types).
+// Defines: RMS_NORM, RMS_NORM_Q (+ a ROUND_* variant) or QK_NORM_ROPE (set by the spec: the entry
+// points bind different types).
 // Overrides: WG (threads, power of two), NORM (qk_norm_rope: normalize before rotating).
 
 struct NormParams {
@@ -69,12 +77,25 @@ fn wg_sum(v: f32, tid: u32) -> f32 {
   return r;
 }
 
-#if RMS_NORM
+#if RMS_NORM || RMS_NORM_Q
 @group(0) @binding(0) var<uniform> P: NormParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
+// 1 / sqrt(mean(x²) + eps) of row `row` (every thread gets it)
+fn row_scale(xo: u32, n: u32, tid: u32) -> f32 {
+  var s = 0.0;
+  for (var i = tid; i < n; i += WG) {
+    let v = x[xo + i];
+    s += v * v;
+  }
+  let total = wg_sum(s, tid);
+  return 1.0 / sqrt(total / f32(n) + P.eps);
+}
+#endif
+
+#if RMS_NORM
 @compute @workgroup_size(WG)
 fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let row = wid.x + wid.y * nwg.x;
@@ -83,17 +104,93 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   }
   let n = P.n;
   let xo = P.x_offset + row * P.x_stride;
-  var s = 0.0;
-  for (var i = tid; i < n; i += WG) {
-    let v = x[xo + i];
-    s += v * v;
-  }
-  let total = wg_sum(s, tid);
-  let scale = 1.0 / sqrt(total / f32(n) + P.eps);
+  let scale = row_scale(xo, n, tid);
   let oo = P.out_offset + row * P.out_stride;
   for (var i = tid; i < n; i += WG) {
     out[oo + i] = (x[xo + i] * scale) * weight[i];
   }
+}
+#endif
+
+#if RMS_NORM_Q
+#include "round.wgsl"
+
+@group(0) @binding(4) var<storage, read_write> out_q: array<f32>;
+
+// the normed value i of the row, as rms_norm writes it (recomputed: the same expression, the same bits)
+fn normed(xo: u32, i: u32, scale: f32) -> f32 {
+  return (x[xo + i] * scale) * weight[i];
+}
+
+@compute @workgroup_size(WG)
+fn rms_norm_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= P.rows) {
+    return;
+  }
+  let n = P.n;
+  let xo = P.x_offset + row * P.x_stride;
+  let scale = row_scale(xo, n, tid);
+  let oo = P.out_offset + row * P.out_stride;
+  for (var i = tid; i < n; i += WG) {
+    out[oo + i] = normed(xo, i, scale);
+  }
+  let qo = row * n; // out_q: contiguous rows of n
+#if ROUND_Q8_K
+  // one thread per block of 256 (act_quant.wgsl q8_k, serially): the first value of largest
+  // magnitude sets iscale = −127/max, q = min(127, round(v·iscale)), out = (1/iscale)·q
+  for (var b = tid * 256u; b < n; b += WG * 256u) {
+    var a = 0.0;
+    var ai = b;
+    for (var i = b; i < b + 256u; i++) {
+      let v = abs(normed(xo, i, scale));
+      if (v > a) {
+        a = v;
+        ai = i;
+      }
+    }
+    var iscale = 0.0;
+    var d = 0.0;
+    if (a != 0.0) {
+      let m = div_rn(127.0, a);
+      iscale = select(m, -m, normed(xo, ai, scale) > 0.0);
+      let dm = div_rn(1.0, m);
+      d = select(dm, -dm, iscale < 0.0);
+    }
+    for (var i = b; i < b + 256u; i++) {
+      if (iscale == 0.0) {
+        out_q[qo + i] = 0.0;
+      } else {
+        out_q[qo + i] = d * min(127.0, round(normed(xo, i, scale) * iscale));
+      }
+    }
+  }
+#elif ROUND_Q8_0
+  // one thread per block of 32 (act_quant.wgsl q8_0): d = f16(max|v|/127), q = round(v·127/max)
+  for (var b = tid * 32u; b < n; b += WG * 32u) {
+    var a = 0.0;
+    for (var i = b; i < b + 32u; i++) {
+      a = max(a, abs(normed(xo, i, scale)));
+    }
+    var d = 0.0;
+    var id = 0.0;
+    if (a != 0.0) {
+      d = f16_bits_to_f32(f32_to_f16_bits(div_rn(a, 127.0)));
+      id = div_rn(127.0, a);
+    }
+    for (var i = b; i < b + 32u; i++) {
+      out_q[qo + i] = select(d * clamp(round(normed(xo, i, scale) * id), -128.0, 127.0), 0.0, a == 0.0);
+    }
+  }
+#elif ROUND_F16
+  for (var i = tid; i < n; i += WG) {
+    out_q[qo + i] = f16_bits_to_f32(f32_to_f16_bits(normed(xo, i, scale)));
+  }
+#else
+  for (var i = tid; i < n; i += WG) {
+    out_q[qo + i] = round_bf16(normed(xo, i, scale));
+  }
+#endif
 }
 #endif
 

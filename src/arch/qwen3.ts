@@ -3,7 +3,7 @@
 //   g = W_gate·h;  u = W_up·h;  g = silu(g) ⊙ u;  x += W_down·g
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { createSwiglu } from '../gpu/ops.js';
-import type { FfnBlock, Graph, Mode } from './transformer.js';
+import type { FfnBlock, Graph, Mode, Rounded } from './transformer.js';
 import type { Program } from './program.js';
 
 export const denseFfn: FfnBlock = {
@@ -13,7 +13,11 @@ export const denseFfn: FfnBlock = {
     g.ffnBufs.set('up', g.arena.alloc('ffn_up', U * g.cfg.nFf * 4)); // f32 [ubatch, nFf]
   },
 
-  async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights): Promise<void> {
+  inputs(L: Pick<GpuLayerWeights, 'ffn'>) {
+    return L.ffn.kind === 'dense' ? [L.ffn.gate, L.ffn.up] : [];
+  },
+
+  async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights, hq?: Rounded | null): Promise<void> {
     if (L.ffn.kind !== 'dense') throw new Error('qwen3: layer without dense FFN weights');
     const f = L.ffn;
     const F = g.cfg.nFf;
@@ -21,8 +25,8 @@ export const denseFfn: FfnBlock = {
     const up = g.buf('up');
 
     // g = W_gate·h, u = W_up·h                                g, u [n, nFf]
-    p.run(await g.linear(mode, f.gate, g.act.h, gate));
-    p.run(await g.linear(mode, f.up, g.act.h, up));
+    p.run(await g.linear(mode, f.gate, g.act.h, gate, false, {}, hq));
+    p.run(await g.linear(mode, f.up, g.act.h, up, false, {}, hq));
     p.tap('ffn_gate', gate, (n) => n * F);
     p.tap('ffn_up', up, (n) => n * F);
 

@@ -138,11 +138,12 @@ export async function qwen35Block(g: Graph, p: Program, mode: Mode, il: number):
   }
   p.tap('attn_residual', a.x, rowsOf(E));
 
-  // h = RMSNorm(x) ⊙ post_attention_norm                         h [n, E]
-  p.run(await g.rmsNorm(mode, a.x, L.postAttnNorm, a.h));
+  // h = RMSNorm(x) ⊙ post_attention_norm  (+ hq, h through the FFN input's round trip)   h, hq [n, E]
+  const norm = await g.rmsNorm(mode, a.x, L.postAttnNorm, a.h, g.ffn.inputs?.(L) ?? []);
+  p.run(norm.launch);
   p.tap('attn_post_norm', a.h, rowsOf(E));
 
-  await g.ffn.record(g, p, mode, L); // x += FFN(h)
+  await g.ffn.record(g, p, mode, L, norm.hq); // x += FFN(h)
   p.tap('l_out', a.x, rowsOf(E));
 }
 
@@ -164,12 +165,13 @@ async function deltaNetBlock(g: Graph, p: Program, mode: Mode, L: GpuQwen35Layer
   const P = deltaNetProjWidth(h);
   const state = hb.state.layers[hb.slot[il]!]!;
 
-  // h = RMSNorm(x) ⊙ attn_norm                                   h [n, E]
-  p.run(await g.rmsNorm(mode, a.x, L.attnNorm, a.h));
+  // h = RMSNorm(x) ⊙ attn_norm  (+ hq, h through the projections' round trip)   h, hq [n, E]
+  const norm = await g.rmsNorm(mode, a.x, L.attnNorm, a.h, m.proj.map((pr) => pr.w));
+  p.run(norm.launch);
   p.tap('attn_norm', a.h, rowsOf(E));
 
   // [mix | z | b | a] = [W_qkv; W_z; W_β; W_α] · h               proj [n, P] = [n, C + V + 2·H_v]
-  for (const pr of m.proj) p.run(await g.linear(mode, pr.w, a.h, { buffer: hb.proj, offset: pr.offset }, false, { yStride: P }));
+  for (const pr of m.proj) p.run(await g.linear(mode, pr.w, a.h, { buffer: hb.proj, offset: pr.offset }, false, { yStride: P }, norm.hq));
   p.tap('linear_attn_qkv_mixed', hb.proj, rowsOf(C), { row: { width: C, stride: P } });
   p.tap('z', hb.proj, rowsOf(V), { firstElem: () => C, row: { width: V, stride: P } });
 

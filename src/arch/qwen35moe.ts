@@ -10,7 +10,7 @@ import { createSwigluShexp } from '../gpu/gated.js';
 import type { GpuQwen35Layer } from '../gpu/qwen35-weights.js';
 import type { Program } from './program.js';
 import { moeFfn } from './qwen3moe.js';
-import type { FfnBlock, Graph, Mode } from './transformer.js';
+import type { FfnBlock, Graph, Mode, Rounded } from './transformer.js';
 
 export const sharedMoeFfn: FfnBlock = {
   alloc(g: Graph): void {
@@ -22,10 +22,14 @@ export const sharedMoeFfn: FfnBlock = {
     g.ffnBufs.set('shexp_gate', g.arena.alloc('shared_expert_gate', U * 4)); // f32 [ubatch]
   },
 
-  async record(g: Graph, p: Program, mode: Mode, L: GpuQwen35Layer): Promise<void> {
+  inputs(L: GpuQwen35Layer) {
+    return [...moeFfn.inputs!(L), ...(L.shared?.gateUp.map((pr) => pr.w) ?? [])];
+  },
+
+  async record(g: Graph, p: Program, mode: Mode, L: GpuQwen35Layer, hq?: Rounded | null): Promise<void> {
     const s = L.shared;
     if (!s) throw new Error('qwen35moe: layer without a shared expert');
-    await moeFfn.record(g, p, mode, L); // x += routed experts
+    await moeFfn.record(g, p, mode, L, hq); // x += routed experts
 
     const { ctx, cfg, act: a } = g;
     const E = cfg.nEmbd;
@@ -35,7 +39,7 @@ export const sharedMoeFfn: FfnBlock = {
     const gate = g.buf('shexp_gate');
 
     // [g | u] = [W_gate_sh; W_up_sh] · h                            gu [n, 2F]
-    for (const pr of s.gateUp) p.run(await g.linear(mode, pr.w, a.h, { buffer: gu, offset: pr.offset }, false, { yStride: 2 * F }));
+    for (const pr of s.gateUp) p.run(await g.linear(mode, pr.w, a.h, { buffer: gu, offset: pr.offset }, false, { yStride: 2 * F }, hq));
 
     // s = σ(w_gate_inp_shexp · h);  act = silu(g) ⊙ u · s          act [n, F], s [n]
     p.run(await g.sized(mode, createSwigluShexp(ctx, { x: a.h, w: s.gateInp, gu, act, gate, nEmbd: E, nFf: F, nTokens: g.rows(mode) })));

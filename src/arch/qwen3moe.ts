@@ -9,7 +9,7 @@ import { actQuantFor } from '../gpu/actquant.js';
 import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, type MoePrefillScratch } from '../gpu/moe.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { routingTraceHook } from '../trace/gpu.js';
-import type { FfnBlock, Graph, Mode } from './transformer.js';
+import type { FfnBlock, Graph, Mode, Rounded } from './transformer.js';
 import type { Program } from './program.js';
 
 const scratchOf = new WeakMap<Graph, MoePrefillScratch>();
@@ -29,7 +29,11 @@ export const moeFfn: FfnBlock = {
     if (g.numerics === 'llamacpp') g.ffnBufs.set('act_q', g.arena.alloc('ffn_moe_act_q', U * K * nFfExp * 4)); // f32 [ubatch·k, nFfExp]
   },
 
-  async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights): Promise<void> {
+  inputs(L: Pick<GpuLayerWeights, 'ffn'>) {
+    return L.ffn.kind === 'moe' ? [L.ffn.gateExps, L.ffn.upExps] : [];
+  },
+
+  async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights, hq?: Rounded | null): Promise<void> {
     if (L.ffn.kind !== 'moe') throw new Error('qwen3moe: layer without MoE weights');
     const f = L.ffn;
     const { ctx, cfg, act: a } = g;
@@ -52,12 +56,15 @@ export const moeFfn: FfnBlock = {
     p.run(routingTraceHook(g, ctx, { nLayer: cfg.nLayer, k: K, nExpert }, p.layer, { logits: router, ids, weights }));
 
     // x += Σ_j w[t,j] · down_e(silu(gate_e·h) ⊙ up_e·h),  e = ids[t,j]
-    // (numerics 'llamacpp': h through gate's round trip first, the activations through down's)
+    // (numerics 'llamacpp': h through gate's round trip — hq, from the norm, when it is that one —
+    // the activations through down's)
     let x = a.h;
     let actQuant: { type: NonNullable<ReturnType<typeof actQuantFor>>; out: GPUBuffer } | undefined;
     if (g.numerics === 'llamacpp') {
       const tIn = actQuantFor(f.gateExps.type);
-      if (tIn !== null && tIn === actQuantFor(f.upExps.type)) {
+      if (tIn !== null && tIn === actQuantFor(f.upExps.type) && hq?.type === tIn) {
+        x = hq.out;
+      } else if (tIn !== null && tIn === actQuantFor(f.upExps.type)) {
         const round = await g.roundTrip(mode, tIn, a.h, cfg.nEmbd);
         p.run(await g.sized(mode, Promise.resolve(round.launch)));
         x = round.out;

@@ -13,7 +13,7 @@
 import type { Numerics } from '../backend.js';
 import { GGMLType } from '../../gguf/types.js';
 import type { ModelConfig } from '../config.js';
-import { actQuantFor, createActQuant, type ActQuantType } from '../gpu/actquant.js';
+import { actQuantBlock, actQuantFor, createActQuant, type ActQuantType } from '../gpu/actquant.js';
 import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, createKvWrite, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
 import { createSigmoidGate } from '../gpu/gated.js';
 import { createEmbed, createMatMul, createMatVec, createQKNormRope, createRmsNorm, type BufferRef } from '../gpu/ops.js';
@@ -54,8 +54,19 @@ export class Arena {
 export interface FfnBlock {
   /** allocates the FFN's activations in g.arena (once per sequence) */
   alloc(g: Graph): void;
-  /** records x += FFN(h) for layer L (h = RMSNorm(x) ⊙ ffn_norm is in g.act.h) */
-  record(g: Graph, p: Program, mode: Mode, L: Pick<GpuLayerWeights, 'ffn'>): Promise<void>;
+  /**
+   * records x += FFN(h) for layer L (h = RMSNorm(x) ⊙ ffn_norm is in g.act.h; hq, when the norm
+   * wrote it, is h through the round trip that `inputs(L)` asked for)
+   */
+  record(g: Graph, p: Program, mode: Mode, L: Pick<GpuLayerWeights, 'ffn'>, hq?: Rounded | null): Promise<void>;
+  /** the weights that multiply h (numerics 'llamacpp': the norm rounds h for them in its own dispatch) */
+  inputs?(L: Pick<GpuLayerWeights, 'ffn'>): readonly WeightTensor[];
+}
+
+/** Rows already through a round trip: `out` holds x rounded to `type`, contiguous rows of the product's cols. */
+export interface Rounded {
+  type: ActQuantType;
+  out: GPUBuffer;
 }
 
 /** What attentionBlock reads of a layer. */
@@ -164,12 +175,15 @@ export class Graph {
   /**
    * y = W·x (decode: matvec) or Y = W·X (prefill: tiled matmul); accumulate: y += …; strides default
    * to W's cols / rows. Under numerics 'llamacpp' x first goes through the round trip of W's
-   * vec_dot_type into a scratch buffer, which the product reads (one launch of two dispatches).
+   * vec_dot_type into a scratch buffer, which the product reads (one launch of two dispatches) —
+   * unless `xq` already holds x through that round trip (written by the norm that made x).
    */
-  async linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false, strides: { xStride?: number; yStride?: number } = {}): Promise<Launch> {
+  async linear(mode: Mode, w: WeightTensor, x: BufferRef, y: BufferRef, accumulate = false, strides: { xStride?: number; yStride?: number } = {}, xq: Rounded | null = null): Promise<Launch> {
     const type = this.numerics === 'llamacpp' ? actQuantFor(w.type) : null;
     let launch: Launch;
-    if (type !== null) {
+    if (type !== null && xq?.type === type) {
+      launch = await this.linearExact(mode, w, xq.out, y, accumulate, { ...strides, xStride: w.cols });
+    } else if (type !== null) {
       const round = await this.roundTrip(mode, type, x, w.cols, strides.xStride ?? w.cols);
       launch = chainLaunches(round.launch, await this.linearExact(mode, w, round.out, y, accumulate, { ...strides, xStride: w.cols }));
     } else {
@@ -199,9 +213,41 @@ export class Graph {
     return { launch, out: this.actScratch };
   }
 
-  /** out = RMSNorm(x) ⊙ weight over rows of nEmbd. */
-  rmsNorm(mode: Mode, x: GPUBuffer, weight: GPUBuffer, out: GPUBuffer): Promise<Launch> {
-    return this.sized(mode, createRmsNorm(this.ctx, { x, weight, out, n: this.cfg.nEmbd, rows: this.rows(mode), eps: this.cfg.rmsEps }));
+  /** f32 [ubatch, nEmbd]: act.h through a round trip (rmsNorm's second output), allocated on first use */
+  private hq: GPUBuffer | null = null;
+
+  /**
+   * The round trip to fuse into a norm whose output `consumers` multiply (numerics 'llamacpp'): the
+   * vec_dot_type most of them need (ties: the first's), or null (exact numerics, F32 weights, or rows
+   * not a multiple of its block).
+   */
+  roundFor(consumers: readonly WeightTensor[], cols: number): ActQuantType | null {
+    if (this.numerics !== 'llamacpp') return null;
+    const types = consumers.map((w) => actQuantFor(w.type)).filter((t): t is ActQuantType => t !== null && cols % actQuantBlock(t) === 0);
+    let best: ActQuantType | null = null;
+    let bestCount = 0;
+    for (const t of types) {
+      const c = types.filter((u) => u === t).length;
+      if (c > bestCount) [best, bestCount] = [t, c];
+    }
+    return best;
+  }
+
+  /**
+   * out = RMSNorm(x) ⊙ weight over rows of nEmbd; under numerics 'llamacpp', in the same dispatch,
+   * the normed rows through the round trip the `consumers` need (see roundFor) into a buffer of
+   * their own: `hq`, to pass to linear() (null when there is none).
+   */
+  async rmsNorm(mode: Mode, x: GPUBuffer, weight: GPUBuffer, out: GPUBuffer, consumers: readonly WeightTensor[] = []): Promise<{ launch: Launch; hq: Rounded | null }> {
+    const E = this.cfg.nEmbd;
+    const type = this.roundFor(consumers, E);
+    let hq: Rounded | null = null;
+    if (type !== null) {
+      this.hq ??= this.arena.alloc('h_q', this.ubatch * E * 4);
+      hq = { type, out: this.hq };
+    }
+    const launch = await this.sized(mode, createRmsNorm(this.ctx, { x, weight, out, n: E, rows: this.rows(mode), eps: this.cfg.rmsEps, round: hq ?? undefined }));
+    return { launch, hq };
   }
 
   /** Frees the activations and the KV cache. */
@@ -250,13 +296,15 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   const qStride = opts.gated ? 2 * qRow : qRow; // q of token t at t·qStride, its gate at + qRow
 
   // h = RMSNorm(x) ⊙ attn_norm                                  h [n, nEmbd]
-  p.run(await g.rmsNorm(mode, a.x, L.attnNorm, a.h));
+  // (numerics 'llamacpp': and hq = h through Wq/Wk/Wv's round trip, same dispatch)  hq [n, nEmbd]
+  const norm = await g.rmsNorm(mode, a.x, L.attnNorm, a.h, [L.wq, L.wk, L.wv]);
+  p.run(norm.launch);
   p.tap('attn_norm', a.h, rowsOf(E));
 
   // q = Wq·h, k = Wk·h, v = Wv·h                                q [n, nHead·DK] (gated: [n, 2, nHead·DK]), k [n, nHeadKv·DK], v [n, nHeadKv·DV]
-  p.run(await g.linear(mode, L.wq, a.h, a.q));
-  p.run(await g.linear(mode, L.wk, a.h, a.k));
-  p.run(await g.linear(mode, L.wv, a.h, a.v));
+  p.run(await g.linear(mode, L.wq, a.h, a.q, false, {}, norm.hq));
+  p.run(await g.linear(mode, L.wk, a.h, a.k, false, {}, norm.hq));
+  p.run(await g.linear(mode, L.wv, a.h, a.v, false, {}, norm.hq));
   p.tap('Vcur', a.v, rowsOf(nHeadKv * DV));
 
   // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos[t]   (in place)
@@ -334,11 +382,12 @@ async function transformerBlock(g: Graph, p: Program, mode: Mode, il: number): P
   await attentionBlock(g, p, mode, L, il); // x += Wo · attention
   p.tap('ffn_inp', a.x, rowsOf(E));
 
-  // h = RMSNorm(x) ⊙ ffn_norm                                    h [n, nEmbd]
-  p.run(await g.rmsNorm(mode, a.x, L.ffnNorm, a.h));
+  // h = RMSNorm(x) ⊙ ffn_norm  (+ hq, h through the FFN input's round trip)   h, hq [n, nEmbd]
+  const norm = await g.rmsNorm(mode, a.x, L.ffnNorm, a.h, g.ffn.inputs?.(L) ?? []);
+  p.run(norm.launch);
   p.tap('ffn_norm', a.h, rowsOf(E));
 
-  await g.ffn.record(g, p, mode, L); // x += FFN(h)
+  await g.ffn.record(g, p, mode, L, norm.hq); // x += FFN(h)
   p.tap('l_out', a.x, rowsOf(E));
 }
 
@@ -358,16 +407,31 @@ export async function recordHead(g: Graph, mode: Mode, lmHead: Launch): Promise<
     p.copy(a.x, (n) => (n - 1) * E * 4, a.xLast, 0, () => E * 4);
     src = a.xLast;
   }
-  p.run(await createRmsNorm(ctx, { x: src, weight: w.outputNorm, out: a.hLast, n: E, rows: 1, eps: cfg.rmsEps }));
+  // (numerics 'llamacpp': and hLast through the LM head's round trip, same dispatch: lmHeadInput)
+  const round = lmHeadInput(g);
+  p.run(await createRmsNorm(ctx, { x: src, weight: w.outputNorm, out: a.hLast, n: E, rows: 1, eps: cfg.rmsEps, round: round ?? undefined }));
   p.tap('result_norm', a.hLast, () => E);
   p.run(lmHead);
   p.tap('result_output', a.logits, () => cfg.nVocab);
   return p;
 }
 
-/** The LM head matvec hLast → logits (shared by both heads; with its input's round trip under numerics 'llamacpp'). */
+const hLastQ = new WeakMap<Graph, Rounded | null>();
+
+/** hLast through the LM head's round trip (numerics 'llamacpp'; written by the head's norm), or null. */
+function lmHeadInput(g: Graph): Rounded | null {
+  let r = hLastQ.get(g);
+  if (r === undefined) {
+    const type = g.roundFor([g.w.output], g.cfg.nEmbd);
+    r = type === null ? null : { type, out: g.arena.alloc('h_last_q', g.cfg.nEmbd * 4) };
+    hLastQ.set(g, r);
+  }
+  return r;
+}
+
+/** The LM head matvec hLast → logits (shared by both heads; its input rounded by the head's norm under numerics 'llamacpp'). */
 export function createLmHead(g: Graph): Promise<Launch> {
-  return g.linear('decode', g.w.output, g.act.hLast, g.act.logits);
+  return g.linear('decode', g.w.output, g.act.hLast, g.act.logits, false, {}, lmHeadInput(g));
 }
 
 /**

@@ -8,6 +8,7 @@
 // so activations can live anywhere in a shared arena buffer.
 import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
 import { UnsupportedQuantError } from '../errors.js';
+import { actQuantBlock, type ActQuantType } from './actquant.js';
 import { KERNEL_TYPES, UniformBlock, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import {
@@ -116,6 +117,18 @@ export const RMS_NORM: KernelSpec = {
   overrides: ['WG'],
 };
 
+/**
+ * rms_norm that also writes the normed rows through llama.cpp's activation round trip (binding 4,
+ * out_q); one ROUND_* define per vec_dot_type.
+ */
+export const RMS_NORM_Q: KernelSpec = {
+  ...RMS_NORM,
+  entryPoint: 'rms_norm_q',
+  defines: { RMS_NORM_Q: true },
+  variants: [{ ROUND_Q8_K: true }, { ROUND_Q8_0: true }, { ROUND_F16: true }, { ROUND_BF16: true }],
+  bindings: [...RMS_NORM.bindings, { binding: 4, name: 'out_q', kind: 'storage' }],
+};
+
 export const QK_NORM_ROPE: KernelSpec = {
   file: 'norm.wgsl',
   entryPoint: 'qk_norm_rope',
@@ -191,6 +204,7 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
   MATVEC_ID,
   MATMUL,
   RMS_NORM,
+  RMS_NORM_Q,
   QK_NORM_ROPE,
   EMBED,
   ADD,
@@ -516,9 +530,33 @@ export interface RmsNormArgs {
   xStride?: number;
   outStride?: number;
   workgroupSize?: number;
+  /**
+   * Also write the normed rows through llama.cpp's activation round trip of `type` (bit for bit as
+   * createActQuant on `out`) into `out`, f32 [rows, n] contiguous from offset 0 (numerics 'llamacpp':
+   * the input of the products that read the norm, in the same dispatch).
+   */
+  round?: { type: ActQuantType; out: GPUBuffer };
 }
 
-/** out = RMSNorm(x) ⊙ weight per row. setCount(n) sets the number of rows. */
+/** The ROUND_* define of rms_norm_q for a round-trip type. */
+function roundDefine(type: ActQuantType): Defines {
+  switch (type) {
+    case GGMLType.Q8_K:
+      return { ROUND_Q8_K: true };
+    case GGMLType.Q8_0:
+    case GGMLType.Q8_1:
+      return { ROUND_Q8_0: true };
+    case GGMLType.F16:
+      return { ROUND_F16: true };
+    default:
+      return { ROUND_BF16: true };
+  }
+}
+
+/**
+ * out = RMSNorm(x) ⊙ weight per row (with `round`: and its round trip into round.out, one dispatch).
+ * setCount(n) sets the number of rows.
+ */
 export async function createRmsNorm(ctx: GPUContext, a: RmsNormArgs): Promise<Launch> {
   const wg = a.workgroupSize ?? 128;
   checkWg('rms_norm', wg, ctx);
@@ -529,19 +567,26 @@ export async function createRmsNorm(ctx: GPUContext, a: RmsNormArgs): Promise<La
   const outStride = a.outStride ?? a.n;
   if (weight.offset !== 0) throw new KernelError('rms_norm: the weight must start at offset 0 of its buffer');
   need('rms_norm weight', weight, a.n);
+  const round = a.round;
+  if (round) {
+    const block = actQuantBlock(round.type);
+    if (a.n % block !== 0) throw new RangeError(`rms_norm: row length ${a.n} is not a multiple of the round trip's block ${block}`);
+  }
   const check = (rows: number) => {
     need('rms_norm x', x, (rows - 1) * xStride + a.n);
     need('rms_norm out', out, (rows - 1) * outStride + a.n);
+    if (round) need('rms_norm out_q', { buffer: round.out, offset: 0 }, rows * a.n);
   };
   const rows = a.rows ?? 1;
   check(rows);
   const [gx, gy] = grid2d(ctx, rows);
   const plan: DispatchPlan = {
     uniform: { n: a.n, rows, x_offset: x.offset, x_stride: xStride, out_offset: out.offset, out_stride: outStride, eps: a.eps },
-    buffers: { x: x.buffer, weight: weight.buffer, out: out.buffer },
+    buffers: round ? { x: x.buffer, weight: weight.buffer, out: out.buffer, out_q: round.out } : { x: x.buffer, weight: weight.buffer, out: out.buffer },
     workgroups: [gx, gy, 1],
   };
-  return buildLaunch(ctx, 'rms_norm', RMS_NORM, {}, { WG: wg }, [plan], (launch, n) => {
+  const [label, spec, defines] = round ? ['rms_norm_q', RMS_NORM_Q, roundDefine(round.type)] as const : ['rms_norm', RMS_NORM, {}] as const;
+  return buildLaunch(ctx, label, spec, defines, { WG: wg }, [plan], (launch, n) => {
     check(n);
     launch.uniforms[0]!.set('rows', n);
     const [x2, y2] = grid2d(ctx, n);
