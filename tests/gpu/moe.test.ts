@@ -171,6 +171,21 @@ function ffnProblem(c: FfnCase, seed: number) {
   return { f, x, residual, logits, route, ref, used, nEmbd, nFf, nExpert, k, nTokens };
 }
 
+/** A problem's launcher inputs: its weights uploaded; x, the routing and out (holding the residual) in storage buffers. */
+function ffnLaunchInputs(g: GPUContext, p: ReturnType<typeof ffnProblem>) {
+  return {
+    gate: upload(g, 'gate', p.f.gate),
+    up: upload(g, 'up', p.f.up),
+    down: upload(g, 'down', p.f.down),
+    x: createStorageFrom(g, p.x),
+    out: createStorageFrom(g, p.residual),
+    ids: createStorageFrom(g, p.route.ids),
+    weights: createStorageFrom(g, p.route.weights),
+    k: p.k,
+    nTokens: p.nTokens,
+  };
+}
+
 function caseName(c: FfnCase): string {
   const [tGU, tD, nEmbd, nFf, nExpert, k, nTokens] = c;
   return `${ggmlTypeName(tGU)}/${ggmlTypeName(tD)} n_embd ${nEmbd} ff ${nFf}, ${nExpert} experts top-${k}, ${nTokens} token(s)`;
@@ -189,21 +204,10 @@ describe.skipIf(!ctx)('MoE expert FFN, decode (mul_mat_vec_id style)', () => {
   for (const c of FFN_CASES) {
     it(caseName(c), async () => {
       const p = ffnProblem(c, c[2] * 17 + c[3] + c[6]);
-      const xb = createStorageFrom(g, p.x);
-      const ob = createStorageFrom(g, p.residual);
-      const launch = await createMoeFfnDecode(g, {
-        gate: upload(g, 'gate', p.f.gate),
-        up: upload(g, 'up', p.f.up),
-        down: upload(g, 'down', p.f.down),
-        x: xb,
-        out: ob,
-        ids: createStorageFrom(g, p.route.ids),
-        weights: createStorageFrom(g, p.route.weights),
-        k: p.k,
-        nTokens: p.nTokens,
-      });
+      const io = ffnLaunchInputs(g, p);
+      const launch = await createMoeFfnDecode(g, io);
       runLaunches(g, [launch]);
-      expectFfn(caseName(c), await readF32(g, ob, p.nTokens * p.nEmbd), p.ref, p.residual);
+      expectFfn(caseName(c), await readF32(g, io.out, p.nTokens * p.nEmbd), p.ref, p.residual);
     });
   }
 
@@ -271,20 +275,10 @@ describe.skipIf(!ctx)('MoE expert FFN, prefill (grouped by expert, indirect tile
   for (const c of cases) {
     it(caseName(c), async () => {
       const p = ffnProblem(c, c[2] * 13 + c[3] + c[6] + c[4]);
-      const ob = createStorageFrom(g, p.residual);
-      const launch = await createMoeFfnPrefill(g, {
-        gate: upload(g, 'gate', p.f.gate),
-        up: upload(g, 'up', p.f.up),
-        down: upload(g, 'down', p.f.down),
-        x: createStorageFrom(g, p.x),
-        out: ob,
-        ids: createStorageFrom(g, p.route.ids),
-        weights: createStorageFrom(g, p.route.weights),
-        k: p.k,
-        nTokens: p.nTokens,
-      });
+      const io = ffnLaunchInputs(g, p);
+      const launch = await createMoeFfnPrefill(g, io);
       runLaunches(g, [launch]);
-      expectFfn(caseName(c), await readF32(g, ob, p.nTokens * p.nEmbd), p.ref, p.residual);
+      expectFfn(caseName(c), await readF32(g, io.out, p.nTokens * p.nEmbd), p.ref, p.residual);
       launch.dispose();
     });
   }
