@@ -1,7 +1,7 @@
 // gated.wgsl (the Qwen3.5 hybrids' gates) vs the CPU reference in src/cpu/ops.ts (gatedRmsNorm,
 // sigmoid, swiglu): awkward head dims and widths, several token counts through setCount on one
 // launch, operands at offsets with padded strides. Plus the bindings against the WGSL (wgsl_reflect).
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { gatedRmsNorm, sigmoid, silu } from '../../src/cpu/ops.js';
 import { createGatedRmsNorm, createSigmoidGate, createSwigluShexp, GATED_SPECS } from '../../src/gpu/gated.js';
 import { createStorage, createStorageFrom, readF32, writeBuffer } from '../../src/runtime/buffers.js';

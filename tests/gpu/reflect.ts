@@ -1,11 +1,11 @@
 // Shared by the binding tests: launchers' KernelSpecs against their WGSL through wgsl_reflect. No GPU
 // needed.
-import { expect } from 'vitest';
+import { expect, it } from 'vitest';
 // wgsl_reflect's "main" is a CommonJS bundle inside a "type": "module" package, which Node cannot
 // load; its ES module build is imported directly (types come from the package's declarations).
 // @ts-ignore -- no declaration file for the deep path
 import * as wgslReflectModule from 'wgsl_reflect/wgsl_reflect.module.js';
-import type { VariableInfo, WgslReflect as WgslReflectType } from 'wgsl_reflect';
+import type { FunctionInfo, VariableInfo, WgslReflect as WgslReflectType } from 'wgsl_reflect';
 import { kernelSource, type BindingKind, type KernelSpec } from '../../src/runtime/pipelines.js';
 
 export const { WgslReflect } = wgslReflectModule as unknown as { WgslReflect: new (code: string) => WgslReflectType };
@@ -18,6 +18,28 @@ export function kindOf(resourceType: number, access: string): BindingKind | stri
   if (resourceType === UNIFORM) return 'uniform';
   if (resourceType === STORAGE) return access === 'read_write' ? 'storage' : 'read-only-storage';
   return `resource type ${resourceType}`;
+}
+
+/**
+ * One test per spec and per define variant it may be launched with, labelled
+ * `name file:entryPoint {defines}`: reflects the WGSL those defines give, expects the entry point, and
+ * hands both to `check`.
+ */
+export function itReflectsEachVariant(
+  specs: Record<string, KernelSpec>,
+  check: (label: string, spec: KernelSpec, reflect: WgslReflectType, entry: FunctionInfo) => void,
+): void {
+  for (const [name, spec] of Object.entries(specs)) {
+    for (const variant of spec.variants ?? [{}]) {
+      const label = `${name} ${spec.file}:${spec.entryPoint} ${JSON.stringify({ ...spec.defines, ...variant })}`;
+      it(label, () => {
+        const reflect = new WgslReflect(kernelSource(spec, variant));
+        const entry = reflect.entry.compute.find((f) => f.name === spec.entryPoint);
+        expect(entry, `${label}: entry point`).toBeDefined();
+        check(label, spec, reflect, entry!);
+      });
+    }
+  }
 }
 
 /**
