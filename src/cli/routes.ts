@@ -2,6 +2,7 @@
 // sampling), records the router's choices and writes statistics (JSON) and pictures (SVG / HTML).
 import { readFile, writeFile } from 'node:fs/promises';
 import { loadModel, type Model } from '../model.js';
+import { concat } from '../trace/recorder.js';
 import { coactivationPairs, routingStats, type RoutingStats } from '../trace/stats.js';
 import { routesHtml, routesSvg, tokenLabel } from '../trace/svg.js';
 import type { RoutingTrace } from '../trace/types.js';
@@ -47,24 +48,15 @@ interface Window {
 function joinTraces(parts: RoutingTrace[]): RoutingTrace {
   if (parts.length === 1) return { ...parts[0]!, start: 0 };
   const first = parts[0]!;
-  const cat = <T extends Uint16Array | Float32Array>(C: { new (n: number): T }, xs: T[]): T => {
-    const out = new C(xs.reduce((s, x) => s + x.length, 0));
-    let at = 0;
-    for (const x of xs) {
-      out.set(x as never, at);
-      at += x.length;
-    }
-    return out;
-  };
   return {
     nLayer: first.nLayer,
     k: first.k,
     nExpert: first.nExpert,
     start: 0,
     tokens: parts.flatMap((p) => p.tokens),
-    ids: cat(Uint16Array, parts.map((p) => p.ids)),
-    weights: cat(Float32Array, parts.map((p) => p.weights)),
-    ...(first.probs ? { probs: cat(Float32Array, parts.map((p) => p.probs!)) } : {}),
+    ids: concat(Uint16Array, parts.map((p) => p.ids)),
+    weights: concat(Float32Array, parts.map((p) => p.weights)),
+    ...(first.probs ? { probs: concat(Float32Array, parts.map((p) => p.probs!)) } : {}),
   };
 }
 

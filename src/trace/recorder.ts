@@ -99,7 +99,8 @@ export class RoutingTraceRecorder implements RoutingTraceSink {
   }
 }
 
-function concat<T extends Uint16Array | Float32Array>(C: { new (n: number): T }, parts: T[]): T {
+/** The typed arrays `parts` end to end in one new array of type C. */
+export function concat<T extends Uint16Array | Float32Array>(C: { new (n: number): T }, parts: T[]): T {
   const out = new C(parts.reduce((s, p) => s + p.length, 0));
   let at = 0;
   for (const p of parts) {
