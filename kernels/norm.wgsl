@@ -26,6 +26,13 @@
 //   on the CPU; θ is built by repeated f32 multiplication as ggml does, reduced modulo 2π in three
 //   parts (Cody–Waite) before cos/sin. Elements ≥ n_rot are only normalized.
 //   Dispatch (n_heads, n_tokens, 1): one workgroup per head and token.
+//   QK_PAIR (launcher createQKNormRope with `k`): Q and K in one dispatch, (n_heads + k_heads,
+//   n_tokens, 1); K heads in
+//   4 kx        storage read_write  f32; head h of token t at k_offset + t·k_stride + h·head_dim
+//   5 k_weight  storage read        f32 [head_dim] (attn_k_norm)
+//   Q_ROUND_F16 (with QK_PAIR; numerics 'llamacpp' with an f16 KV cache): each Q value also rounded
+//   to f16 (act_quant.wgsl to_f16, bit for bit) into
+//   6 q_r       storage read_write  f32 [n_tokens, n_heads·head_dim] (contiguous)
 //
 // Defines: RMS_NORM, RMS_NORM_Q (+ a ROUND_* variant) or QK_NORM_ROPE (set by the spec: the entry
 // points bind different types).
@@ -52,9 +59,9 @@ struct RopeParams {
   pos_offset: u32,
   eps: f32,
   theta_scale: f32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
+  k_heads: u32,  // QK_PAIR: the K heads, after the n_heads Q heads
+  k_offset: u32,
+  k_stride: u32,
 }
 
 override WG: u32 = 128u;
@@ -199,6 +206,47 @@ fn rms_norm_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> pos: array<u32>;
+#if QK_PAIR
+@group(0) @binding(4) var<storage, read_write> kx: array<f32>;
+@group(0) @binding(5) var<storage, read> k_weight: array<f32>;
+#endif
+#if Q_ROUND_F16
+#include "round.wgsl"
+@group(0) @binding(6) var<storage, read_write> q_r: array<f32>;
+#endif
+
+// element i of the head being rotated: Q (x, weight) or, with QK_PAIR, K (kx, k_weight)
+fn ld(is_k: bool, i: u32) -> f32 {
+#if QK_PAIR
+  if (is_k) {
+    return kx[i];
+  }
+#endif
+  return x[i];
+}
+
+fn wt(is_k: bool, i: u32) -> f32 {
+#if QK_PAIR
+  if (is_k) {
+    return k_weight[i];
+  }
+#endif
+  return weight[i];
+}
+
+// stores v; a Q head also writes v rounded to f16 (Q_ROUND_F16) at q_r[qi], contiguous [n_tokens, n_heads·head_dim]
+fn st(is_k: bool, i: u32, qi: u32, v: f32) {
+#if QK_PAIR
+  if (is_k) {
+    kx[i] = v;
+    return;
+  }
+#endif
+  x[i] = v;
+#if Q_ROUND_F16
+  q_r[qi] = f16_bits_to_f32(f32_to_f16_bits(v));
+#endif
+}
 
 // 2π = C1 + C2 + C3 with C1, C2 of 8 significant bits: n·C1 and n·C2 are exact for n < 2^16
 const INV_2PI: f32 = 0.15915494309189535;
@@ -213,15 +261,17 @@ fn reduce_angle(t: f32) -> f32 {
 
 @compute @workgroup_size(WG)
 fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-  let h = wid.x;
+  let is_k = wid.x >= P.n_heads; // QK_PAIR: workgroups n_heads.. are the K heads
+  let h = select(wid.x, wid.x - P.n_heads, is_k);
   let t = wid.y;
   let hd = P.head_dim;
-  let base = P.x_offset + t * P.token_stride + h * hd;
+  let base = select(P.x_offset + t * P.token_stride, P.k_offset + t * P.k_stride, is_k) + h * hd;
+  let qb = (t * P.n_heads + h) * hd; // this head in q_r
   var scale = 1.0;
   if (NORM) {
     var s = 0.0;
     for (var i = tid; i < hd; i += WG) {
-      let v = x[base + i];
+      let v = ld(is_k, base + i);
       s += v * v;
     }
     let total = wg_sum(s, tid);
@@ -237,19 +287,21 @@ fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let r = reduce_angle(theta);
     let c = cos(r);
     let sn = sin(r);
-    var a = x[base + i];
-    var b = x[base + i + half];
+    var a = ld(is_k, base + i);
+    var b = ld(is_k, base + i + half);
     if (NORM) {
-      a = (a * scale) * weight[i];
-      b = (b * scale) * weight[i + half];
+      a = (a * scale) * wt(is_k, i);
+      b = (b * scale) * wt(is_k, i + half);
     }
-    x[base + i] = a * c - b * sn;
-    x[base + i + half] = a * sn + b * c;
+    st(is_k, base + i, qb + i, a * c - b * sn);
+    st(is_k, base + i + half, qb + i + half, a * sn + b * c);
   }
-  if (NORM) {
-    for (var i = P.n_rot + tid; i < hd; i += WG) {
-      x[base + i] = (x[base + i] * scale) * weight[i];
+  for (var i = P.n_rot + tid; i < hd; i += WG) {
+    var v = ld(is_k, base + i);
+    if (NORM) {
+      v = (v * scale) * wt(is_k, i);
     }
+    st(is_k, base + i, qb + i, v);
   }
 }
 #endif

@@ -207,10 +207,16 @@ export class Graph {
    * buffer serves every round trip of the pass.
    */
   async roundTrip(mode: Mode, type: ActQuantType, x: BufferRef, cols: number, xStride = cols): Promise<{ launch: Launch; out: GPUBuffer }> {
+    const out = this.roundScratch(cols);
+    const launch = await createActQuant(this.ctx, { type, x, out, n: cols, rows: this.rows(mode), xStride });
+    return { launch, out };
+  }
+
+  /** The shared round-trip scratch, at least [ubatch, cols] (for kernels that write a round trip themselves). */
+  roundScratch(cols: number): GPUBuffer {
     const bytes = this.ubatch * cols * 4;
     if (!this.actScratch || this.actScratch.size < bytes) this.actScratch = this.arena.alloc('act_quant', bytes);
-    const launch = await createActQuant(this.ctx, { type, x, out: this.actScratch, n: cols, rows: this.rows(mode), xStride });
-    return { launch, out: this.actScratch };
+    return this.actScratch;
   }
 
   /** f32 [ubatch, nEmbd]: act.h through a round trip (rmsNorm's second output), allocated on first use */
@@ -307,28 +313,26 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   p.run(await g.linear(mode, L.wv, a.h, a.v, false, {}, norm.hq));
   p.tap('Vcur', a.v, rowsOf(nHeadKv * DV));
 
-  // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos[t]   (in place)
+  // llama.cpp with an F16 cache multiplies K by q rounded to f16 (F16's vec_dot_type): the rope
+  // kernel writes that rounding too (into the shared round-trip scratch), in its dispatch
+  const cache = g.kv[g.kvSlot[il]!]!;
+  const qF16 = g.numerics === 'llamacpp' && cache.f16 ? g.roundScratch(qRow) : null;
+
+  // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos[t]   (in place; Q and K heads in one dispatch)
+  // (numerics 'llamacpp', f16 cache: and qF16 = f16(q))             qF16 [n, nHead·DK]
   const rope = { positions: a.pos, headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase };
-  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead, tokenStride: qStride })));
-  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.k, weight: L.kNorm, nHeads: nHeadKv })));
+  const k = { x: a.k, weight: L.kNorm, nHeads: nHeadKv };
+  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead, tokenStride: qStride, k, qRoundF16: qF16 ?? undefined })));
   p.tap('Qcur_rope', a.q, rowsOf(qRow), { row: { width: qRow, stride: qStride } });
   p.tap('Kcur_rope', a.k, rowsOf(nHeadKv * DK));
 
   // KV cache[pos0 .. pos0 + n) = k, v                           cache [nCtx, nHeadKv, DK | DV]
-  const cache = g.kv[g.kvSlot[il]!]!;
   const kvw = await createKvWrite(ctx, { cache, k: a.k, v: a.v, nTokens: N });
   g.kvWrites[mode].push(kvw);
   p.run(kvw);
 
-  // llama.cpp with an F16 cache multiplies K by q rounded to f16 (F16's vec_dot_type)
-  let q: BufferRef = a.q;
-  let qs = qStride;
-  if (g.numerics === 'llamacpp' && cache.f16) {
-    const round = await g.roundTrip(mode, GGMLType.F16, a.q, qRow, qStride);
-    p.run(await g.sized(mode, Promise.resolve(round.launch)));
-    q = round.out;
-    qs = qRow;
-  }
+  const q: BufferRef = qF16 ?? a.q;
+  const qs = qF16 ? qRow : qStride;
 
   // o = softmax(q·Kᵀ / √DK, causal) · V over positions 0 ..= pos0 + t   o [n, nHead·DV]
   if (mode === 'prefill') {

@@ -149,11 +149,25 @@ export const QK_NORM_ROPE: KernelSpec = {
     ['pos_offset', 'u32'],
     ['eps', 'f32'],
     ['theta_scale', 'f32'],
-    ['_pad0', 'u32'],
-    ['_pad1', 'u32'],
-    ['_pad2', 'u32'],
+    ['k_heads', 'u32'],
+    ['k_offset', 'u32'],
+    ['k_stride', 'u32'],
   ]),
   overrides: ['WG', 'NORM'],
+};
+
+/** qk_norm_rope over the Q and the K heads in one dispatch. */
+export const QK_NORM_ROPE_PAIR: KernelSpec = {
+  ...QK_NORM_ROPE,
+  defines: { QK_NORM_ROPE: true, QK_PAIR: true },
+  bindings: [...QK_NORM_ROPE.bindings, { binding: 4, name: 'kx', kind: 'storage' }, { binding: 5, name: 'k_weight', kind: 'read-only-storage' }],
+};
+
+/** QK_NORM_ROPE_PAIR that also writes Q rounded to f16 (llama.cpp's round trip before an F16 K·q). */
+export const QK_NORM_ROPE_PAIR_F16: KernelSpec = {
+  ...QK_NORM_ROPE_PAIR,
+  defines: { QK_NORM_ROPE: true, QK_PAIR: true, Q_ROUND_F16: true },
+  bindings: [...QK_NORM_ROPE_PAIR.bindings, { binding: 6, name: 'q_r', kind: 'storage' }],
 };
 
 export const EMBED: KernelSpec = {
@@ -206,6 +220,8 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
   RMS_NORM,
   RMS_NORM_Q,
   QK_NORM_ROPE,
+  QK_NORM_ROPE_PAIR,
+  QK_NORM_ROPE_PAIR_F16,
   EMBED,
   ADD,
   ADD_INPLACE,
@@ -614,6 +630,13 @@ export interface QKNormRopeArgs {
   /** RMSNorm each head before rotating (qwen3), default true */
   norm?: boolean;
   workgroupSize?: number;
+  /** K heads rotated in the same dispatch (same head_dim, n_rot, positions, eps, base) */
+  k?: { x: BufferRef; weight: BufferRef; nHeads: number; tokenStride?: number };
+  /**
+   * (with k) Q's values also rounded to f16 into this buffer, f32 [nTokens, nHeads·headDim]
+   * contiguous: llama.cpp's activation round trip before an F16 product (act_quant to_f16)
+   */
+  qRoundF16?: GPUBuffer;
 }
 
 /**
@@ -630,13 +653,22 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
   const pos = unref(a.positions);
   if (weight.offset !== 0) throw new KernelError('qk_norm_rope: the weight must start at offset 0 of its buffer');
   const tokenStride = a.tokenStride ?? a.nHeads * a.headDim;
+  const k = a.k ? { x: unref(a.k.x), weight: unref(a.k.weight), nHeads: a.k.nHeads, tokenStride: a.k.tokenStride ?? a.k.nHeads * a.headDim } : null;
+  if (a.qRoundF16 && !k) throw new KernelError('qk_norm_rope: qRoundF16 needs the K heads (k) too');
+  if (k && k.weight.offset !== 0) throw new KernelError('qk_norm_rope: the K weight must start at offset 0 of its buffer');
   const check = (n: number) => {
     need('qk_norm_rope x', x, (n - 1) * tokenStride + a.nHeads * a.headDim);
     need('qk_norm_rope positions', pos, n);
+    if (k) need('qk_norm_rope k', k.x, (n - 1) * k.tokenStride + k.nHeads * a.headDim);
+    if (a.qRoundF16) need('qk_norm_rope q_r', { buffer: a.qRoundF16, offset: 0 }, n * a.nHeads * a.headDim);
   };
   const nTokens = a.nTokens ?? 1;
   check(nTokens);
   need('qk_norm_rope weight', weight, a.norm === false ? 1 : a.headDim);
+  if (k) need('qk_norm_rope k weight', k.weight, a.norm === false ? 1 : a.headDim);
+  const buffers: Record<string, GPUBuffer> = { x: x.buffer, weight: weight.buffer, pos: pos.buffer };
+  if (k) Object.assign(buffers, { kx: k.x.buffer, k_weight: k.weight.buffer });
+  if (a.qRoundF16) buffers.q_r = a.qRoundF16;
   const plan: DispatchPlan = {
     uniform: {
       n_heads: a.nHeads,
@@ -648,11 +680,15 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
       pos_offset: pos.offset,
       eps: a.eps,
       theta_scale: Math.fround(Math.pow(a.base, -2 / nRot)),
+      k_heads: k?.nHeads ?? 0,
+      k_offset: k?.x.offset ?? 0,
+      k_stride: k?.tokenStride ?? 0,
     },
-    buffers: { x: x.buffer, weight: weight.buffer, pos: pos.buffer },
-    workgroups: [a.nHeads, nTokens, 1],
+    buffers,
+    workgroups: [a.nHeads + (k?.nHeads ?? 0), nTokens, 1],
   };
-  return buildLaunch(ctx, 'qk_norm_rope', QK_NORM_ROPE, {}, { WG: wg, NORM: a.norm !== false }, [plan], (launch, n) => {
+  const spec = a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16 : k ? QK_NORM_ROPE_PAIR : QK_NORM_ROPE;
+  return buildLaunch(ctx, 'qk_norm_rope', spec, {}, { WG: wg, NORM: a.norm !== false }, [plan], (launch, n) => {
     check(n);
     launch.uniforms[0]!.set('n_tokens', n);
     launch.dispatches[0]!.workgroups[1] = n;

@@ -7,8 +7,8 @@ import { roundTripBF16, roundTripF16, roundTripQ8_0, roundTripQ8_K } from '../..
 import { GGMLType } from '../../gguf/types.js';
 import { rmsNorm } from '../../src/cpu/ops.js';
 import type { ActQuantType } from '../../src/gpu/actquant.js';
-import { createRmsNorm } from '../../src/gpu/ops.js';
-import { createStorage, createStorageFrom, readF32 } from '../../src/runtime/buffers.js';
+import { createQKNormRope, createRmsNorm } from '../../src/gpu/ops.js';
+import { createStorage, createStorageFrom, readF32, writeBuffer } from '../../src/runtime/buffers.js';
 import { runLaunches } from '../../src/runtime/pipelines.js';
 import { expectClose, openTestGPU, randomF32, rng } from './helpers.js';
 
@@ -105,4 +105,39 @@ describe.skipIf(!ctx)('rms_norm_q: RMSNorm + activation round trip in one dispat
     const b = createStorage(g, 300 * 4);
     await expect(createRmsNorm(g, { x: b, weight: b, out: b, n: 300, eps: 1e-6, round: { type: GGMLType.Q8_K, out: createStorage(g, 300 * 4) } })).rejects.toBeInstanceOf(RangeError);
   });
+});
+
+describe.skipIf(!ctx)('qk_norm_rope with K heads (one dispatch) and q rounded to f16', () => {
+  const g = ctx!;
+  for (const [nHead, nKv, hd, nRot, n, qStride] of [
+    [5, 3, 48, 48, 3, 5 * 48],
+    [4, 2, 64, 32, 2, 2 * 4 * 64], // gated layout: [query | gate] per token, partial rotation
+  ] as const) {
+    it(`${nHead}/${nKv} heads of ${hd}, n_rot ${nRot}, ${n} tokens, q stride ${qStride}`, async () => {
+      const rand = rng(nHead * 100 + hd);
+      const q = randomF32(rand, n * qStride, -3, 3);
+      const k = randomF32(rand, n * nKv * hd, -3, 3);
+      const qw = randomF32(rand, hd, 0.5, 1.5);
+      const kw = randomF32(rand, hd, 0.5, 1.5);
+      const pos = createStorage(g, n * 4);
+      writeBuffer(g, pos, new Uint32Array(Array.from({ length: n }, (_, i) => 7 + i * 131)));
+      const rope = { positions: pos, headDim: hd, nRot, nTokens: 1, eps: 1e-6, base: 1e6, workgroupSize: 32 };
+      const [qa, ka, qb, kb] = [createStorageFrom(g, q), createStorageFrom(g, k), createStorageFrom(g, q), createStorageFrom(g, k)];
+      const [qwb, kwb] = [createStorageFrom(g, qw), createStorageFrom(g, kw)];
+      const qr = createStorage(g, n * nHead * hd * 4);
+      const pair = await createQKNormRope(g, { ...rope, x: qb, weight: qwb, nHeads: nHead, tokenStride: qStride, k: { x: kb, weight: kwb, nHeads: nKv }, qRoundF16: qr });
+      const one = [
+        await createQKNormRope(g, { ...rope, x: qa, weight: qwb, nHeads: nHead, tokenStride: qStride }),
+        await createQKNormRope(g, { ...rope, x: ka, weight: kwb, nHeads: nKv }),
+      ];
+      for (const l of [pair, ...one]) l.setCount(n);
+      runLaunches(g, [...one, pair]);
+      const qWant = await readF32(g, qa, q.length);
+      expectSame('q', await readF32(g, qb, q.length), qWant);
+      expectSame('k', await readF32(g, kb, k.length), await readF32(g, ka, k.length));
+      const rows = new Float32Array(n * nHead * hd);
+      for (let t = 0; t < n; t++) rows.set(qWant.subarray(t * qStride, t * qStride + nHead * hd), t * nHead * hd);
+      expectSame('q_r', await readF32(g, qr, rows.length), roundTripF16(rows));
+    });
+  }
 });
