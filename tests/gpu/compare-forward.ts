@@ -3,15 +3,38 @@
 // intermediate. Tolerances per shared/docs/matching-llamacpp.md: normalized MSE ≤ 5e-4 for the logits
 // and every compared tensor, expert ids identical for ≥ 99% of (token, layer) pairs.
 import { expect } from 'vitest';
+import { openGGUF } from '../../gguf/reader.js';
 import type { BackendSequence } from '../../src/backend.js';
-import type { ModelConfig } from '../../src/config.js';
+import { configFromGGUF, type ModelConfig } from '../../src/config.js';
+import { loadCpuBackend, type CpuBackend } from '../../src/cpu/backend.js';
 import type { OnTensor } from '../../src/cpu/forward.js';
+import type { Qwen35CpuBackend } from '../../src/cpu/qwen35.js';
+import { WebGPUBackend } from '../../src/gpu/backend.js';
+import type { GPUContext } from '../../src/runtime/device.js';
+import { fixturePath, type FixtureName } from '../fixtures/make.js';
 import { nmse } from './helpers.js';
 
 export const MAX_NMSE = 5e-4;
 
 export type Tensors = Map<string, Float32Array | Int32Array>;
 export const key = (name: string, layer: number) => `${name}@${layer}`;
+
+/**
+ * Loads a fixture on the CPU reference of its architecture and on WebGPU (on `ctx`), both with numerics
+ * 'exact': the GPU multiplies in f32 like the CPU reference's 'exact' numerics, not with llama.cpp's
+ * activation rounding.
+ */
+export async function openOnBoth(ctx: GPUContext, name: FixtureName): Promise<{ cfg: ModelConfig; cpu: CpuBackend | Qwen35CpuBackend; gpu: WebGPUBackend }> {
+  const file = await openGGUF(await fixturePath(name));
+  try {
+    const cfg = configFromGGUF(file.metadata, file.tensorByName);
+    const cpu = await loadCpuBackend(file, cfg, { numerics: 'exact' });
+    const gpu = await WebGPUBackend.load(file, cfg, { context: ctx, numerics: 'exact' });
+    return { cfg, cpu, gpu };
+  } finally {
+    await file.close();
+  }
+}
 
 /** a backend whose sequences report their intermediates (the CPU references, WebGPU) */
 interface ObservableBackend {

@@ -4,12 +4,8 @@
 // matvecs). Tolerances per shared/docs/matching-llamacpp.md: normalized MSE ≤ 5e-4 for every
 // product-derived tensor, expert ids identical for ≥ 99% of (token, layer) pairs.
 import { afterAll, describe, it } from 'vitest';
-import { openGGUF } from '../../gguf/reader.js';
-import { configFromGGUF, type ModelConfig } from '../../src/config.js';
-import { CpuBackend } from '../../src/cpu/backend.js';
-import { WebGPUBackend } from '../../src/gpu/backend.js';
-import { FIXTURES, fixturePath, fixtureSpec, type FixtureName } from '../fixtures/make.js';
-import { compareForward } from './compare-forward.js';
+import { FIXTURES, fixtureSpec } from '../fixtures/make.js';
+import { compareForward, openOnBoth } from './compare-forward.js';
 import { openTestGPU } from './helpers.js';
 
 const ctx = await openTestGPU();
@@ -23,24 +19,10 @@ const COMMON = ['inp_embd', 'attn_norm', 'Vcur', 'Qcur_rope', 'Kcur_rope', 'kqv_
 const MOE = ['ffn_moe_logits', 'ffn_moe_weights_norm'];
 const DENSE = ['ffn_gate', 'ffn_up', 'ffn_swiglu'];
 
-/** loads a fixture on both backends; the WebGPU one on the shared debug context */
-async function open(name: FixtureName): Promise<{ cfg: ModelConfig; cpu: CpuBackend; gpu: WebGPUBackend }> {
-  const file = await openGGUF(await fixturePath(name));
-  try {
-    const cfg = configFromGGUF(file.metadata, file.tensorByName);
-    // the GPU multiplies in f32 like the CPU reference's 'exact' numerics (not llama.cpp's activation rounding)
-    const cpu = await CpuBackend.load(file, cfg, { numerics: 'exact' });
-    const gpu = await WebGPUBackend.load(file, cfg, { context: ctx!, numerics: 'exact' }); // as the CPU reference
-    return { cfg, cpu, gpu };
-  } finally {
-    await file.close();
-  }
-}
-
 describe.skipIf(!ctx)('GPU forward pass vs the CPU reference, per intermediate', () => {
   for (const name of GPU_FIXTURES) {
     it(`${name}: prefill of 7 tokens, then 3 decode steps`, async () => {
-      const { cfg, cpu, gpu } = await open(name);
+      const { cfg, cpu, gpu } = await openOnBoth(ctx!, name);
       try {
         const names = [...COMMON, ...(cfg.arch === 'qwen3moe' ? MOE : DENSE)];
         const { worst, idRows, idSame } = await compareForward(cfg, cpu, gpu, names, { moe: cfg.arch === 'qwen3moe' });

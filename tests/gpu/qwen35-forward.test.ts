@@ -10,12 +10,11 @@
 // default backend runs the hybrid and Session.reset clears KV cache and recurrent state.
 import { afterAll, describe, expect, it } from 'vitest';
 import { openGGUF } from '../../gguf/reader.js';
-import { configFromGGUF, type ModelConfig } from '../../src/config.js';
-import { Qwen35CpuBackend } from '../../src/cpu/qwen35.js';
+import { configFromGGUF } from '../../src/config.js';
 import { WebGPUBackend } from '../../src/gpu/backend.js';
 import { loadModel } from '../../src/index.js';
-import { FIXTURES, fixturePath, fixtureSpec, type FixtureName } from '../fixtures/make.js';
-import { compareForward, key } from './compare-forward.js';
+import { FIXTURES, fixturePath, fixtureSpec } from '../fixtures/make.js';
+import { compareForward, key, openOnBoth } from './compare-forward.js';
 import { nmse, openTestGPU } from './helpers.js';
 
 const ctx = await openTestGPU();
@@ -30,23 +29,10 @@ const DELTANET = ['linear_attn_qkv_mixed', 'z', 'conv_output_silu', 'attn_output
 const MOE = ['ffn_moe_logits', 'ffn_moe_weights_norm', 'shared_expert_gate'];
 const DENSE = ['ffn_gate', 'ffn_up', 'ffn_swiglu'];
 
-async function open(name: FixtureName): Promise<{ cfg: ModelConfig; cpu: Qwen35CpuBackend; gpu: WebGPUBackend }> {
-  const file = await openGGUF(await fixturePath(name));
-  try {
-    const cfg = configFromGGUF(file.metadata, file.tensorByName);
-    // the GPU multiplies in f32, like the CPU reference's 'exact' numerics
-    const cpu = await Qwen35CpuBackend.load(file, cfg, { numerics: 'exact' });
-    const gpu = await WebGPUBackend.load(file, cfg, { context: ctx!, numerics: 'exact' }); // as the CPU reference
-    return { cfg, cpu, gpu };
-  } finally {
-    await file.close();
-  }
-}
-
 describe.skipIf(!ctx)('Qwen3.5 hybrids: GPU forward pass vs the CPU reference, per intermediate', () => {
   for (const name of HYBRID_FIXTURES) {
     it(`${name}: prefill of 7 tokens, then 3 decode steps`, async () => {
-      const { cfg, cpu, gpu } = await open(name);
+      const { cfg, cpu, gpu } = await openOnBoth(ctx!, name);
       try {
         const names = [...COMMON, ...ATTENTION, ...DELTANET, ...(cfg.arch === 'qwen35moe' ? MOE : DENSE)];
         const recurrent = cfg.qwen35!.recurrent;
