@@ -3,8 +3,6 @@
 // counters, generate through the GPU candidates, dispose (buffers freed, Node exits) and abort
 // during load. The numerical match with the CPU reference is forward.test.ts; with llama.cpp,
 // tests/golden.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGGUF, type GGUFFile } from '../../gguf/reader.js';
 import { configFromGGUF, type ModelConfig } from '../../src/config.js';
@@ -13,7 +11,7 @@ import { WebGPUBackend, type WebGPULoadOptions } from '../../src/gpu/backend.js'
 import { loadModel } from '../../src/index.js';
 import { Sampler } from '../../src/sampler.js';
 import { fixturePath } from '../fixtures/make.js';
-import { IN_CI, nmse, openTestGPU } from './helpers.js';
+import { IN_CI, nmse, openTestGPU, runChildScript } from './helpers.js';
 
 const ctx = await openTestGPU();
 afterAll(async () => ctx?.dispose());
@@ -257,25 +255,7 @@ describe.skipIf(!ctx)('WebGPUBackend', () => {
   });
 
   it('a process that loads, generates and disposes exits by itself', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'backend-child.ts'), path], {
-      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const limit = IN_CI ? 90_000 : 60_000;
-    const code = await new Promise<number | string>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve('timeout');
-      }, limit);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c ?? -1);
-      });
-    });
+    const { code, out, err } = await runChildScript('backend-child.ts', [path], IN_CI ? 90_000 : 60_000);
     expect(code, `stdout: ${out}\nstderr: ${err}`).toBe(0);
     expect(out).toMatch(/backend webgpu generated \d+,\d+,\d+,\d+ disposed/);
   }, 120_000);

@@ -1,6 +1,9 @@
 // Shared by the GPU kernel tests: opening the device (skip locally without an adapter, FAIL in CI),
-// a seeded RNG, and comparisons that fail with the index and both values.
+// a seeded RNG, comparisons that fail with the index and both values, and a child-process runner
+// for the tests that a process exits by itself.
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'vitest';
 import { WebGPUUnavailableError } from '../../src/errors.js';
 import { createGPU, type GPUContext } from '../../src/runtime/device.js';
@@ -75,4 +78,31 @@ export function expectProduct(label: string, actual: ArrayLike<number>, expected
   const e = nmse(actual, expected);
   expect(e, `${label}: nmse`).toBeLessThanOrEqual(maxNmse);
   return e;
+}
+
+/**
+ * Runs `script` (a file in tests/gpu/) with `args` in a child Node (through tsx), for tests that a
+ * process exits by itself; kills it after `limitMs`. Resolves with its exit code (or 'timeout') and
+ * what it printed.
+ */
+export async function runChildScript(script: string, args: string[], limitMs: number): Promise<{ code: number | string; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, script), ...args], {
+    env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | string>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve('timeout');
+    }, limitMs);
+    child.on('exit', (c) => {
+      clearTimeout(timer);
+      resolve(c ?? -1);
+    });
+  });
+  return { code, out, err };
 }

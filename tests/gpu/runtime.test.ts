@@ -1,6 +1,5 @@
 // src/runtime: the preprocessor (no GPU), and with a GPU: device creation, weight upload and
 // splitting, uniforms, the pipeline cache, debug-mode error capture, device loss, dispose/exit.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,7 +9,7 @@ import { MATVEC, RMS_NORM } from '../../src/gpu/ops.js';
 import { UniformBlock, createStorage, readBuffer, readF32, uploadWeight, writeBuffer, ReadbackBuffer } from '../../src/runtime/buffers.js';
 import { createGPU, GPUErrorCaptured } from '../../src/runtime/device.js';
 import { KernelError, kernelsDir, pipelineCache, preprocess, uniformSpec } from '../../src/runtime/pipelines.js';
-import { IN_CI, openTestGPU, randomF32, rng } from './helpers.js';
+import { IN_CI, openTestGPU, randomF32, rng, runChildScript } from './helpers.js';
 
 describe('preprocessor', () => {
   const files: Record<string, string> = {
@@ -205,27 +204,9 @@ describe.skipIf(!ctx)('lifetime', () => {
   });
 
   it('a process that creates and disposes a context exits by itself', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'dispose-child.ts')], {
-      env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp/xdg' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let errOut = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (errOut += d.toString()));
     const started = Date.now();
     // generous: tsx start-up on a loaded 2-core CI machine; a hang would never end
-    const limit = IN_CI ? 60_000 : 30_000;
-    const code = await new Promise<number | string>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve('timeout');
-      }, limit);
-      child.on('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c ?? -1);
-      });
-    });
+    const { code, out, err: errOut } = await runChildScript('dispose-child.ts', [], IN_CI ? 60_000 : 30_000);
     expect(code, `child did not exit by itself (stderr: ${errOut.slice(-500)})`).toBe(0);
     expect(out).toContain('result 11,22,33 disposed');
     console.log(`[runtime] dispose child exited after ${Date.now() - started} ms`);
