@@ -14,6 +14,8 @@ import { kv } from '../../gguf/writer.js';
 
 /** Rows of Qwen3's embedding / LM head (config.json vocab_size). */
 export const QWEN3_VOCAB_SIZE = 151936;
+/** Rows of the Qwen3.5 / 3.6 vocabulary (248320 tokens). */
+export const QWEN35_VOCAB_SIZE = 248320;
 /** Qwen3's <|endoftext|>, <|im_start|>, <|im_end|> ids. */
 const QWEN3_ENDOFTEXT = 151643;
 

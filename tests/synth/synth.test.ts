@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantize } from '../../gguf/quants.js';
 import { openGGUF } from '../../gguf/reader.js';
 import { GGMLType, ggmlTypeName, type GGUFMetadataEntry, type GGUFTensorInfo } from '../../gguf/types.js';
+import { weightBytesPerToken } from '../../src/bench/weights.js';
 import { configFromGGUF, expectedTensors } from '../../src/config.js';
 import { loadModel } from '../../src/index.js';
 import { synthBlocks, SYNTH_TYPES } from '../../src/synth/blocks.js';
@@ -222,4 +223,74 @@ describe('scaled-down files load in llama.cpp and moet', () => {
       }
     });
   }
+});
+
+describe('qwen36-35b-a3b preset (qwen35moe)', () => {
+  const plan = synthPlan({ preset: 'qwen36-35b-a3b' });
+
+  it('full-size plan: 733 tensors = 301 F32 + 356 Q4_K + 30 Q5_K + 46 Q6_K, 19.7 GiB, exactly what moet expects', () => {
+    expect(plan.arch).toBe('qwen35moe');
+    expect(plan.tensors).toHaveLength(733);
+    const counts = Object.fromEntries(Object.entries(plan.typeCounts).map(([k, v]) => [k, v.tensors]));
+    expect(counts).toEqual({ F32: 301, Q4_K: 356, Q5_K: 30, Q6_K: 46 });
+    expect(plan.dataBytes).toBe(21_157_857_792);
+    expect(plan.parameterCount).toBe(34_660_610_688);
+    const byName = new Map(plan.tensors.map((t) => [t.name, t]));
+    expect(byName.get('blk.0.attn_qkv.weight')).toMatchObject({ shape: [2048, 8192], type: GGMLType.Q5_K });
+    expect(byName.get('blk.0.ssm_conv1d.weight')).toMatchObject({ shape: [4, 8192], type: GGMLType.F32 });
+    expect(byName.get('blk.0.ssm_alpha.weight')).toMatchObject({ shape: [2048, 32], type: GGMLType.Q4_K });
+    expect(byName.get('blk.3.attn_q.weight')).toMatchObject({ shape: [2048, 8192], type: GGMLType.Q4_K });
+    expect(byName.get('blk.39.ffn_gate_exps.weight')).toMatchObject({ shape: [2048, 512, 256], type: GGMLType.Q4_K });
+    expect(byName.get('blk.0.ffn_gate_inp_shexp.weight')).toMatchObject({ shape: [2048], type: GGMLType.F32 });
+    // use_more_bits over the 10 attn_v (5 Q6_K) and over the 80 ffn_down* tensors (20 layers × exps + shexp)
+    const q6 = plan.tensors.filter((t) => t.type === GGMLType.Q6_K).map((t) => t.name.replace(/^blk\.\d+\./, ''));
+    expect(q6.filter((n) => n === 'attn_v.weight')).toHaveLength(5);
+    expect(q6.filter((n) => n.startsWith('ffn_down'))).toHaveLength(40);
+
+    const metadata = new Map<string, GGUFMetadataEntry>(plan.metadata.map((m) => [m.key, m]));
+    const infos = new Map<string, GGUFTensorInfo>(
+      plan.tensors.map((t) => [t.name, { name: t.name, shape: t.shape, type: t.type, relativeOffset: 0, offset: 0, byteLength: t.bytes }]),
+    );
+    const config = configFromGGUF(metadata, infos);
+    expect(config).toMatchObject({ arch: 'qwen35moe', nLayer: 40, nEmbd: 2048, nHead: 16, nHeadKv: 2, headDimK: 256, nRot: 64, nExpert: 256, nExpertUsed: 8, nFfExp: 512, nVocab: 248320 });
+    expect(config.qwen35?.recurrent.filter((r) => !r)).toHaveLength(10);
+    expect(expectedTensors(config).map((e) => `${e.name} ${e.shape.join('x')}`)).toEqual(plan.tensors.map((t) => `${t.name} ${t.shape.join('x')}`));
+    // docs/performance.md: bytes of weights one decoded token reads
+    expect(weightBytesPerToken([...infos.values()], config).total).toBe(1_977_765_504);
+  });
+
+  it('--layers keeps the full-attention pattern and refuses a trunk without attention', async () => {
+    const c = collect();
+    expect(await synthCommand(['--preset', 'qwen36-35b-a3b', '--layers', '8', '--experts', '16', '--dry-run', '--json'], c.io)).toBe(0);
+    const j = JSON.parse(c.out());
+    expect(j.tensorCount).toBe(6 * 19 + 2 * 16 + 3);
+    expect(() => synthPlan({ preset: 'qwen36-35b-a3b', geometry: { nLayer: 3 } })).toThrow(/full-attention/);
+  });
+
+  it('a 4-layer, 8-expert file loads in llama.cpp and moet', async () => {
+    const path = join(dir, 'qwen36-4l8e.gguf');
+    const p = await writeSynthModel(path, { preset: 'qwen36-35b-a3b', geometry: { nLayer: 4, nExpert: 8, nEmbd: 512, nFfExp: 256 }, vocabSize: 2000, seed: 'test' });
+    expect(p.tensors).toHaveLength(3 * 19 + 16 + 3);
+    // the 8-expert quirk: attn_k / attn_v Q8_0, attn_output Q5_K
+    expect(Object.keys(p.typeCounts).sort()).toEqual(['F32', 'Q4_K', 'Q5_K', 'Q6_K', 'Q8_0']);
+    const tokens = [9, 11, 1879, 0, 42, 100, 7, 3];
+    const probs = await llamaProbabilities(path, tokens);
+    let sum = 0;
+    for (const x of probs.values()) {
+      expect(Number.isFinite(x)).toBe(true);
+      sum += x;
+    }
+    expect(sum).toBeGreaterThan(0.99);
+    expect(sum).toBeLessThan(1.01);
+    const model = await loadModel(path, { backend: 'cpu', contextLength: 64 });
+    try {
+      const seq = model.backend.createSequence(64);
+      const logits = await seq.eval(tokens);
+      expect(logits).toHaveLength(2000);
+      expect(logits.every((x) => Number.isFinite(x))).toBe(true);
+      seq.dispose();
+    } finally {
+      await model.dispose();
+    }
+  });
 });
