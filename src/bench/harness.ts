@@ -113,6 +113,7 @@ const FTYPE_NAMES: Record<number, string> = {
 export function modelType(file: GGUFFile, config: ModelConfig): string {
   let size = '?B';
   if (config.arch === 'qwen3moe') size = config.nLayer === 48 ? '30B.A3B' : config.nLayer === 94 ? '235B.A22B' : '?B';
+  if (config.arch === 'qwen35moe' && config.nLayer === 40) size = '35B.A3B';
   const ft = file.getValue('general.file_type');
   const ftype = typeof ft === 'number' ? (FTYPE_NAMES[ft] ?? `ftype ${ft}`) : 'all F32 (guessed)';
   return `${config.arch} ${size} ${ftype}`;
