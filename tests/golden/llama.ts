@@ -42,6 +42,15 @@ export interface LlamaRunOptions {
   threads?: number;
   /** where the cache lives; default: next to the GGUF file. null disables caching. */
   cacheDir?: string | null;
+  /**
+   * Which of llama.cpp's code paths computes the figures (for the self-consistency check,
+   * fairness.test.ts). 'batched' (default): the teacher-forced sequence as one batch; greedy: the
+   * prompt as one batch, then one token per call (the decode path). 'incremental': the teacher-forced
+   * sequence one token per call (batches of 1: the matrix-vector kernels, the KV cache read back at
+   * every step); greedy: every step re-evaluates prompt + the tokens so far as one batch on a cleared
+   * sequence (the prefill path at every length).
+   */
+  mode?: 'batched' | 'incremental';
 }
 
 export interface LlamaReference {
@@ -116,7 +125,7 @@ function logitsRow(map: Map<Token, number> | undefined, nVocab: number): Float32
   return row;
 }
 
-async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions, 'cacheDir' | 'tokens'>> & { tokens?: number[] }): Promise<LlamaReference> {
+async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions, 'cacheDir' | 'tokens' | 'mode'>> & { tokens?: number[]; mode?: 'incremental' }): Promise<LlamaReference> {
   const llama = await cpuLlama();
   const model: LlamaModel = await llama.loadModel({ modelPath, gpuLayers: 0 });
   try {
@@ -137,10 +146,24 @@ async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions,
     try {
       // teacher-forced
       const seq = ctx.getSequence();
-      const res = await seq.controlledEvaluate(tokens.map((t) => [t as Token, { generateNext: { logits: true } }]));
-      const vocab = res[0]?.next.logits?.size ?? 0;
-      const logits = new Float32Array(tokens.length * vocab);
-      for (let i = 0; i < tokens.length; i++) logits.set(logitsRow(res[i]?.next.logits, vocab), i * vocab);
+      const incremental = o.mode === 'incremental';
+      let vocab = 0;
+      let logits = new Float32Array(0);
+      const keep = (i: number, map: Map<Token, number> | undefined) => {
+        if (i === 0) {
+          vocab = map?.size ?? 0;
+          logits = new Float32Array(tokens.length * vocab);
+        }
+        logits.set(logitsRow(map, vocab), i * vocab);
+      };
+      if (incremental) {
+        for (let i = 0; i < tokens.length; i++) {
+          keep(i, (await seq.controlledEvaluate([[tokens[i] as Token, { generateNext: { logits: true } }]]))[0]?.next.logits);
+        }
+      } else {
+        const res = await seq.controlledEvaluate(tokens.map((t) => [t as Token, { generateNext: { logits: true } }]));
+        for (let i = 0; i < tokens.length; i++) keep(i, res[i]?.next.logits);
+      }
       await seq.clearHistory();
 
       // greedy, one token per step
@@ -151,6 +174,10 @@ async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions,
       const greedyLogits = new Float32Array(o.generate * vocab);
       let input: number[] = prompt;
       for (let step = 0; step < o.generate; step++) {
+        if (incremental) {
+          await gseq.clearHistory();
+          input = [...prompt, ...greedy];
+        }
         const items = input.map((t, i) =>
           i === input.length - 1 ? ([t as Token, { generateNext: { logits: true } }] as const) : (t as Token),
         );
@@ -171,10 +198,10 @@ async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions,
   }
 }
 
-/** Deletes this model's cached references with another key once they are an hour old. */
-function removeStaleReferences(dir: string, stem: string, key: string): void {
+/** Deletes this model's cached references of the same kind (prefix) with another key once they are an hour old. */
+function removeStaleReferences(dir: string, stem: string, prefix: string, key: string): void {
   for (const f of readdirSync(dir)) {
-    if (!f.startsWith(`${stem}.llama-`) || f.startsWith(`${stem}.llama-${key}.`)) continue;
+    if (!f.startsWith(`${stem}.${prefix}-`) || f.startsWith(`${stem}.${prefix}-${key}.`)) continue;
     try {
       const p = join(dir, f);
       if (Date.now() - statSync(p).mtimeMs > 3_600_000) unlinkSync(p);
@@ -195,6 +222,8 @@ export async function llamaReference(modelPath: string, opts: LlamaRunOptions = 
     promptTokens: opts.promptTokens ?? 8,
     generate: opts.generate ?? 32,
     threads: opts.threads ?? 2,
+    // absent for the default, so that the batched references keep their cache key
+    ...(opts.mode === 'incremental' ? { mode: 'incremental' as const } : {}),
   };
   const cacheDir = opts.cacheDir === undefined ? dirname(modelPath) : opts.cacheDir;
   const version = nodeLlamaCppVersion();
@@ -202,7 +231,9 @@ export async function llamaReference(modelPath: string, opts: LlamaRunOptions = 
     .update(JSON.stringify({ v: HARNESS_VERSION, version, file: basename(modelPath), ...o }))
     .digest('hex')
     .slice(0, 12);
-  const stem = cacheDir === null ? null : join(cacheDir, `${basename(modelPath, '.gguf')}.llama-${key}`);
+  // the two modes are cached side by side (neither removes the other's files as stale)
+  const prefix = o.mode === 'incremental' ? 'llama1' : 'llama';
+  const stem = cacheDir === null ? null : join(cacheDir, `${basename(modelPath, '.gguf')}.${prefix}-${key}`);
   if (stem && existsSync(`${stem}.json`) && existsSync(`${stem}.f32`)) {
     const meta = JSON.parse(readFileSync(`${stem}.json`, 'utf8')) as Omit<LlamaReference, 'logits' | 'greedyLogits'>;
     const buf = readFileSync(`${stem}.f32`);
@@ -226,7 +257,7 @@ export async function llamaReference(modelPath: string, opts: LlamaRunOptions = 
     writeFileSync(`${stem}.json${tmp}`, JSON.stringify(meta));
     renameSync(`${stem}.f32${tmp}`, `${stem}.f32`);
     renameSync(`${stem}.json${tmp}`, `${stem}.json`);
-    removeStaleReferences(cacheDir!, basename(modelPath, '.gguf'), key);
+    removeStaleReferences(cacheDir!, basename(modelPath, '.gguf'), prefix, key);
   }
   return ref;
 }
