@@ -323,7 +323,9 @@ export async function* chatTurn(
     thinking: splitter ? splitter.thinking : '',
     stopReason: timings.stopReason,
     promptTokens: promptIds.length,
-    cachedTokens: keep,
+    // a token left pending by the previous turn sits in the kept prefix but is evaluated now:
+    // cached = the prompt's tokens that were not evaluated in this turn
+    cachedTokens: promptIds.length - timings.promptTokens,
     generatedTokens: timings.generatedTokens,
     timings,
   };
