@@ -5,7 +5,7 @@
 //
 // Expert stacks are WeightTensors uploaded with splits on expert boundaries (uploadWeight's default
 // for 3-D tensors): gate/up [n_embd, n_ff, n_expert], down [n_ff, n_embd, n_expert].
-import { createStorage, type WeightTensor } from '../runtime/buffers.js';
+import { createStorage, partBinding, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 import { actQuantStep, type ActQuantType } from './actquant.js';
@@ -344,7 +344,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
     const nWg = Math.ceil(rows / rowsPer);
     const [gx, gy] = grid2d(ctx, nWg);
     for (const p of w.parts) {
-      const buffers: Record<string, GPUBuffer> = { w: p.buffer, x: io.xb, y: io.yb, ids: ids.buffer };
+      const buffers: Record<string, BindingBuffer> = { w: partBinding(p), x: io.xb, y: io.yb, ids: ids.buffer };
       if (spec === MOE_FFN_DOWN) buffers.rw = rw.buffer;
       plans.push({
         spec,
@@ -563,7 +563,7 @@ export async function createMoeFfnPrefill(ctx: GPUContext, a: MoeFfnPrefillArgs)
           y_offset: 0,
           y_stride: ys,
         },
-        buffers: { w: p.buffer, x: xb, y: yb, sorted, tiles },
+        buffers: { w: partBinding(p), x: xb, y: yb, sorted, tiles },
         workgroups: [0, 0, 0],
         indirect: { buffer: args, offset: argOffset },
       });

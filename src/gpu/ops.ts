@@ -9,7 +9,7 @@
 import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
 import { UnsupportedQuantError } from '../errors.js';
 import { actQuantBlock, type ActQuantType } from './actquant.js';
-import { KERNEL_TYPES, UniformBlock, type WeightTensor } from '../runtime/buffers.js';
+import { bindingResource, KERNEL_TYPES, partBinding, UniformBlock, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import {
   grid2d,
@@ -269,8 +269,8 @@ function typeDefines(type: GGMLType): Record<string, boolean> {
 
 interface DispatchPlan {
   uniform: Record<string, number>;
-  /** binding name → buffer (the uniform binding is filled in) */
-  buffers: Record<string, GPUBuffer>;
+  /** binding name → buffer or buffer range (the uniform binding is filled in) */
+  buffers: Record<string, BindingBuffer>;
   workgroups: [number, number, number];
 }
 
@@ -301,7 +301,7 @@ async function buildLaunch(
         } else {
           const buf = plan.buffers[b.name];
           if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
-          entries.push({ binding: b.binding, resource: { buffer: buf } });
+          entries.push({ binding: b.binding, resource: bindingResource(buf) });
         }
       }
       const bindGroup = ctx.device.createBindGroup({ label: `${label}#${i}`, layout, entries });
@@ -382,7 +382,7 @@ export async function createMatVec(ctx: GPUContext, a: MatVecArgs): Promise<Laun
         y_stride: yStride,
         n_wg: nWg,
       },
-      buffers: { w: p.buffer, x: x.buffer, y: y.buffer },
+      buffers: { w: partBinding(p), x: x.buffer, y: y.buffer },
       workgroups: [gx, gy, nVec],
     };
   });
@@ -459,7 +459,7 @@ export async function createMatVecId(ctx: GPUContext, a: MatVecIdArgs): Promise<
       expert_count: p.nRows / rows,
       ids_offset: ids.offset,
     },
-    buffers: { w: p.buffer, x: x.buffer, y: y.buffer, ids: ids.buffer },
+    buffers: { w: partBinding(p), x: x.buffer, y: y.buffer, ids: ids.buffer },
     workgroups: [gx, gy, nSlots],
   }));
   void nExpert;
@@ -519,7 +519,7 @@ export async function createMatMul(ctx: GPUContext, a: MatMulArgs): Promise<Laun
       y_offset: y.offset,
       y_stride: yStride,
     },
-    buffers: { w: p.buffer, x: x.buffer, y: y.buffer },
+    buffers: { w: partBinding(p), x: x.buffer, y: y.buffer },
     workgroups: [Math.ceil(p.nRows / TM), Math.ceil(a.nTokens / TN), 1],
   }));
   return buildLaunch(ctx, `matmul ${w.name}`, MATMUL, typeDefines(w.type), { WG_M: wgM, WG_N: wgN, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
@@ -738,7 +738,7 @@ export async function createEmbed(ctx: GPUContext, a: EmbedArgs): Promise<Launch
       out_offset: out.offset,
       out_stride: outStride,
     },
-    buffers: { w: p.buffer, ids: ids.buffer, out: out.buffer },
+    buffers: { w: partBinding(p), ids: ids.buffer, out: out.buffer },
     workgroups: [gx, nTokens, 1],
   }));
   return buildLaunch(ctx, `embed ${w.name}`, EMBED, typeDefines(w.type), { WG: wg }, plans, (launch, n) => {

@@ -4,7 +4,7 @@
 // Launch, PipelineCache and UniformBlock; nothing here allocates per step.
 import { ggmlTypeName, type GGMLType } from '../../gguf/types.js';
 import { UnsupportedQuantError } from '../errors.js';
-import { KERNEL_TYPES, UniformBlock, type WeightTensor } from '../runtime/buffers.js';
+import { bindingResource, KERNEL_TYPES, UniformBlock, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { KernelError, Launch, pipelineCache, type Constants, type Defines, type Dispatch, type KernelSpec } from '../runtime/pipelines.js';
 import type { BufferRef } from './ops.js';
@@ -62,8 +62,8 @@ export interface StepPlan {
   constants?: Constants;
   /** initial uniform values (a UniformBlock is made per step when the spec has a uniform) */
   uniform?: Record<string, number>;
-  /** binding name → buffer (every non-uniform binding of the spec) */
-  buffers: Record<string, GPUBuffer>;
+  /** binding name → buffer or buffer range (every non-uniform binding of the spec) */
+  buffers: Record<string, BindingBuffer>;
   workgroups: [number, number, number];
   indirect?: { buffer: GPUBuffer; offset: number };
 }
@@ -94,7 +94,7 @@ export async function buildSteps<L extends StepLaunch>(
         } else {
           const buf = plan.buffers[b.name];
           if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name} of ${plan.spec.file}`);
-          entries.push({ binding: b.binding, resource: { buffer: buf } });
+          entries.push({ binding: b.binding, resource: bindingResource(buf) });
         }
       }
       const bindGroup = ctx.device.createBindGroup({ label: `${label}#${i}`, layout, entries });

@@ -236,7 +236,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
       }
       const buffer = newBuffer(`${label}[${r0}:${r0 + nRows}]`, nRows * rb);
       await streamSegments(segs, buffer);
-      parts.push({ buffer, firstRow: r0, nRows, byteLength: nRows * rb });
+      parts.push({ buffer, offset: 0, firstRow: r0, nRows, byteLength: nRows * rb });
     }
     return { name: label, type, shape: [cols, total], cols, rows: total, rowBytes: rb, parts, splitRows: 1 };
   };
@@ -258,7 +258,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
       const byteLength = nRows * rb;
       const buffer = newBuffer(`${name}[${first}:${first + nRows}]`, byteLength);
       await stream(info, buffer, first * rb, byteLength);
-      parts.push({ buffer, firstRow: first, nRows, byteLength });
+      parts.push({ buffer, offset: 0, firstRow: first, nRows, byteLength });
     }
     return { name, type: info.type, shape, cols, rows, rowBytes: rb, parts, splitRows };
   };

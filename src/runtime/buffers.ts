@@ -12,6 +12,12 @@ const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GP
 /** One buffer of a weight: rows [firstRow, firstRow + nRows) of the (flattened) tensor. */
 export interface WeightPart {
   buffer: GPUBuffer;
+  /**
+   * byte offset of this part's data in `buffer`: 0, or a multiple of 256 (WebGPU's
+   * minStorageBufferOffsetAlignment) when several tensors are co-located in one buffer so that a
+   * fused kernel can read them through one binding (src/gpu/weights.ts)
+   */
+  offset: number;
   firstRow: number;
   nRows: number;
   /** bytes of data (the buffer is this, rounded up to 4) */
@@ -96,14 +102,27 @@ export function uploadWeight(
     const buffer = ctx.createBuffer({ label: `${t.name}[${first}:${first + nRows}]`, size, usage: storageUsage(), mappedAtCreation: true });
     new Uint8Array(buffer.getMappedRange()).set(t.data.subarray(first * rb, first * rb + byteLength));
     buffer.unmap();
-    parts.push({ buffer, firstRow: first, nRows, byteLength });
+    parts.push({ buffer, offset: 0, firstRow: first, nRows, byteLength });
   }
   return { name: t.name, type: t.type, shape: [...t.shape], cols, rows, rowBytes: rb, parts, splitRows };
 }
 
+/** What a bind group entry binds for a part: its bytes (rounded up to 4) at its offset. */
+export function partBinding(p: WeightPart): GPUBufferBinding {
+  return { buffer: p.buffer, offset: p.offset, size: Math.max(4, Math.ceil(p.byteLength / 4) * 4) };
+}
+
+/** A binding resource: a whole buffer, or a range of one (a co-located weight part). */
+export type BindingBuffer = GPUBuffer | GPUBufferBinding;
+
+/** The bind group resource for a BindingBuffer. */
+export function bindingResource(b: BindingBuffer): GPUBufferBinding {
+  return 'mapAsync' in b ? { buffer: b } : b;
+}
+
 /** Destroys a weight's buffers. */
 export function freeWeight(ctx: GPUContext, w: WeightTensor): void {
-  for (const p of w.parts) ctx.destroyBuffer(p.buffer);
+  for (const b of new Set(w.parts.map((p) => p.buffer))) ctx.destroyBuffer(b);
   w.parts = [];
 }
 
