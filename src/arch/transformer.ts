@@ -55,12 +55,26 @@ export interface FfnBlock {
   /** allocates the FFN's activations in g.arena (once per sequence) */
   alloc(g: Graph): void;
   /**
-   * records x += FFN(h) for layer L (h = RMSNorm(x) ⊙ ffn_norm is in g.act.h; hq, when the norm
-   * wrote it, is h through the round trip that `inputs(L)` asked for)
+   * Decode only: the FFN normalizes x itself inside its first kernels (no RMSNorm dispatch of its
+   * own). transformerBlock then records no norm and passes `norm` to record() instead of h; the
+   * FFN must still leave h = RMSNorm(x) ⊙ ffn_norm in g.act.h and tap it as 'ffn_norm'.
    */
-  record(g: Graph, p: Program, mode: Mode, L: Pick<GpuLayerWeights, 'ffn'>, hq?: Rounded | null): Promise<void>;
+  fusesNorm?: (g: Graph, L: Pick<GpuLayerWeights, 'ffn'>) => boolean;
+  /**
+   * records x += FFN(h) for layer L (h = RMSNorm(x) ⊙ ffn_norm is in g.act.h; hq, when the norm
+   * wrote it, is h through the round trip that `inputs(L)` asked for). With `norm` (decode, when
+   * fusesNorm said so) h is not there yet: the FFN's kernels normalize norm.x themselves.
+   */
+  record(g: Graph, p: Program, mode: Mode, L: Pick<GpuLayerWeights, 'ffn'>, hq?: Rounded | null, norm?: FfnNormInput): Promise<void>;
   /** the weights that multiply h (numerics 'llamacpp': the norm rounds h for them in its own dispatch) */
   inputs?(L: Pick<GpuLayerWeights, 'ffn'>): readonly WeightTensor[];
+}
+
+/** What an FFN that fuses its RMSNorm reads: h = RMSNorm(x) ⊙ weight, rows of nEmbd. */
+export interface FfnNormInput {
+  x: GPUBuffer; // f32 [n, nEmbd] the residual stream
+  weight: GPUBuffer; // f32 [nEmbd] ffn_norm
+  eps: number;
 }
 
 /** Rows already through a round trip: `out` holds x rounded to `type`, contiguous rows of the product's cols. */

@@ -120,6 +120,17 @@ export function bindingResource(b: BindingBuffer): GPUBufferBinding {
   return 'mapAsync' in b ? { buffer: b } : b;
 }
 
+/**
+ * True when the tensors can be read through one binding by a fused kernel: each has exactly one
+ * part, all parts live in the same buffer (at their own 256-aligned offsets), and all have the
+ * same weight type. The loader (src/gpu/weights.ts) co-locates Wq/Wk/Wv and gate/up this way.
+ */
+export function coLocated(...ws: WeightTensor[]): boolean {
+  if (ws.length === 0) return false;
+  const p0 = ws[0]!.parts[0];
+  return !!p0 && ws.every((w) => w.parts.length === 1 && w.parts[0]!.buffer === p0.buffer && w.type === ws[0]!.type);
+}
+
 /** Destroys a weight's buffers. */
 export function freeWeight(ctx: GPUContext, w: WeightTensor): void {
   for (const b of new Set(w.parts.map((p) => p.buffer))) ctx.destroyBuffer(b);
