@@ -1,3 +1,6 @@
+#if KV_F16
+enable f16;
+#endif
 // norm.wgsl — RMSNorm, and per-head Q/K RMSNorm fused with NEOX RoPE.
 //
 // Entry point rms_norm (launcher createRmsNorm):
@@ -33,9 +36,19 @@
 //   Q_ROUND_F16 (with QK_PAIR; numerics 'llamacpp' with an f16 KV cache): each Q value also rounded
 //   to f16 (act_quant.wgsl to_f16, bit for bit) into
 //   6 q_r       storage read_write  f32 [n_tokens, n_heads·head_dim] (contiguous)
+//   KV (with QK_PAIR; launcher createQKNormRope with `kv`): the same dispatch also writes the KV
+//   cache, as attn_kv_write.wgsl does (the same kv_t conversion of the same f32 values, so the
+//   same bits). Token t is at position pos0 + t (uniform; binding 3 `pos` is absent: one sequence,
+//   contiguous positions), both for RoPE's θ and for the cache row. K head workgroup (h, t) stores
+//   its roped values into k_cache[pos0 + t, h, :] as it writes them to kx, then copies V head h of
+//   token t (head_dim_v elements, WG-strided: any head_dim_v) into v_cache[pos0 + t, h, :]:
+//   7 v_new     storage read        f32; V head h of token t at v_offset + t·v_stride + h·head_dim_v
+//   8 k_cache   storage read_write  kv_t [n_ctx, k_heads, head_dim] (position-major)
+//   9 v_cache   storage read_write  kv_t [n_ctx, k_heads, head_dim_v]
+//   kv_t is f16 with KV_F16 (device has shader-f16), f32 otherwise. The grid is unchanged.
 //
 // Defines: RMS_NORM, RMS_NORM_Q (+ a ROUND_* variant) or QK_NORM_ROPE (set by the spec: the entry
-// points bind different types).
+// points bind different types); with QK_NORM_ROPE: QK_PAIR, Q_ROUND_F16, KV, KV_F16 as above.
 // Overrides: WG (threads, power of two), NORM (qk_norm_rope: normalize before rotating).
 
 struct NormParams {
@@ -62,6 +75,10 @@ struct RopeParams {
   k_heads: u32,  // QK_PAIR: the K heads, after the n_heads Q heads
   k_offset: u32,
   k_stride: u32,
+  pos0: u32,        // KV: position of token 0 (replaces pos[])
+  head_dim_v: u32,  // KV
+  v_offset: u32,    // KV
+  v_stride: u32,    // KV
 }
 
 override WG: u32 = 128u;
@@ -205,7 +222,9 @@ fn rms_norm_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(0) var<uniform> P: RopeParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
+#if !KV
 @group(0) @binding(3) var<storage, read> pos: array<u32>;
+#endif
 #if QK_PAIR
 @group(0) @binding(4) var<storage, read_write> kx: array<f32>;
 @group(0) @binding(5) var<storage, read> k_weight: array<f32>;
@@ -213,6 +232,16 @@ fn rms_norm_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 #if Q_ROUND_F16
 #include "round.wgsl"
 @group(0) @binding(6) var<storage, read_write> q_r: array<f32>;
+#endif
+#if KV
+#if KV_F16
+alias kv_t = f16;
+#else
+alias kv_t = f32;
+#endif
+@group(0) @binding(7) var<storage, read> v_new: array<f32>;
+@group(0) @binding(8) var<storage, read_write> k_cache: array<kv_t>;
+@group(0) @binding(9) var<storage, read_write> v_cache: array<kv_t>;
 #endif
 
 // element i of the head being rotated: Q (x, weight) or, with QK_PAIR, K (kx, k_weight)
@@ -234,17 +263,21 @@ fn wt(is_k: bool, i: u32) -> f32 {
   return weight[i];
 }
 
-// stores v; a Q head also writes v rounded to f16 (Q_ROUND_F16) at q_r[qi], contiguous [n_tokens, n_heads·head_dim]
-fn st(is_k: bool, i: u32, qi: u32, v: f32) {
+// stores v as element e of the head whose values start at xb (in x, or kx for a K head); a Q head
+// also writes v rounded to f16 (Q_ROUND_F16) at q_r[qb + e], a K head v as kv_t at k_cache[cb + e] (KV)
+fn st(is_k: bool, xb: u32, qb: u32, cb: u32, e: u32, v: f32) {
 #if QK_PAIR
   if (is_k) {
-    kx[i] = v;
+    kx[xb + e] = v;
+#if KV
+    k_cache[cb + e] = kv_t(v);
+#endif
     return;
   }
 #endif
-  x[i] = v;
+  x[xb + e] = v;
 #if Q_ROUND_F16
-  q_r[qi] = f16_bits_to_f32(f32_to_f16_bits(v));
+  q_r[qb + e] = f16_bits_to_f32(f32_to_f16_bits(v));
 #endif
 }
 
@@ -267,6 +300,13 @@ fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
   let hd = P.head_dim;
   let base = select(P.x_offset + t * P.token_stride, P.k_offset + t * P.k_stride, is_k) + h * hd;
   let qb = (t * P.n_heads + h) * hd; // this head in q_r
+#if KV
+  let p_t = P.pos0 + t;
+  let cb = (p_t * P.k_heads + h) * hd; // this K head in k_cache
+#else
+  let p_t = pos[P.pos_offset + t];
+  let cb = 0u;
+#endif
   var scale = 1.0;
   if (NORM) {
     var s = 0.0;
@@ -278,7 +318,7 @@ fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     scale = 1.0 / sqrt(total / f32(hd) + P.eps);
   }
   let half = P.n_rot / 2u;
-  let p = f32(pos[P.pos_offset + t]);
+  let p = f32(p_t);
   for (var i = tid; i < half; i += WG) {
     var theta = p;
     for (var j = 0u; j < i; j++) {
@@ -293,15 +333,26 @@ fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
       a = (a * scale) * wt(is_k, i);
       b = (b * scale) * wt(is_k, i + half);
     }
-    st(is_k, base + i, qb + i, a * c - b * sn);
-    st(is_k, base + i + half, qb + i + half, a * sn + b * c);
+    st(is_k, base, qb, cb, i, a * c - b * sn);
+    st(is_k, base, qb, cb, i + half, a * sn + b * c);
   }
   for (var i = P.n_rot + tid; i < hd; i += WG) {
     var v = ld(is_k, base + i);
     if (NORM) {
       v = (v * scale) * wt(is_k, i);
     }
-    st(is_k, base + i, qb + i, v);
+    st(is_k, base, qb, cb, i, v);
   }
+#if KV
+  // V head h of token t (K workgroups only: one per KV head and token)
+  if (is_k) {
+    let hdv = P.head_dim_v;
+    let vs = P.v_offset + t * P.v_stride + h * hdv;
+    let vc = (p_t * P.k_heads + h) * hdv;
+    for (var e = tid; e < hdv; e += WG) {
+      v_cache[vc + e] = kv_t(v_new[vs + e]);
+    }
+  }
+#endif
 }
 #endif

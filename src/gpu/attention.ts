@@ -157,11 +157,13 @@ export function createKvCache(ctx: GPUContext, o: KvCacheOptions): KvCache {
   };
 }
 
-function kvDefines(cache: KvCache): Record<string, boolean> {
+/** The define selecting the cache element type (also used by createQKNormRope's `kv`). */
+export function kvDefines(cache: KvCache): Record<string, boolean> {
   return cache.f16 ? { KV_F16: true } : {};
 }
 
-function checkPositions(cache: KvCache, pos0: number, n: number): void {
+/** @throws RangeError for invalid positions, ContextOverflowError when pos0 + n exceeds the cache */
+export function checkPositions(cache: KvCache, pos0: number, n: number): void {
   if (!(Number.isInteger(pos0) && pos0 >= 0 && Number.isInteger(n) && n >= 1)) throw new RangeError(`attention: positions ${pos0} + ${n} are not valid`);
   if (pos0 + n > cache.nCtx) throw new ContextOverflowError(cache.nCtx, pos0 + n);
 }
@@ -187,7 +189,10 @@ export interface KvWriteArgs {
   workgroupSize?: number;
 }
 
-/** KV write launch: setCount(nTokens), setPosition(pos0). */
+/**
+ * KV write launch: setCount(nTokens), setPosition(pos0), update(nTokens, pos0). Also what
+ * createQKNormRope returns with `kv` (Q/K norm + RoPE + this write, one dispatch).
+ */
 export class KvWriteLaunch extends StepLaunch {
   nTokens = 1;
   pos0 = 0;

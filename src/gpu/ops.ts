@@ -9,6 +9,8 @@
 import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
 import { UnsupportedQuantError } from '../errors.js';
 import { actQuantBlock, type ActQuantType } from './actquant.js';
+import { checkPositions, kvDefines, KvWriteLaunch, type KvCache } from './attention.js';
+import { buildSteps } from './steps.js';
 import { bindingResource, KERNEL_TYPES, partBinding, UniformBlock, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import {
@@ -152,6 +154,10 @@ export const QK_NORM_ROPE: KernelSpec = {
     ['k_heads', 'u32'],
     ['k_offset', 'u32'],
     ['k_stride', 'u32'],
+    ['pos0', 'u32'],
+    ['head_dim_v', 'u32'],
+    ['v_offset', 'u32'],
+    ['v_stride', 'u32'],
   ]),
   overrides: ['WG', 'NORM'],
 };
@@ -168,6 +174,31 @@ export const QK_NORM_ROPE_PAIR_F16: KernelSpec = {
   ...QK_NORM_ROPE_PAIR,
   defines: { QK_NORM_ROPE: true, QK_PAIR: true, Q_ROUND_F16: true },
   bindings: [...QK_NORM_ROPE_PAIR.bindings, { binding: 6, name: 'q_r', kind: 'storage' }],
+};
+
+/** The KV cache bindings of the KV variants; positions come from the uniform (no binding 3). */
+const KV_CACHE_BINDINGS = [
+  { binding: 7, name: 'v_new', kind: 'read-only-storage' },
+  { binding: 8, name: 'k_cache', kind: 'storage' },
+  { binding: 9, name: 'v_cache', kind: 'storage' },
+] as const;
+/** an f32 (no define) or f16 (KV_F16) cache */
+const KV_CACHE_VARIANTS = [{}, { KV_F16: true }] as const;
+
+/** QK_NORM_ROPE_PAIR that also writes K (roped) and V into the KV cache at positions pos0 + t. */
+export const QK_NORM_ROPE_PAIR_KV: KernelSpec = {
+  ...QK_NORM_ROPE_PAIR,
+  defines: { QK_NORM_ROPE: true, QK_PAIR: true, KV: true },
+  variants: KV_CACHE_VARIANTS,
+  bindings: [...QK_NORM_ROPE_PAIR.bindings.filter((b) => b.name !== 'pos'), ...KV_CACHE_BINDINGS],
+};
+
+/** QK_NORM_ROPE_PAIR_F16 with the KV cache write of QK_NORM_ROPE_PAIR_KV. */
+export const QK_NORM_ROPE_PAIR_F16_KV: KernelSpec = {
+  ...QK_NORM_ROPE_PAIR_F16,
+  defines: { QK_NORM_ROPE: true, QK_PAIR: true, Q_ROUND_F16: true, KV: true },
+  variants: KV_CACHE_VARIANTS,
+  bindings: [...QK_NORM_ROPE_PAIR_F16.bindings.filter((b) => b.name !== 'pos'), ...KV_CACHE_BINDINGS],
 };
 
 export const EMBED: KernelSpec = {
@@ -222,6 +253,8 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
   QK_NORM_ROPE,
   QK_NORM_ROPE_PAIR,
   QK_NORM_ROPE_PAIR_F16,
+  QK_NORM_ROPE_PAIR_KV,
+  QK_NORM_ROPE_PAIR_F16_KV,
   EMBED,
   ADD,
   ADD_INPLACE,
@@ -615,8 +648,8 @@ export interface QKNormRopeArgs {
   x: BufferRef;
   /** f32 [headDim] norm weight (attn_q_norm / attn_k_norm); ignored with norm = false but must be bound */
   weight: BufferRef;
-  /** u32 [nTokens] positions */
-  positions: BufferRef;
+  /** u32 [nTokens] positions; required without `kv`, not read with it (positions are pos0 + t) */
+  positions?: BufferRef;
   nHeads: number;
   headDim: number;
   /** rotated dimensions, default headDim */
@@ -637,12 +670,35 @@ export interface QKNormRopeArgs {
    * contiguous: llama.cpp's activation round trip before an F16 product (act_quant to_f16)
    */
   qRoundF16?: GPUBuffer;
+  /** (with k) also write the KV cache in the same dispatch: see QKNormRopeKv */
+  kv?: QKNormRopeKv;
+}
+
+/**
+ * The KV cache write folded into createQKNormRope: token t's roped K heads and its V heads go to
+ * cache position pos0 + t, converted as createKvWrite converts them (the same bits). Token t is then
+ * also rotated at position pos0 + t (no positions buffer: one sequence, contiguous positions).
+ * cache.nHeadKv must be k.nHeads and cache.headDimK the head_dim.
+ */
+export interface QKNormRopeKv {
+  cache: KvCache;
+  /** f32 V of the new tokens: token t's [nHeadKv·headDimV] at offset + t·vStride */
+  v: BufferRef;
+  /** default nHeadKv·headDimV */
+  vStride?: number;
+  /** position of token 0, default 0; update() / setPosition() change it */
+  pos0?: number;
 }
 
 /**
  * Per-head RMSNorm (optional) and NEOX RoPE, in place; positions are read from a GPU buffer so a
  * decode step only writes the position. setCount(n) sets the number of tokens.
+ * With `kv` (and `k`): the same dispatch also writes K and V into the KV cache (createKvWrite's
+ * job), and the launch is a KvWriteLaunch: update(n, pos0) / setPosition(pos0) set the positions
+ * (of the rotation and of the cache rows), setCount(n) the tokens at the current pos0.
  */
+export function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs & { kv: QKNormRopeKv }): Promise<KvWriteLaunch>;
+export function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Promise<Launch>;
 export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Promise<Launch> {
   const wg = a.workgroupSize ?? 64;
   checkWg('qk_norm_rope', wg, ctx);
@@ -650,49 +706,86 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
   if (nRot % 2 !== 0 || nRot > a.headDim) throw new KernelError(`qk_norm_rope: n_rot ${nRot} must be even and ≤ head_dim ${a.headDim}`);
   const x = unref(a.x);
   const weight = unref(a.weight);
-  const pos = unref(a.positions);
   if (weight.offset !== 0) throw new KernelError('qk_norm_rope: the weight must start at offset 0 of its buffer');
   const tokenStride = a.tokenStride ?? a.nHeads * a.headDim;
   const k = a.k ? { x: unref(a.k.x), weight: unref(a.k.weight), nHeads: a.k.nHeads, tokenStride: a.k.tokenStride ?? a.k.nHeads * a.headDim } : null;
   if (a.qRoundF16 && !k) throw new KernelError('qk_norm_rope: qRoundF16 needs the K heads (k) too');
   if (k && k.weight.offset !== 0) throw new KernelError('qk_norm_rope: the K weight must start at offset 0 of its buffer');
+  const kv = a.kv ? { cache: a.kv.cache, v: unref(a.kv.v), vStride: a.kv.vStride ?? a.kv.cache.nHeadKv * a.kv.cache.headDimV } : null;
+  if (kv) {
+    if (!k) throw new KernelError('qk_norm_rope: kv needs the K heads (k) too');
+    if (kv.cache.nHeadKv !== k.nHeads || kv.cache.headDimK !== a.headDim) {
+      throw new KernelError(`qk_norm_rope: the cache holds ${kv.cache.nHeadKv} heads of ${kv.cache.headDimK}, K has ${k.nHeads} of ${a.headDim}`);
+    }
+  }
+  const pos = a.positions ? unref(a.positions) : null;
+  if (!kv && !pos) throw new KernelError('qk_norm_rope: positions are needed (without kv)');
   const check = (n: number) => {
     need('qk_norm_rope x', x, (n - 1) * tokenStride + a.nHeads * a.headDim);
-    need('qk_norm_rope positions', pos, n);
+    if (!kv) need('qk_norm_rope positions', pos!, n);
     if (k) need('qk_norm_rope k', k.x, (n - 1) * k.tokenStride + k.nHeads * a.headDim);
     if (a.qRoundF16) need('qk_norm_rope q_r', { buffer: a.qRoundF16, offset: 0 }, n * a.nHeads * a.headDim);
+    if (kv) need('qk_norm_rope v', kv.v, (n - 1) * kv.vStride + kv.cache.nHeadKv * kv.cache.headDimV);
   };
   const nTokens = a.nTokens ?? 1;
+  const pos0 = a.kv?.pos0 ?? 0;
+  if (kv) checkPositions(kv.cache, pos0, nTokens);
   check(nTokens);
   need('qk_norm_rope weight', weight, a.norm === false ? 1 : a.headDim);
   if (k) need('qk_norm_rope k weight', k.weight, a.norm === false ? 1 : a.headDim);
-  const buffers: Record<string, GPUBuffer> = { x: x.buffer, weight: weight.buffer, pos: pos.buffer };
+  const buffers: Record<string, GPUBuffer> = { x: x.buffer, weight: weight.buffer };
+  if (!kv) buffers.pos = pos!.buffer;
   if (k) Object.assign(buffers, { kx: k.x.buffer, k_weight: k.weight.buffer });
   if (a.qRoundF16) buffers.q_r = a.qRoundF16;
-  const plan: DispatchPlan = {
-    uniform: {
-      n_heads: a.nHeads,
-      head_dim: a.headDim,
-      n_rot: nRot,
-      n_tokens: nTokens,
-      x_offset: x.offset,
-      token_stride: tokenStride,
-      pos_offset: pos.offset,
-      eps: a.eps,
-      theta_scale: Math.fround(Math.pow(a.base, -2 / nRot)),
-      k_heads: k?.nHeads ?? 0,
-      k_offset: k?.x.offset ?? 0,
-      k_stride: k?.tokenStride ?? 0,
-    },
-    buffers,
-    workgroups: [a.nHeads + (k?.nHeads ?? 0), nTokens, 1],
+  if (kv) Object.assign(buffers, { v_new: kv.v.buffer, k_cache: kv.cache.k, v_cache: kv.cache.v });
+  const uniform = {
+    n_heads: a.nHeads,
+    head_dim: a.headDim,
+    n_rot: nRot,
+    n_tokens: nTokens,
+    x_offset: x.offset,
+    token_stride: tokenStride,
+    pos_offset: pos && !kv ? pos.offset : 0,
+    eps: a.eps,
+    theta_scale: Math.fround(Math.pow(a.base, -2 / nRot)),
+    k_heads: k?.nHeads ?? 0,
+    k_offset: k?.x.offset ?? 0,
+    k_stride: k?.tokenStride ?? 0,
+    pos0,
+    head_dim_v: kv?.cache.headDimV ?? 0,
+    v_offset: kv?.v.offset ?? 0,
+    v_stride: kv?.vStride ?? 0,
   };
-  const spec = a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16 : k ? QK_NORM_ROPE_PAIR : QK_NORM_ROPE;
-  return buildLaunch(ctx, 'qk_norm_rope', spec, {}, { WG: wg, NORM: a.norm !== false }, [plan], (launch, n) => {
+  const workgroups: [number, number, number] = [a.nHeads + (k?.nHeads ?? 0), nTokens, 1];
+  const constants = { WG: wg, NORM: a.norm !== false };
+  if (!kv) {
+    const spec = a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16 : k ? QK_NORM_ROPE_PAIR : QK_NORM_ROPE;
+    return buildLaunch(ctx, 'qk_norm_rope', spec, {}, constants, [{ uniform, buffers, workgroups }], (launch, n) => {
+      check(n);
+      launch.uniforms[0]!.set('n_tokens', n);
+      launch.dispatches[0]!.workgroups[1] = n;
+    });
+  }
+  const spec = a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16_KV : QK_NORM_ROPE_PAIR_KV;
+  const launch = await buildSteps(
+    ctx,
+    'qk_norm_rope_kv',
+    [{ spec, defines: kvDefines(kv.cache), constants, uniform, buffers, workgroups }],
+    (d, u) => new KvWriteLaunch('qk_norm_rope_kv', d, u, (n) => launch.update(n, launch.pos0)),
+  );
+  launch.nTokens = nTokens;
+  launch.pos0 = pos0;
+  launch.update = (n, p0) => {
+    checkPositions(kv.cache, p0, n);
     check(n);
-    launch.uniforms[0]!.set('n_tokens', n);
+    const u = launch.uniforms[0]!;
+    u.set('n_tokens', n);
+    u.set('pos0', p0);
     launch.dispatches[0]!.workgroups[1] = n;
-  });
+    launch.nTokens = n;
+    launch.pos0 = p0;
+  };
+  return launch;
 }
 
 // ------------------------------------------------------------------------------------------------
