@@ -41,12 +41,48 @@ struct MatVecParams {
   ids_offset: u32,    // MOE: first slot's index in ids
 }
 
+// FUSED: one input row, up to 3 row ranges (co-located weights), each with its own output
+struct MatVecFusedParams {
+  cols: u32,
+  row_bytes: u32,
+  n_wg: u32,          // workgroups in all (wg_end2)
+  x_offset: u32,
+  xu_offset: u32,     // PRE_SWIGLU: the up half
+  h_offset: u32,
+  write_h: u32,       // 1: workgroup 0 writes the prepared row before its round trip to h
+  eps: f32,           // PRE_NORM
+  base0: u32,         // range r: byte offset of its row 0 in w, its rows, the end of its
+  rows0: u32,         //   workgroups (prefix sum of ceil(rows / ROWS)), its output offset in y_r
+  wg_end0: u32,
+  y_offset0: u32,
+  base1: u32,
+  rows1: u32,
+  wg_end1: u32,
+  y_offset1: u32,
+  base2: u32,
+  rows2: u32,
+  wg_end2: u32,
+  y_offset2: u32,
+}
+
+#if FUSED
+@group(0) @binding(0) var<uniform> P: MatVecFusedParams;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> xu: array<f32>;
+@group(0) @binding(4) var<storage, read> norm_w: array<f32>;
+@group(0) @binding(5) var<storage, read_write> h: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y0: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y1: array<f32>;
+@group(0) @binding(8) var<storage, read_write> y2: array<f32>;
+#else
 @group(0) @binding(0) var<uniform> P: MatVecParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 #if MOE
 @group(0) @binding(4) var<storage, read> ids: array<u32>;
+#endif
 #endif
 
 #include "quant.wgsl"
@@ -58,6 +94,7 @@ const MAX_ROWS: u32 = 8u;
 
 var<workgroup> red: array<f32, WG * ROWS>;
 
+#if !FUSED
 // x[base + k .. base + k + 8], zero past n
 fn x8(base: u32, k: u32, n: u32) -> D8 {
   if (k + 8u <= n) {
@@ -72,7 +109,48 @@ fn x8(base: u32, k: u32, n: u32) -> D8 {
   }
   return D8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
+#endif
 
+// The workgroup's sum of each thread's acc[r]: thread r < ROWS gets row r's (the others 0). Per
+// subgroup, then across subgroups (SUBGROUPS; subgroup s = threads [s·sg_size, (s+1)·sg_size)), or
+// a shared-memory tree. Every thread calls it (barriers).
+fn row_sum(acc: array<f32, MAX_ROWS>, tid: u32, lane: u32, sg_size: u32) -> f32 {
+  var v = 0.0;
+#if SUBGROUPS
+  let n_sg = (WG + sg_size - 1u) / sg_size;
+  for (var r = 0u; r < ROWS; r++) {
+    let s = subgroupAdd(acc[r]);
+    if (lane == 0u) {
+      red[r * WG + tid / sg_size] = s;
+    }
+  }
+  workgroupBarrier();
+  if (tid < ROWS) {
+    for (var i = 0u; i < n_sg; i++) {
+      v += red[tid * WG + i];
+    }
+  }
+#else
+  for (var r = 0u; r < ROWS; r++) {
+    red[r * WG + tid] = acc[r];
+  }
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (tid < s) {
+      for (var r = 0u; r < ROWS; r++) {
+        red[r * WG + tid] += red[r * WG + tid + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (tid < ROWS) {
+    v = red[tid * WG];
+  }
+#endif
+  return v;
+}
+
+#if !FUSED
 @compute @workgroup_size(WG)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -125,38 +203,10 @@ fn main(
     }
   }
 
-  var v = 0.0;
 #if SUBGROUPS
-  // per subgroup, then across subgroups (subgroup s = threads [s·sg_size, (s+1)·sg_size))
-  let n_sg = (WG + sg_size - 1u) / sg_size;
-  for (var r = 0u; r < ROWS; r++) {
-    let s = subgroupAdd(acc[r]);
-    if (lane == 0u) {
-      red[r * WG + tid / sg_size] = s;
-    }
-  }
-  workgroupBarrier();
-  if (tid < ROWS) {
-    for (var i = 0u; i < n_sg; i++) {
-      v += red[tid * WG + i];
-    }
-  }
+  let v = row_sum(acc, tid, lane, sg_size);
 #else
-  for (var r = 0u; r < ROWS; r++) {
-    red[r * WG + tid] = acc[r];
-  }
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) {
-      for (var r = 0u; r < ROWS; r++) {
-        red[r * WG + tid] += red[r * WG + tid + s];
-      }
-    }
-    workgroupBarrier();
-  }
-  if (tid < ROWS) {
-    v = red[tid * WG];
-  }
+  let v = row_sum(acc, tid, 0u, 0u);
 #endif
   if (tid < ROWS) {
     let row = r0 + tid;
@@ -170,3 +220,122 @@ fn main(
     }
   }
 }
+#endif
+
+#if FUSED
+// the prologue's hooks (prologue.wgsl): raw value i (PRE_SWIGLU: silu(g)·u as elementwise.wgsl
+// swiglu computes it) and the norm weight
+fn pro_raw(row: u32, i: u32) -> f32 {
+#if PRE_SWIGLU
+  let g = x[P.x_offset + i];
+  return (g / (1.0 + exp(-g))) * xu[P.xu_offset + i];
+#else
+  return x[P.x_offset + i];
+#endif
+}
+
+fn pro_weight(i: u32) -> f32 {
+  return norm_w[i];
+}
+
+#include "prologue.wgsl"
+
+fn store_y(range: u32, i: u32, v: f32) {
+  if (range == 0u) {
+    if (ACCUMULATE) {
+      y0[i] += v;
+    } else {
+      y0[i] = v;
+    }
+  } else if (range == 1u) {
+    if (ACCUMULATE) {
+      y1[i] += v;
+    } else {
+      y1[i] = v;
+    }
+  } else {
+    if (ACCUMULATE) {
+      y2[i] += v;
+    } else {
+      y2[i] = v;
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main_fused(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) tid: u32,
+#if SUBGROUPS
+  @builtin(subgroup_invocation_id) lane: u32,
+  @builtin(subgroup_size) sg_size: u32,
+#endif
+) {
+  let blk = wid.x + wid.y * nwg.x;
+  if (blk >= P.n_wg) {
+    return;
+  }
+  let cols = P.cols;
+  pro_prepare(tid, 1u, cols, P.eps);
+  if (P.write_h != 0u && blk == 0u) {
+    for (var i = tid; i < cols; i += WG) {
+      h[P.h_offset + i] = pro_normed(0u, i);
+    }
+  }
+
+  // this workgroup's range and rows
+  var range = 0u;
+  var first = 0u; // the range's first workgroup
+  var base = P.base0;
+  var rows = P.rows0;
+  var yo = P.y_offset0;
+  if (blk >= P.wg_end1) {
+    range = 2u;
+    first = P.wg_end1;
+    base = P.base2;
+    rows = P.rows2;
+    yo = P.y_offset2;
+  } else if (blk >= P.wg_end0) {
+    range = 1u;
+    first = P.wg_end0;
+    base = P.base1;
+    rows = P.rows1;
+    yo = P.y_offset1;
+  }
+  let r0 = (blk - first) * ROWS;
+
+  var acc: array<f32, MAX_ROWS>;
+  for (var r = 0u; r < MAX_ROWS; r++) {
+    acc[r] = 0.0;
+  }
+  let n_units = (cols + UNIT - 1u) / UNIT;
+  for (var u = tid; u < n_units; u += WG) {
+    let k = u * UNIT;
+    var xv: array<D8, UNIT / 8u>;
+    for (var g = 0u; g < UNIT / 8u; g++) {
+      xv[g] = D8(pro_x4(0u, k + 8u * g, cols), pro_x4(0u, k + 8u * g + 4u, cols));
+    }
+    for (var r = 0u; r < ROWS; r++) {
+      let row = r0 + r;
+      if (row < rows) {
+        let hd = unit_hdr(base + row * P.row_bytes, k, cols);
+        var s = 0.0;
+        for (var g = 0u; g < UNIT / 8u; g++) {
+          let d = unit_dq8(hd, g);
+          s += dot(d.a, xv[g].a) + dot(d.b, xv[g].b);
+        }
+        acc[r] += s;
+      }
+    }
+  }
+#if SUBGROUPS
+  let v = row_sum(acc, tid, lane, sg_size);
+#else
+  let v = row_sum(acc, tid, 0u, 0u);
+#endif
+  if (tid < ROWS && r0 + tid < rows) {
+    store_y(range, yo + r0 + tid, v);
+  }
+}
+#endif

@@ -8,7 +8,7 @@
 // so activations can live anywhere in a shared arena buffer.
 import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
 import { UnsupportedQuantError } from '../errors.js';
-import { actQuantBlock, type ActQuantType } from './actquant.js';
+import { actQuantBlock, actQuantFor, type ActQuantType } from './actquant.js';
 import { checkPositions, kvDefines, KvWriteLaunch, type KvCache } from './attention.js';
 import { buildSteps } from './steps.js';
 import { bindingResource, KERNEL_TYPES, partBinding, UniformBlock, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
@@ -67,6 +67,60 @@ export const MATVEC_ID: KernelSpec = {
   ...MATVEC,
   defines: { MOE: true },
   bindings: [...MATVEC.bindings, { binding: 4, name: 'ids', kind: 'read-only-storage' }],
+};
+
+/** The raw input of a fused matvec's prologue: x, RMSNorm(x) ⊙ weight, or silu(x) ⊙ up. */
+const PROLOGUE_INPUTS: readonly Defines[] = [{}, { PRE_NORM: true }, { PRE_SWIGLU: true }];
+
+
+/** The round trips a fused matvec of a weight type may apply: none (numerics 'exact') or its vec_dot_type's. */
+function roundsFor(type: GGMLType): readonly Defines[] {
+  const t = actQuantFor(type);
+  return t === null ? [{}] : [{}, prologueRoundDefine(t)];
+}
+
+/**
+ * matvec.wgsl with FUSED (entry main_fused): an input prologue (prologue.wgsl: RMSNorm, SwiGLU,
+ * round trip) and up to 3 row ranges of co-located weights with their own outputs. Every binding is
+ * always bound (unused ones to a small dummy buffer), so one spec covers every combination.
+ */
+export const MATVEC_FUSED: KernelSpec = {
+  file: 'matvec.wgsl',
+  entryPoint: 'main_fused',
+  defines: { FUSED: true },
+  variants: KERNEL_TYPES.flatMap((t) =>
+    roundsFor(t).flatMap((r) =>
+      PROLOGUE_INPUTS.flatMap((pre) => [false, true].map((sg): Defines => ({ [ggmlTypeName(t)]: true, ...r, ...pre, SUBGROUPS: sg }))),
+    ),
+  ),
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'w', kind: 'read-only-storage' },
+    { binding: 2, name: 'x', kind: 'read-only-storage' },
+    { binding: 3, name: 'xu', kind: 'read-only-storage' },
+    { binding: 4, name: 'norm_w', kind: 'read-only-storage' },
+    { binding: 5, name: 'h', kind: 'storage' },
+    { binding: 6, name: 'y0', kind: 'storage' },
+    { binding: 7, name: 'y1', kind: 'storage' },
+    { binding: 8, name: 'y2', kind: 'storage' },
+  ],
+  uniform: uniformSpec('MatVecFusedParams', [
+    ['cols', 'u32'],
+    ['row_bytes', 'u32'],
+    ['n_wg', 'u32'],
+    ['x_offset', 'u32'],
+    ['xu_offset', 'u32'],
+    ['h_offset', 'u32'],
+    ['write_h', 'u32'],
+    ['eps', 'f32'],
+    ...([0, 1, 2] as const).flatMap((r) => [
+      [`base${r}`, 'u32'] as const,
+      [`rows${r}`, 'u32'] as const,
+      [`wg_end${r}`, 'u32'] as const,
+      [`y_offset${r}`, 'u32'] as const,
+    ]),
+  ]),
+  overrides: ['WG', 'ROWS', 'ACCUMULATE', 'PRO_COLS', 'PRO_ROWS', 'PRO_NORM_WG'],
 };
 
 export const MATMUL: KernelSpec = {
@@ -247,6 +301,7 @@ export const SWIGLU_INPLACE: KernelSpec = { ...SWIGLU, defines: { INPLACE: true 
 export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
   MATVEC,
   MATVEC_ID,
+  MATVEC_FUSED,
   MATMUL,
   RMS_NORM,
   RMS_NORM_Q,
@@ -501,6 +556,178 @@ export async function createMatVecId(ctx: GPUContext, a: MatVecIdArgs): Promise<
     check(n);
     for (const d of launch.dispatches) d.workgroups[2] = n;
   });
+}
+
+// ------------------------------------------------------------------------------------------------
+// fused matvec: input prologue (prologue.wgsl) + several row ranges
+// ------------------------------------------------------------------------------------------------
+
+/** A fused kernel cannot run as asked (prologue too big for workgroup memory, weights not co-located …): use the unfused path. */
+export class FusedKernelUnsupported extends KernelError {}
+
+/** prologue.wgsl's round-trip define for a vec_dot_type (Q8_1 rounds as Q8_0). */
+export function prologueRoundDefine(type: ActQuantType): Defines {
+  switch (type) {
+    case GGMLType.Q8_K:
+      return { PRE_Q8_K: true };
+    case GGMLType.Q8_0:
+    case GGMLType.Q8_1:
+      return { PRE_Q8_0: true };
+    case GGMLType.F16:
+      return { PRE_F16: true };
+    default:
+      return { PRE_BF16: true };
+  }
+}
+
+/** What prologue.wgsl is asked to prepare: `rows` input rows of `cols` values, for WG threads. */
+export interface PrologueShape {
+  cols: number;
+  /** input rows (override PRO_ROWS), default 1 */
+  rows?: number;
+  /** threads of the includer's workgroup (WG) */
+  wg: number;
+  norm: boolean;
+  round: ActQuantType | null;
+  /** the rms_norm workgroup whose reduction order the norm reproduces (PRO_NORM_WG), default 128 */
+  normWg?: number;
+}
+
+/**
+ * prologue.wgsl's defines and overrides for a shape; throws FusedKernelUnsupported when the round
+ * trip's block does not divide cols or the norm reduction width does not fit the kernel.
+ */
+export function prologueConfig(s: PrologueShape): { defines: Defines; constants: Constants; bytes: number } {
+  const rows = s.rows ?? 1;
+  const normWg = s.normWg ?? 128;
+  if (!isPow2(normWg) || normWg / s.wg > 16) throw new FusedKernelUnsupported(`prologue: norm reduction width ${normWg} for ${s.wg} threads (a power of two ≤ 16·WG)`);
+  const block = s.round === null ? 1 : actQuantBlock(s.round);
+  if (s.cols % block !== 0) throw new FusedKernelUnsupported(`prologue: ${s.cols} values are not a multiple of the round trip's block ${block}`);
+  // capacity of a row: a multiple of 256 for Q8_K (cols is), of 32 otherwise
+  const cap = s.round === GGMLType.Q8_K ? s.cols : Math.max(32, Math.ceil(s.cols / 32) * 32);
+  let bytes = s.norm ? 4 * s.wg + 4 * rows : 0;
+  if (s.round === GGMLType.Q8_K) bytes += rows * (cap + cap / 64) + cap / 4 + cap / 64;
+  else if (s.round === GGMLType.Q8_0 || s.round === GGMLType.Q8_1) bytes += rows * (cap + cap / 8);
+  else if (s.round !== null) bytes += 2 * rows * cap;
+  const defines: Defines = { ...(s.norm ? { PRE_NORM: true } : {}), ...(s.round === null ? {} : prologueRoundDefine(s.round)) };
+  return { defines, constants: { PRO_COLS: cap, PRO_ROWS: rows, PRO_NORM_WG: normWg }, bytes };
+}
+
+export interface MatVecFusedArgs {
+  /** 1..3 weights of the same cols, each one part, co-located (coLocated(...ws)) when more than one */
+  ws: readonly WeightTensor[];
+  /** f32 outputs, ys[r] [ws[r].rows] */
+  ys: readonly BufferRef[];
+  /** f32 [cols] the raw input row (with `swiglu`: the gate half) */
+  x: BufferRef;
+  /** RMSNorm the row first: v = (x · 1/sqrt(mean(x²) + eps)) ⊙ weight, as createRmsNorm (workgroupSize normWg) */
+  norm?: { weight: GPUBuffer; eps: number; normWg?: number };
+  /** the raw input is silu(x) ⊙ up (elementwise.wgsl swiglu's arithmetic); not with `norm` */
+  swiglu?: { up: BufferRef };
+  /** llama.cpp's activation round trip of the (normed / SwiGLU) row, as act_quant (null / absent: none) */
+  round?: ActQuantType | null;
+  /** workgroup 0 writes the row before its round trip here (f32 [cols]): the norm's h, a tap */
+  out?: BufferRef;
+  /** y += W·x */
+  accumulate?: boolean;
+  /** rows per workgroup (ROWS, 1..8), default 8 */
+  rowsPerWorkgroup?: number;
+  /** threads (WG), default 64 */
+  workgroupSize?: number;
+  subgroups?: boolean;
+}
+
+const dummies = new WeakMap<GPUContext, GPUBuffer[]>();
+
+/**
+ * A 16-byte buffer for an unused binding: slot 0 for the read-only ones, 1..3 for each writable one
+ * (a buffer written in a dispatch may not be bound a second time in it, whatever the ranges).
+ */
+function dummy(ctx: GPUContext, slot: 0 | 1 | 2 | 3): GPUBuffer {
+  let b = dummies.get(ctx);
+  if (!b) {
+    b = [0, 1, 2, 3].map((i) => ctx.createBuffer({ label: `matvec_fused.unused${i}`, size: 16, usage: GPUBufferUsage.STORAGE }));
+    dummies.set(ctx, b);
+  }
+  return b[slot]!;
+}
+
+/**
+ * y_r = W_r·v for up to 3 co-located weights W_r in one dispatch (decode: one vector), where v is x
+ * through the prologue (prologue.wgsl): RMSNorm (`norm`) or SwiGLU (`swiglu`), then the round trip
+ * (`round`). Bit-identical to rms_norm(_q) / swiglu / act_quant followed by createMatVec (with the
+ * same norm workgroup size). Geometry: ROWS = 8 rows per workgroup (the plain matvec takes 2): every
+ * workgroup repeats the prologue, ~2–3 evaluations of each input value plus a few barriers, while
+ * its dot loop decodes ROWS weights per input value; 8 keeps the prologue a small fraction and the
+ * grid at rows/8 workgroups (640 for qwen3moe's 5120 Q|K|V rows). WG = 64 threads.
+ * @throws FusedKernelUnsupported when the weights are not co-located / split, the prologue does not
+ * fit the device's workgroup memory, or the binding would exceed the device's largest; the caller
+ * then takes the unfused path.
+ */
+export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Promise<Launch> {
+  const { ws } = a;
+  if (ws.length < 1 || ws.length > 3 || ws.length !== a.ys.length) throw new KernelError(`matvec_fused: ${ws.length} weights for ${a.ys.length} outputs (1..3 of each)`);
+  for (const w of ws) checkWeight('matvec_fused', w);
+  const w0 = ws[0]!;
+  const cols = w0.cols;
+  const sameBuffer = ws.every((w) => w.parts.length === 1 && w.parts[0]!.buffer === w0.parts[0]!.buffer && w.type === w0.type && w.cols === cols);
+  if (!sameBuffer) throw new FusedKernelUnsupported(`matvec_fused: ${ws.map((w) => w.name).join(', ')} are not one part each in one buffer of one type and width`);
+  if (a.norm && a.swiglu) throw new KernelError('matvec_fused: norm and swiglu together');
+  const wg = a.workgroupSize ?? 64;
+  const rowsPer = a.rowsPerWorkgroup ?? 8;
+  checkWg('matvec_fused', wg, ctx);
+  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`matvec_fused: rowsPerWorkgroup ${rowsPer} not in 1..8`);
+  const round = a.round ?? null;
+  const pro = prologueConfig({ cols, wg, norm: !!a.norm, round, normWg: a.norm?.normWg });
+  const wgBytes = pro.bytes + 4 * wg * rowsPer; // + matvec's red
+  if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
+    throw new FusedKernelUnsupported(`matvec_fused: ${wgBytes} bytes of workgroup memory, the device allows ${ctx.limits.maxComputeWorkgroupStorageSize}`);
+  }
+  // one binding over every part: from the first part's (256-aligned) offset to the last one's end
+  const parts = ws.map((w) => w.parts[0]!);
+  const lo = Math.min(...parts.map((p) => p.offset));
+  const hi = Math.max(...parts.map((p) => p.offset + Math.ceil(p.byteLength / 4) * 4));
+  if (hi - lo > ctx.limits.maxStorageBufferBindingSize) throw new FusedKernelUnsupported(`matvec_fused: ${hi - lo} bytes of weights exceed the largest binding`);
+
+  const x = unref(a.x);
+  need('matvec_fused x', x, cols);
+  const uniform: Record<string, number> = { cols, row_bytes: w0.rowBytes, x_offset: x.offset, eps: a.norm?.eps ?? 0 };
+  const buffers: Record<string, BindingBuffer> = { w: { buffer: parts[0]!.buffer, offset: lo, size: hi - lo }, x: x.buffer };
+  if (a.swiglu) {
+    const up = unref(a.swiglu.up);
+    need('matvec_fused up', up, cols);
+    uniform.xu_offset = up.offset;
+    buffers.xu = up.buffer;
+  } else buffers.xu = dummy(ctx, 0);
+  if (a.norm) {
+    need('matvec_fused norm weight', { buffer: a.norm.weight, offset: 0 }, cols);
+    buffers.norm_w = a.norm.weight;
+  } else buffers.norm_w = dummy(ctx, 0);
+  if (a.out) {
+    const out = unref(a.out);
+    need('matvec_fused out', out, cols);
+    Object.assign(uniform, { write_h: 1, h_offset: out.offset });
+    buffers.h = out.buffer;
+  } else buffers.h = dummy(ctx, 3);
+  let end = 0;
+  for (let r = 0; r < 3; r++) {
+    const w = ws[r];
+    if (!w) {
+      Object.assign(uniform, { [`wg_end${r}`]: end });
+      buffers[`y${r}`] = dummy(ctx, r as 1 | 2);
+      continue;
+    }
+    const y = unref(a.ys[r]!);
+    need(`matvec_fused y${r}`, y, w.rows);
+    end += Math.ceil(w.rows / rowsPer);
+    Object.assign(uniform, { [`base${r}`]: parts[r]!.offset - lo, [`rows${r}`]: w.rows, [`wg_end${r}`]: end, [`y_offset${r}`]: y.offset });
+    buffers[`y${r}`] = y.buffer;
+  }
+  uniform.n_wg = end;
+  const [gx, gy] = grid2d(ctx, end);
+  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, ...(a.swiglu ? { PRE_SWIGLU: true } : {}), SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
+  const constants = { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate, ...pro.constants };
+  return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, MATVEC_FUSED, defines, constants, [{ uniform, buffers, workgroups: [gx, gy, 1] }]);
 }
 
 // ------------------------------------------------------------------------------------------------
