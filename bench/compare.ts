@@ -1,20 +1,25 @@
 // moet vs llama.cpp on the same GGUF, the same tests, in the same run:
 //
 //   npx tsx bench/compare.ts -m FILE [-p 512] [-n 128] [-d 0] [-ub 512] [-r 5] [--backend webgpu]
-//                            [--llama-gpu false|auto|vulkan|cuda] [--threads 1,2] [-o md|json|jsonl]
+//                            [--llama-gpu cpu|vulkan|cpu,vulkan|auto|cuda] [--threads 1,2] [-o md|json|jsonl]
 //
 // llama.cpp runs through node-llama-cpp (bench/llama.ts says exactly how: pp = one controlledEvaluate
 // of n_prompt ids in a context truncated to the depth, tg = one-token controlledEvaluate calls with
 // the next token picked greedily); thread counts 1..nproc are probed first and the best one per
 // test kind is kept and printed. moet runs the `moet bench` harness (src/bench/harness.ts). The
-// table shows both and moet / llama.cpp. llama.cpp runs first and is disposed before moet loads.
+// table shows both and moet / llama.cpp. llama.cpp runs first, each --llama-gpu build in its own
+// child process (one llama.cpp build per process, all memory returned before moet loads).
+// --llama-gpu vulkan runs llama.cpp's Vulkan build (all layers offloaded) on Vulkan device
+// GGML_VK_VISIBLE_DEVICES (default 0: Mesa lavapipe on a machine without a GPU, the same device moet's
+// WebGPU uses there); the device llama.cpp used is printed under the table, and a run that fell back
+// to the CPU is an error. --llama-gpu cpu,vulkan gives both columns and a ratio to each.
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { openGGUF } from '../gguf/reader.js';
 import { mdExtras, type OutputFormat } from '../src/bench/format.js';
 import { runBench, type BenchResult } from '../src/bench/harness.js';
 import { formatProfile, mdTable } from '../src/bench/profile.js';
-import { runLlamaBench, type LlamaBenchOptions } from './llama.js';
+import { runLlamaBenchInChild, type LlamaBenchOptions, type LlamaBenchOutput } from './llama.js';
 
 const HELP = `usage: npx tsx bench/compare.ts -m FILE [options]
 
@@ -26,7 +31,10 @@ const HELP = `usage: npx tsx bench/compare.ts -m FILE [options]
   -r N               repetitions (default 5)
   -o md|json|jsonl   output (default md)
   --backend B        moet backend: cpu | webgpu (default webgpu)
-  --llama-gpu G      node-llama-cpp gpu: false (CPU build) | auto | vulkan | cuda | metal (default false)
+  --llama-gpu G[,G]  node-llama-cpp build(s): cpu (or false) | vulkan | auto | cuda | metal (default cpu);
+                     several give one llama.cpp column each (e.g. cpu,vulkan)
+  --llama-vk-devices D  GGML_VK_VISIBLE_DEVICES for vulkan when unset (default 0; lavapipe is skipped
+                     by llama.cpp unless named here)
   --threads T[,T]    llama.cpp thread counts to try (default 1..nproc); the best per pp/tg is used
   --fa               llama.cpp flash attention on (default off)
   --only moet|llama  run one side
@@ -56,7 +64,8 @@ async function main(): Promise<number> {
       repetitions: { type: 'string', short: 'r' },
       output: { type: 'string', short: 'o' },
       backend: { type: 'string' },
-      'llama-gpu': { type: 'string' },
+      'llama-gpu': { type: 'string', multiple: true },
+      'llama-vk-devices': { type: 'string' },
       threads: { type: 'string', multiple: true },
       fa: { type: 'boolean' },
       only: { type: 'string' },
@@ -78,8 +87,11 @@ async function main(): Promise<number> {
   const reps = Number(values.repetitions ?? 5);
   const seed = Number(values.seed ?? 1234);
   const backend = (values.backend ?? 'webgpu') as 'cpu' | 'webgpu';
-  const g = values['llama-gpu'] ?? 'false';
-  const gpu: LlamaBenchOptions['gpu'] = g === 'false' ? false : (g as LlamaBenchOptions['gpu']);
+  const gpus = [...new Set((values['llama-gpu'] ?? ['cpu']).flatMap((s) => s.split(',')))].map((g): LlamaBenchOptions['gpu'] => {
+    if (g === 'false' || g === 'cpu') return false;
+    if (['auto', 'vulkan', 'cuda', 'metal'].includes(g)) return g as LlamaBenchOptions['gpu'];
+    throw new Error(`--llama-gpu: unknown build ${g}`);
+  });
   const nproc = cpus().length;
   const threads = nums(values.threads, Array.from({ length: nproc }, (_, i) => i + 1));
   const log = (m: string) => process.stderr.write(`compare: ${m}\n`);
@@ -92,16 +104,22 @@ async function main(): Promise<number> {
   await f.close();
 
   log(`machine: ${nproc} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  let llamaOut: Awaited<ReturnType<typeof runLlamaBench>> | null = null;
+  const llamaOuts: LlamaBenchOutput[] = [];
   if (values.only !== 'moet') {
-    llamaOut = await runLlamaBench(path, { gpu, threads, nPrompt, nGen, nDepth, nUbatch, reps, flashAttention: !!values.fa, seed, nVocab, onProgress: log });
-    for (const r of llamaOut.results) r.model_n_params = nParams;
+    for (const gpu of gpus) {
+      const o: LlamaBenchOptions = { gpu, threads, nPrompt, nGen, nDepth, nUbatch, reps, flashAttention: !!values.fa, seed, nVocab, vkDevices: values['llama-vk-devices'] ?? '0' };
+      log(`llama.cpp ${gpu === false ? 'CPU' : gpu} build (child process)`);
+      const out = await runLlamaBenchInChild(path, o);
+      for (const r of out.results) r.model_n_params = nParams;
+      if (gpu !== false) log(`llama.cpp ${out.gpuType}: devices [${out.gpuDevices.join(', ')}], ${out.gpuLayers} layers offloaded`);
+      llamaOuts.push(out);
+    }
   }
   let moet: BenchResult[] = [];
   if (values.only !== 'llama') {
     moet = await runBench({ models: [path], nPrompt, nGen, nDepth, nUbatch, reps, backend, seed, profile: !!values.profile, onProgress: log });
   }
-  const llama = llamaOut?.results ?? [];
+  const llama = llamaOuts.flatMap((o) => o.results);
 
   if (output === 'json' || output === 'jsonl') {
     const all = [...llama, ...moet];
@@ -112,11 +130,14 @@ async function main(): Promise<number> {
   const r0 = moet[0] ?? llama[0];
   if (!r0) return 0;
   const GiB = 1024 ** 3;
-  const llamaHead = llamaOut ? `llama.cpp ${llamaOut.gpuType} t/s` : 'llama.cpp t/s';
+  // one llama.cpp column per build; with a single build the columns are the historical ones
+  const many = llamaOuts.length > 1;
+  const llamaHeads = llamaOuts.length ? llamaOuts.map((o) => `llama.cpp ${o.gpuType} t/s`) : ['llama.cpp t/s'];
+  const ratioHeads = many ? llamaOuts.map((o) => `moet / llama.cpp ${o.gpuType}`) : ['moet / llama.cpp'];
   const moetHead = `moet ${backend === 'webgpu' ? 'WebGPU' : 'CPU'} t/s`;
   const names = [...new Set([...llama, ...moet].map((r) => r.test))];
   const rows = names.map((test) => {
-    const l = llama.find((r) => r.test === test);
+    const ls = llamaOuts.length ? llamaOuts.map((o) => o.results.find((r) => r.test === test)) : [undefined];
     const m = moet.find((r) => r.test === test);
     const cell = (r: BenchResult | undefined) => (r ? `${r.avg_ts.toFixed(2)} ± ${r.stddev_ts.toFixed(2)}` : '-');
     return [
@@ -124,22 +145,30 @@ async function main(): Promise<number> {
       `${(r0.model_size / GiB).toFixed(2)} GiB`,
       `${(nParams / 1e9).toFixed(2)} B`,
       test,
-      l ? String(l.n_threads) : '-',
-      cell(l),
+      ls.some((l) => l) ? ls.map((l) => (l ? String(l.n_threads) : '-')).join('/') : '-',
+      ...ls.map(cell),
       cell(m),
-      l && m ? `${(m.avg_ts / l.avg_ts).toFixed(3)}` : '-',
+      ...ls.map((l) => (l && m ? `${(m.avg_ts / l.avg_ts).toFixed(3)}` : '-')),
     ];
   });
-  process.stdout.write(mdTable(['model', 'size', 'params', 'test', 'threads', llamaHead, moetHead, 'moet / llama.cpp'], rows, [false, true, true, true, true, true, true, true]));
-  if (llamaOut) {
+  const heads = ['model', 'size', 'params', 'test', 'threads', ...llamaHeads, moetHead, ...ratioHeads];
+  process.stdout.write(mdTable(heads, rows, heads.map((_, i) => i > 0)));
+  if (many) process.stdout.write(`\nthreads: llama.cpp ${llamaOuts.map((o) => o.gpuType).join('/')}\n`);
+  for (const llamaOut of llamaOuts) {
     const probes = llamaOut.probes.filter((p) => Number.isFinite(p.ppTs));
     if (probes.length) {
-      process.stdout.write(`\nllama.cpp thread probe (short pp/tg8 runs): ${probes.map((p) => `t=${p.threads}: pp ${p.ppTs.toFixed(1)}, tg ${p.tgTs.toFixed(1)}`).join('; ')} → pp t=${llamaOut.threads.pp}, tg t=${llamaOut.threads.tg}\n`);
+      process.stdout.write(`\nllama.cpp ${many ? `${llamaOut.gpuType} ` : ''}thread probe (short pp/tg8 runs): ${probes.map((p) => `t=${p.threads}: pp ${p.ppTs.toFixed(1)}, tg ${p.tgTs.toFixed(1)}`).join('; ')} → pp t=${llamaOut.threads.pp}, tg t=${llamaOut.threads.tg}\n`);
     }
     process.stdout.write(
       `llama.cpp: node-llama-cpp (llama.cpp ${llamaOut.release}, ${llamaOut.gpuType} build), pp = one controlledEvaluate of n_prompt ids (logits of the last), ` +
         `tg = one-token controlledEvaluate calls (logits + greedy pick), batchSize = ubatch, flash attention ${values.fa ? 'on' : 'off'}, F16 KV\n`,
     );
+    if (llamaOut.gpuType !== 'CPU') {
+      process.stdout.write(
+        `llama.cpp ${llamaOut.gpuType} device: ${llamaOut.gpuDevices.join(', ')} (GGML_VK_VISIBLE_DEVICES=${llamaOut.vkVisibleDevices ?? 'unset'}), ` +
+          `${llamaOut.gpuLayers} layers offloaded; llama.cpp: ${llamaOut.deviceLog.join(' | ')}\n`,
+      );
+    }
   }
   if (moet.length) {
     process.stdout.write(mdExtras(moet));

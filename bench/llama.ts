@@ -12,7 +12,22 @@
 //     each: llama_decode with logits plus a greedy pick over the vocabulary (the pick costs well under
 //     1% of a decode here); the ids fed are synthetic, not the picked ones, as llama-bench feeds rand();
 //   - one warm-up run per test, `reps` timed repetitions, t/s per sample, mean ± sample std.
+//
+// GPU builds (gpu 'vulkan' / 'cuda' / ...): the prebuilt comes from node-llama-cpp's platform package
+// (@node-llama-cpp/linux-x64-vulkan is a devDependency), `build: 'never'`, all layers offloaded
+// (gpuLayers 'max'). llama.cpp's Vulkan backend skips CPU-type Vulkan devices (Mesa lavapipe,
+// "llvmpipe") unless GGML_VK_VISIBLE_DEVICES names them, so for 'vulkan' this sets
+// GGML_VK_VISIBLE_DEVICES to `vkDevices` (default '0') when it is unset, before the backend loads.
+// A GPU run must prove it used the device: llama.cpp's "using device ..." / "offloaded N/M layers"
+// log lines are kept (deviceLog), and a run where node-llama-cpp saw no device or offloaded no layer
+// (its silent CPU fallback) throws instead of reporting CPU figures as GPU ones.
+//
+// The CPU and GPU builds ship libraries with the same names (libggml-base.so, ...), so one process
+// loads one build: runLlamaBenchInChild() runs a configuration in a child process (this file is its
+// entry point) and bench/compare.ts uses it for each --llama-gpu entry.
+import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaGpuType, type LlamaModel, type Token } from 'node-llama-cpp';
 import { mean, stdev, syntheticTokens, testName, type BenchResult } from '../src/bench/harness.js';
 import { SynthRng } from '../src/synth/rng.js';
@@ -31,6 +46,8 @@ export interface LlamaBenchOptions {
   seed: number;
   /** rows of the logits (the file's vocabulary): synthetic ids are drawn from [0, nVocab) */
   nVocab: number;
+  /** gpu 'vulkan': GGML_VK_VISIBLE_DEVICES to set when it is unset (default '0': lavapipe here) */
+  vkDevices?: string;
   onProgress?: (msg: string) => void;
 }
 
@@ -40,10 +57,29 @@ export interface ThreadProbe {
   tgTs: number;
 }
 
-let llamaPromise: Promise<Llama> | undefined;
-function llamaFor(gpu: LlamaBenchOptions['gpu']): Promise<Llama> {
-  llamaPromise ??= getLlama({ gpu, build: 'never', logLevel: LlamaLogLevel.error });
-  return llamaPromise;
+/** llama.cpp log lines that say which device a GPU build used (kept per process, in order) */
+const deviceLog: string[] = [];
+const DEVICE_LINE = /using device|offloaded \d+\/\d+ layers|ggml_vulkan: (Found|No devices|\d+ =)|model buffer size/;
+
+const llamaPromises = new Map<string, Promise<Llama>>();
+function llamaFor(gpu: LlamaBenchOptions['gpu'], vkDevices: string): Promise<Llama> {
+  const key = String(gpu);
+  let p = llamaPromises.get(key);
+  if (!p) {
+    if (gpu === 'vulkan' && process.env.GGML_VK_VISIBLE_DEVICES === undefined) process.env.GGML_VK_VISIBLE_DEVICES = vkDevices;
+    p = getLlama({
+      gpu,
+      build: 'never',
+      logLevel: LlamaLogLevel.info,
+      logger: (level, msg) => {
+        const line = msg.trimEnd();
+        if (DEVICE_LINE.test(line)) deviceLog.push(line.trim());
+        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) process.stderr.write(`llama.cpp: ${line}\n`);
+      },
+    });
+    llamaPromises.set(key, p);
+  }
+  return p;
 }
 
 interface Run {
@@ -110,14 +146,32 @@ export interface LlamaBenchOutput {
   threads: { pp: number; tg: number };
   gpuType: string;
   release: string;
+  /** node-llama-cpp's GPU device names (empty for the CPU build) */
+  gpuDevices: string[];
+  /** layers llama.cpp offloaded (model.gpuLayers) */
+  gpuLayers: number;
+  /** GGML_VK_VISIBLE_DEVICES as the Vulkan backend saw it (undefined when not set) */
+  vkVisibleDevices?: string;
+  /** llama.cpp's own log lines about devices, offload and buffers, for this model load */
+  deviceLog: string[];
 }
 
 /** Runs every test of `o` on `path` with llama.cpp. */
 export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise<LlamaBenchOutput> {
-  const llama = await llamaFor(o.gpu);
+  const llama = await llamaFor(o.gpu, o.vkDevices ?? '0');
+  const logStart = deviceLog.length;
   const tLoad = performance.now();
   const model = await llama.loadModel({ modelPath: path, gpuLayers: o.gpu === false ? 0 : 'max' });
   const loadMs = performance.now() - tLoad;
+  const gpuDevices = llama.gpu === false ? [] : await llama.getGpuDeviceNames();
+  const modelLog = deviceLog.slice(logStart);
+  if (o.gpu !== false && o.gpu !== 'auto' && (llama.gpu === false || gpuDevices.length === 0 || model.gpuLayers === 0)) {
+    await model.dispose();
+    throw new Error(
+      `llama.cpp ${o.gpu}: no GPU device used (node-llama-cpp gpu ${String(llama.gpu)}, devices [${gpuDevices.join(', ')}], ` +
+        `${model.gpuLayers} layers offloaded, GGML_VK_VISIBLE_DEVICES=${process.env.GGML_VK_VISIBLE_DEVICES ?? 'unset'}); llama.cpp said: ${modelLog.join(' | ') || 'nothing'}`,
+    );
+  }
   const rssPeak = process.resourceUsage().maxRSS * 1024;
   const rng = new SynthRng(o.seed);
   const V = o.nVocab;
@@ -128,7 +182,6 @@ export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise
     o.onProgress?.(`llama.cpp threads: pp ${threads.pp}, tg ${threads.tg}`);
     const gpuType = llama.gpu === false ? 'CPU' : String(llama.gpu).replace(/^./, (c) => c.toUpperCase());
     const release = llama.llamaCppRelease.release;
-    const gpuNames = llama.gpu === false ? [] : await llama.getGpuDeviceNames();
     const results: BenchResult[] = [];
     for (const ub of o.nUbatch) {
       for (const depth of o.nDepth) {
@@ -166,7 +219,7 @@ export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise
             build_commit: release,
             build_number: 0,
             cpu_info: cpus()[0]?.model.trim() ?? 'unknown',
-            gpu_info: gpuNames.join(', '),
+            gpu_info: gpuDevices.join(', '),
             backends: gpuType,
             model_filename: path,
             model_type: model.typeDescription,
@@ -177,7 +230,7 @@ export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise
             n_threads: nThreads,
             type_k: 'f16',
             type_v: 'f16',
-            n_gpu_layers: o.gpu === false ? 0 : 99,
+            n_gpu_layers: model.gpuLayers,
             flash_attn: o.flashAttention,
             use_mmap: true,
             embeddings: false,
@@ -206,8 +259,49 @@ export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise
         }
       }
     }
-    return { results, probes, threads, gpuType, release };
+    return { results, probes, threads, gpuType, release, gpuDevices, gpuLayers: model.gpuLayers, vkVisibleDevices: process.env.GGML_VK_VISIBLE_DEVICES, deviceLog: modelLog };
   } finally {
     await model.dispose();
   }
+}
+
+/**
+ * runLlamaBench in a child process (this file run by the same Node with the same loader flags, tsx):
+ * one llama.cpp build per process. The options go in as JSON (argv), progress comes back on stderr
+ * (passed through), the LlamaBenchOutput as JSON in the last line of stdout.
+ */
+const LLAMA_CHILD = '--llama-child';
+
+export function runLlamaBenchInChild(path: string, o: LlamaBenchOptions): Promise<LlamaBenchOutput> {
+  const { onProgress: _, ...opts } = o;
+  // MOET_LLAMA_CHILD: this file bundled on its own (bench/gpu-box.sh), when the caller is a bundle too
+  const script = process.env.MOET_LLAMA_CHILD ?? fileURLToPath(import.meta.url);
+  const child = spawn(process.execPath, [...process.execArgv, script, LLAMA_CHILD, path, JSON.stringify(opts)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`llama.cpp (${String(o.gpu)}) child exited with ${code}`));
+      try {
+        resolve(JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as LlamaBenchOutput);
+      } catch (e) {
+        reject(new Error(`llama.cpp (${String(o.gpu)}) child: unreadable output: ${String(e)}`));
+      }
+    });
+  });
+}
+
+// child entry: tsx bench/llama.ts --llama-child FILE OPTIONS_JSON (the marker, not the script path,
+// says it: bundled into compare.mjs this module's url is compare.mjs's)
+if (process.argv[2] === LLAMA_CHILD) {
+  const [path, json] = process.argv.slice(3);
+  const o = JSON.parse(json!) as LlamaBenchOptions;
+  o.onProgress = (m) => process.stderr.write(`compare: ${m}\n`);
+  const out = await runLlamaBench(path!, o);
+  process.stdout.write(JSON.stringify(out) + '\n');
+  // node-llama-cpp keeps native handles alive; the parent waits for exit
+  process.exit(0);
 }
