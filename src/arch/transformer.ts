@@ -14,12 +14,12 @@ import type { Numerics } from '../backend.js';
 import { GGMLType } from '../../gguf/types.js';
 import type { ModelConfig } from '../config.js';
 import { actQuantBlock, actQuantFor, createActQuant, type ActQuantType } from '../gpu/actquant.js';
-import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, createKvWrite, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
+import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
 import { createSigmoidGate } from '../gpu/gated.js';
-import { createEmbed, createMatMul, createMatVec, createQKNormRope, createRmsNorm, type BufferRef } from '../gpu/ops.js';
+import { createEmbed, createMatMul, createMatVec, createMatVecFused, createQKNormRope, createRmsNorm, FusedKernelUnsupported, type BufferRef, type MatVecFusedArgs } from '../gpu/ops.js';
 import { createTopK, type TopKLaunch } from '../gpu/sample.js';
 import type { GpuLayerWeights, GpuWeights } from '../gpu/weights.js';
-import { createStorage, type WeightTensor } from '../runtime/buffers.js';
+import { coLocated, createStorage, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { Launch } from '../runtime/pipelines.js';
 import { Program } from './program.js';
@@ -233,6 +233,45 @@ export class Graph {
     return this.actScratch;
   }
 
+  /**
+   * Decode: y_r = W_r·v for co-located weights in one dispatch (createMatVecFused), v = x through the
+   * prologue `pre` asks for (RMSNorm / SwiGLU) and, under numerics 'llamacpp', the weights' round
+   * trip; the same bits as the unfused chain. null when the kernel cannot take it (weights not
+   * co-located or split, the prologue too big for workgroup memory, cols not a multiple of the
+   * round trip's block): the caller records the unfused chain.
+   */
+  async fusedMatVec(ws: readonly WeightTensor[], ys: readonly BufferRef[], x: BufferRef, pre: Pick<MatVecFusedArgs, 'norm' | 'swiglu' | 'out' | 'accumulate'> = {}): Promise<Launch | null> {
+    if (ws.length > 1 && !coLocated(...ws)) return null;
+    const round = this.numerics === 'llamacpp' ? actQuantFor(ws[0]!.type) : null;
+    try {
+      // the plain matvec's threads for these weights: the same reduction order, the same bits
+      return await createMatVecFused(this.ctx, { ws, ys, x, round, ...pre, workgroupSize: matVecShape(ws[0]!).workgroupSize });
+    } catch (e) {
+      if (e instanceof FusedKernelUnsupported) return null;
+      throw e;
+    }
+  }
+
+  /**
+   * Decode: RMSNorm(x) ⊙ weight fused into the products that read it: ws[i]·h → ys[i] in as few
+   * dispatches as co-location allows (all in one; else the first two and the rest; else one each),
+   * each normalizing x itself; the first also writes h (f32 [nEmbd]) for the taps and later readers.
+   * null when any of them cannot be fused (nothing recorded then).
+   */
+  async normMatVecs(x: GPUBuffer, weight: GPUBuffer, h: GPUBuffer, ws: readonly WeightTensor[], ys: readonly BufferRef[]): Promise<Launch[] | null> {
+    const groups: number[][] = coLocated(...ws) ? [ws.map((_, i) => i)] : ws.length > 2 && coLocated(ws[0]!, ws[1]!) ? [[0, 1], ...ws.slice(2).map((_, i) => [i + 2])] : ws.map((_, i) => [i]);
+    const launches: Launch[] = [];
+    for (const [gi, idx] of groups.entries()) {
+      const l = await this.fusedMatVec(idx.map((i) => ws[i]!), idx.map((i) => ys[i]!), x, { norm: { weight, eps: this.cfg.rmsEps }, out: gi === 0 ? h : undefined });
+      if (!l) {
+        for (const done of launches) done.dispose();
+        return null;
+      }
+      launches.push(l);
+    }
+    return launches;
+  }
+
   /** f32 [ubatch, nEmbd]: act.h through a round trip (rmsNorm's second output), allocated on first use */
   private hq: GPUBuffer | null = null;
 
@@ -317,14 +356,20 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
 
   // h = RMSNorm(x) ⊙ attn_norm                                  h [n, nEmbd]
   // (numerics 'llamacpp': and hq = h through Wq/Wk/Wv's round trip, same dispatch)  hq [n, nEmbd]
-  const norm = await g.rmsNorm(mode, a.x, L.attnNorm, a.h, [L.wq, L.wk, L.wv]);
-  p.run(norm.launch);
-  p.tap('attn_norm', a.h, rowsOf(E));
-
   // q = Wq·h, k = Wk·h, v = Wv·h                                q [n, nHead·DK] (gated: [n, 2, nHead·DK]), k [n, nHeadKv·DK], v [n, nHeadKv·DV]
-  p.run(await g.linear(mode, L.wq, a.h, a.q, false, {}, norm.hq));
-  p.run(await g.linear(mode, L.wk, a.h, a.k, false, {}, norm.hq));
-  p.run(await g.linear(mode, L.wv, a.h, a.v, false, {}, norm.hq));
+  // decode: the norm (and the round trip) inside the matvecs — Q|K|V in one dispatch when co-located
+  const fused = mode === 'decode' ? await g.normMatVecs(a.x, L.attnNorm, a.h, [L.wq, L.wk, L.wv], [a.q, a.k, a.v]) : null;
+  if (fused) {
+    for (const l of fused) p.run(l);
+    p.tap('attn_norm', a.h, rowsOf(E));
+  } else {
+    const norm = await g.rmsNorm(mode, a.x, L.attnNorm, a.h, [L.wq, L.wk, L.wv]);
+    p.run(norm.launch);
+    p.tap('attn_norm', a.h, rowsOf(E));
+    p.run(await g.linear(mode, L.wq, a.h, a.q, false, {}, norm.hq));
+    p.run(await g.linear(mode, L.wk, a.h, a.k, false, {}, norm.hq));
+    p.run(await g.linear(mode, L.wv, a.h, a.v, false, {}, norm.hq));
+  }
   p.tap('Vcur', a.v, rowsOf(nHeadKv * DV));
 
   // llama.cpp with an F16 cache multiplies K by q rounded to f16 (F16's vec_dot_type): the rope
@@ -332,18 +377,17 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   const cache = g.kv[g.kvSlot[il]!]!;
   const qF16 = g.numerics === 'llamacpp' && cache.f16 ? g.roundScratch(qRow) : null;
 
-  // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos[t]   (in place; Q and K heads in one dispatch)
+  // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos0 + t  (in place; Q and K heads in one dispatch)
   // (numerics 'llamacpp', f16 cache: and qF16 = f16(q))             qF16 [n, nHead·DK]
-  const rope = { positions: a.pos, headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase };
+  // and, same dispatch, KV cache[pos0 + t] = k, v                    cache [nCtx, nHeadKv, DK | DV]
+  // (a KvWriteLaunch: update(n, pos0) / setPosition(pos0) per batch through g.kvWrites)
+  const rope = { headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase };
   const k = { x: a.k, weight: L.kNorm, nHeads: nHeadKv };
-  p.run(await g.sized(mode, createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead, tokenStride: qStride, k, qRoundF16: qF16 ?? undefined })));
+  const ropeKv = await createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead, tokenStride: qStride, k, qRoundF16: qF16 ?? undefined, kv: { cache, v: a.v } });
+  g.kvWrites[mode].push(ropeKv);
+  p.run(ropeKv);
   p.tap('Qcur_rope', a.q, rowsOf(qRow), { row: { width: qRow, stride: qStride } });
   p.tap('Kcur_rope', a.k, rowsOf(nHeadKv * DK));
-
-  // KV cache[pos0 .. pos0 + n) = k, v                           cache [nCtx, nHeadKv, DK | DV]
-  const kvw = await createKvWrite(ctx, { cache, k: a.k, v: a.v, nTokens: N });
-  g.kvWrites[mode].push(kvw);
-  p.run(kvw);
 
   const q: BufferRef = qF16 ?? a.q;
   const qs = qF16 ? qRow : qStride;
@@ -367,7 +411,9 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   }
 
   // x += Wo·o                                                   x [n, nEmbd] (residual fused)
-  p.run(await g.linear(mode, L.wo, a.o, a.x, true));
+  // (decode: o's round trip inside the matvec)
+  const oProj = mode === 'decode' ? await g.fusedMatVec([L.wo], [a.x], a.o, { accumulate: true }) : null;
+  p.run(oProj ?? (await g.linear(mode, L.wo, a.o, a.x, true)));
 }
 
 /**
@@ -400,12 +446,16 @@ async function transformerBlock(g: Graph, p: Program, mode: Mode, il: number): P
   await attentionBlock(g, p, mode, L, il); // x += Wo · attention
   p.tap('ffn_inp', a.x, rowsOf(E));
 
-  // h = RMSNorm(x) ⊙ ffn_norm  (+ hq, h through the FFN input's round trip)   h, hq [n, nEmbd]
-  const norm = await g.rmsNorm(mode, a.x, L.ffnNorm, a.h, g.ffn.inputs?.(L) ?? []);
-  p.run(norm.launch);
-  p.tap('ffn_norm', a.h, rowsOf(E));
-
-  await g.ffn.record(g, p, mode, L, norm.hq); // x += FFN(h)
+  if (mode === 'decode' && g.ffn.fusesNorm?.(g, L)) {
+    // the FFN's first kernels normalize x themselves (and write h, tap ffn_norm)
+    await g.ffn.record(g, p, mode, L, null, { x: a.x, weight: L.ffnNorm, eps: g.cfg.rmsEps });
+  } else {
+    // h = RMSNorm(x) ⊙ ffn_norm  (+ hq, h through the FFN input's round trip)   h, hq [n, nEmbd]
+    const norm = await g.rmsNorm(mode, a.x, L.ffnNorm, a.h, g.ffn.inputs?.(L) ?? []);
+    p.run(norm.launch);
+    p.tap('ffn_norm', a.h, rowsOf(E));
+    await g.ffn.record(g, p, mode, L, norm.hq); // x += FFN(h)
+  }
   p.tap('l_out', a.x, rowsOf(E));
 }
 

@@ -69,9 +69,6 @@ export const MATVEC_ID: KernelSpec = {
   bindings: [...MATVEC.bindings, { binding: 4, name: 'ids', kind: 'read-only-storage' }],
 };
 
-/** The raw input of a fused matvec's prologue: x, RMSNorm(x) ⊙ weight, or silu(x) ⊙ up. */
-const PROLOGUE_INPUTS: readonly Defines[] = [{}, { PRE_NORM: true }, { PRE_SWIGLU: true }];
-
 
 /** The round trips a fused matvec of a weight type may apply: none (numerics 'exact') or its vec_dot_type's. */
 function roundsFor(type: GGMLType): readonly Defines[] {
@@ -80,25 +77,20 @@ function roundsFor(type: GGMLType): readonly Defines[] {
 }
 
 /**
- * matvec.wgsl with FUSED (entry main_fused): an input prologue (prologue.wgsl: RMSNorm, SwiGLU,
- * round trip) and up to 3 row ranges of co-located weights with their own outputs. Every binding is
- * always bound (unused ones to a small dummy buffer), so one spec covers every combination.
+ * matvec.wgsl with FUSED (entry main_fused): an input prologue (prologue.wgsl: round trip) and up
+ * to 3 row ranges of co-located weights with their own outputs (unused outputs and h are bound to
+ * 16-byte dummies). MATVEC_FUSED_NORM adds the RMSNorm (norm_w), MATVEC_FUSED_SWIGLU the SwiGLU
+ * input (xu): the bindings each define set uses.
  */
 export const MATVEC_FUSED: KernelSpec = {
   file: 'matvec.wgsl',
   entryPoint: 'main_fused',
   defines: { FUSED: true },
-  variants: KERNEL_TYPES.flatMap((t) =>
-    roundsFor(t).flatMap((r) =>
-      PROLOGUE_INPUTS.flatMap((pre) => [false, true].map((sg): Defines => ({ [ggmlTypeName(t)]: true, ...r, ...pre, SUBGROUPS: sg }))),
-    ),
-  ),
+  variants: KERNEL_TYPES.flatMap((t) => roundsFor(t).flatMap((r) => [false, true].map((sg): Defines => ({ [ggmlTypeName(t)]: true, ...r, SUBGROUPS: sg })))),
   bindings: [
     { binding: 0, name: 'P', kind: 'uniform' },
     { binding: 1, name: 'w', kind: 'read-only-storage' },
     { binding: 2, name: 'x', kind: 'read-only-storage' },
-    { binding: 3, name: 'xu', kind: 'read-only-storage' },
-    { binding: 4, name: 'norm_w', kind: 'read-only-storage' },
     { binding: 5, name: 'h', kind: 'storage' },
     { binding: 6, name: 'y0', kind: 'storage' },
     { binding: 7, name: 'y1', kind: 'storage' },
@@ -121,6 +113,20 @@ export const MATVEC_FUSED: KernelSpec = {
     ]),
   ]),
   overrides: ['WG', 'ROWS', 'ACCUMULATE', 'PRO_COLS', 'PRO_ROWS', 'PRO_NORM_WG'],
+};
+
+/** MATVEC_FUSED with the RMSNorm prologue (PRE_NORM): binding 4 norm_w. */
+export const MATVEC_FUSED_NORM: KernelSpec = {
+  ...MATVEC_FUSED,
+  defines: { FUSED: true, PRE_NORM: true },
+  bindings: [...MATVEC_FUSED.bindings, { binding: 4, name: 'norm_w', kind: 'read-only-storage' as const }].sort((a, b) => a.binding - b.binding),
+};
+
+/** MATVEC_FUSED whose input is silu(x) ⊙ xu (PRE_SWIGLU): binding 3 xu. */
+export const MATVEC_FUSED_SWIGLU: KernelSpec = {
+  ...MATVEC_FUSED,
+  defines: { FUSED: true, PRE_SWIGLU: true },
+  bindings: [...MATVEC_FUSED.bindings, { binding: 3, name: 'xu', kind: 'read-only-storage' as const }].sort((a, b) => a.binding - b.binding),
 };
 
 export const MATMUL: KernelSpec = {
@@ -302,6 +308,8 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
   MATVEC,
   MATVEC_ID,
   MATVEC_FUSED,
+  MATVEC_FUSED_NORM,
+  MATVEC_FUSED_SWIGLU,
   MATMUL,
   RMS_NORM,
   RMS_NORM_Q,
@@ -640,10 +648,10 @@ export interface MatVecFusedArgs {
 const dummies = new WeakMap<GPUContext, GPUBuffer[]>();
 
 /**
- * A 16-byte buffer for an unused binding: slot 0 for the read-only ones, 1..3 for each writable one
- * (a buffer written in a dispatch may not be bound a second time in it, whatever the ranges).
+ * A 16-byte buffer for an unused output binding, one per slot (1, 2: y1, y2; 3: h): a buffer written
+ * in a dispatch may not be bound a second time in it, whatever the ranges.
  */
-function dummy(ctx: GPUContext, slot: 0 | 1 | 2 | 3): GPUBuffer {
+function dummy(ctx: GPUContext, slot: 1 | 2 | 3): GPUBuffer {
   let b = dummies.get(ctx);
   if (!b) {
     b = [0, 1, 2, 3].map((i) => ctx.createBuffer({ label: `matvec_fused.unused${i}`, size: 16, usage: GPUBufferUsage.STORAGE }));
@@ -698,11 +706,11 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
     need('matvec_fused up', up, cols);
     uniform.xu_offset = up.offset;
     buffers.xu = up.buffer;
-  } else buffers.xu = dummy(ctx, 0);
+  }
   if (a.norm) {
     need('matvec_fused norm weight', { buffer: a.norm.weight, offset: 0 }, cols);
     buffers.norm_w = a.norm.weight;
-  } else buffers.norm_w = dummy(ctx, 0);
+  }
   if (a.out) {
     const out = unref(a.out);
     need('matvec_fused out', out, cols);
@@ -725,9 +733,10 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
   }
   uniform.n_wg = end;
   const [gx, gy] = grid2d(ctx, end);
-  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, ...(a.swiglu ? { PRE_SWIGLU: true } : {}), SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
+  const spec = a.norm ? MATVEC_FUSED_NORM : a.swiglu ? MATVEC_FUSED_SWIGLU : MATVEC_FUSED;
+  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
   const constants = { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate, ...pro.constants };
-  return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, MATVEC_FUSED, defines, constants, [{ uniform, buffers, workgroups: [gx, gy, 1] }]);
+  return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, spec, defines, constants, [{ uniform, buffers, workgroups: [gx, gy, 1] }]);
 }
 
 // ------------------------------------------------------------------------------------------------
