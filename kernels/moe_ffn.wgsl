@@ -3,26 +3,37 @@ enable subgroups;
 #endif
 // moe_ffn.wgsl — the expert FFN of one token (decode) or a small batch, for all k chosen experts at
 // once, with the expert ids read from the router's output on the GPU (ggml's mul_mat_vec_id idea).
-// Launcher: createMoeFfnDecode (src/gpu/moe.ts): three dispatches (× weight parts)
-//   1. GATE:        act[s] = W_gate[e_s] · x[t]                               (define GATE_UP)
-//   2. UP + SwiGLU: act[s] = silu(act[s]) ⊙ (W_up[e_s] · x[t])  in place      (GATE_UP, SWIGLU)
-//   3. DOWN:        y[t]  += Σ_j w[t,j] · W_down[e_{t,j}] · act[t·k + j]       (define DOWN)
+// Launcher: createMoeFfnDecode (src/gpu/moe.ts): two or three dispatches (× weight parts)
+//   GATE:        act[s] = W_gate[e_s] · x[t]                               (define GATE_UP)
+//   UP + SwiGLU: act[s] = silu(act[s]) ⊙ (W_up[e_s] · x[t])  in place      (GATE_UP, SWIGLU)
+//   GU:          act[s] = silu(W_gate[e_s] · x[t]) ⊙ (W_up[e_s] · x[t])   (define GU: gate and up
+//                co-located in one buffer, read through one binding; replaces GATE + UP)
+//   GU + TOPK:   as GU, and every workgroup first routes token t from its router logits itself
+//                (topk.wgsl, the bits of moe_route.wgsl with TOPK_LANES = its WG): e_s is its own
+//                result, and workgroup 0 of slot 0 of the part with write_route writes ids and
+//                weights for the down dispatch (and the routing trace / debug taps)
+//   DOWN:        y[t]  += Σ_j w[t,j] · W_down[e_{t,j}] · act[t·k + j]       (define DOWN)
 // slot s = t·k + j is token t's j-th expert, e_s = ids[ids_offset + s].
 // Unused experts are never read: the weight offset comes from e_s.
 //
 // Bindings (@group(0)):
 //   0 P     uniform             MoeFfnParams
 //   1 w     storage read        one part of an expert stack [cols, rows, n_expert] (raw GGUF
-//                               blocks): experts [expert_first, expert_first + expert_count)
+//                               blocks): experts [expert_first, expert_first + expert_count),
+//                               at byte gate_base of the binding. GU: gate's part at gate_base
+//                               and up's part (same experts, same type) at up_base
 //   2 x     storage read        f32. GATE_UP: token t's input [cols] at x_offset + t·x_stride;
 //                               DOWN: slot s's activation [cols] at x_offset + s·x_stride
 //   3 y     storage read_write  f32. GATE_UP: slot s's [rows] at y_offset + s·y_stride (act);
 //                               DOWN: token t's residual [rows] at y_offset + t·y_stride (+=)
-//   4 ids   storage read        u32 [n_tokens, k] expert ids (moe_route.wgsl)
-//   5 rw    storage read        f32 [n_tokens, k] expert weights at rw_offset (DOWN only)
+//   4 ids   storage read        u32 [n_tokens, k] expert ids (moe_route.wgsl) at ids_offset;
+//                               TOPK: read_write, written (token t's at ids_offset + t·k)
+//   5 rw    storage read        f32 [n_tokens, k] expert weights at rw_offset (DOWN only);
+//                               TOPK: read_write, written
+//   6 logits storage read       TOPK: f32 [n_tokens, n_expert] router logits at logits_offset
 //
 // Dispatch: (gx, gy, Z) with gx·gy ≥ n_wg = ceil(rows / ROWS) (grid2d); Z = n_tokens·k slots
-// (GATE_UP) or n_tokens (DOWN). Workgroup wid.x + wid.y·gx computes ROWS consecutive rows; WG
+// (GATE_UP, GU) or n_tokens (DOWN). Workgroup wid.x + wid.y·gx computes ROWS consecutive rows; WG
 // threads stride over the row in UNIT-element steps (quant.wgsl's unit_hdr once per unit and row,
 // then unit_dq8 8 values at a time), x is loaded once per unit for the ROWS rows. DOWN loops over
 // the token's k slots inside the workgroup, scaling each slot's partial dots by its weight, so the
@@ -30,8 +41,18 @@ enable subgroups;
 // (SUBGROUPS) or a workgroup tree. A slot whose expert lives in another weight part is skipped,
 // so a stack split over several buffers is one dispatch per part (DOWN accumulates across parts).
 //
-// Defines: one weight type (quant.wgsl), GATE_UP [+ SWIGLU] or DOWN, SUBGROUPS.
-// Overrides: WG (threads, power of two), ROWS (rows per workgroup, 1..8).
+// PROLOGUE (with one PRE_* define of prologue.wgsl; numerics 'llamacpp'): the input rows go
+// through llama.cpp's activation round trip inside the workgroup (prologue.wgsl, the bits of
+// act_quant.wgsl) before the dot loop, so no act_quant dispatch: GU rounds token t's x (the normed
+// h) to gate/up's vec_dot type; DOWN rounds token t's k activation rows (PRO_ROWS = k) to down's.
+//
+// GU reduces gate's ROWS rows and up's ROWS rows together and applies SwiGLU to the sums: the same
+// dot products, sums and silu formula as GATE then UP + SWIGLU, so the same bits.
+//
+// Defines: one weight type (quant.wgsl), GATE_UP [+ SWIGLU], GU [+ TOPK] or DOWN, SUBGROUPS,
+// PROLOGUE + PRE_Q8_K | PRE_Q8_0 | PRE_F16 | PRE_BF16 (GU, DOWN).
+// Overrides: WG (threads, power of two), ROWS (rows per workgroup, 1..8); TOPK: MAX_EXPERT, MAX_K,
+// TOPK_LANES (topk.wgsl); PROLOGUE: PRO_COLS, PRO_ROWS, PRO_NORM_WG (prologue.wgsl).
 
 struct MoeFfnParams {
   cols: u32,          // ne0, the dot length
@@ -46,7 +67,13 @@ struct MoeFfnParams {
   k: u32,             // experts per token
   expert_first: u32,  // experts held by this part
   expert_count: u32,
-  rw_offset: u32,     // DOWN: token t's weights at rw_offset + t·k
+  rw_offset: u32,     // DOWN: token t's weights at rw_offset + t·k (TOPK: written there)
+  gate_base: u32,     // byte offset of the (gate) part in binding w
+  up_base: u32,       // GU: byte offset of up's part in binding w
+  n_expert: u32,      // TOPK: logits per token
+  normalize: u32,     // TOPK: 1 renormalizes the top-k weights
+  logits_offset: u32, // TOPK: token t's logits at logits_offset + t·n_expert
+  write_route: u32,   // TOPK: 1 on one part's dispatch: its workgroup 0 of slot t·k writes ids, rw
   _pad0: u32,
   _pad1: u32,
   _pad2: u32,
@@ -56,7 +83,13 @@ struct MoeFfnParams {
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+#if TOPK
+@group(0) @binding(4) var<storage, read_write> ids: array<u32>;
+@group(0) @binding(5) var<storage, read_write> rw: array<f32>;
+@group(0) @binding(6) var<storage, read> logits: array<f32>;
+#else
 @group(0) @binding(4) var<storage, read> ids: array<u32>;
+#endif
 #if DOWN
 @group(0) @binding(5) var<storage, read> rw: array<f32>;
 #endif
@@ -66,11 +99,41 @@ struct MoeFfnParams {
 override WG: u32 = 64u;
 override ROWS: u32 = 2u;
 const MAX_ROWS: u32 = 8u;
+// accumulators per thread: ROWS rows (GU: gate's ROWS, then up's ROWS)
+#if GU
+const N_ACC: u32 = 2u;
+#else
+const N_ACC: u32 = 1u;
+#endif
 
-var<workgroup> red: array<f32, WG * ROWS>;
+var<workgroup> red: array<f32, WG * ROWS * N_ACC>;
 
-// x[base + k .. base + k + 8], zero past n
+#if PROLOGUE
+#include "prologue.wgsl"
+
+var<private> pro_base: u32;   // x index of input row 0 of this workgroup's token
+var<private> pro_stride: u32; // x elements between input rows
+
+fn pro_raw(row: u32, i: u32) -> f32 {
+  return x[pro_base + row * pro_stride + i];
+}
+#endif
+
+#if TOPK
+#include "topk.wgsl"
+
+var<private> logits_base: u32;
+
+fn topk_logit(e: u32) -> f32 {
+  return logits[logits_base + e];
+}
+#endif
+
+// x[base + k .. base + k + 8], zero past n (PROLOGUE: values k .. k + 8 of prepared row `base`)
 fn load_x8(base: u32, k: u32, n: u32) -> D8 {
+#if PROLOGUE
+  return D8(pro_x4(base, k, n), pro_x4(base, k + 4u, n));
+#else
   if (k + 8u <= n) {
     let i = base + k;
     return D8(vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]), vec4<f32>(x[i + 4u], x[i + 5u], x[i + 6u], x[i + 7u]));
@@ -80,12 +143,14 @@ fn load_x8(base: u32, k: u32, n: u32) -> D8 {
     v[e] = select(0.0, x[base + min(k + e, n - 1u)], k + e < n);
   }
   return D8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+#endif
 }
 
 // acc[r] += scale · (row r0 + r of the matrix at byte wbase) · x[xo ..]; this thread's share.
 // x is loaded once per unit for the ROWS rows; each row's unit header (scales) is decoded once
 // (quant.wgsl unit_hdr / unit_dq8).
-fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS>>, wbase: u32, r0: u32, xo: u32, scale: f32, tid: u32) {
+// Accumulates into acc[a0 + r].
+fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS * 2>>, a0: u32, wbase: u32, r0: u32, xo: u32, scale: f32, tid: u32) {
   let cols = P.cols;
   let n_units = (cols + UNIT - 1u) / UNIT;
   for (var u = tid; u < n_units; u += WG) {
@@ -102,7 +167,7 @@ fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS>>, wbase: u32, r0: u32, xo: u
           let d = unit_dq8(h, g);
           s += dot(d.a, xv[g].a) + dot(d.b, xv[g].b);
         }
-        (*acc)[r] += scale * s;
+        (*acc)[a0 + r] += scale * s;
       }
     }
   }
@@ -113,7 +178,20 @@ fn expert_base(e: u32) -> u32 {
   if (e < P.expert_first || e >= P.expert_first + P.expert_count) {
     return 0xffffffffu;
   }
-  return (e - P.expert_first) * P.rows * P.row_bytes;
+  return P.gate_base + (e - P.expert_first) * P.rows * P.row_bytes;
+}
+
+// the sum of row r of the accumulators over the workgroup, after reduce_rows (any thread)
+fn row_total(r: u32, n_sg: u32) -> f32 {
+#if SUBGROUPS
+  var v = 0.0;
+  for (var i = 0u; i < n_sg; i++) {
+    v += red[r * WG + i];
+  }
+  return v;
+#else
+  return red[r * WG];
+#endif
 }
 
 @compute @workgroup_size(WG)
@@ -131,69 +209,113 @@ fn main(
     return;
   }
   let r0 = blk * ROWS;
-  var acc: array<f32, MAX_ROWS>;
-  for (var r = 0u; r < MAX_ROWS; r++) {
+  var acc: array<f32, MAX_ROWS * 2>;
+  for (var r = 0u; r < MAX_ROWS * 2u; r++) {
     acc[r] = 0.0;
   }
+  var ok = true; // this workgroup's slot has its expert in this part (GU)
 
-#if GATE_UP
+#if GU
+  let s = wid.z;
+  let t = s / P.k;
+#if PROLOGUE
+  pro_base = P.x_offset + t * P.x_stride;
+  pro_stride = 0u;
+  pro_prepare(tid, 1u, P.cols, 0.0);
+  let xo = 0u; // prepared row 0
+#else
+  let xo = P.x_offset + t * P.x_stride;
+#endif
+#if TOPK
+  // route token t (every workgroup, the same bits); one workgroup publishes the result
+  logits_base = P.logits_offset + t * P.n_expert;
+  topk_route(P.n_expert, P.k, P.normalize != 0u, tid);
+  let j = s - t * P.k;
+  if (P.write_route != 0u && blk == 0u && j == 0u) {
+    for (var i = tid; i < P.k; i += WG) {
+      ids[P.ids_offset + s + i] = topk_id(i);
+      rw[P.rw_offset + s + i] = topk_weight(i);
+    }
+  }
+  let e = topk_id(j);
+#else
+  let e = ids[P.ids_offset + s];
+#endif
+  // not returning early: e may be non-uniform (workgroup memory), and barriers follow
+  let wbase = expert_base(e);
+  ok = wbase != 0xffffffffu;
+  if (ok) {
+    dot_rows(&acc, 0u, wbase, r0, xo, 1.0, tid);
+    dot_rows(&acc, ROWS, wbase - P.gate_base + P.up_base, r0, xo, 1.0, tid);
+  }
+  let out_base = P.y_offset + s * P.y_stride;
+#elif GATE_UP
   let s = wid.z;
   let wbase = expert_base(ids[P.ids_offset + s]);
   if (wbase == 0xffffffffu) {
     return;
   }
   let t = s / P.k;
-  dot_rows(&acc, wbase, r0, P.x_offset + t * P.x_stride, 1.0, tid);
+  dot_rows(&acc, 0u, wbase, r0, P.x_offset + t * P.x_stride, 1.0, tid);
   let out_base = P.y_offset + s * P.y_stride;
 #else
   let t = wid.z;
+#if PROLOGUE
+  // token t's k activation rows through down's round trip
+  pro_base = P.x_offset + t * P.k * P.x_stride;
+  pro_stride = P.x_stride;
+  pro_prepare(tid, P.k, P.cols, 0.0);
+#endif
   for (var j = 0u; j < P.k; j++) {
     let s = t * P.k + j;
     let wbase = expert_base(ids[P.ids_offset + s]);
     if (wbase != 0xffffffffu) {
-      dot_rows(&acc, wbase, r0, P.x_offset + s * P.x_stride, rw[P.rw_offset + s], tid);
+#if PROLOGUE
+      let xo = j; // prepared row j
+#else
+      let xo = P.x_offset + s * P.x_stride;
+#endif
+      dot_rows(&acc, 0u, wbase, r0, xo, rw[P.rw_offset + s], tid);
     }
   }
   let out_base = P.y_offset + t * P.y_stride;
 #endif
 
-  var v = 0.0;
+  // per-row sums over the workgroup: rows 0..ROWS (GU: and up's ROWS..2·ROWS)
+  let n_acc = ROWS * N_ACC;
 #if SUBGROUPS
   let n_sg = (WG + sg_size - 1u) / sg_size;
-  for (var r = 0u; r < ROWS; r++) {
+  for (var r = 0u; r < n_acc; r++) {
     let sr = subgroupAdd(acc[r]);
     if (lane == 0u) {
       red[r * WG + tid / sg_size] = sr;
     }
   }
   workgroupBarrier();
-  if (tid < ROWS) {
-    for (var i = 0u; i < n_sg; i++) {
-      v += red[tid * WG + i];
-    }
-  }
 #else
-  for (var r = 0u; r < ROWS; r++) {
+  let n_sg = 0u;
+  for (var r = 0u; r < n_acc; r++) {
     red[r * WG + tid] = acc[r];
   }
   workgroupBarrier();
   for (var st = WG / 2u; st > 0u; st >>= 1u) {
     if (tid < st) {
-      for (var r = 0u; r < ROWS; r++) {
+      for (var r = 0u; r < n_acc; r++) {
         red[r * WG + tid] += red[r * WG + tid + st];
       }
     }
     workgroupBarrier();
   }
-  if (tid < ROWS) {
-    v = red[tid * WG];
-  }
 #endif
 
-  if (tid < ROWS && r0 + tid < P.rows) {
+  if (ok && tid < ROWS && r0 + tid < P.rows) {
     let yi = out_base + r0 + tid;
+    let v = row_total(tid, n_sg);
 #if DOWN
     y[yi] += v;
+#elif GU
+    let g = v;
+    y[yi] = (g / (1.0 + exp(-g))) * row_total(ROWS + tid, n_sg);
 #elif SWIGLU
     let g = y[yi];
     y[yi] = (g / (1.0 + exp(-g))) * v;

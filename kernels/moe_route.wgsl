@@ -9,14 +9,16 @@
 //   3 weights  storage read_write  f32 [n_tokens, k] their weights
 // For each token: p = softmax(logits); S = the k largest p, descending, ties → the lower expert id
 // (src/cpu/ops.ts moeRoute); w_i = p_{S_i} / max(Σ_S p, 6.103515625e-5) when `normalize`, else p.
+// The routing itself is topk.wgsl's topk_route (shared with moe_ffn.wgsl's TOPK variants, which
+// give the same bits with the same TOPK_LANES).
 //
 // Dispatch: (gx, gy, 1) with gx·gy ≥ n_tokens (grid2d): one workgroup per token. Threads stride
-// over the experts (n_expert ≤ MAX_EXPERT). Max and sum are workgroup tree reductions; the top-k
-// is a rank count: expert e's rank is the number of experts that beat it (higher p, or equal p and
-// a lower id), so the experts of rank < k land in their slots in one pass, with no k-step loop.
+// over the experts (n_expert ≤ MAX_EXPERT). Max and sum are workgroup tree reductions over
+// TOPK_LANES lanes (the launcher sets TOPK_LANES = WG: one lane per thread); the top-k is a rank
+// count (topk.wgsl).
 //
 // Overrides: WG (threads, power of two), MAX_EXPERT (workgroup array size, default 256),
-// MAX_K (default 16).
+// MAX_K (default 16), TOPK_LANES (= WG).
 
 struct RouteParams {
   n_tokens: u32,
@@ -35,15 +37,14 @@ struct RouteParams {
 @group(0) @binding(3) var<storage, read_write> weights: array<f32>;
 
 override WG: u32 = 128u;
-override MAX_EXPERT: u32 = 256u;
-override MAX_K: u32 = 16u;
 
-const RENORM_MIN: f32 = 6.103515625e-5;
+#include "topk.wgsl"
 
-var<workgroup> sp: array<f32, MAX_EXPERT>;
-var<workgroup> red: array<f32, WG>;
-var<workgroup> sel_id: array<u32, MAX_K>;
-var<workgroup> sel_p: array<f32, MAX_K>;
+var<private> logits_base: u32;
+
+fn topk_logit(e: u32) -> f32 {
+  return logits[logits_base + e];
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
@@ -51,78 +52,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (t >= P.n_tokens) {
     return;
   }
-  let n = P.n_expert;
   let k = P.k;
-  let lo = P.logits_offset + t * P.logits_stride;
-
-  // max
-  var mx = -3.0e38;
-  for (var e = tid; e < n; e += WG) {
-    let v = logits[lo + e];
-    sp[e] = v;
-    mx = max(mx, v);
-  }
-  red[tid] = mx;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) {
-      red[tid] = max(red[tid], red[tid + s]);
-    }
-    workgroupBarrier();
-  }
-  mx = red[0];
-  workgroupBarrier();
-
-  // exp and sum
-  var sum = 0.0;
-  for (var e = tid; e < n; e += WG) {
-    let v = exp(sp[e] - mx);
-    sp[e] = v;
-    sum += v;
-  }
-  red[tid] = sum;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (tid < s) {
-      red[tid] += red[tid + s];
-    }
-    workgroupBarrier();
-  }
-  let inv = 1.0 / red[0];
-  workgroupBarrier();
-  for (var e = tid; e < n; e += WG) {
-    sp[e] *= inv;
-  }
-  workgroupBarrier();
-
-  // top-k by rank
-  for (var e = tid; e < n; e += WG) {
-    let p = sp[e];
-    var rank = 0u;
-    for (var f = 0u; f < n && rank < k; f++) {
-      let pf = sp[f];
-      if (pf > p || (pf == p && f < e)) {
-        rank++;
-      }
-    }
-    if (rank < k) {
-      sel_id[rank] = e;
-      sel_p[rank] = p;
-    }
-  }
-  workgroupBarrier();
-
-  if (tid == 0u) {
-    var tot = 0.0;
-    for (var i = 0u; i < k; i++) {
-      tot += sel_p[i];
-    }
-    red[0] = select(1.0, max(tot, RENORM_MIN), P.normalize != 0u);
-  }
-  workgroupBarrier();
-  let denom = red[0];
+  logits_base = P.logits_offset + t * P.logits_stride;
+  topk_route(P.n_expert, k, P.normalize != 0u, tid);
   for (var i = tid; i < k; i += WG) {
-    ids[t * k + i] = sel_id[i];
-    weights[t * k + i] = sel_p[i] / denom;
+    ids[t * k + i] = topk_id(i);
+    weights[t * k + i] = topk_weight(i);
   }
 }

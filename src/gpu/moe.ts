@@ -5,11 +5,11 @@
 //
 // Expert stacks are WeightTensors uploaded with splits on expert boundaries (uploadWeight's default
 // for 3-D tensors): gate/up [n_embd, n_ff, n_expert], down [n_ff, n_embd, n_expert].
-import { createStorage, partBinding, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
+import { createStorage, partBinding, type BindingBuffer, type WeightPart, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 import { actQuantStep, type ActQuantType } from './actquant.js';
-import { TYPE_VARIANTS } from './ops.js';
+import { FusedKernelUnsupported, prologueConfig, TYPE_VARIANTS } from './ops.js';
 import { buildSteps, checkWeight, checkWg, need, StepLaunch, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
 
 // ------------------------------------------------------------------------------------------------
@@ -35,7 +35,7 @@ export const MOE_ROUTE: KernelSpec = {
     ['_pad0', 'u32'],
     ['_pad1', 'u32'],
   ]),
-  overrides: ['WG', 'MAX_EXPERT', 'MAX_K'],
+  overrides: ['WG', 'MAX_EXPERT', 'MAX_K', 'TOPK_LANES'],
 };
 
 const SUBGROUP_TYPE_VARIANTS: readonly Defines[] = TYPE_VARIANTS.flatMap((d) => [d, { ...d, SUBGROUPS: true }]);
@@ -54,6 +54,12 @@ const MOE_FFN_PARAMS = uniformSpec('MoeFfnParams', [
   ['expert_first', 'u32'],
   ['expert_count', 'u32'],
   ['rw_offset', 'u32'],
+  ['gate_base', 'u32'],
+  ['up_base', 'u32'],
+  ['n_expert', 'u32'],
+  ['normalize', 'u32'],
+  ['logits_offset', 'u32'],
+  ['write_route', 'u32'],
   ['_pad0', 'u32'],
   ['_pad1', 'u32'],
   ['_pad2', 'u32'],
@@ -78,11 +84,43 @@ export const MOE_FFN_GATE: KernelSpec = {
 };
 /** Decode up projection with SwiGLU in place: act[s] = silu(act[s])·(W_up[e_s]·x[t]). */
 export const MOE_FFN_UP: KernelSpec = { ...MOE_FFN_GATE, defines: { GATE_UP: true, SWIGLU: true } };
-/** Decode down projection, weighted sum over the k experts and residual: y[t] += Σ_j w·W_down[e]·act. */
+/** A few weight types with their round trip in the prologue (PROLOGUE + PRE_*), for the binding reflection test. */
+const PROLOGUE_VARIANTS: readonly Defines[] = [
+  { Q4_K: true, PROLOGUE: true, PRE_Q8_K: true },
+  { Q8_0: true, PROLOGUE: true, PRE_Q8_0: true, SUBGROUPS: true },
+  { F16: true, PROLOGUE: true, PRE_F16: true },
+  { BF16: true, PROLOGUE: true, PRE_BF16: true, SUBGROUPS: true },
+];
+/**
+ * Decode down projection, weighted sum over the k experts and residual: y[t] += Σ_j w·W_down[e]·act.
+ * With PROLOGUE + PRE_*: the k activation rows through down's round trip inside the dispatch.
+ */
 export const MOE_FFN_DOWN: KernelSpec = {
   ...MOE_FFN_GATE,
   defines: { DOWN: true },
+  variants: [...SUBGROUP_TYPE_VARIANTS, ...PROLOGUE_VARIANTS],
   bindings: [...MOE_FFN_BINDINGS, { binding: 5, name: 'rw', kind: 'read-only-storage' }],
+};
+/**
+ * Decode gate and up of every chosen expert in one dispatch, gate and up co-located in one buffer
+ * (read through one binding): act[s] = silu(W_gate[e_s]·x[t]) ⊙ (W_up[e_s]·x[t]).
+ */
+export const MOE_FFN_GU: KernelSpec = { ...MOE_FFN_GATE, defines: { GU: true }, variants: [...SUBGROUP_TYPE_VARIANTS, ...PROLOGUE_VARIANTS] };
+/**
+ * MOE_FFN_GU routing the token itself from its router logits (softmax → top-k → renormalize, the
+ * bits of moe_route.wgsl): writes ids and weights for the down dispatch.
+ */
+export const MOE_FFN_GU_TOPK: KernelSpec = {
+  ...MOE_FFN_GATE,
+  defines: { GU: true, TOPK: true },
+  variants: [...SUBGROUP_TYPE_VARIANTS, ...PROLOGUE_VARIANTS],
+  bindings: [
+    ...MOE_FFN_BINDINGS.slice(0, 4),
+    { binding: 4, name: 'ids', kind: 'storage' },
+    { binding: 5, name: 'rw', kind: 'storage' },
+    { binding: 6, name: 'logits', kind: 'read-only-storage' },
+  ],
+  overrides: ['WG', 'ROWS', 'MAX_EXPERT', 'MAX_K', 'TOPK_LANES'],
 };
 
 export const MOE_GROUP: KernelSpec = {
@@ -169,6 +207,8 @@ export const MOE_SPECS: Readonly<Record<string, KernelSpec>> = {
   MOE_FFN_GATE,
   MOE_FFN_UP,
   MOE_FFN_DOWN,
+  MOE_FFN_GU,
+  MOE_FFN_GU_TOPK,
   MOE_GROUP,
   MOE_COMBINE,
   MOE_MM,
@@ -225,7 +265,7 @@ export async function createMoeRoute(ctx: GPUContext, a: MoeRouteArgs): Promise<
     [
       {
         spec: MOE_ROUTE,
-        constants: { WG: wg, MAX_EXPERT: nExpert, MAX_K: k },
+        constants: { WG: wg, MAX_EXPERT: nExpert, MAX_K: k, TOPK_LANES: wg },
         uniform: { n_tokens: n0, n_expert: nExpert, k, normalize: a.normalize === false ? 0 : 1, logits_offset: logits.offset, logits_stride: stride },
         buffers: { logits: logits.buffer, ids: ids.buffer, weights: weights.buffer },
         workgroups: [gx, gy, 1],
@@ -280,11 +320,18 @@ export interface MoeFfnDecodeArgs {
   x: BufferRef;
   /** f32 residual stream, updated in place: token t's [n_embd] at offset + t·outStride (+= Σ w·y) */
   out: BufferRef;
-  /** u32 [nTokens, k] expert ids from createMoeRoute */
+  /** u32 [nTokens, k] expert ids from createMoeRoute (with `route`: written by this launch) */
   ids: BufferRef;
-  /** f32 [nTokens, k] expert weights from createMoeRoute */
+  /** f32 [nTokens, k] expert weights from createMoeRoute (with `route`: written by this launch) */
   weights: BufferRef;
   k: number;
+  /**
+   * The routing too: softmax → top-k → renormalize of the router logits (moe_route.wgsl's bits),
+   * into ids and weights. With gate and up co-located (pairedParts) every workgroup of the fused
+   * gate/up dispatch routes its token itself (MOE_FFN_GU_TOPK); otherwise a moe_route dispatch
+   * runs first.
+   */
+  route?: MoeFfnRoute;
   /** tokens (1 for decode; a few for small batches), default 1; setCount() changes it */
   nTokens?: number;
   /** capacity for setCount (default nTokens) */
@@ -295,20 +342,63 @@ export interface MoeFfnDecodeArgs {
   act?: BufferRef;
   /**
    * numerics 'llamacpp': the SwiGLU activations go through llama.cpp's round trip of down's
-   * vec_dot_type (act_quant.wgsl) into `out` (f32 [maxTokens·k, n_ff]), which down then reads
+   * vec_dot_type: inside the down dispatch (prologue.wgsl, k rows per workgroup) when that fits the
+   * workgroup memory, else an act_quant dispatch into `out` (f32 [maxTokens·k, n_ff]), which down
+   * then reads (without `out`, not fitting throws FusedKernelUnsupported)
    */
-  actQuant?: { type: ActQuantType; out: GPUBuffer };
+  actQuant?: { type: ActQuantType; out?: GPUBuffer };
+  /**
+   * numerics 'llamacpp': x is not rounded yet; the fused gate/up dispatch rounds it to this type
+   * (gate/up's vec_dot_type) in its prologue. Needs the fused path (pairedParts, fuse not false)
+   * and the prologue to fit: otherwise throws FusedKernelUnsupported (see moeDecodeRoundsX).
+   */
+  xRound?: ActQuantType;
+  /**
+   * fuse (default true): gate and up in one dispatch when co-located, the activations' round trip
+   * inside down; false: the unfused kernels (gate, up, act_quant, down), for tests
+   */
+  fuse?: boolean;
   rowsPerWorkgroup?: number;
   workgroupSize?: number;
   subgroups?: boolean;
 }
 
+/** The router logits MoeFfnDecodeArgs.route reads. */
+export interface MoeFfnRoute {
+  /** f32 [nTokens, nExpert] router logits (contiguous rows) */
+  logits: BufferRef;
+  nExpert: number;
+  /** renormalize the top-k weights (default true) */
+  normalize?: boolean;
+  /** moe_route's workgroup size whose bits to give (default 128, createMoeRoute's default) */
+  lanes?: number;
+}
+
+/**
+ * True when one fused kernel can read gate and up through one binding per part: the same type,
+ * the same number of parts, and part i of both in the same buffer with the same expert range
+ * (the loader co-locates ffn_gate_exps and ffn_up_exps so, src/gpu/weights.ts).
+ */
+export function pairedParts(gate: WeightTensor, up: WeightTensor): boolean {
+  return (
+    gate.type === up.type &&
+    gate.parts.length === up.parts.length &&
+    gate.parts.every((g, i) => {
+      const u = up.parts[i]!;
+      return g.buffer === u.buffer && g.firstRow === u.firstRow && g.nRows === u.nRows;
+    })
+  );
+}
+
 /**
  * The MoE FFN of nTokens tokens over their k routed experts (ggml mul_mat_vec_id style):
- *   gate:  act[t·k+j] = W_gate[e]·x[t]                 one dispatch for all k experts (per part)
- *   up:    act[t·k+j] = silu(act) ⊙ (W_up[e]·x[t])       one dispatch, SwiGLU fused
- *   down:  out[t]    += Σ_j w[t,j] · W_down[e]·act[t·k+j] one dispatch, weighted sum + residual fused
- * with e = ids[t·k + j] read on the GPU. setCount(n) sets nTokens (≤ maxTokens).
+ *   gate|up: act[t·k+j] = silu(W_gate[e]·x[t]) ⊙ (W_up[e]·x[t])   one dispatch (per part) when
+ *            gate and up are co-located (pairedParts; with `route`, routing inside it too);
+ *            otherwise gate, then up with SwiGLU in place: two
+ *   down:    out[t] += Σ_j w[t,j] · W_down[e]·act[t·k+j]            one dispatch, weighted sum + residual fused
+ * with e = ids[t·k + j] read on the GPU. Numerics 'llamacpp': x's round trip (xRound) in the fused
+ * gate/up dispatch, the activations' (actQuant) in the down dispatch when it fits, else an
+ * act_quant dispatch between. setCount(n) sets nTokens (≤ maxTokens).
  */
 export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): Promise<StepLaunch> {
   const { nEmbd, nFf } = expertShapes('moe_ffn', a.gate, a.up, a.down);
@@ -329,18 +419,34 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
   const ownAct = a.act ? undefined : createStorage(ctx, maxTokens * k * nFf * 4, 'moe_ffn.act');
   const act = a.act ? unref(a.act) : { buffer: ownAct!, offset: 0 };
   need('moe_ffn act', act, maxTokens * k * nFf);
+  const route = a.route;
+  const logits = route ? unref(route.logits) : null;
+  const lanes = route?.lanes ?? 128;
+  if (route) {
+    const nE = route.nExpert;
+    if (!(Number.isInteger(nE) && nE >= 1 && nE <= 4096)) throw new KernelError(`moe_ffn: n_expert ${nE} not in 1..4096`);
+    if (!(k <= nE && k <= 64)) throw new KernelError(`moe_ffn: k ${k} not in 1..min(n_expert, 64)`);
+    checkWg('moe_ffn routing lanes', lanes, ctx);
+  }
   const check = (n: number) => {
     if (!(Number.isInteger(n) && n >= 1 && n <= maxTokens)) throw new RangeError(`moe_ffn: ${n} tokens, capacity ${maxTokens}`);
     need('moe_ffn x', x, (n - 1) * xStride + nEmbd);
     need('moe_ffn out', out, (n - 1) * outStride + nEmbd);
     need('moe_ffn ids', ids, n * k);
     need('moe_ffn weights', rw, n * k);
+    if (logits) need('moe_ffn logits', logits, n * route!.nExpert);
   };
   check(n0);
   const sg = a.subgroups ?? ctx.features.subgroups;
   const constants = { WG: wg, ROWS: rowsPer };
   const plans: StepPlan[] = [];
-  const proj = (spec: KernelSpec, w: WeightTensor, rows: number, io: { xb: GPUBuffer; xo: number; xs: number; yb: GPUBuffer; yo: number; ys: number }, z: (n: number) => number) => {
+  const zOf: ((n: number) => number)[] = [];
+  /** per step: how setCount resizes it beyond its z (the routing and round-trip steps) */
+  const resize: ((n: number, launch: StepLaunch, i: number) => void)[] = [];
+  const slots = (n: number) => n * k;
+  const tokens = (n: number) => n;
+  const expertRange = (p: WeightPart, rows: number) => ({ expert_first: p.firstRow / rows, expert_count: p.nRows / rows });
+  const proj = (spec: KernelSpec, w: WeightTensor, rows: number, io: { xb: GPUBuffer; xo: number; xs: number; yb: GPUBuffer; yo: number; ys: number }, z: (n: number) => number, pro: ReturnType<typeof prologueConfig> | null = null) => {
     const nWg = Math.ceil(rows / rowsPer);
     const [gx, gy] = grid2d(ctx, nWg);
     for (const p of w.parts) {
@@ -348,8 +454,8 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
       if (spec === MOE_FFN_DOWN) buffers.rw = rw.buffer;
       plans.push({
         spec,
-        defines: { ...typeDefine(w.type), SUBGROUPS: sg },
-        constants,
+        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...(pro ? { PROLOGUE: true, ...pro.defines } : {}) },
+        constants: { ...constants, ...(pro?.constants ?? {}) },
         uniform: {
           cols: w.cols,
           rows,
@@ -361,32 +467,119 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
           y_stride: io.ys,
           ids_offset: ids.offset,
           k,
-          expert_first: p.firstRow / rows,
-          expert_count: p.nRows / rows,
+          ...expertRange(p, rows),
           rw_offset: rw.offset,
         },
         buffers,
         workgroups: [gx, gy, z(n0)],
       });
       zOf.push(z);
+      resize.push(() => {});
     }
   };
-  const zOf: ((n: number) => number)[] = [];
-  const slots = (n: number) => n * k;
-  const tokens = (n: number) => n;
-  const toAct = { xb: x.buffer, xo: x.offset, xs: xStride, yb: act.buffer, yo: act.offset, ys: nFf };
-  proj(MOE_FFN_GATE, a.gate, nFf, toAct, slots);
-  proj(MOE_FFN_UP, a.up, nFf, toAct, slots);
+  const fused = (a.fuse ?? true) && pairedParts(a.gate, a.up);
+  const wgLimit = ctx.limits.maxComputeWorkgroupStorageSize;
+  const redBytes = (acc: number) => 4 * wg * rowsPer * acc; // moe_ffn's red
+  // gate/up's prologue: token t's x through xRound
+  let xPro: ReturnType<typeof prologueConfig> | null = null;
+  if (a.xRound !== undefined) {
+    if (!fused) throw new FusedKernelUnsupported(`moe_ffn: x's round trip needs gate and up co-located (${a.gate.name}, ${a.up.name})`);
+    xPro = prologueConfig({ cols: nEmbd, wg, norm: false, round: a.xRound });
+    const topkBytes = route ? 4 * (route.nExpert + lanes + 2 * k) : 0;
+    if (xPro.bytes + redBytes(2) + topkBytes > wgLimit) throw new FusedKernelUnsupported(`moe_ffn: gate/up prologue needs ${xPro.bytes + redBytes(2) + topkBytes} bytes of workgroup memory, the device allows ${wgLimit}`);
+  }
+  // down's prologue: the k activation rows through actQuant.type, when it fits
+  let actPro: ReturnType<typeof prologueConfig> | null = null;
+  if (a.actQuant && (a.fuse ?? true)) {
+    try {
+      const c = prologueConfig({ cols: nFf, rows: k, wg, norm: false, round: a.actQuant.type });
+      if (c.bytes + redBytes(1) <= wgLimit) actPro = c;
+    } catch (e) {
+      if (!(e instanceof FusedKernelUnsupported)) throw e;
+    }
+  }
+  if (a.actQuant && !actPro && !a.actQuant.out) throw new FusedKernelUnsupported(`moe_ffn: down's round trip does not fit its dispatch and actQuant.out is not given`);
+  const proDefines = (c: ReturnType<typeof prologueConfig> | null): Defines => (c ? { PROLOGUE: true, ...c.defines } : {});
+  if (route && !fused) {
+    // routing in a dispatch of its own (moe_route.wgsl), as createMoeRoute
+    plans.push({
+      spec: MOE_ROUTE,
+      constants: { WG: lanes, MAX_EXPERT: route.nExpert, MAX_K: k, TOPK_LANES: lanes },
+      uniform: { n_tokens: n0, n_expert: route.nExpert, k, normalize: route.normalize === false ? 0 : 1, logits_offset: logits!.offset, logits_stride: route.nExpert },
+      buffers: { logits: logits!.buffer, ids: ids.buffer, weights: rw.buffer },
+      workgroups: [...grid2d(ctx, n0), 1] as [number, number, number],
+    });
+    zOf.push(() => 1);
+    resize.push((n, l, i) => {
+      l.uniforms[i]!.set('n_tokens', n);
+      l.dispatches[i]!.workgroups = [...grid2d(ctx, n), 1];
+    });
+    if (ids.offset !== 0 || rw.offset !== 0) throw new KernelError('moe_ffn: with route, ids and weights must start at offset 0 of their buffers');
+  }
+  if (fused) {
+    // gate and up in one dispatch per part pair, read through one binding spanning both
+    const nWg = Math.ceil(nFf / rowsPer);
+    const [gx, gy] = grid2d(ctx, nWg);
+    a.gate.parts.forEach((gp, i) => {
+      const up = a.up.parts[i]!;
+      const g = partBinding(gp);
+      const u = partBinding(up);
+      const start = Math.min(g.offset!, u.offset!);
+      const end = Math.max(g.offset! + g.size!, u.offset! + u.size!);
+      const buffers: Record<string, BindingBuffer> = { w: { buffer: gp.buffer, offset: start, size: end - start }, x: x.buffer, y: act.buffer, ids: ids.buffer };
+      if (route) {
+        buffers.rw = rw.buffer;
+        buffers.logits = logits!.buffer;
+      }
+      plans.push({
+        spec: route ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
+        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...proDefines(xPro) },
+        constants: { ...constants, ...(route ? { MAX_EXPERT: route.nExpert, MAX_K: k, TOPK_LANES: lanes } : {}), ...(xPro?.constants ?? {}) },
+        uniform: {
+          cols: a.gate.cols,
+          rows: nFf,
+          row_bytes: a.gate.rowBytes,
+          n_wg: nWg,
+          x_offset: x.offset,
+          x_stride: xStride,
+          y_offset: act.offset,
+          y_stride: nFf,
+          ids_offset: ids.offset,
+          k,
+          ...expertRange(gp, nFf),
+          rw_offset: rw.offset,
+          gate_base: g.offset! - start,
+          up_base: u.offset! - start,
+          n_expert: route?.nExpert ?? 0,
+          normalize: route?.normalize === false ? 0 : 1,
+          logits_offset: logits?.offset ?? 0,
+          write_route: i === 0 ? 1 : 0,
+        },
+        buffers,
+        workgroups: [gx, gy, slots(n0)],
+      });
+      zOf.push(slots);
+      resize.push(() => {});
+    });
+  } else {
+    const toAct = { xb: x.buffer, xo: x.offset, xs: xStride, yb: act.buffer, yo: act.offset, ys: nFf };
+    proj(MOE_FFN_GATE, a.gate, nFf, toAct, slots);
+    proj(MOE_FFN_UP, a.up, nFf, toAct, slots);
+  }
   let downIn = { xb: act.buffer, xo: act.offset };
-  const aq = a.actQuant ? actQuantStep(a.actQuant.type, act, a.actQuant.out, nFf, n0 * k, ctx) : null;
-  const aqIndex = plans.length;
-  if (aq) {
-    need('moe_ffn actQuant.out', { buffer: a.actQuant!.out, offset: 0 }, maxTokens * k * nFf);
+  if (a.actQuant && !actPro) {
+    const aqOut = a.actQuant.out!;
+    const aq = actQuantStep(a.actQuant.type, act, aqOut, nFf, n0 * k, ctx);
+    need('moe_ffn actQuant.out', { buffer: aqOut, offset: 0 }, maxTokens * k * nFf);
     plans.push(aq.plan);
     zOf.push(() => 1);
-    downIn = { xb: a.actQuant!.out, xo: 0 };
+    resize.push((n, l, i) => {
+      l.uniforms[i]!.set('rows', n * k); // every step of this launch has a uniform
+      l.dispatches[i]!.workgroups = aq.groups(n * k);
+    });
+    downIn = { xb: aqOut, xo: 0 };
   }
-  proj(MOE_FFN_DOWN, a.down, nEmbd, { ...downIn, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens);
+  proj(MOE_FFN_DOWN, a.down, nEmbd, { ...downIn, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens, actPro);
   const launch = await buildSteps(
     ctx,
     `moe_ffn ${a.gate.name}`,
@@ -394,11 +587,10 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
     (d, u) =>
       new StepLaunch(`moe_ffn ${a.gate.name}`, d, u, (n) => {
         check(n);
-        launch.dispatches.forEach((disp, i) => (disp.workgroups[2] = zOf[i]!(n)));
-        if (aq) {
-          launch.uniforms[aqIndex]!.set('rows', n * k); // every step of this launch has a uniform
-          launch.dispatches[aqIndex]!.workgroups = aq.groups(n * k);
-        }
+        launch.dispatches.forEach((disp, i) => {
+          disp.workgroups[2] = zOf[i]!(n);
+          resize[i]!(n, launch, i);
+        });
       }),
   );
   if (ownAct) launch.own(ctx, ownAct);

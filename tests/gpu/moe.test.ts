@@ -3,9 +3,10 @@
 // decodes, with expert counts, ff sizes and token counts that are not multiples of any workgroup or
 // tile size. Unused experts are poisoned with NaN blocks: any read of them would show.
 import { afterAll, describe, expect, it } from 'vitest';
-import { quantize } from '../../gguf/quants.js';
+import { activationRoundTrip, quantize, vecDotType } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes } from '../../gguf/types.js';
 import { addScaled, expertSlice, matVec, moeRoute, swiglu, type QuantMatrixStack } from '../../src/cpu/ops.js';
+import { actQuantFor, createActQuant } from '../../src/gpu/actquant.js';
 import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, freeMoePrefillScratch } from '../../src/gpu/moe.js';
 import { createStorage, createStorageFrom, readBuffer, readF32, uploadWeight, type WeightTensor } from '../../src/runtime/buffers.js';
 import type { GPUContext } from '../../src/runtime/device.js';
@@ -67,8 +68,11 @@ interface Ffn {
   down: QuantMatrixStack;
 }
 
-/** out[t] = residual[t] + Σ_j w[t,j]·down_e(swiglu(gate_e·x[t], up_e·x[t])) on the CPU. */
-function cpuMoe(f: Ffn, x: Float32Array, residual: Float32Array, ids: Uint32Array, weights: Float32Array, k: number, nTokens: number): Float32Array {
+/**
+ * out[t] = residual[t] + Σ_j w[t,j]·down_e(swiglu(gate_e·x[t], up_e·x[t])) on the CPU; with
+ * `llamacpp`, x and the SwiGLU activations through llama.cpp's round trips (activationRoundTrip).
+ */
+function cpuMoe(f: Ffn, x: Float32Array, residual: Float32Array, ids: Uint32Array, weights: Float32Array, k: number, nTokens: number, llamacpp = false): Float32Array {
   const nEmbd = f.gate.cols;
   const nFf = f.gate.rows;
   const out = Float32Array.from(residual);
@@ -76,13 +80,15 @@ function cpuMoe(f: Ffn, x: Float32Array, residual: Float32Array, ids: Uint32Arra
   const u = new Float32Array(nFf);
   const y = new Float32Array(nEmbd);
   for (let t = 0; t < nTokens; t++) {
-    const h = x.subarray(t * nEmbd, (t + 1) * nEmbd);
+    const xt = x.subarray(t * nEmbd, (t + 1) * nEmbd);
+    const h = llamacpp ? activationRoundTrip(f.gate.type, Float32Array.from(xt)) : xt;
     const o = out.subarray(t * nEmbd, (t + 1) * nEmbd);
     for (let j = 0; j < k; j++) {
       const e = ids[t * k + j]!;
       matVec(g, expertSlice(f.gate, e), h);
       matVec(u, expertSlice(f.up, e), h);
       swiglu(g, g, u);
+      if (llamacpp) activationRoundTrip(f.down.type, g, g);
       matVec(y, expertSlice(f.down, e), g);
       addScaled(o, y, weights[t * k + j]!);
     }
@@ -315,4 +321,185 @@ describe.skipIf(!ctx)('MoE expert FFN, prefill (grouped by expert, indirect tile
     }
     freeMoePrefillScratch(g, scratch);
   });
+});
+
+/**
+ * Gate and up uploaded co-located as the loader does (src/gpu/weights.ts): part i of both in ONE
+ * buffer, gate at offset 0 and up at the next 256-aligned offset; `expertsPerPart` experts per
+ * part (default all in one).
+ */
+function uploadCoLocated(g: GPUContext, gate: QuantMatrixStack, up: QuantMatrixStack, expertsPerPart = gate.count): { gate: WeightTensor; up: WeightTensor } {
+  const rb = rowBytes(gate.type, gate.cols);
+  const per = gate.rows * rb;
+  const mk = (name: string, s: QuantMatrixStack): WeightTensor => ({ name, type: s.type, shape: [s.cols, s.rows, s.count], cols: s.cols, rows: s.rows * s.count, rowBytes: rb, parts: [], splitRows: s.rows });
+  const tg = mk('gate', gate);
+  const tu = mk('up', up);
+  for (let e0 = 0; e0 < gate.count; e0 += expertsPerPart) {
+    const n = Math.min(expertsPerPart, gate.count - e0);
+    const bytes = n * per;
+    const upOff = Math.ceil(Math.ceil(bytes / 4) * 4 / 256) * 256;
+    const buffer = g.createBuffer({ label: `gate|up[${e0}]`, size: upOff + Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
+    const m = new Uint8Array(buffer.getMappedRange());
+    m.set(gate.data.subarray(e0 * per, e0 * per + bytes), 0);
+    m.set(up.data.subarray(e0 * per, e0 * per + bytes), upOff);
+    buffer.unmap();
+    tg.parts.push({ buffer, offset: 0, firstRow: e0 * gate.rows, nRows: n * gate.rows, byteLength: bytes });
+    tu.parts.push({ buffer, offset: upOff, firstRow: e0 * gate.rows, nRows: n * gate.rows, byteLength: bytes });
+  }
+  return { gate: tg, up: tu };
+}
+
+const bitsOf = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+
+describe.skipIf(!ctx)('MoE decode, fused: routing inside the gate/up dispatch, gate + up + SwiGLU in one', () => {
+  const g = ctx!;
+  // (gate/up type, down type, n_embd, n_ff, n_expert, k, tokens, experts per part, logits on a 0.5 grid (ties));
+  // rows per expert not a multiple of ROWS = 3 (and of 2 where down's type allows an odd n_ff)
+  type FusedCase = [GGMLType, GGMLType, number, number, number, number, number, number, boolean];
+  const cases: FusedCase[] = [
+    [GGMLType.F32, GGMLType.F32, 64, 95, 10, 3, 1, 10, false],
+    [GGMLType.Q8_0, GGMLType.Q4_0, 96, 320, 20, 6, 1, 20, true],
+    [GGMLType.Q4_K, GGMLType.Q6_K, 256, 256, 60, 5, 1, 7, false],
+    [GGMLType.F16, GGMLType.BF16, 96, 97, 129, 8, 3, 129, true],
+    [GGMLType.Q5_K, GGMLType.Q8_0, 256, 96, 128, 8, 1, 40, false],
+    [GGMLType.Q6_K, GGMLType.Q4_K, 256, 256, 256, 9, 1, 256, true],
+    [GGMLType.Q4_1, GGMLType.Q5_1, 64, 160, 5, 5, 2, 2, true],
+  ];
+  for (const [tGU, tD, nEmbd, nFf, nExpert, k, nTokens, perPart, ties] of cases) {
+    const name = `${ggmlTypeName(tGU)}/${ggmlTypeName(tD)} n_embd ${nEmbd} ff ${nFf}, ${nExpert} experts top-${k}, ${nTokens} token(s), ${perPart} experts per part${ties ? ', tied logits' : ''}`;
+    it(name, async () => {
+      const r = rng(nEmbd + nFf * 3 + nExpert * 7 + k);
+      const logits = ties ? Float32Array.from({ length: nExpert * nTokens }, () => Math.round(r() * 6) / 2) : distinctLogits(r, nExpert, nTokens);
+      const route = cpuRoute(logits, nExpert, k, nTokens);
+      const used = new Set(route.ids);
+      const f: Ffn = { gate: expertStack(tGU, nEmbd, nFf, nExpert, 11, used), up: expertStack(tGU, nEmbd, nFf, nExpert, 12, used), down: expertStack(tD, nFf, nEmbd, nExpert, 13, used) };
+      const x = randomF32(r, nTokens * nEmbd);
+      const residual = randomF32(r, nTokens * nEmbd);
+      const ref = cpuMoe(f, x, residual, route.ids, route.weights, k, nTokens);
+      const gu = uploadCoLocated(g, f.gate, f.up, perPart);
+      const down = upload(g, 'down', f.down);
+      expect(gu.gate.parts.length).toBe(Math.ceil(nExpert / perPart));
+      const lb = createStorageFrom(g, logits);
+      const xb = createStorageFrom(g, x);
+
+      // unfused: moe_route, then gate, up + SwiGLU, down
+      const ref1 = { ids: createStorage(g, nTokens * k * 4), weights: createStorage(g, nTokens * k * 4), act: createStorage(g, nTokens * k * nFf * 4), out: createStorageFrom(g, residual) };
+      const routeL = await createMoeRoute(g, { logits: lb, ids: ref1.ids, weights: ref1.weights, nExpert, k, nTokens });
+      const unfused = await createMoeFfnDecode(g, { gate: gu.gate, up: gu.up, down, x: xb, out: ref1.out, ids: ref1.ids, weights: ref1.weights, act: ref1.act, k, nTokens, fuse: false });
+      expect(unfused.dispatches.length).toBe(2 * gu.gate.parts.length + down.parts.length);
+      runLaunches(g, [routeL, unfused]);
+      const want = {
+        ids: new Uint32Array(await readBuffer(g, ref1.ids, 0, nTokens * k * 4)),
+        weights: await readF32(g, ref1.weights, nTokens * k),
+        act: await readF32(g, ref1.act, nTokens * k * nFf),
+        out: await readF32(g, ref1.out, nTokens * nEmbd),
+      };
+      expectClose('moe_route ids vs CPU', want.ids, route.ids, 0);
+      expectClose('moe_route weights vs CPU', want.weights, route.weights, 1e-5);
+      expectFfn('unfused vs CPU', want.out, ref, residual);
+
+      // fused, in the unfused kernels' geometry and (some cases) others: the same routing bits
+      const geometries = [{ workgroupSize: 64, rowsPerWorkgroup: 2, subgroups: g.features.subgroups }];
+      if (nExpert % 2 === 1 || perPart < nExpert) geometries.push({ workgroupSize: 32, rowsPerWorkgroup: 3, subgroups: false }, { workgroupSize: 256, rowsPerWorkgroup: 1, subgroups: g.features.subgroups });
+      for (const v of geometries) {
+        const o = { ids: createStorage(g, nTokens * k * 4), weights: createStorage(g, nTokens * k * 4), act: createStorage(g, nTokens * k * nFf * 4), out: createStorageFrom(g, residual) };
+        const fused = await createMoeFfnDecode(g, { gate: gu.gate, up: gu.up, down, x: xb, out: o.out, ids: o.ids, weights: o.weights, act: o.act, k, nTokens: 1, maxTokens: nTokens, route: { logits: lb, nExpert }, ...v });
+        fused.setCount(nTokens);
+        expect(fused.dispatches.length).toBe(gu.gate.parts.length + down.parts.length);
+        runLaunches(g, [fused]);
+        const label = JSON.stringify(v);
+        expectClose(`${label} ids`, new Uint32Array(await readBuffer(g, o.ids, 0, nTokens * k * 4)), want.ids, 0);
+        expectClose(`${label} weight bits`, bitsOf(await readF32(g, o.weights, nTokens * k)), bitsOf(want.weights), 0);
+        if (v.rowsPerWorkgroup === 2 && v.workgroupSize === 64) {
+          // the unfused kernels' geometry: act and the output bit for bit
+          expectClose(`${label} act bits`, bitsOf(await readF32(g, o.act, nTokens * k * nFf)), bitsOf(want.act), 0);
+          expectClose(`${label} out bits`, bitsOf(await readF32(g, o.out, nTokens * nEmbd)), bitsOf(want.out), 0);
+        } else {
+          expectFfn(`${label} vs CPU`, await readF32(g, o.out, nTokens * nEmbd), ref, residual);
+        }
+      }
+    }, 600_000);
+  }
+
+  it('routing lanes follow moe_route\'s workgroup size; not co-located → a moe_route dispatch and the unfused kernels', async () => {
+    const [nEmbd, nFf, nExpert, k] = [64, 64, 37, 4];
+    const r = rng(77);
+    const logits = Float32Array.from({ length: nExpert }, () => Math.round(r() * 8) / 4);
+    const route = cpuRoute(logits, nExpert, k, 1, false);
+    const used = new Set(route.ids);
+    const f: Ffn = { gate: expertStack(GGMLType.Q8_0, nEmbd, nFf, nExpert, 1, used), up: expertStack(GGMLType.Q8_0, nEmbd, nFf, nExpert, 2, used), down: expertStack(GGMLType.Q8_0, nFf, nEmbd, nExpert, 3, used) };
+    const x = randomF32(r, nEmbd);
+    const residual = randomF32(r, nEmbd);
+    const ref = cpuMoe(f, x, residual, route.ids, route.weights, k, 1);
+    const lb = createStorageFrom(g, logits);
+    const down = upload(g, 'down', f.down);
+    for (const lanes of [32, 256]) {
+      const ib = createStorage(g, k * 4);
+      const wb = createStorage(g, k * 4);
+      runLaunches(g, [await createMoeRoute(g, { logits: lb, ids: ib, weights: wb, nExpert, k, normalize: false, workgroupSize: lanes })]);
+      const wantW = await readF32(g, wb, k);
+      for (const colocated of [true, false]) {
+        const gu = colocated ? uploadCoLocated(g, f.gate, f.up) : { gate: upload(g, 'gate', f.gate), up: upload(g, 'up', f.up) };
+        const o = { ids: createStorage(g, k * 4), weights: createStorage(g, k * 4), out: createStorageFrom(g, residual) };
+        const l = await createMoeFfnDecode(g, { ...gu, down, x: createStorageFrom(g, x), out: o.out, ids: o.ids, weights: o.weights, k, route: { logits: lb, nExpert, normalize: false, lanes } });
+        expect(l.dispatches.length).toBe(colocated ? 2 : 4);
+        runLaunches(g, [l]);
+        expectClose(`lanes ${lanes} ids`, new Uint32Array(await readBuffer(g, o.ids, 0, k * 4)), route.ids, 0);
+        expectClose(`lanes ${lanes} weight bits`, bitsOf(await readF32(g, o.weights, k)), bitsOf(wantW), 0);
+        expectFfn(`lanes ${lanes}, co-located ${colocated}`, await readF32(g, o.out, nEmbd), ref, residual);
+      }
+    }
+  }, 600_000);
+});
+
+describe.skipIf(!ctx)('MoE decode, fused, numerics llamacpp: round trips inside the gate/up and down dispatches', () => {
+  const g = ctx!;
+  // (gate/up type, down type, n_embd, n_ff, n_expert, k, experts per part): the four round trips
+  const cases: [GGMLType, GGMLType, number, number, number, number, number][] = [
+    [GGMLType.Q4_K, GGMLType.Q6_K, 256, 256, 12, 3, 12], // Q8_K, Q8_K
+    [GGMLType.Q8_0, GGMLType.Q5_0, 96, 160, 13, 5, 4], // Q8_0, Q8_0
+    [GGMLType.Q4_1, GGMLType.F16, 64, 97, 9, 4, 9], // Q8_1, F16 (odd n_ff)
+    [GGMLType.BF16, GGMLType.Q5_K, 96, 256, 10, 2, 10], // BF16, Q8_K
+  ];
+  for (const [tGU, tD, nEmbd, nFf, nExpert, k, perPart] of cases) {
+    const name = `${ggmlTypeName(tGU)}/${ggmlTypeName(tD)} n_embd ${nEmbd} ff ${nFf}, ${nExpert} experts top-${k}, ${perPart} experts per part`;
+    it(name, async () => {
+      const r = rng(nEmbd * 5 + nFf + k);
+      const logits = distinctLogits(r, nExpert, 1);
+      const route = cpuRoute(logits, nExpert, k, 1);
+      const used = new Set(route.ids);
+      const f: Ffn = { gate: expertStack(tGU, nEmbd, nFf, nExpert, 21, used), up: expertStack(tGU, nEmbd, nFf, nExpert, 22, used), down: expertStack(tD, nFf, nEmbd, nExpert, 23, used) };
+      const x = randomF32(r, nEmbd);
+      const residual = randomF32(r, nEmbd);
+      const ref = cpuMoe(f, x, residual, route.ids, route.weights, k, 1, true);
+      const gu = uploadCoLocated(g, f.gate, f.up, perPart);
+      const down = upload(g, 'down', f.down);
+      const lb = createStorageFrom(g, logits);
+      const xb = createStorageFrom(g, x);
+      const tIn = actQuantFor(tGU)!;
+      const tAct = actQuantFor(tD)!;
+      expect(tIn).toBe(vecDotType(tGU));
+
+      // unfused: act_quant(x), moe_route, gate, up + SwiGLU, act_quant(act), down
+      const u = { xq: createStorage(g, nEmbd * 4), ids: createStorage(g, k * 4), weights: createStorage(g, k * 4), act: createStorage(g, k * nFf * 4), actQ: createStorage(g, k * nFf * 4), out: createStorageFrom(g, residual) };
+      const unfused = await createMoeFfnDecode(g, { ...gu, down, x: u.xq, out: u.out, ids: u.ids, weights: u.weights, act: u.act, k, actQuant: { type: tAct, out: u.actQ }, fuse: false });
+      runLaunches(g, [
+        await createActQuant(g, { type: tIn, x: xb, out: u.xq, n: nEmbd }),
+        await createMoeRoute(g, { logits: lb, ids: u.ids, weights: u.weights, nExpert, k }),
+        unfused,
+      ]);
+      const wantOut = await readF32(g, u.out, nEmbd);
+      expectFfn('unfused vs CPU', wantOut, ref, residual);
+
+      // fused: 2 dispatches per part pair + down's parts, no act_quant
+      const o = { ids: createStorage(g, k * 4), weights: createStorage(g, k * 4), act: createStorage(g, k * nFf * 4), out: createStorageFrom(g, residual) };
+      const fused = await createMoeFfnDecode(g, { ...gu, down, x: xb, out: o.out, ids: o.ids, weights: o.weights, act: o.act, k, xRound: tIn, actQuant: { type: tAct }, route: { logits: lb, nExpert } });
+      expect(fused.dispatches.length).toBe(gu.gate.parts.length + down.parts.length);
+      runLaunches(g, [fused]);
+      expectClose('ids', new Uint32Array(await readBuffer(g, o.ids, 0, k * 4)), route.ids, 0);
+      expectClose('weight bits', bitsOf(await readF32(g, o.weights, k)), bitsOf(await readF32(g, u.weights, k)), 0);
+      expectClose('act bits', bitsOf(await readF32(g, o.act, k * nFf)), bitsOf(await readF32(g, u.act, k * nFf)), 0);
+      expectClose('out bits', bitsOf(await readF32(g, o.out, nEmbd)), bitsOf(wantOut), 0);
+    }, 600_000);
+  }
 });
