@@ -5,12 +5,15 @@
 //   x += down_sh(silu(gate_sh·h) ⊙ up_sh·h · σ(ffn_gate_inp_shexp·h))       (below)
 // The gate is folded into the activation (down is linear), so the shared down projection
 // accumulates straight into the residual stream: three dispatches (gate|up fused when the two
-// weights share a type, the gated SwiGLU with its dot product, down).
+// weights share a type, the gated SwiGLU with its dot product, down). The routed experts' decode
+// fusions (router + norm, routing inside gate|up, round trips inside the expert kernels) are
+// moeFfn's; with `norm` (fusesNorm) h comes from the router's dispatch and the shared expert's
+// products round it themselves.
 import { createSwigluShexp } from '../gpu/gated.js';
 import type { GpuQwen35Layer } from '../gpu/qwen35-weights.js';
 import type { Program } from './program.js';
 import { moeFfn } from './qwen3moe.js';
-import type { FfnBlock, Graph, Mode, Rounded } from './transformer.js';
+import type { FfnBlock, FfnNormInput, Graph, Mode, Rounded } from './transformer.js';
 
 export const sharedMoeFfn: FfnBlock = {
   alloc(g: Graph): void {
@@ -26,10 +29,13 @@ export const sharedMoeFfn: FfnBlock = {
     return [...moeFfn.inputs!(L), ...(L.shared?.gateUp.map((pr) => pr.w) ?? [])];
   },
 
-  async record(g: Graph, p: Program, mode: Mode, L: GpuQwen35Layer, hq?: Rounded | null): Promise<void> {
+  fusesNorm: moeFfn.fusesNorm,
+
+  async record(g: Graph, p: Program, mode: Mode, L: GpuQwen35Layer, hq?: Rounded | null, norm?: FfnNormInput): Promise<void> {
     const s = L.shared;
     if (!s) throw new Error('qwen35moe: layer without a shared expert');
-    await moeFfn.record(g, p, mode, L, hq); // x += routed experts
+    await moeFfn.record(g, p, mode, L, hq, norm); // x += routed experts (with norm: and h = RMSNorm(x) ⊙ ffn_norm)
+    if (norm) hq = null; // the norm's round trip of h is not there: the products below round h themselves
 
     const { ctx, cfg, act: a } = g;
     const E = cfg.nEmbd;

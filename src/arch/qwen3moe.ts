@@ -5,11 +5,17 @@
 // Prefill groups the (token, slot) pairs by expert and runs tiled matmuls per expert
 // (moe_group.wgsl + moe_mm.wgsl); decode runs the k experts' matvecs reading the ids from the
 // router's output (moe_ffn.wgsl). Only the chosen experts' weights are read.
-import { actQuantFor } from '../gpu/actquant.js';
-import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, type MoePrefillScratch } from '../gpu/moe.js';
+// Decode, with gate/up co-located (the loader's default), is 3 dispatches:
+//   [RMSNorm + router matvec]  matvec_fused with a norm prologue; writes h too
+//   [route + gate|up + SwiGLU] every workgroup routes the token itself (topk.wgsl), rounds h to
+//                              gate/up's vec_dot type in its prologue (numerics 'llamacpp')
+//   [down + Σ w + residual]    the k activation rows rounded to down's vec_dot type in its prologue
+import { actQuantFor, type ActQuantType } from '../gpu/actquant.js';
+import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, type MoeFfnDecodeArgs, type MoePrefillScratch } from '../gpu/moe.js';
+import { FusedKernelUnsupported } from '../gpu/ops.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { routingTraceHook } from '../trace/gpu.js';
-import type { FfnBlock, Graph, Mode, Rounded } from './transformer.js';
+import type { FfnBlock, FfnNormInput, Graph, Mode, Rounded } from './transformer.js';
 import type { Program } from './program.js';
 
 const scratchOf = new WeakMap<Graph, MoePrefillScratch>();
@@ -33,8 +39,12 @@ export const moeFfn: FfnBlock = {
     return L.ffn.kind === 'moe' ? [L.ffn.gateExps, L.ffn.upExps] : [];
   },
 
-  async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights, hq?: Rounded | null): Promise<void> {
+  // decode: the router's matvec normalizes x itself (the expert kernels then read its h)
+  fusesNorm: (_g: Graph, L: Pick<GpuLayerWeights, 'ffn'>) => L.ffn.kind === 'moe',
+
+  async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights, hq?: Rounded | null, norm?: FfnNormInput): Promise<void> {
     if (L.ffn.kind !== 'moe') throw new Error('qwen3moe: layer without MoE weights');
+    if (mode === 'decode') return recordDecode(g, p, L, hq ?? null, norm);
     const f = L.ffn;
     const { ctx, cfg, act: a } = g;
     const { nExpert, nExpertUsed: K } = cfg;
@@ -73,10 +83,74 @@ export const moeFfn: FfnBlock = {
       if (tAct !== null) actQuant = { type: tAct, out: g.buf('act_q') };
     }
     const experts = { gate: f.gateExps, up: f.upExps, down: f.downExps, x, out: a.x, ids, weights, k: K, actQuant };
-    if (mode === 'prefill') {
-      p.run(await g.sized(mode, createMoeFfnPrefill(ctx, { ...experts, nTokens: N, maxTokens: N, scratch })));
-    } else {
-      p.run(await createMoeFfnDecode(ctx, { ...experts, nTokens: 1, act: scratch.act }));
-    }
+    p.run(await g.sized(mode, createMoeFfnPrefill(ctx, { ...experts, nTokens: N, maxTokens: N, scratch })));
   },
 };
+
+/**
+ * The decode MoE FFN of one token. With `norm`: h = RMSNorm(x) ⊙ ffn_norm inside the router's
+ * matvec (which writes h). The routing runs inside the expert launch (createMoeFfnDecode `route`:
+ * in the fused gate/up dispatch when gate and up are co-located, else a moe_route dispatch), and
+ * under numerics 'llamacpp' the round trips of h and of the activations inside the expert kernels
+ * where they fit (else act_quant dispatches, as before).
+ */
+async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounded | null, norm?: FfnNormInput): Promise<void> {
+  if (L.ffn.kind !== 'moe') throw new Error('qwen3moe: layer without MoE weights');
+  const f = L.ffn;
+  const { ctx, cfg, act: a } = g;
+  const { nExpert, nExpertUsed: K, nEmbd: E } = cfg;
+  const router = g.buf('router');
+  const ids = g.buf('ids');
+  const weights = g.buf('weights');
+
+  // h = RMSNorm(x) ⊙ ffn_norm, z = W_gate_inp · h                h [1, nEmbd], z [1, nExpert] (f32)
+  if (norm) {
+    const fused = await g.normMatVecs(norm.x, norm.weight, a.h, [f.router], [router]);
+    if (fused) {
+      for (const l of fused) p.run(l);
+    } else {
+      const n = await g.rmsNorm('decode', norm.x, norm.weight, a.h, moeFfn.inputs!(L));
+      p.run(n.launch);
+      hq = n.hq;
+    }
+    p.tap('ffn_norm', a.h, (n) => n * E);
+  }
+  if (!norm) p.run(await g.linear('decode', f.router, a.h, router));
+  p.tap('ffn_moe_logits', router, (n) => n * nExpert);
+
+  // ids, w = top-k(softmax(z)) renormalized;  x += Σ_j w_j · down_e(silu(gate_e·h) ⊙ up_e·h),  e = ids_j
+  // (numerics 'llamacpp': h through gate/up's round trip — hq when the norm wrote it, else in the
+  // gate/up dispatch — and the activations through down's)
+  let x: GPUBuffer = a.h;
+  let xRound: ActQuantType | undefined;
+  let actQuant: MoeFfnDecodeArgs['actQuant'];
+  if (g.numerics === 'llamacpp') {
+    const tIn = actQuantFor(f.gateExps.type);
+    if (tIn !== null && tIn === actQuantFor(f.upExps.type)) {
+      if (hq?.type === tIn) x = hq.out;
+      else xRound = tIn;
+    }
+    const tAct = actQuantFor(f.downExps.type);
+    if (tAct !== null) actQuant = { type: tAct, out: g.buf('act_q') };
+  }
+  const args: MoeFfnDecodeArgs = {
+    gate: f.gateExps, up: f.upExps, down: f.downExps, x, out: a.x, ids, weights, k: K, actQuant,
+    route: { logits: router, nExpert, normalize: cfg.normTopKProb },
+    nTokens: 1, act: scratchOf.get(g)!.act,
+  };
+  let experts;
+  try {
+    experts = await createMoeFfnDecode(ctx, { ...args, xRound });
+  } catch (e) {
+    if (!(e instanceof FusedKernelUnsupported) || xRound === undefined) throw e;
+    // gate/up not fused here: h through their round trip in a dispatch of its own
+    const round = await g.roundTrip('decode', xRound, a.h, E);
+    p.run(round.launch);
+    experts = await createMoeFfnDecode(ctx, { ...args, x: round.out });
+  }
+  p.run(experts);
+  p.tap('ffn_moe_topk', ids, (n) => n * K, { type: 'u32' });
+  p.tap('ffn_moe_weights_norm', weights, (n) => n * K);
+  // routing trace (src/trace/gpu.ts): encodes nothing unless an eval call asked for a trace
+  p.run(routingTraceHook(g, ctx, { nLayer: cfg.nLayer, k: K, nExpert }, p.layer, { logits: router, ids, weights }));
+}

@@ -84,28 +84,31 @@ export const MOE_FFN_GATE: KernelSpec = {
 };
 /** Decode up projection with SwiGLU in place: act[s] = silu(act[s])·(W_up[e_s]·x[t]). */
 export const MOE_FFN_UP: KernelSpec = { ...MOE_FFN_GATE, defines: { GATE_UP: true, SWIGLU: true } };
-/** A few weight types with their round trip in the prologue (PROLOGUE + PRE_*), for the binding reflection test. */
-const PROLOGUE_VARIANTS: readonly Defines[] = [
-  { Q4_K: true, PROLOGUE: true, PRE_Q8_K: true },
-  { Q8_0: true, PROLOGUE: true, PRE_Q8_0: true, SUBGROUPS: true },
-  { F16: true, PROLOGUE: true, PRE_F16: true },
-  { BF16: true, PROLOGUE: true, PRE_BF16: true, SUBGROUPS: true },
-];
-/**
- * Decode down projection, weighted sum over the k experts and residual: y[t] += Σ_j w·W_down[e]·act.
- * With PROLOGUE + PRE_*: the k activation rows through down's round trip inside the dispatch.
- */
+/** Decode down projection, weighted sum over the k experts and residual: y[t] += Σ_j w·W_down[e]·act. */
 export const MOE_FFN_DOWN: KernelSpec = {
   ...MOE_FFN_GATE,
   defines: { DOWN: true },
-  variants: [...SUBGROUP_TYPE_VARIANTS, ...PROLOGUE_VARIANTS],
   bindings: [...MOE_FFN_BINDINGS, { binding: 5, name: 'rw', kind: 'read-only-storage' }],
 };
+
+/** A few weight types with a round trip of the prologue (PRE_*), for the binding reflection test. */
+const PROLOGUE_VARIANTS: readonly Defines[] = [
+  { Q4_K: true, PRE_Q8_K: true },
+  { Q8_0: true, PRE_Q8_0: true, SUBGROUPS: true },
+  { F16: true, PRE_F16: true },
+  { BF16: true, PRE_BF16: true, SUBGROUPS: true },
+];
+/** A spec with the input round trip in its prologue (numerics 'llamacpp'; prologue.wgsl's overrides). */
+function withPrologue(spec: KernelSpec): KernelSpec {
+  return { ...spec, defines: { ...spec.defines, PROLOGUE: true }, variants: PROLOGUE_VARIANTS, overrides: [...(spec.overrides ?? []), 'PRO_COLS', 'PRO_ROWS', 'PRO_NORM_WG'] };
+}
+/** MOE_FFN_DOWN with the k activation rows through down's round trip inside the dispatch. */
+export const MOE_FFN_DOWN_PRO = withPrologue(MOE_FFN_DOWN);
 /**
  * Decode gate and up of every chosen expert in one dispatch, gate and up co-located in one buffer
  * (read through one binding): act[s] = silu(W_gate[e_s]·x[t]) ⊙ (W_up[e_s]·x[t]).
  */
-export const MOE_FFN_GU: KernelSpec = { ...MOE_FFN_GATE, defines: { GU: true }, variants: [...SUBGROUP_TYPE_VARIANTS, ...PROLOGUE_VARIANTS] };
+export const MOE_FFN_GU: KernelSpec = { ...MOE_FFN_GATE, defines: { GU: true } };
 /**
  * MOE_FFN_GU routing the token itself from its router logits (softmax → top-k → renormalize, the
  * bits of moe_route.wgsl): writes ids and weights for the down dispatch.
@@ -113,7 +116,6 @@ export const MOE_FFN_GU: KernelSpec = { ...MOE_FFN_GATE, defines: { GU: true }, 
 export const MOE_FFN_GU_TOPK: KernelSpec = {
   ...MOE_FFN_GATE,
   defines: { GU: true, TOPK: true },
-  variants: [...SUBGROUP_TYPE_VARIANTS, ...PROLOGUE_VARIANTS],
   bindings: [
     ...MOE_FFN_BINDINGS.slice(0, 4),
     { binding: 4, name: 'ids', kind: 'storage' },
@@ -122,6 +124,9 @@ export const MOE_FFN_GU_TOPK: KernelSpec = {
   ],
   overrides: ['WG', 'ROWS', 'MAX_EXPERT', 'MAX_K', 'TOPK_LANES'],
 };
+/** MOE_FFN_GU / MOE_FFN_GU_TOPK with x through gate/up's round trip inside the dispatch. */
+export const MOE_FFN_GU_PRO = withPrologue(MOE_FFN_GU);
+export const MOE_FFN_GU_TOPK_PRO = withPrologue(MOE_FFN_GU_TOPK);
 
 export const MOE_GROUP: KernelSpec = {
   file: 'moe_group.wgsl',
@@ -209,6 +214,9 @@ export const MOE_SPECS: Readonly<Record<string, KernelSpec>> = {
   MOE_FFN_DOWN,
   MOE_FFN_GU,
   MOE_FFN_GU_TOPK,
+  MOE_FFN_DOWN_PRO,
+  MOE_FFN_GU_PRO,
+  MOE_FFN_GU_TOPK_PRO,
   MOE_GROUP,
   MOE_COMBINE,
   MOE_MM,
@@ -451,10 +459,10 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
     const [gx, gy] = grid2d(ctx, nWg);
     for (const p of w.parts) {
       const buffers: Record<string, BindingBuffer> = { w: partBinding(p), x: io.xb, y: io.yb, ids: ids.buffer };
-      if (spec === MOE_FFN_DOWN) buffers.rw = rw.buffer;
+      if (spec === MOE_FFN_DOWN || spec === MOE_FFN_DOWN_PRO) buffers.rw = rw.buffer;
       plans.push({
         spec,
-        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...(pro ? { PROLOGUE: true, ...pro.defines } : {}) },
+        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...(pro?.defines ?? {}) },
         constants: { ...constants, ...(pro?.constants ?? {}) },
         uniform: {
           cols: w.cols,
@@ -499,7 +507,6 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
     }
   }
   if (a.actQuant && !actPro && !a.actQuant.out) throw new FusedKernelUnsupported(`moe_ffn: down's round trip does not fit its dispatch and actQuant.out is not given`);
-  const proDefines = (c: ReturnType<typeof prologueConfig> | null): Defines => (c ? { PROLOGUE: true, ...c.defines } : {});
   if (route && !fused) {
     // routing in a dispatch of its own (moe_route.wgsl), as createMoeRoute
     plans.push({
@@ -532,8 +539,8 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
         buffers.logits = logits!.buffer;
       }
       plans.push({
-        spec: route ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
-        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...proDefines(xPro) },
+        spec: xPro ? (route ? MOE_FFN_GU_TOPK_PRO : MOE_FFN_GU_PRO) : route ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
+        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...(xPro?.defines ?? {}) },
         constants: { ...constants, ...(route ? { MAX_EXPERT: route.nExpert, MAX_K: k, TOPK_LANES: lanes } : {}), ...(xPro?.constants ?? {}) },
         uniform: {
           cols: a.gate.cols,
@@ -579,7 +586,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
     });
     downIn = { xb: aqOut, xo: 0 };
   }
-  proj(MOE_FFN_DOWN, a.down, nEmbd, { ...downIn, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens, actPro);
+  proj(actPro ? MOE_FFN_DOWN_PRO : MOE_FFN_DOWN, a.down, nEmbd, { ...downIn, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens, actPro);
   const launch = await buildSteps(
     ctx,
     `moe_ffn ${a.gate.name}`,
