@@ -77,6 +77,8 @@ struct MoeFfnParams {
   _pad0: u32,
   _pad1: u32,
   _pad2: u32,
+  _pad3: u32,
+  _pad4: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: MoeFfnParams;
@@ -99,6 +101,7 @@ struct MoeFfnParams {
 override WG: u32 = 64u;
 override ROWS: u32 = 2u;
 const MAX_ROWS: u32 = 8u;
+const MAX_ACC: u32 = 16u; // 2·MAX_ROWS: GU's gate and up rows
 // accumulators per thread: ROWS rows (GU: gate's ROWS, then up's ROWS)
 #if GU
 const N_ACC: u32 = 2u;
@@ -150,7 +153,7 @@ fn load_x8(base: u32, k: u32, n: u32) -> D8 {
 // x is loaded once per unit for the ROWS rows; each row's unit header (scales) is decoded once
 // (quant.wgsl unit_hdr / unit_dq8).
 // Accumulates into acc[a0 + r].
-fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS * 2>>, a0: u32, wbase: u32, r0: u32, xo: u32, scale: f32, tid: u32) {
+fn dot_rows(acc: ptr<function, array<f32, MAX_ACC>>, a0: u32, wbase: u32, r0: u32, xo: u32, scale: f32, tid: u32) {
   let cols = P.cols;
   let n_units = (cols + UNIT - 1u) / UNIT;
   for (var u = tid; u < n_units; u += WG) {
@@ -209,8 +212,8 @@ fn main(
     return;
   }
   let r0 = blk * ROWS;
-  var acc: array<f32, MAX_ROWS * 2>;
-  for (var r = 0u; r < MAX_ROWS * 2u; r++) {
+  var acc: array<f32, MAX_ACC>;
+  for (var r = 0u; r < MAX_ACC; r++) {
     acc[r] = 0.0;
   }
   var ok = true; // this workgroup's slot has its expert in this part (GU)

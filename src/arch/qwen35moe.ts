@@ -52,6 +52,8 @@ export const sharedMoeFfn: FfnBlock = {
     p.tap('shared_expert_gate', gate, (n) => n);
 
     // x += W_down_sh · act                                          x [n, E] (residual fused)
-    p.run(await g.linear(mode, s.down, act, a.x, true));
+    // (decode: act's round trip in the matvec's prologue when the fused matvec takes it)
+    const fused = mode === 'decode' ? await g.fusedMatVec([s.down], [a.x], act, { accumulate: true }) : null;
+    p.run(fused ?? (await g.linear(mode, s.down, act, a.x, true)));
   },
 };

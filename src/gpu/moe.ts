@@ -63,6 +63,8 @@ const MOE_FFN_PARAMS = uniformSpec('MoeFfnParams', [
   ['_pad0', 'u32'],
   ['_pad1', 'u32'],
   ['_pad2', 'u32'],
+  ['_pad3', 'u32'],
+  ['_pad4', 'u32'],
 ]);
 const MOE_FFN_BINDINGS = [
   { binding: 0, name: 'P', kind: 'uniform' },
