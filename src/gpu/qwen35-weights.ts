@@ -7,6 +7,9 @@
 //   projections that share an input and a type are fused by concatenating their rows: a DeltaNet
 //               layer's attn_qkv | attn_gate | ssm_beta | ssm_alpha, the shared expert's gate | up.
 //               Each Projection says where its rows land in the shared output row.
+//
+// Tensors one fused kernel reads together share a buffer (weights.ts header): gated attention's
+// Wq (permuted) | Wk | Wv, the routed experts' gate | up, the dense FFN's gate | up.
 import type { GGMLType } from '../../gguf/types.js';
 import type { ModelConfig, Qwen35Config } from '../config.js';
 import type { WeightTensor } from '../runtime/buffers.js';
@@ -117,25 +120,27 @@ export async function loadQwen35Layer(t: TensorLoader, c: ModelConfig & { qwen35
     const D = c.headDimK;
     const q = b + 'attn_q.weight';
     const heads = Array.from({ length: c.nHead }, (_, h) => h);
+    // per head [query D | gate D] in the file → [query heads | gate heads]; Wq, Wk, Wv co-located
+    // (one buffer) when their types agree and they fit one binding
+    const [wq, wk, wv] = (await t.group([
+      { label: q, pieces: [...heads.map((h) => ({ name: q, firstRow: 2 * h * D, nRows: D })), ...heads.map((h) => ({ name: q, firstRow: 2 * h * D + D, nRows: D }))] },
+      b + 'attn_k.weight',
+      b + 'attn_v.weight',
+    ])) as [WeightTensor, WeightTensor, WeightTensor];
     mixer = {
       kind: 'attention',
-      // per head [query D | gate D] in the file → [query heads | gate heads]
-      wq: await t.rows(q, [...heads.map((h) => ({ name: q, firstRow: 2 * h * D, nRows: D })), ...heads.map((h) => ({ name: q, firstRow: 2 * h * D + D, nRows: D }))]),
-      wk: await t.matrix(b + 'attn_k.weight'),
-      wv: await t.matrix(b + 'attn_v.weight'),
+      wq,
+      wk,
+      wv,
       wo: await t.matrix(b + 'attn_output.weight'),
       qNorm: await t.vector(b + 'attn_q_norm.weight'),
       kNorm: await t.vector(b + 'attn_k_norm.weight'),
     };
   }
   if (c.arch === 'qwen35moe') {
-    const ffn: GpuMoeWeights = {
-      kind: 'moe',
-      router: await t.matrix(b + 'ffn_gate_inp.weight'),
-      gateExps: await t.matrix(b + 'ffn_gate_exps.weight'),
-      upExps: await t.matrix(b + 'ffn_up_exps.weight'),
-      downExps: await t.matrix(b + 'ffn_down_exps.weight'),
-    };
+    const router = await t.matrix(b + 'ffn_gate_inp.weight');
+    const [gateExps, upExps] = await t.pair(b + 'ffn_gate_exps.weight', b + 'ffn_up_exps.weight');
+    const ffn: GpuMoeWeights = { kind: 'moe', router, gateExps, upExps, downExps: await t.matrix(b + 'ffn_down_exps.weight') };
     const shared: GpuSharedExpertWeights = {
       gateUp: await fused(t, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
       gateInp: await t.vector(b + 'ffn_gate_inp_shexp.weight'),
@@ -143,11 +148,7 @@ export async function loadQwen35Layer(t: TensorLoader, c: ModelConfig & { qwen35
     };
     return { attnNorm, postAttnNorm, mixer, ffn, shared };
   }
-  const ffn: GpuDenseWeights = {
-    kind: 'dense',
-    gate: await t.matrix(b + 'ffn_gate.weight'),
-    up: await t.matrix(b + 'ffn_up.weight'),
-    down: await t.matrix(b + 'ffn_down.weight'),
-  };
+  const [gate, up] = await t.pair(b + 'ffn_gate.weight', b + 'ffn_up.weight');
+  const ffn: GpuDenseWeights = { kind: 'dense', gate, up, down: await t.matrix(b + 'ffn_down.weight') };
   return { attnNorm, postAttnNorm, mixer, ffn };
 }

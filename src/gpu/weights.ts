@@ -1,13 +1,31 @@
 // Weight loading for the WebGPU backend: every tensor streamed from the GGUF file to GPU buffers
 // through one reused host staging buffer, bytes kept exactly as in the file (the kernels dequantize).
 //
-//   file ──readTensor(chunk)──▶ staging (host, reused) ──queue.writeBuffer──▶ GPU part buffer
+//   file ──readTensor(chunk)──▶ staging (host, reused) ──queue.writeBuffer──▶ GPU buffer at an offset
 //
 // Host memory stays bounded whatever the model size: one staging chunk (default 16 MiB) plus what
 // Dawn copies internally for writeBuffer, which is released by waiting for the queue every
-// `syncBytes` (default 64 MiB). Tensors larger than maxStorageBufferBindingSize are split along
-// rows into parts (expert stacks only on expert boundaries, so the MoE kernels can address every
-// expert in one part), with the same layout as runtime/buffers.ts uploadWeight.
+// `syncBytes` (default 64 MiB).
+//
+// Layout. A weight is a list of parts (runtime/buffers.ts WeightPart: rows [firstRow, +nRows) at a
+// byte offset of a buffer, bound through partBinding). Tensors larger than one binding
+// (maxStorageBufferBindingSize, or the maxPartBytes option) are split along rows, expert stacks
+// only on expert boundaries so the MoE kernels find every expert whole in one part. Tensors that
+// one fused kernel reads together are co-located, because WGSL cannot choose among bindings:
+//
+//   Wq | Wk | Wv       one buffer, at 256-aligned offsets (coLocatedLayout), one part each, when the
+//                      three have one type and fit one binding; otherwise the longest prefix that
+//                      does (Q4_K_M: V is Q6_K in half the layers → Wq | Wk, V alone). Qwen3.5's
+//                      gated attention likewise, with Wq's rows permuted (qwen35-weights.ts).
+//   gate | up          expert stacks (ffn_gate_exps, ffn_up_exps) and dense FFNs of one type and
+//                      shape: buffer i holds the SAME rows (whole experts) of both, gate at 0 and
+//                      up at the next 256-aligned offset, as many experts as fit one binding
+//                      together. Unsplit, coLocated(gate, up) holds; split, part i of each still
+//                      shares buffer i, so a fused kernel can run part by part.
+//
+// Every other tensor gets buffers of its own at offset 0. The layout changes no tensor's bytes or
+// WeightTensor fields; it adds at most 255 bytes of alignment padding per co-located part. Each
+// buffer is listed once in GpuWeights.buffers (freeWeights destroys them).
 import { dequantize } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes, type GGUFTensorInfo } from '../../gguf/types.js';
 import { checkTensor, expectedTensors, isQwen35, validateTensors, type ModelConfig } from '../config.js';
@@ -87,6 +105,12 @@ export interface RowPiece {
   nRows: number;
 }
 
+/** A weight made of pieces of tensors' rows (TensorLoader.rows), as a member of TensorLoader.group. */
+export interface RowsSpec {
+  label: string;
+  pieces: RowPiece[];
+}
+
 /** What an architecture's own layer loader may ask of loadWeights (src/gpu/qwen35-weights.ts). */
 export interface TensorLoader {
   info(name: string): GGUFTensorInfo;
@@ -99,6 +123,60 @@ export interface TensorLoader {
    * permutations (q | gate) and projections sharing an input fused into one matvec.
    */
   rows(label: string, pieces: RowPiece[]): Promise<WeightTensor>;
+  /**
+   * Weights read together by one fused kernel (Wq, Wk, Wv): the longest prefix of the same type
+   * that fits one binding shares one buffer, one part each at 256-aligned offsets; the others are
+   * loaded as matrix / rows would.
+   */
+  group(members: (string | RowsSpec)[]): Promise<WeightTensor[]>;
+  /**
+   * Two matrices or expert stacks of the same type and shape read together (gate and up): part i
+   * of each holds the same rows (whole experts) and both share part i's buffer.
+   */
+  pair(a: string, b: string): Promise<[WeightTensor, WeightTensor]>;
+}
+
+/** Bytes [from, from + length) of a tensor's data in the file. */
+interface Segment {
+  info: GGUFTensorInfo;
+  from: number;
+  length: number;
+}
+
+/** A weight to place, before it has buffers: its geometry and where each row range lies in the file. */
+interface Source {
+  name: string;
+  type: GGMLType;
+  shape: number[];
+  cols: number;
+  rows: number;
+  rowBytes: number;
+  splitRows: number;
+  /** the file ranges holding rows [firstRow, firstRow + nRows), in order */
+  segments(firstRow: number, nRows: number): Segment[];
+}
+
+/** One part of a buffer being placed: rows [firstRow, firstRow + nRows) of a source. */
+interface Member {
+  src: Source;
+  firstRow: number;
+  nRows: number;
+}
+
+/** WebGPU's minStorageBufferOffsetAlignment (the largest value a device may require). */
+export const PART_ALIGN = 256;
+const align = (n: number) => Math.ceil(n / PART_ALIGN) * PART_ALIGN;
+
+/** Offsets of consecutive blocks of these byte lengths in one buffer (each 256-aligned), and its size. */
+export function coLocatedLayout(byteLengths: readonly number[]): { offsets: number[]; size: number } {
+  const offsets: number[] = [];
+  let end = 0;
+  for (const n of byteLengths) {
+    const at = align(end);
+    offsets.push(at);
+    end = at + n;
+  }
+  return { offsets, size: round4(end) };
 }
 
 /** Destroys every buffer of the weights. */
@@ -148,31 +226,10 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     buffers.push(b);
     return b;
   };
-  /** Streams bytes [from, from + length) of a tensor into `dst` at 0. */
-  const stream = async (info: GGUFTensorInfo, dst: GPUBuffer, from: number, length: number): Promise<void> => {
-    for (let off = 0; off < length; off += chunkBytes) {
-      checkAbort();
-      const len = Math.min(chunkBytes, length - off);
-      await file.readTensor(info, staging, from + off, len);
-      const padded = Math.ceil(len / 4) * 4;
-      staging.fill(0, len, padded);
-      ctx.assertUsable();
-      ctx.queue.writeBuffer(dst, off, staging.buffer, staging.byteOffset, padded);
-      done += len;
-      sinceSync += padded;
-      if (sinceSync >= syncBytes) {
-        sinceSync = 0;
-        ctx.queue.submit([]);
-        await ctx.track(ctx.queue.onSubmittedWorkDone());
-      }
-      opts.onProgress?.(total ? done / total : 1);
-    }
-  };
 
-  /** Streams byte ranges of tensors, concatenated, into `dst` from 0 (any alignment of the ranges). */
-  const streamSegments = async (segs: { info: GGUFTensorInfo; from: number; length: number }[], dst: GPUBuffer): Promise<void> => {
+  /** Streams byte ranges of tensors, concatenated, into `dst` from byte `at` (a multiple of 4). */
+  const streamSegments = async (segs: Segment[], dst: GPUBuffer, at: number): Promise<void> => {
     let fill = 0;
-    let at = 0;
     const flush = async () => {
       const padded = Math.ceil(fill / 4) * 4; // only the last flush is not a whole chunk
       staging.fill(0, fill, padded);
@@ -202,8 +259,49 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     if (fill > 0) await flush();
   };
 
-  /** See TensorLoader.rows: split into parts along rows when larger than one binding. */
-  const rows = async (label: string, pieces: RowPiece[]): Promise<WeightTensor> => {
+  /** One buffer holding the members at 256-aligned offsets (the first at 0); one part each. */
+  const place = async (label: string, members: Member[]): Promise<WeightPart[]> => {
+    const lengths = members.map((m) => m.nRows * m.src.rowBytes);
+    const { offsets, size } = coLocatedLayout(lengths);
+    const buffer = newBuffer(label, size);
+    const parts: WeightPart[] = [];
+    for (const [i, m] of members.entries()) {
+      await streamSegments(m.src.segments(m.firstRow, m.nRows), buffer, offsets[i]!);
+      parts.push({ buffer, offset: offsets[i]!, firstRow: m.firstRow, nRows: m.nRows, byteLength: lengths[i]! });
+    }
+    return parts;
+  };
+  const tensorOf = (s: Source, parts: WeightPart[]): WeightTensor => ({
+    name: s.name,
+    type: s.type,
+    shape: s.shape,
+    cols: s.cols,
+    rows: s.rows,
+    rowBytes: s.rowBytes,
+    parts,
+    splitRows: s.splitRows,
+  });
+  const rangeLabel = (s: Source, first: number, n: number) => `${s.name}[${first}:${first + n}]`;
+
+  /** A tensor as a source: rows are its own (expert stacks split on whole experts). */
+  const tensorSource = (name: string): Source => {
+    const info = infos.get(name)!;
+    const shape = [...info.shape];
+    const cols = shape[0] ?? 1;
+    const rb = rowBytes(info.type, cols);
+    return {
+      name,
+      type: info.type,
+      shape,
+      cols,
+      rows: shape.slice(1).reduce((a, b) => a * b, 1),
+      rowBytes: rb,
+      splitRows: shape.length >= 3 ? shape[1]! : 1,
+      segments: (first, n) => [{ info, from: first * rb, length: n * rb }],
+    };
+  };
+  /** See TensorLoader.rows: the pieces' rows in order, as one source. */
+  const rowsSource = (label: string, pieces: RowPiece[]): Source => {
     const first = infos.get(pieces[0]!.name)!;
     const type = first.type;
     const cols = first.shape[0]!;
@@ -215,60 +313,92 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     }
     const rb = rowBytes(type, cols);
     const total = pieces.reduce((s, p) => s + p.nRows, 0);
-    const rowsPerPart = Math.floor((maxPart - 4) / rb);
-    if (rowsPerPart < 1) throw new RangeError(`${label}: a row of ${rb} bytes exceeds the largest binding (${maxPart} bytes)`);
-    const parts: WeightPart[] = [];
-    let pi = 0;
-    let used = 0; // rows of pieces[pi] already placed
-    for (let r0 = 0; r0 < total; r0 += rowsPerPart) {
-      const nRows = Math.min(rowsPerPart, total - r0);
-      const segs: { info: GGUFTensorInfo; from: number; length: number }[] = [];
-      for (let left = nRows; left > 0; ) {
-        const p = pieces[pi]!;
-        const take = Math.min(left, p.nRows - used);
-        segs.push({ info: infos.get(p.name)!, from: (p.firstRow + used) * rb, length: take * rb });
-        used += take;
-        left -= take;
-        if (used === p.nRows) {
-          pi++;
-          used = 0;
+    return {
+      name: label,
+      type,
+      shape: [cols, total],
+      cols,
+      rows: total,
+      rowBytes: rb,
+      splitRows: 1,
+      segments: (r0, n) => {
+        // the pieces' ranges that rows [r0, r0 + n) of the concatenation cover
+        const segs: Segment[] = [];
+        let base = 0;
+        for (const p of pieces) {
+          const lo = Math.max(r0, base);
+          const hi = Math.min(r0 + n, base + p.nRows);
+          if (lo < hi) segs.push({ info: infos.get(p.name)!, from: (p.firstRow + lo - base) * rb, length: (hi - lo) * rb });
+          base += p.nRows;
         }
-      }
-      const buffer = newBuffer(`${label}[${r0}:${r0 + nRows}]`, nRows * rb);
-      await streamSegments(segs, buffer);
-      parts.push({ buffer, offset: 0, firstRow: r0, nRows, byteLength: nRows * rb });
-    }
-    return { name: label, type, shape: [cols, total], cols, rows: total, rowBytes: rb, parts, splitRows: 1 };
+        return segs;
+      },
+    };
   };
 
-  /** A matrix or expert stack, split into parts along rows when larger than one binding. */
-  const matrix = async (name: string): Promise<WeightTensor> => {
-    const info = infos.get(name)!;
-    const shape = [...info.shape];
-    const cols = shape[0] ?? 1;
-    const rows = shape.slice(1).reduce((a, b) => a * b, 1);
-    const rb = rowBytes(info.type, cols);
-    const splitRows = shape.length >= 3 ? shape[1]! : 1;
-    const unitsPerPart = Math.floor((maxPart - 4) / (rb * splitRows));
-    if (unitsPerPart < 1) throw new RangeError(`tensor ${name}: ${splitRows} row(s) of ${rb} bytes exceed the largest binding (${maxPart} bytes)`);
-    const rowsPerPart = unitsPerPart * splitRows;
-    const parts: WeightPart[] = [];
-    for (let first = 0; first < rows; first += rowsPerPart) {
-      const nRows = Math.min(rowsPerPart, rows - first);
-      const byteLength = nRows * rb;
-      const buffer = newBuffer(`${name}[${first}:${first + nRows}]`, byteLength);
-      await stream(info, buffer, first * rb, byteLength);
-      parts.push({ buffer, offset: 0, firstRow: first, nRows, byteLength });
-    }
-    return { name, type: info.type, shape, cols, rows, rowBytes: rb, parts, splitRows };
+  /** Rows per part of one source alone, split on multiples of splitRows. */
+  const rowsPerPart = (s: Source): number => {
+    const units = Math.floor((maxPart - 4) / (s.rowBytes * s.splitRows));
+    if (units < 1) throw new RangeError(`tensor ${s.name}: ${s.splitRows} row(s) of ${s.rowBytes} bytes exceed the largest binding (${maxPart} bytes)`);
+    return units * s.splitRows;
   };
+  /** A source in buffers of its own, split into parts along rows when larger than one binding. */
+  const solo = async (s: Source): Promise<WeightTensor> => {
+    const step = rowsPerPart(s);
+    const parts: WeightPart[] = [];
+    for (let first = 0; first < s.rows; first += step) {
+      const n = Math.min(step, s.rows - first);
+      parts.push(...(await place(rangeLabel(s, first, n), [{ src: s, firstRow: first, nRows: n }])));
+    }
+    return tensorOf(s, parts);
+  };
+  /** See TensorLoader.group. */
+  const group = async (srcs: Source[]): Promise<WeightTensor[]> => {
+    const fits = (k: number) => coLocatedLayout(srcs.slice(0, k).map((s) => s.rows * s.rowBytes)).size <= maxPart;
+    let k = 1;
+    while (k < srcs.length && srcs[k]!.type === srcs[0]!.type) k++;
+    while (k > 1 && !fits(k)) k--;
+    const out: WeightTensor[] = [];
+    if (k > 1) {
+      const members = srcs.slice(0, k).map((src) => ({ src, firstRow: 0, nRows: src.rows }));
+      const parts = await place(srcs.slice(0, k).map((s) => s.name).join('+'), members);
+      members.forEach((m, i) => out.push(tensorOf(m.src, [parts[i]!])));
+    }
+    for (const s of srcs.slice(out.length)) out.push(await solo(s));
+    return out;
+  };
+  /** See TensorLoader.pair. */
+  const pair = async (a: Source, b: Source): Promise<[WeightTensor, WeightTensor]> => {
+    if (a.type !== b.type || a.shape.join() !== b.shape.join()) return [await solo(a), await solo(b)];
+    const unit = a.rowBytes * a.splitRows;
+    // the most whole units (experts, or rows) of both that fit one binding together
+    let units = Math.floor((maxPart - 4) / (2 * unit));
+    while (units > 0 && coLocatedLayout([units * unit, units * unit]).size > maxPart) units--;
+    if (units < 1) return [await solo(a), await solo(b)];
+    const step = units * a.splitRows;
+    const pa: WeightPart[] = [];
+    const pb: WeightPart[] = [];
+    for (let first = 0; first < a.rows; first += step) {
+      const n = Math.min(step, a.rows - first);
+      const [x, y] = await place(`${rangeLabel(a, first, n)}+${b.name}`, [
+        { src: a, firstRow: first, nRows: n },
+        { src: b, firstRow: first, nRows: n },
+      ]);
+      pa.push(x!);
+      pb.push(y!);
+    }
+    return [tensorOf(a, pa), tensorOf(b, pb)];
+  };
+
+  const matrix = (name: string): Promise<WeightTensor> => solo(tensorSource(name));
+  const rows = (label: string, pieces: RowPiece[]): Promise<WeightTensor> => solo(rowsSource(label, pieces));
   /** A norm weight as f32 [n] (dequantized on the host when the file stores another type). */
   const vector = async (name: string): Promise<GPUBuffer> => {
     const info = infos.get(name)!;
     const n = info.shape.reduce((a, b) => a * b, 1);
     const buffer = newBuffer(name, n * 4);
     if (info.type === GGMLType.F32) {
-      await stream(info, buffer, 0, n * 4);
+      await streamSegments([{ info, from: 0, length: n * 4 }], buffer, 0);
     } else {
       checkAbort();
       const values = dequantize(info.type, await file.readTensor(info), n);
@@ -278,43 +408,41 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     }
     return buffer;
   };
+  const loader: TensorLoader = {
+    info: (name) => infos.get(name)!,
+    matrix,
+    vector,
+    rows,
+    group: (members) => group(members.map((m) => (typeof m === 'string' ? tensorSource(m) : rowsSource(m.label, m.pieces)))),
+    pair: (a, b) => pair(tensorSource(a), tensorSource(b)),
+  };
 
   try {
     const tokEmbd = await matrix('token_embd.weight');
     const layers: GpuLayerWeights[] = [];
     let hybrid: GpuQwen35Layer[] | undefined;
     if (isQwen35(config)) {
-      const loader: TensorLoader = { info: (name) => infos.get(name)!, matrix, vector, rows };
       hybrid = [];
       for (let i = 0; i < config.nLayer; i++) hybrid.push(await loadQwen35Layer(loader, config, i));
     }
     for (let i = 0; i < (hybrid ? 0 : config.nLayer); i++) {
       const b = `blk.${i}.`;
-      layers.push({
-        attnNorm: await vector(b + 'attn_norm.weight'),
-        wq: await matrix(b + 'attn_q.weight'),
-        wk: await matrix(b + 'attn_k.weight'),
-        wv: await matrix(b + 'attn_v.weight'),
-        wo: await matrix(b + 'attn_output.weight'),
-        qNorm: await vector(b + 'attn_q_norm.weight'),
-        kNorm: await vector(b + 'attn_k_norm.weight'),
-        ffnNorm: await vector(b + 'ffn_norm.weight'),
-        ffn:
-          config.arch === 'qwen3moe'
-            ? {
-                kind: 'moe',
-                router: await matrix(b + 'ffn_gate_inp.weight'),
-                gateExps: await matrix(b + 'ffn_gate_exps.weight'),
-                upExps: await matrix(b + 'ffn_up_exps.weight'),
-                downExps: await matrix(b + 'ffn_down_exps.weight'),
-              }
-            : {
-                kind: 'dense',
-                gate: await matrix(b + 'ffn_gate.weight'),
-                up: await matrix(b + 'ffn_up.weight'),
-                down: await matrix(b + 'ffn_down.weight'),
-              },
-      });
+      const attnNorm = await vector(b + 'attn_norm.weight');
+      const [wq, wk, wv] = (await group([b + 'attn_q.weight', b + 'attn_k.weight', b + 'attn_v.weight'].map(tensorSource))) as [WeightTensor, WeightTensor, WeightTensor];
+      const wo = await matrix(b + 'attn_output.weight');
+      const qNorm = await vector(b + 'attn_q_norm.weight');
+      const kNorm = await vector(b + 'attn_k_norm.weight');
+      const ffnNorm = await vector(b + 'ffn_norm.weight');
+      let ffn: GpuMoeWeights | GpuDenseWeights;
+      if (config.arch === 'qwen3moe') {
+        const router = await matrix(b + 'ffn_gate_inp.weight');
+        const [gateExps, upExps] = await loader.pair(b + 'ffn_gate_exps.weight', b + 'ffn_up_exps.weight');
+        ffn = { kind: 'moe', router, gateExps, upExps, downExps: await matrix(b + 'ffn_down_exps.weight') };
+      } else {
+        const [gate, up] = await loader.pair(b + 'ffn_gate.weight', b + 'ffn_up.weight');
+        ffn = { kind: 'dense', gate, up, down: await matrix(b + 'ffn_down.weight') };
+      }
+      layers.push({ attnNorm, wq, wk, wv, wo, qNorm, kNorm, ffnNorm, ffn });
     }
     const outputNorm = await vector('output_norm.weight');
     const output = config.tiedEmbeddings ? tokEmbd : await matrix('output.weight');
