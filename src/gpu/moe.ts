@@ -487,7 +487,13 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
       resize.push(() => {});
     }
   };
-  const fused = (a.fuse ?? true) && pairedParts(a.gate, a.up);
+  // one binding per part pair spanning gate's and up's bytes: within the largest binding
+  const pairSpan = (i: number) => {
+    const g = partBinding(a.gate.parts[i]!);
+    const u = partBinding(a.up.parts[i]!);
+    return Math.max(g.offset! + g.size!, u.offset! + u.size!) - Math.min(g.offset!, u.offset!);
+  };
+  const fused = (a.fuse ?? true) && pairedParts(a.gate, a.up) && a.gate.parts.every((_, i) => pairSpan(i) <= ctx.limits.maxStorageBufferBindingSize);
   const wgLimit = ctx.limits.maxComputeWorkgroupStorageSize;
   const redBytes = (acc: number) => 4 * wg * rowsPer * acc; // moe_ffn's red
   // gate/up's prologue: token t's x through xRound
@@ -495,8 +501,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
   if (a.xRound !== undefined) {
     if (!fused) throw new FusedKernelUnsupported(`moe_ffn: x's round trip needs gate and up co-located (${a.gate.name}, ${a.up.name})`);
     xPro = prologueConfig({ cols: nEmbd, wg, norm: false, round: a.xRound });
-    const topkBytes = route ? 4 * (route.nExpert + lanes + 2 * k) : 0;
-    if (xPro.bytes + redBytes(2) + topkBytes > wgLimit) throw new FusedKernelUnsupported(`moe_ffn: gate/up prologue needs ${xPro.bytes + redBytes(2) + topkBytes} bytes of workgroup memory, the device allows ${wgLimit}`);
+    if (xPro.bytes + redBytes(2) > wgLimit) throw new FusedKernelUnsupported(`moe_ffn: gate/up prologue needs ${xPro.bytes + redBytes(2)} bytes of workgroup memory, the device allows ${wgLimit}`);
   }
   // down's prologue: the k activation rows through actQuant.type, when it fits
   let actPro: ReturnType<typeof prologueConfig> | null = null;
@@ -509,7 +514,10 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
     }
   }
   if (a.actQuant && !actPro && !a.actQuant.out) throw new FusedKernelUnsupported(`moe_ffn: down's round trip does not fit its dispatch and actQuant.out is not given`);
-  if (route && !fused) {
+  // the routing inside the gate/up dispatch when its workgroup arrays fit too (topk.wgsl)
+  const topkBytes = route ? 4 * (route.nExpert + lanes + 2 * k) : 0;
+  const routeInside = !!route && fused && (xPro?.bytes ?? 0) + redBytes(2) + topkBytes <= wgLimit;
+  if (route && !routeInside) {
     // routing in a dispatch of its own (moe_route.wgsl), as createMoeRoute
     plans.push({
       spec: MOE_ROUTE,
@@ -536,14 +544,14 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
       const start = Math.min(g.offset!, u.offset!);
       const end = Math.max(g.offset! + g.size!, u.offset! + u.size!);
       const buffers: Record<string, BindingBuffer> = { w: { buffer: gp.buffer, offset: start, size: end - start }, x: x.buffer, y: act.buffer, ids: ids.buffer };
-      if (route) {
+      if (routeInside) {
         buffers.rw = rw.buffer;
         buffers.logits = logits!.buffer;
       }
       plans.push({
-        spec: xPro ? (route ? MOE_FFN_GU_TOPK_PRO : MOE_FFN_GU_PRO) : route ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
+        spec: xPro ? (routeInside ? MOE_FFN_GU_TOPK_PRO : MOE_FFN_GU_PRO) : routeInside ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
         defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...(xPro?.defines ?? {}) },
-        constants: { ...constants, ...(route ? { MAX_EXPERT: route.nExpert, MAX_K: k, TOPK_LANES: lanes } : {}), ...(xPro?.constants ?? {}) },
+        constants: { ...constants, ...(routeInside ? { MAX_EXPERT: route!.nExpert, MAX_K: k, TOPK_LANES: lanes } : {}), ...(xPro?.constants ?? {}) },
         uniform: {
           cols: a.gate.cols,
           rows: nFf,
