@@ -11,6 +11,7 @@ import { openGGUF } from '../../gguf/reader.js';
 import { activationRoundTrip, quantize } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes } from '../../gguf/types.js';
 import { configFromGGUF } from '../../src/config.js';
+import type { Numerics } from '../../src/backend.js';
 import { WebGPUBackend } from '../../src/gpu/backend.js';
 import { dequantizeRow, rmsNorm, swiglu, type QuantMatrix } from '../../src/cpu/ops.js';
 import { actQuantFor, createActQuant, type ActQuantType } from '../../src/gpu/actquant.js';
@@ -218,18 +219,18 @@ describe.skipIf(!ctx)('fused matvec: prologue + row ranges', () => {
 // The decode pass's dispatch budget (issue 5): at most 8 compute dispatches per layer per decoded
 // token, counted by the sequence's stats (src/arch/program.ts EncodeCounts), not timed.
 describe.skipIf(!ctx)('decode dispatches per layer', () => {
-  const cases: [FixtureName, string | null][] = [
-    ['qwen3-q4_k_m', null],
-    // the MoE FFN's norm + router + top-k + gate/up and down fusions are another change's
-    ['qwen3moe-q4_k_m-realvocab', 'needs the fused MoE FFN (router with the norm prologue, top-k + gate/up, down): 16 → ≤ 8'],
+  const cases: [FixtureName, Numerics][] = [
+    ['qwen3-q4_k_m', 'llamacpp'],
+    ['qwen3moe-q4_k_m-realvocab', 'llamacpp'],
+    ['qwen3moe-q8_0', 'exact'],
   ];
-  for (const [name, pending] of cases) {
-    const run = async () => {
+  for (const [name, numerics] of cases) {
+    it(`${name} (numerics '${numerics}'): ≤ 8`, async () => {
       const path = await fixturePath(name);
       const f = await openGGUF(path);
       try {
         const cfg = configFromGGUF(f.metadata, f.tensorByName);
-        const be = await WebGPUBackend.load(f, cfg, { context: ctx!, numerics: 'llamacpp' });
+        const be = await WebGPUBackend.load(f, cfg, { context: ctx!, numerics });
         try {
           const seq = be.createSequence(32);
           await seq.eval([5, 77, 3]);
@@ -243,8 +244,6 @@ describe.skipIf(!ctx)('decode dispatches per layer', () => {
       } finally {
         await f.close();
       }
-    };
-    if (pending) it.todo(`${name}: ≤ 8 (${pending})`);
-    else it(`${name}: ≤ 8`, run);
+    });
   }
 });
