@@ -62,6 +62,9 @@ export const MATVEC: KernelSpec = {
   overrides: ['WG', 'ROWS', 'ACCUMULATE'],
 };
 
+/** matvec.wgsl main_rows: one thread per row (software adapters, MatVecArgs.software). */
+export const MATVEC_ROWS: KernelSpec = { ...MATVEC, entryPoint: 'main_rows', variants: TYPE_VARIANTS };
+
 /** The MoE expert matvec (ggml's mul_mat_vec_id): matvec.wgsl with MOE. */
 export const MATVEC_ID: KernelSpec = {
   ...MATVEC,
@@ -306,6 +309,7 @@ export const SWIGLU_INPLACE: KernelSpec = { ...SWIGLU, defines: { INPLACE: true 
 /** Every spec of this module by name (the binding test iterates it). */
 export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
   MATVEC,
+  MATVEC_ROWS,
   MATVEC_ID,
   MATVEC_FUSED,
   MATVEC_FUSED_NORM,
@@ -440,19 +444,27 @@ export interface MatVecArgs {
   workgroupSize?: number;
   /** use subgroup reductions (default: when the device has them) */
   subgroups?: boolean;
+  /** one thread per row (main_rows): workgroupSize threads, rowsPerThread rows each (1..16); no reduction */
+  threadPerRow?: { workgroupSize: number; rowsPerThread: number };
+  /** the geometry on a software adapter (ctx.adapter.isSoftware) instead of the above */
+  software?: Pick<MatVecArgs, 'workgroupSize' | 'rowsPerWorkgroup' | 'threadPerRow'>;
 }
 
 /**
  * y = W·x (or y += W·x) for nVec vectors, dequantizing W on the fly. One dispatch per weight part.
  * setCount(n) sets the number of vectors.
  */
-export async function createMatVec(ctx: GPUContext, a: MatVecArgs): Promise<Launch> {
+export async function createMatVec(ctx: GPUContext, args: MatVecArgs): Promise<Launch> {
+  const a: MatVecArgs = ctx.adapter.isSoftware && args.software ? { ...args, workgroupSize: undefined, rowsPerWorkgroup: undefined, ...args.software } : args;
   const { w } = a;
   checkWeight('matvec', w);
-  const wg = a.workgroupSize ?? 64;
-  const rowsPer = a.rowsPerWorkgroup ?? 2;
+  const tpr = a.threadPerRow;
+  const wg = tpr?.workgroupSize ?? a.workgroupSize ?? 64;
+  const rowsPer = tpr?.rowsPerThread ?? a.rowsPerWorkgroup ?? 2;
+  const maxRows = tpr ? 16 : 8;
   checkWg('matvec', wg, ctx);
-  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`matvec: rowsPerWorkgroup ${rowsPer} not in 1..8`);
+  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= maxRows)) throw new KernelError(`matvec: rows per ${tpr ? 'thread' : 'workgroup'} ${rowsPer} not in 1..${maxRows}`);
+  const rowsPerWg = tpr ? wg * rowsPer : rowsPer;
   const x = unref(a.x);
   const y = unref(a.y);
   const xStride = a.xStride ?? w.cols;
@@ -464,7 +476,7 @@ export async function createMatVec(ctx: GPUContext, a: MatVecArgs): Promise<Laun
   };
   check(nVec);
   const plans: DispatchPlan[] = w.parts.map((p) => {
-    const nWg = Math.ceil(p.nRows / rowsPer);
+    const nWg = Math.ceil(p.nRows / rowsPerWg);
     const [gx, gy] = grid2d(ctx, nWg);
     return {
       uniform: {
@@ -482,8 +494,8 @@ export async function createMatVec(ctx: GPUContext, a: MatVecArgs): Promise<Laun
       workgroups: [gx, gy, nVec],
     };
   });
-  const defines = { ...typeDefines(w.type), SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
-  return buildLaunch(ctx, `matvec ${w.name}`, MATVEC, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
+  const defines = { ...typeDefines(w.type), SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups) };
+  return buildLaunch(ctx, `matvec ${w.name}`, tpr ? MATVEC_ROWS : MATVEC, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
     check(n);
     nVec = n;
     for (const d of launch.dispatches) d.workgroups[2] = n;

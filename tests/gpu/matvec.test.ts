@@ -83,6 +83,9 @@ describe.skipIf(!ctx)('matvec (dense)', () => {
         { subgroups: false, rowsPerWorkgroup: 3, workgroupSize: 128 },
         { subgroups: g.features.subgroups, rowsPerWorkgroup: 8, workgroupSize: 64 },
         { subgroups: g.features.subgroups, rowsPerWorkgroup: 2, workgroupSize: 256 },
+        // main_rows: 32·3 = 96 rows per workgroup (parts of 40 rows: one partial workgroup each)
+        { threadPerRow: { workgroupSize: 32, rowsPerThread: 3 } },
+        { threadPerRow: { workgroupSize: 64, rowsPerThread: 16 } },
       ];
       for (const opt of variants) {
         const launch = await createMatVec(g, { w, x: { buffer: xb, offset: xOff }, y: { buffer: yb, offset: yOff }, nVec, xStride, yStride, ...opt });
@@ -104,6 +107,39 @@ describe.skipIf(!ctx)('matvec (dense)', () => {
       for (let r = 0; r < rows; r++) want[yOff + r] = Math.fround(base[yOff + r]! + ref[r]!);
       expectProduct(`${ggmlTypeName(type)} accumulate`, y, want);
     }
+  });
+});
+
+// main_rows (one thread per row) for every weight type: rows not multiples of WG · rowsPerThread
+// (32 · 5 = 160), float types with odd lengths; and accumulate.
+describe.skipIf(!ctx)('matvec, one thread per row (main_rows)', () => {
+  const g = ctx!;
+  for (const [type, rows, cols] of CASES) {
+    it(`${ggmlTypeName(type)} ${rows}×${cols}`, async () => {
+      const m = randomMatrix(type, rows, cols, rows * 7919 + cols);
+      const x = randomF32(rng(cols), cols);
+      const ref = new Float32Array(rows);
+      matVec(ref, m, x);
+      const w = uploadWeight(g, { name: 'w', type, shape: [cols, rows], data: m.data });
+      const xb = createStorageFrom(g, x);
+      const base = randomF32(rng(rows), rows);
+      const yb = createStorageFrom(g, base);
+      const launch = await createMatVec(g, { w, x: xb, y: yb, threadPerRow: { workgroupSize: 32, rowsPerThread: 5 } });
+      runLaunches(g, [launch]);
+      expectProduct(`${ggmlTypeName(type)} ${rows}×${cols} main_rows`, await readF32(g, yb, rows), ref);
+      writeBuffer(g, yb, base);
+      const acc = await createMatVec(g, { w, x: xb, y: yb, accumulate: true, threadPerRow: { workgroupSize: 32, rowsPerThread: 2 } });
+      runLaunches(g, [acc]);
+      const want = base.map((b, r) => Math.fround(b + ref[r]!));
+      expectProduct(`${ggmlTypeName(type)} ${rows}×${cols} main_rows accumulate`, await readF32(g, yb, rows), want);
+    });
+  }
+
+  it('software geometry: taken on a software adapter only', async () => {
+    const m = randomMatrix(GGMLType.Q6_K, 37, 256, 5);
+    const w = uploadWeight(g, { name: 'w', type: GGMLType.Q6_K, shape: [256, 37], data: m.data });
+    const launch = await createMatVec(g, { w, x: createStorage(g, 256 * 4), y: createStorage(g, 37 * 4), software: { threadPerRow: { workgroupSize: 32, rowsPerThread: 4 } } });
+    expect(launch.dispatches[0]!.workgroups[0]).toBe(g.adapter.isSoftware ? 1 : Math.ceil(37 / 2));
   });
 });
 
