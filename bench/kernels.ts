@@ -3,7 +3,8 @@
 //   npx tsx bench/kernels.ts [--scale 0.25] [--time 2000] [--only matvec,lm_head] [--json]
 //
 // Each kernel is launched through its real launcher (src/gpu/*) on random valid weights
-// (src/synth/blocks.ts). A sample is the GPU time of one launch, from a timestamp query pair around
+// (src/synth/blocks.ts); the matvecs with the decode's geometry (matVecShape: on a software adapter
+// one thread per row; lm_head_split, software adapters only, is the LM head with the GPU geometry). A sample is the GPU time of one launch, from a timestamp query pair around
 // its compute pass when the device has `timestamp-query` (lavapipe does), else the wall time of
 // submit + onSubmittedWorkDone. GB/s = bytes the kernel must read (weights, plus KV cache or
 // activations where they matter) / median time; the last column compares it with the device's
@@ -16,6 +17,7 @@
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { GGMLType, ggmlTypeName, tensorBytes } from '../gguf/types.js';
+import { matVecShape } from '../src/arch/transformer.js';
 import { mdTable } from '../src/bench/profile.js';
 import { attnDecodeScratchBytes, createAttnDecode, createKvCache } from '../src/gpu/attention.js';
 import { createMoeFfnDecode } from '../src/gpu/moe.js';
@@ -97,7 +99,7 @@ async function cases(ctx: GPUContext): Promise<Case[]> {
 
   if (want('matvec')) {
     const w = weight(ctx, 'attn_q', GGMLType.Q4_K, [G.nEmbd, G.qDim]);
-    out.push({ name: 'matvec', shape: `Q4_K ${G.nEmbd}×${G.qDim}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [await createMatVec(ctx, { w, x, y })] });
+    out.push({ name: 'matvec', shape: `Q4_K ${G.nEmbd}×${G.qDim}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [await createMatVec(ctx, { w, x, y, ...matVecShape(w) })] });
   }
   if (want('router')) {
     const w = weight(ctx, 'router', GGMLType.F32, [G.nEmbd, G.nExpert]);
@@ -137,7 +139,13 @@ async function cases(ctx: GPUContext): Promise<Case[]> {
   }
   if (want('lm_head')) {
     const w = weight(ctx, 'output', GGMLType.Q6_K, [G.nEmbd, G.nVocab]);
-    out.push({ name: 'lm_head', shape: `Q6_K ${G.nEmbd}×${G.nVocab}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [await createMatVec(ctx, { w, x, y })] });
+    out.push({ name: 'lm_head', shape: `Q6_K ${G.nEmbd}×${G.nVocab}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [await createMatVec(ctx, { w, x, y, ...matVecShape(w) })] });
+  }
+  if (want('lm_head_split') && ctx.adapter.isSoftware) {
+    // the GPU geometry (rows split over a workgroup's threads) on the software adapter, for comparison
+    const w = weight(ctx, 'output', GGMLType.Q6_K, [G.nEmbd, G.nVocab]);
+    const { workgroupSize, rowsPerWorkgroup } = matVecShape(w);
+    out.push({ name: 'lm_head_split', shape: `Q6_K ${G.nEmbd}×${G.nVocab}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [await createMatVec(ctx, { w, x, y, workgroupSize, rowsPerWorkgroup })] });
   }
   for (const nKv of [512, 4096]) {
     if (!want(`attn_${nKv}`)) continue;
