@@ -3,6 +3,7 @@
 // in the file, the memory it takes, freeing, abort and progress.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGGUF, type GGUFFile } from '../../gguf/reader.js';
+import type { GGUFTensorInfo } from '../../gguf/types.js';
 import { configFromGGUF, type ModelConfig } from '../../src/config.js';
 import { AbortError } from '../../src/errors.js';
 import { coLocatedLayout, freeWeights, loadWeights, PART_ALIGN, type GpuWeights, type LoadWeightsOptions } from '../../src/gpu/weights.js';
@@ -211,6 +212,29 @@ describe('GPU weight layout', () => {
       });
     });
   }
+
+  it('reads of odd sizes (chunkBytes 999) fill the same bytes; a failing read frees everything and throws it', async () => {
+    if (!ctx) return;
+    await withLoaded('qwen35moe-q4_k_m', { chunkBytes: 999 }, async (w, f, c) => checkLayout(w, f, c));
+    const f = await openGGUF(await fixturePath('qwen3moe-q8_0'));
+    try {
+      const c = configFromGGUF(f.metadata, f.tensorByName);
+      const base = ctx.allocatedBytes;
+      let reads = 0;
+      const failing = {
+        tensorByName: f.tensorByName,
+        readTensor: (t: GGUFTensorInfo, dst?: Uint8Array, off?: number, len?: number) => {
+          if (++reads === 40) return Promise.reject(new Error('disk on fire'));
+          return f.readTensor(t, dst, off, len);
+        },
+      };
+      await expect(loadWeights(ctx, failing, c, { chunkBytes: 700 })).rejects.toThrow('disk on fire');
+      expect(reads).toBeGreaterThanOrEqual(40);
+      expect(ctx.allocatedBytes).toBe(base);
+    } finally {
+      await f.close();
+    }
+  });
 
   it('abort while loading frees everything and throws AbortError; progress rises to 1', async () => {
     if (!ctx) return;
