@@ -292,8 +292,13 @@ export function attnDecodeScratchBytes(nHead: number, headDimV: number, nCtx: nu
   return nHead * maxChunks * (headDimV + 2) * 4;
 }
 
-/** The chunk length for nKv positions: about targetChunks chunks of a multiple of 32, within [32, maxChunk]. */
+/**
+ * The chunk length for nKv positions: up to maxChunk positions one chunk (one dispatch, no reduce:
+ * a short context is little work, and a decode step saves a dispatch per layer); beyond, about
+ * targetChunks chunks of a multiple of 32, within [32, maxChunk], so long contexts fill the device.
+ */
 export function decodeChunk(nKv: number, maxChunk = 256, targetChunks = 16): number {
+  if (nKv <= maxChunk) return Math.max(32, Math.ceil(nKv / 32) * 32);
   const c = Math.ceil(Math.ceil(nKv / targetChunks) / 32) * 32;
   return Math.min(maxChunk, Math.max(32, c));
 }

@@ -168,6 +168,8 @@ describe.skipIf(!ctx)('attention decode (flash-decoding)', () => {
 
   it('chunking: auto chunk lengths and overflow', async () => {
     expect(decodeChunk(1)).toBe(32);
+    expect(decodeChunk(33)).toBe(64); // up to 256 positions: one chunk, no reduce dispatch
+    expect(decodeChunk(256)).toBe(256);
     expect(decodeChunk(300)).toBe(32);
     expect(decodeChunk(4096)).toBe(256);
     expect(decodeChunk(40960)).toBe(256);

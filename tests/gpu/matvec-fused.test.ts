@@ -232,9 +232,10 @@ describe.skipIf(!ctx)('decode dispatches per layer', () => {
         const cfg = configFromGGUF(f.metadata, f.tensorByName);
         const be = await WebGPUBackend.load(f, cfg, { context: ctx!, numerics });
         try {
-          const seq = be.createSequence(32);
-          await seq.eval([5, 77, 3]);
-          await seq.eval([9]); // one decode step
+          // a context past one attention chunk's old limit (32), as in tg128: attention stays one dispatch
+          const seq = be.createSequence(160);
+          await seq.eval(Array.from({ length: 140 }, (_, i) => (i * 7 + 5) % cfg.nVocab));
+          await seq.eval([9]); // one decode step at position 140
           const perLayer = seq.stats.last.perLayer.slice(0, cfg.nLayer);
           console.log(`${name}: decode dispatches per layer ${perLayer.join(', ')}`);
           for (const [il, d] of perLayer.entries()) expect(d, `layer ${il}`).toBeLessThanOrEqual(8);
