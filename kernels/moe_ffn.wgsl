@@ -151,26 +151,20 @@ fn load_x8(base: u32, k: u32, n: u32) -> D8 {
 
 // acc[r] += scale · (row r0 + r of the matrix at byte wbase) · x[xo ..]; this thread's share.
 // x is loaded once per unit for the ROWS rows; each row's unit header (scales) is decoded once
-// (quant.wgsl unit_hdr / unit_dq8).
+// (quant.wgsl unit_dot: unit_hdr, then unit_dq8 · x per 8 values).
 // Accumulates into acc[a0 + r].
 fn dot_rows(acc: ptr<function, array<f32, MAX_ACC>>, a0: u32, wbase: u32, r0: u32, xo: u32, scale: f32, tid: u32) {
   let cols = P.cols;
   let n_units = (cols + UNIT - 1u) / UNIT;
   for (var u = tid; u < n_units; u += WG) {
     let k = u * UNIT;
-    var xv: array<D8, UNIT / 8u>;
-    for (var g = 0u; g < UNIT / 8u; g++) {
+    var xv: array<D8, UNIT_G>;
+    for (var g = 0u; g < UNIT_G; g++) {
       xv[g] = load_x8(xo, k + 8u * g, cols);
     }
     for (var r = 0u; r < ROWS; r++) {
       if (r0 + r < P.rows) {
-        let h = unit_hdr(wbase + (r0 + r) * P.row_bytes, k, cols);
-        var s = 0.0;
-        for (var g = 0u; g < UNIT / 8u; g++) {
-          let d = unit_dq8(h, g);
-          s += dot(d.a, xv[g].a) + dot(d.b, xv[g].b);
-        }
-        (*acc)[a0 + r] += scale * s;
+        (*acc)[a0 + r] += scale * unit_dot(wbase + (r0 + r) * P.row_bytes, k, cols, &xv);
       }
     }
   }

@@ -18,6 +18,12 @@
 //   fn unit_dq8(h: Hdr, g: u32) -> D8              (g < UNIT / 8)
 //       the same values split in two: unit_hdr decodes a unit's scales / mins / offsets once,
 //       unit_dq8 gives its 8-element group g (elements k + 8g ..). matvec hoists unit_hdr.
+//   const UNIT_G: u32 = UNIT / 8   8-element groups per unit (a plain const: wgsl_reflect cannot
+//       parse an expression in a parameter's array type)
+//   fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f32
+//       the unit's dot with x: Σ_g (dot(d.a, xv[g].a) + dot(d.b, xv[g].b)), d = unit_dq8(unit_hdr(rb,
+//       k, n), g), summed in g order from 0.0 (f32). The dot loop of matvec.wgsl and moe_ffn.wgsl,
+//       which load xv once per unit for several rows.
 // Values are computed in f32 as ggml's dequantize_row_* does (d·sc formed first, then ·q − dmin·m).
 
 struct D8 {
@@ -305,3 +311,16 @@ fn dq8(rb: u32, k: u32, n: u32) -> D8 {
   return unit_dq8(unit_hdr(rb, k & ~31u, n), (k & 31u) >> 3u);
 }
 #endif
+
+const UNIT_G: u32 = UNIT / 8u;
+
+// the dot of elements k .. k + UNIT of the row at byte rb with xv (see the header)
+fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f32 {
+  let h = unit_hdr(rb, k, n);
+  var s = 0.0;
+  for (var g = 0u; g < UNIT_G; g++) {
+    let d = unit_dq8(h, g);
+    s += dot(d.a, (*xv)[g].a) + dot(d.b, (*xv)[g].b);
+  }
+  return s;
+}
