@@ -18,7 +18,7 @@ enable subgroups;
 // wid.x + wid.y·gx computes ROWS consecutive rows of vector / slot wid.z. WG threads stride over
 // the row in UNIT-element steps (32 for block types: one block or K-quant sub-block; 8 for
 // floats): x for the unit is loaded once and reused for the ROWS rows; per row the unit's scales
-// are decoded once (unit_hdr) and its values 8 at a time (unit_dq8). Per-row partial sums are
+// are decoded once and its values 8 at a time (quant.wgsl unit_dot). Per-row partial sums are
 // reduced with subgroupAdd + shared memory (SUBGROUPS; subgroup s = threads [s·size, (s+1)·size))
 // or a shared-memory tree. MOE: a workgroup whose slot's expert is not in this part returns at
 // once, so a stack split over several buffers is covered by one dispatch per part.
@@ -112,7 +112,42 @@ fn x8(base: u32, k: u32, n: u32) -> D8 {
   }
   return D8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
+
+// y[i] = v (ACCUMULATE: y[i] += v)
+fn put_y(i: u32, v: f32) {
+  if (ACCUMULATE) {
+    y[i] += v;
+  } else {
+    y[i] = v;
+  }
+}
 #endif
+
+// x's values k .. k + UNIT (x8: x at xo; FUSED: prepared row 0), as unit_dot takes them
+fn x_unit(xo: u32, k: u32, cols: u32) -> array<D8, UNIT_G> {
+  var xv: array<D8, UNIT_G>;
+  for (var g = 0u; g < UNIT_G; g++) {
+    xv[g] = x8(xo, k + 8u * g, cols);
+  }
+  return xv;
+}
+
+// acc[r] += this thread's share (units tid, tid + WG, ..) of the dot of row r0 + r (r < ROWS,
+// r0 + r < rows; at byte base + (r0 + r)·row_bytes of w) with x (x_unit(xo, ..)). main, main_fused.
+fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS>>, base: u32, r0: u32, rows: u32, xo: u32, tid: u32) {
+  let cols = P.cols;
+  let n_units = (cols + UNIT - 1u) / UNIT;
+  for (var u = tid; u < n_units; u += WG) {
+    let k = u * UNIT;
+    var xv = x_unit(xo, k, cols);
+    for (var r = 0u; r < ROWS; r++) {
+      let row = r0 + r;
+      if (row < rows) {
+        (*acc)[r] += unit_dot(base + row * P.row_bytes, k, cols, &xv);
+      }
+    }
+  }
+}
 
 // The workgroup's sum of each thread's acc[r]: thread r < ROWS gets row r's (the others 0). Per
 // subgroup, then across subgroups (SUBGROUPS; subgroup s = threads [s·sg_size, (s+1)·sg_size)), or
@@ -178,49 +213,19 @@ fn main(
   wbase = (e - P.expert_first) * P.rows * P.row_bytes;
 #endif
   let r0 = blk * ROWS;
-  let xo = P.x_offset + slot * P.x_stride;
-  let cols = P.cols;
 
   var acc: array<f32, MAX_ROWS>;
   for (var r = 0u; r < MAX_ROWS; r++) {
     acc[r] = 0.0;
   }
-  let n_units = (cols + UNIT - 1u) / UNIT;
-  for (var u = tid; u < n_units; u += WG) {
-    let k = u * UNIT;
-    var xv: array<D8, UNIT / 8u>;
-    for (var g = 0u; g < UNIT / 8u; g++) {
-      xv[g] = x8(xo, k + 8u * g, cols);
-    }
-    for (var r = 0u; r < ROWS; r++) {
-      let row = r0 + r;
-      if (row < P.rows) {
-        let h = unit_hdr(wbase + row * P.row_bytes, k, cols);
-        var s = 0.0;
-        for (var g = 0u; g < UNIT / 8u; g++) {
-          let d = unit_dq8(h, g);
-          s += dot(d.a, xv[g].a) + dot(d.b, xv[g].b);
-        }
-        acc[r] += s;
-      }
-    }
-  }
-
+  dot_rows(&acc, wbase, r0, P.rows, P.x_offset + slot * P.x_stride, tid);
 #if SUBGROUPS
   let v = row_sum(acc, tid, lane, sg_size);
 #else
   let v = row_sum(acc, tid, 0u, 0u);
 #endif
-  if (tid < ROWS) {
-    let row = r0 + tid;
-    if (row < P.rows) {
-      let yi = P.y_offset + slot * P.y_stride + P.row0 + row;
-      if (ACCUMULATE) {
-        y[yi] += v;
-      } else {
-        y[yi] = v;
-      }
-    }
+  if (tid < ROWS && r0 + tid < P.rows) {
+    put_y(P.y_offset + slot * P.y_stride + P.row0 + r0 + tid, v);
   }
 }
 #endif
@@ -257,32 +262,17 @@ fn main_rows(
   let n_units = (cols + UNIT - 1u) / UNIT;
   for (var u = 0u; u < n_units; u++) {
     let k = u * UNIT;
-    var xv: array<D8, UNIT / 8u>;
-    for (var g = 0u; g < UNIT / 8u; g++) {
-      xv[g] = x8(xo, k + 8u * g, cols);
-    }
+    var xv = x_unit(xo, k, cols);
     for (var r = 0u; r < ROWS; r++) {
       // rows past the end recompute the last row (no divergent branch); their sums are not stored
       let row = min(r0 + r, P.rows - 1u);
-      let h = unit_hdr(row * P.row_bytes, k, cols);
-      var s = 0.0;
-      for (var g = 0u; g < UNIT / 8u; g++) {
-        let d = unit_dq8(h, g);
-        s += dot(d.a, xv[g].a) + dot(d.b, xv[g].b);
-      }
-      acc[r] += s;
+      acc[r] += unit_dot(row * P.row_bytes, k, cols, &xv);
     }
   }
 
   for (var r = 0u; r < ROWS; r++) {
-    let row = r0 + r;
-    if (row < P.rows) {
-      let yi = P.y_offset + slot * P.y_stride + P.row0 + row;
-      if (ACCUMULATE) {
-        y[yi] += acc[r];
-      } else {
-        y[yi] = acc[r];
-      }
+    if (r0 + r < P.rows) {
+      put_y(P.y_offset + slot * P.y_stride + P.row0 + r0 + r, acc[r]);
     }
   }
 }
@@ -306,6 +296,11 @@ fn pro_weight(i: u32) -> f32 {
 }
 
 #include "prologue.wgsl"
+
+// values k .. k + 8 of prepared row `row` (x_unit's loader; main_fused passes row 0)
+fn x8(row: u32, k: u32, n: u32) -> D8 {
+  return D8(pro_x4(row, k, n), pro_x4(row, k + 4u, n));
+}
 
 fn store_y(range: u32, i: u32, v: f32) {
   if (range == 0u) {
@@ -376,26 +371,7 @@ fn main_fused(
   for (var r = 0u; r < MAX_ROWS; r++) {
     acc[r] = 0.0;
   }
-  let n_units = (cols + UNIT - 1u) / UNIT;
-  for (var u = tid; u < n_units; u += WG) {
-    let k = u * UNIT;
-    var xv: array<D8, UNIT / 8u>;
-    for (var g = 0u; g < UNIT / 8u; g++) {
-      xv[g] = D8(pro_x4(0u, k + 8u * g, cols), pro_x4(0u, k + 8u * g + 4u, cols));
-    }
-    for (var r = 0u; r < ROWS; r++) {
-      let row = r0 + r;
-      if (row < rows) {
-        let hd = unit_hdr(base + row * P.row_bytes, k, cols);
-        var s = 0.0;
-        for (var g = 0u; g < UNIT / 8u; g++) {
-          let d = unit_dq8(hd, g);
-          s += dot(d.a, xv[g].a) + dot(d.b, xv[g].b);
-        }
-        acc[r] += s;
-      }
-    }
-  }
+  dot_rows(&acc, base, r0, rows, 0u, tid);
 #if SUBGROUPS
   let v = row_sum(acc, tid, lane, sg_size);
 #else
