@@ -5,6 +5,7 @@ import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
 import { expertSlice, matVec, type QuantMatrix } from '../../src/cpu/ops.js';
 import { createMatVec, createMatVecId } from '../../src/gpu/ops.js';
 import { createStorage, createStorageFrom, readF32, uploadWeight, writeBuffer } from '../../src/runtime/buffers.js';
+import type { GPUContext } from '../../src/runtime/device.js';
 import { runLaunches } from '../../src/runtime/pipelines.js';
 import { expectProduct, openTestGPU, randomF32, rng } from './helpers.js';
 
@@ -15,6 +16,19 @@ afterAll(async () => ctx?.dispose());
 export function randomMatrix(type: GGMLType, rows: number, cols: number, seed: number): QuantMatrix {
   const values = randomF32(rng(seed), rows * cols);
   return { type, rows, cols, data: quantize(type, values) };
+}
+
+/**
+ * One CASES entry on the GPU: a random weight (seeded by its shape) uploaded as `w`, a random x
+ * uploaded as `xb`, and the CPU reference `ref` = W·x (src/cpu/ops.ts matVec).
+ */
+function denseCase(g: GPUContext, type: GGMLType, rows: number, cols: number) {
+  const m = randomMatrix(type, rows, cols, rows * 7919 + cols);
+  const x = randomF32(rng(cols), cols);
+  const ref = new Float32Array(rows);
+  matVec(ref, m, x);
+  const w = uploadWeight(g, { name: 'w', type, shape: [cols, rows], data: m.data });
+  return { w, xb: createStorageFrom(g, x), ref };
 }
 
 // (type, rows, cols): rows not multiples of any workgroup/rows-per-workgroup; cols multiples of
@@ -45,12 +59,7 @@ describe.skipIf(!ctx)('matvec (dense)', () => {
   const g = ctx!;
   for (const [type, rows, cols] of CASES) {
     it(`${ggmlTypeName(type)} ${rows}×${cols}`, async () => {
-      const m = randomMatrix(type, rows, cols, rows * 7919 + cols);
-      const x = randomF32(rng(cols), cols);
-      const ref = new Float32Array(rows);
-      matVec(ref, m, x);
-      const w = uploadWeight(g, { name: 'w', type, shape: [cols, rows], data: m.data });
-      const xb = createStorageFrom(g, x);
+      const { w, xb, ref } = denseCase(g, type, rows, cols);
       const yb = createStorage(g, rows * 4);
       const launch = await createMatVec(g, { w, x: xb, y: yb });
       runLaunches(g, [launch]);
@@ -116,12 +125,7 @@ describe.skipIf(!ctx)('matvec, one thread per row (main_rows)', () => {
   const g = ctx!;
   for (const [type, rows, cols] of CASES) {
     it(`${ggmlTypeName(type)} ${rows}×${cols}`, async () => {
-      const m = randomMatrix(type, rows, cols, rows * 7919 + cols);
-      const x = randomF32(rng(cols), cols);
-      const ref = new Float32Array(rows);
-      matVec(ref, m, x);
-      const w = uploadWeight(g, { name: 'w', type, shape: [cols, rows], data: m.data });
-      const xb = createStorageFrom(g, x);
+      const { w, xb, ref } = denseCase(g, type, rows, cols);
       const base = randomF32(rng(rows), rows);
       const yb = createStorageFrom(g, base);
       const launch = await createMatVec(g, { w, x: xb, y: yb, threadPerRow: { workgroupSize: 32, rowsPerThread: 5 } });
