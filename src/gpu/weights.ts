@@ -143,15 +143,11 @@ interface Segment {
   length: number;
 }
 
-/** A weight to place, before it has buffers: its geometry and where each row range lies in the file. */
-interface Source {
-  name: string;
-  type: GGMLType;
-  shape: number[];
-  cols: number;
-  rows: number;
-  rowBytes: number;
-  splitRows: number;
+/**
+ * A weight to place, before it has buffers: the geometry its WeightTensor will have (the same
+ * fields, documented there) and where each row range lies in the file.
+ */
+interface Source extends Omit<WeightTensor, 'parts'> {
   /** the file ranges holding rows [firstRow, firstRow + nRows), in order */
   segments(firstRow: number, nRows: number): Segment[];
 }
