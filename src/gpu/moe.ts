@@ -416,7 +416,9 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
   if (!(Number.isInteger(k) && k >= 1)) throw new KernelError(`moe_ffn: k ${k}`);
   const wg = a.workgroupSize ?? 64;
   checkWg('moe_ffn', wg, ctx);
-  const rowsPer = a.rowsPerWorkgroup ?? 2;
+  // 8 rows per workgroup: every workgroup repeats its prologue (routing, RMSNorm, round trips), so
+  // more rows share it (the per-row sums do not depend on ROWS: same bits)
+  const rowsPer = a.rowsPerWorkgroup ?? 8;
   if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`moe_ffn: rowsPerWorkgroup ${rowsPer} not in 1..8`);
   const n0 = a.nTokens ?? 1;
   const maxTokens = a.maxTokens ?? n0;
