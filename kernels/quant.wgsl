@@ -23,7 +23,8 @@
 //   fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f32
 //       the unit's dot with x: Σ_g (dot(d.a, xv[g].a) + dot(d.b, xv[g].b)), d = unit_dq8(unit_hdr(rb,
 //       k, n), g), summed in g order from 0.0 (f32). The dot loop of matvec.wgsl and moe_ffn.wgsl,
-//       which load xv once per unit for several rows.
+//       which load xv once per unit for several rows. Q6_K has its own unit_dot, which reads each
+//       weight word of the unit once (unit_dq8 per group re-reads the words shared by neighbours).
 // Values are computed in f32 as ggml's dequantize_row_* does (d·sc formed first, then ·q − dmin·m).
 
 struct D8 {
@@ -295,6 +296,44 @@ fn unit_dq8(h: Hdr, g: u32) -> D8 {
   let q1 = ((bytes4(l.y) >> sl) & vec4<u32>(15u)) | (((bytes4(m.y) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
   return D8(ds * (vec4<f32>(q0) - 32.0), ds * (vec4<f32>(q1) - 32.0));
 }
+// unit_dot with each weight word read once: the unit's 32 ql bytes (at h.o) and 32 qh bytes (at
+// h.x) both lie at the block's offset + a multiple of 32, so are equally aligned: 8 words each
+// when the block is 4-aligned, else 9 words, a group's 8 bytes taken from 3 consecutive words
+// shifted by 2 bytes, its last word handed on to the next group (unit_dq8's ld64 reads 3 words
+// per group). Same values and the same f32 sum as the generic unit_dot.
+fn q6k_group(s: ptr<function, f32>, h: Hdr, g: u32, l: vec2<u32>, m: vec2<u32>, x: D8) {
+  let sl = vec4<u32>((h.j >> 1u) * 4u);
+  let sh = vec4<u32>(2u * h.j);
+  let ds = select(h.d, h.m, g >= 2u);
+  let q0 = ((bytes4(l.x) >> sl) & vec4<u32>(15u)) | (((bytes4(m.x) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
+  let q1 = ((bytes4(l.y) >> sl) & vec4<u32>(15u)) | (((bytes4(m.y) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
+  *s += dot(ds * (vec4<f32>(q0) - 32.0), x.a) + dot(ds * (vec4<f32>(q1) - 32.0), x.b);
+}
+fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f32 {
+  let h = unit_hdr(rb, k, n);
+  let li = h.o >> 2u;
+  let hi = h.x >> 2u;
+  var s = 0.0;
+  if ((h.o & 2u) == 0u) {
+    for (var g = 0u; g < UNIT_G; g++) {
+      q6k_group(&s, h, g, vec2<u32>(w[li + 2u * g], w[li + 2u * g + 1u]), vec2<u32>(w[hi + 2u * g], w[hi + 2u * g + 1u]), (*xv)[g]);
+    }
+  } else {
+    var la = w[li];
+    var ha = w[hi];
+    for (var g = 0u; g < UNIT_G; g++) {
+      let lb = w[li + 2u * g + 1u];
+      let lc = w[li + 2u * g + 2u];
+      let hb = w[hi + 2u * g + 1u];
+      let hc = w[hi + 2u * g + 2u];
+      q6k_group(&s, h, g, vec2<u32>((la >> 16u) | (lb << 16u), (lb >> 16u) | (lc << 16u)),
+                vec2<u32>((ha >> 16u) | (hb << 16u), (hb >> 16u) | (hc << 16u)), (*xv)[g]);
+      la = lc;
+      ha = hc;
+    }
+  }
+  return s;
+}
 #endif
 
 #if F32 || F16 || BF16
@@ -314,6 +353,7 @@ fn dq8(rb: u32, k: u32, n: u32) -> D8 {
 
 const UNIT_G: u32 = UNIT / 8u;
 
+#if !Q6_K
 // the dot of elements k .. k + UNIT of the row at byte rb with xv (see the header)
 fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f32 {
   let h = unit_hdr(rb, k, n);
@@ -324,3 +364,4 @@ fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f3
   }
   return s;
 }
+#endif
