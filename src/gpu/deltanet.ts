@@ -5,9 +5,11 @@
 // Like src/gpu/ops.ts: pipelines, uniform buffers and bind groups are made once; encode() allocates
 // nothing. The states are plain storage buffers owned by the caller (one per layer and sequence:
 // conv (kernel−1)·channels floats, delta n_v_heads·d·d floats), zeroed for a new sequence.
-import { UniformBlock } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { KernelError, Launch, pipelineCache, uniformSpec, type Constants, type Dispatch, type KernelSpec } from '../runtime/pipelines.js';
+import { checkWg, need, singleLaunch, unref, type BufferRef } from './steps.js';
+
+export type { BufferRef };
+import { KernelError, Launch, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
 
 export const SSM_CONV: KernelSpec = {
   file: 'deltanet.wgsl',
@@ -75,50 +77,6 @@ export const DELTANET_KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = { SSM
 export const MAX_CONV_KERNEL = 8;
 export const MAX_HEAD_DIM = 256;
 
-export type BufferRef = GPUBuffer | { buffer: GPUBuffer; offset?: number };
-
-function unref(r: BufferRef): { buffer: GPUBuffer; offset: number } {
-  return 'buffer' in r ? { buffer: r.buffer, offset: r.offset ?? 0 } : { buffer: r, offset: 0 };
-}
-
-function need(label: string, r: { buffer: GPUBuffer; offset: number }, elements: number): void {
-  if (!Number.isInteger(r.offset) || r.offset < 0) throw new RangeError(`${label}: offset ${r.offset} is not a non-negative integer`);
-  if (elements > 0 && (r.offset + elements) * 4 > r.buffer.size) {
-    throw new RangeError(`${label}: needs ${r.offset + elements} elements (offset ${r.offset} + ${elements}) but the buffer holds ${Math.floor(r.buffer.size / 4)}`);
-  }
-}
-
-function checkWg(label: string, wg: number, ctx: GPUContext): void {
-  if (!(Number.isInteger(wg) && wg >= 32 && (wg & (wg - 1)) === 0 && wg <= Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup))) {
-    throw new KernelError(`${label}: workgroup size ${wg} must be a power of two in 32..${Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup)}`);
-  }
-}
-
-/** One dispatch on one pipeline with its uniform block; setCount re-checks and rewrites n_tokens. */
-async function singleLaunch(
-  ctx: GPUContext, label: string, spec: KernelSpec, constants: Constants, uniform: Record<string, number>,
-  buffers: Record<string, GPUBuffer>, workgroups: [number, number, number], onCount: (n: number) => void,
-): Promise<Launch> {
-  const cache = pipelineCache(ctx);
-  const pipeline = await cache.get(spec, {}, constants);
-  const layout = cache.bindGroupLayout(spec);
-  const make = (): Launch => {
-    const u = new UniformBlock(ctx, spec.uniform!, uniform, label);
-    const entries: GPUBindGroupEntry[] = spec.bindings.map((b) => {
-      if (b.kind === 'uniform') return { binding: b.binding, resource: { buffer: u.buffer } };
-      const buf = buffers[b.name];
-      if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
-      return { binding: b.binding, resource: { buffer: buf } };
-    });
-    const dispatch: Dispatch = { pipeline, bindGroup: ctx.device.createBindGroup({ label, layout, entries }), workgroups };
-    return new Launch(label, [dispatch], [u], (n) => {
-      if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`${label}: token count ${n} is not a non-negative integer`);
-      onCount(n);
-      u.set('n_tokens', n);
-    });
-  };
-  return ctx.debug ? ctx.scoped(label, make) : make();
-}
 
 export interface SsmConvArgs {
   /** f32 raw qkv [nTokens, xStride]: token t's channels at offset + t·xStride */
@@ -175,7 +133,7 @@ export async function createSsmConv(ctx: GPUContext, a: SsmConvArgs): Promise<La
       out_offset: out.offset, out_stride: outStride, state_offset: state.offset,
     },
     { x: x.buffer, w: a.w, state: state.buffer, out: out.buffer },
-    [Math.ceil(a.channels / wg), 1, 1],
+    () => [Math.ceil(a.channels / wg), 1, 1],
     check,
   );
 }
@@ -256,7 +214,7 @@ export async function createGatedDeltaNet(ctx: GPUContext, a: GatedDeltaNetArgs)
       out_offset: out.offset, out_stride: outStride, state_offset: state.offset, eps: a.eps, scale: Math.fround(1 / Math.sqrt(d)),
     },
     { qkv: qkv.buffer, beta: beta.buffer, alpha: alpha.buffer, dt_bias: a.dtBias, ssm_a: a.a, state: state.buffer, out: out.buffer },
-    [a.nVHeads, Math.ceil(d / wg), 1],
+    () => [a.nVHeads, Math.ceil(d / wg), 1],
     check,
   );
 }

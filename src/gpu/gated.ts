@@ -3,9 +3,11 @@
 // gated attention's o ⊙ sigmoid(gate) (createSigmoidGate) and the shared expert's SwiGLU with its
 // scalar sigmoid gate (createSwigluShexp). Like src/gpu/ops.ts: the pipeline, uniform buffer and
 // bind group are made once; setCount(n) changes the token count; encode() allocates nothing.
-import { UniformBlock } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, Launch, pipelineCache, uniformSpec, type Dispatch, type KernelSpec } from '../runtime/pipelines.js';
+import { checkWg, need, singleLaunch, unref, type BufferRef } from './steps.js';
+
+export type { BufferRef };
+import { grid2d, Launch, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
 
 export const GATED_RMS_NORM: KernelSpec = {
   file: 'gated.wgsl',
@@ -89,51 +91,6 @@ export const SWIGLU_SHEXP: KernelSpec = {
 /** The specs of this file, for binding checks (tests/gpu/qwen35-kernels.test.ts). */
 export const GATED_SPECS: Readonly<Record<string, KernelSpec>> = { GATED_RMS_NORM, SIGMOID_GATE, SWIGLU_SHEXP };
 
-export type BufferRef = GPUBuffer | { buffer: GPUBuffer; offset?: number };
-
-function unref(r: BufferRef): { buffer: GPUBuffer; offset: number } {
-  return 'buffer' in r ? { buffer: r.buffer, offset: r.offset ?? 0 } : { buffer: r, offset: 0 };
-}
-
-function need(label: string, r: { buffer: GPUBuffer; offset: number }, elements: number): void {
-  if (!Number.isInteger(r.offset) || r.offset < 0) throw new RangeError(`${label}: offset ${r.offset} is not a non-negative integer`);
-  if (elements > 0 && (r.offset + elements) * 4 > r.buffer.size) {
-    throw new RangeError(`${label}: needs ${r.offset + elements} elements (offset ${r.offset} + ${elements}) but the buffer holds ${Math.floor(r.buffer.size / 4)}`);
-  }
-}
-
-function checkWg(label: string, wg: number, ctx: GPUContext): void {
-  if (!(Number.isInteger(wg) && wg >= 32 && (wg & (wg - 1)) === 0 && wg <= Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup))) {
-    throw new KernelError(`${label}: workgroup size ${wg} must be a power of two in 32..${Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup)}`);
-  }
-}
-
-/** One dispatch on one pipeline; setCount(n) checks n, rewrites n_tokens and the grid. */
-async function singleLaunch(
-  ctx: GPUContext, label: string, spec: KernelSpec, wg: number, uniform: Record<string, number>,
-  buffers: Record<string, GPUBuffer>, grid: (n: number) => [number, number, number], check: (n: number) => void,
-): Promise<Launch> {
-  const cache = pipelineCache(ctx);
-  const pipeline = await cache.get(spec, {}, { WG: wg });
-  const layout = cache.bindGroupLayout(spec);
-  const make = (): Launch => {
-    const u = new UniformBlock(ctx, spec.uniform!, uniform, label);
-    const entries: GPUBindGroupEntry[] = spec.bindings.map((b) => {
-      if (b.kind === 'uniform') return { binding: b.binding, resource: { buffer: u.buffer } };
-      const buf = buffers[b.name];
-      if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
-      return { binding: b.binding, resource: { buffer: buf } };
-    });
-    const dispatch: Dispatch = { pipeline, bindGroup: ctx.device.createBindGroup({ label, layout, entries }), workgroups: grid(uniform.n_tokens!) };
-    return new Launch(label, [dispatch], [u], (n) => {
-      if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`${label}: token count ${n} is not a non-negative integer`);
-      check(n);
-      u.set('n_tokens', n);
-      dispatch.workgroups = grid(n);
-    });
-  };
-  return ctx.debug ? ctx.scoped(label, make) : make();
-}
 
 export interface GatedRmsNormArgs {
   /** f32: head h of token t at offset + t·xStride + h·headDim */
@@ -178,7 +135,7 @@ export async function createGatedRmsNorm(ctx: GPUContext, a: GatedRmsNormArgs): 
   const n = a.nTokens ?? 1;
   check(n);
   return singleLaunch(
-    ctx, 'gated_rms_norm', GATED_RMS_NORM, wg,
+    ctx, 'gated_rms_norm', GATED_RMS_NORM, { WG: wg },
     {
       n_tokens: n, n_heads: a.nHeads, d: a.headDim, x_offset: x.offset, x_stride: xStride, z_offset: z.offset, z_stride: zStride,
       out_offset: out.offset, out_stride: outStride, eps: a.eps,
@@ -220,7 +177,7 @@ export async function createSigmoidGate(ctx: GPUContext, a: SigmoidGateArgs): Pr
   const n = a.nTokens ?? 1;
   check(n);
   return singleLaunch(
-    ctx, 'sigmoid_gate', SIGMOID_GATE, wg,
+    ctx, 'sigmoid_gate', SIGMOID_GATE, { WG: wg },
     { width: a.width, n_tokens: n, g_offset: gate.offset, g_stride: gStride, o_offset: o.offset, o_stride: oStride },
     { gate: gate.buffer, o: o.buffer },
     (m) => [...grid2d(ctx, Math.ceil((m * a.width) / wg)), 1],
@@ -277,7 +234,7 @@ export async function createSwigluShexp(ctx: GPUContext, a: SwigluShexpArgs): Pr
   const n = a.nTokens ?? 1;
   check(n);
   return singleLaunch(
-    ctx, 'swiglu_shexp', SWIGLU_SHEXP, wg,
+    ctx, 'swiglu_shexp', SWIGLU_SHEXP, { WG: wg },
     {
       n_embd: a.nEmbd, n_ff: a.nFf, n_tokens: n, x_offset: x.offset, x_stride: xStride, gu_offset: gu.offset, gu_stride: guStride,
       up_offset: upOffset, act_offset: act.offset, act_stride: actStride, gate_offset: gate.offset,

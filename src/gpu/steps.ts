@@ -138,3 +138,34 @@ export function checkWeight(label: string, w: WeightTensor): void {
 export function typeDefine(type: GGMLType): Record<string, boolean> {
   return { [ggmlTypeName(type)]: true };
 }
+
+/**
+ * One dispatch on one pipeline with its uniform block (whose layout has an `n_tokens` field), for
+ * the per-token kernels of src/gpu/gated.ts and src/gpu/deltanet.ts: setCount(n) checks n
+ * (`onCount` throws on what does not fit), rewrites n_tokens and the grid `workgroups(n)`.
+ */
+export async function singleLaunch(
+  ctx: GPUContext, label: string, spec: KernelSpec, constants: Constants, uniform: Record<string, number>,
+  buffers: Record<string, GPUBuffer>, workgroups: (n: number) => [number, number, number], onCount: (n: number) => void,
+): Promise<Launch> {
+  const cache = pipelineCache(ctx);
+  const pipeline = await cache.get(spec, {}, constants);
+  const layout = cache.bindGroupLayout(spec);
+  const make = (): Launch => {
+    const u = new UniformBlock(ctx, spec.uniform!, uniform, label);
+    const entries: GPUBindGroupEntry[] = spec.bindings.map((b) => {
+      if (b.kind === 'uniform') return { binding: b.binding, resource: { buffer: u.buffer } };
+      const buf = buffers[b.name];
+      if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
+      return { binding: b.binding, resource: { buffer: buf } };
+    });
+    const dispatch: Dispatch = { pipeline, bindGroup: ctx.device.createBindGroup({ label, layout, entries }), workgroups: workgroups(uniform.n_tokens!) };
+    return new Launch(label, [dispatch], [u], (n) => {
+      if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`${label}: token count ${n} is not a non-negative integer`);
+      onCount(n);
+      u.set('n_tokens', n);
+      dispatch.workgroups = workgroups(n);
+    });
+  };
+  return ctx.debug ? ctx.scoped(label, make) : make();
+}
