@@ -49,9 +49,18 @@ enable subgroups;
 // GU reduces gate's ROWS rows and up's ROWS rows together and applies SwiGLU to the sums: the same
 // dot products, sums and silu formula as GATE then UP + SWIGLU, so the same bits.
 //
-// Defines: one weight type (quant.wgsl), GATE_UP [+ SWIGLU], GU [+ TOPK] or DOWN, SUBGROUPS,
+// ROW_THREADS (software adapters): one thread per row instead. A workgroup computes WG·ROWS rows
+// (n_wg = ceil(rows / (WG·ROWS))), thread t the ROWS rows (blk·WG + t)·ROWS .., each as one
+// sequential sum over its units (GU: its gate and up rows; DOWN: slot after slot, each unit's dot
+// scaled by the slot's weight) — no reduction, no barrier after the prologue. The prologue and
+// the routing are still shared by the workgroup, and every thread reads the same x (uniform
+// loads). On llvmpipe (a workgroup's threads run as SIMD lanes of one CPU thread, barriers are
+// coroutine switches) this is several times faster than the strided geometry; the sums follow
+// matvec.wgsl main_rows' order.
+//
+// Defines: one weight type (quant.wgsl), GATE_UP [+ SWIGLU], GU [+ TOPK] or DOWN, SUBGROUPS, ROW_THREADS,
 // PROLOGUE + PRE_Q8_K | PRE_Q8_0 | PRE_F16 | PRE_BF16 (GU, DOWN).
-// Overrides: WG (threads, power of two), ROWS (rows per workgroup, 1..8); TOPK: MAX_EXPERT, MAX_K,
+// Overrides: WG (threads, power of two), ROWS (rows per workgroup, 1..8; ROW_THREADS: per thread); TOPK: MAX_EXPERT, MAX_K,
 // TOPK_LANES (topk.wgsl); PROLOGUE: PRO_COLS, PRO_ROWS, PRO_NORM_WG (prologue.wgsl).
 
 struct MoeFfnParams {
@@ -109,7 +118,9 @@ const N_ACC: u32 = 2u;
 const N_ACC: u32 = 1u;
 #endif
 
+#if !ROW_THREADS
 var<workgroup> red: array<f32, WG * ROWS * N_ACC>;
+#endif
 
 #if PROLOGUE
 #include "prologue.wgsl"
@@ -149,14 +160,20 @@ fn load_x8(base: u32, k: u32, n: u32) -> D8 {
 #endif
 }
 
-// acc[r] += scale · (row r0 + r of the matrix at byte wbase) · x[xo ..]; this thread's share.
+// acc[r] += scale · (row r0 + r of the matrix at byte wbase) · x[xo ..]; this thread's share:
+// units tid, tid + WG, … (ROW_THREADS: all units, in order; call with tid 0).
 // x is loaded once per unit for the ROWS rows; each row's unit header (scales) is decoded once
 // (quant.wgsl unit_dot: unit_hdr, then unit_dq8 · x per 8 values).
 // Accumulates into acc[a0 + r].
 fn dot_rows(acc: ptr<function, array<f32, MAX_ACC>>, a0: u32, wbase: u32, r0: u32, xo: u32, scale: f32, tid: u32) {
   let cols = P.cols;
   let n_units = (cols + UNIT - 1u) / UNIT;
-  for (var u = tid; u < n_units; u += WG) {
+#if ROW_THREADS
+  let step = 1u;
+#else
+  let step = WG;
+#endif
+  for (var u = tid; u < n_units; u += step) {
     let k = u * UNIT;
     var xv: array<D8, UNIT_G>;
     for (var g = 0u; g < UNIT_G; g++) {
@@ -178,6 +195,7 @@ fn expert_base(e: u32) -> u32 {
   return P.gate_base + (e - P.expert_first) * P.rows * P.row_bytes;
 }
 
+#if !ROW_THREADS
 // the sum of row r of the accumulators over the workgroup, after reduce_rows (any thread)
 fn row_total(r: u32, n_sg: u32) -> f32 {
 #if SUBGROUPS
@@ -188,6 +206,21 @@ fn row_total(r: u32, n_sg: u32) -> f32 {
   return v;
 #else
   return red[r * WG];
+#endif
+}
+#endif
+
+// writes output row yi from its sum v (GU: gate's v and up's vu)
+fn put_row(yi: u32, v: f32, vu: f32) {
+#if DOWN
+  y[yi] += v;
+#elif GU
+  y[yi] = (v / (1.0 + exp(-v))) * vu;
+#elif SWIGLU
+  let g = y[yi];
+  y[yi] = (g / (1.0 + exp(-g))) * v;
+#else
+  y[yi] = v;
 #endif
 }
 
@@ -205,7 +238,13 @@ fn main(
   if (blk >= P.n_wg) {
     return;
   }
+#if ROW_THREADS
+  let r0 = (blk * WG + tid) * ROWS;
+  let lane0 = 0u; // dot_rows: every unit
+#else
   let r0 = blk * ROWS;
+  let lane0 = tid;
+#endif
   var acc: array<f32, MAX_ACC>;
   for (var r = 0u; r < MAX_ACC; r++) {
     acc[r] = 0.0;
@@ -242,8 +281,8 @@ fn main(
   let wbase = expert_base(e);
   ok = wbase != 0xffffffffu;
   if (ok) {
-    dot_rows(&acc, 0u, wbase, r0, xo, 1.0, tid);
-    dot_rows(&acc, ROWS, wbase - P.gate_base + P.up_base, r0, xo, 1.0, tid);
+    dot_rows(&acc, 0u, wbase, r0, xo, 1.0, lane0);
+    dot_rows(&acc, ROWS, wbase - P.gate_base + P.up_base, r0, xo, 1.0, lane0);
   }
   let out_base = P.y_offset + s * P.y_stride;
 #elif GATE_UP
@@ -253,7 +292,7 @@ fn main(
     return;
   }
   let t = s / P.k;
-  dot_rows(&acc, 0u, wbase, r0, P.x_offset + t * P.x_stride, 1.0, tid);
+  dot_rows(&acc, 0u, wbase, r0, P.x_offset + t * P.x_stride, 1.0, lane0);
   let out_base = P.y_offset + s * P.y_stride;
 #else
   let t = wid.z;
@@ -272,12 +311,22 @@ fn main(
 #else
       let xo = P.x_offset + s * P.x_stride;
 #endif
-      dot_rows(&acc, 0u, wbase, r0, xo, rw[P.rw_offset + s], tid);
+      dot_rows(&acc, 0u, wbase, r0, xo, rw[P.rw_offset + s], lane0);
     }
   }
   let out_base = P.y_offset + t * P.y_stride;
 #endif
 
+#if ROW_THREADS
+  // this thread's rows, summed already
+  if (ok) {
+    for (var r = 0u; r < ROWS; r++) {
+      if (r0 + r < P.rows) {
+        put_row(out_base + r0 + r, acc[r], acc[ROWS * (N_ACC - 1u) + r]);
+      }
+    }
+  }
+#else
   // per-row sums over the workgroup: rows 0..ROWS (GU: and up's ROWS..2·ROWS)
   let n_acc = ROWS * N_ACC;
 #if SUBGROUPS
@@ -306,18 +355,7 @@ fn main(
 #endif
 
   if (ok && tid < ROWS && r0 + tid < P.rows) {
-    let yi = out_base + r0 + tid;
-    let v = row_total(tid, n_sg);
-#if DOWN
-    y[yi] += v;
-#elif GU
-    let g = v;
-    y[yi] = (g / (1.0 + exp(-g))) * row_total(ROWS + tid, n_sg);
-#elif SWIGLU
-    let g = y[yi];
-    y[yi] = (g / (1.0 + exp(-g))) * v;
-#else
-    y[yi] = v;
-#endif
+    put_row(out_base + r0 + tid, row_total(tid, n_sg), row_total(ROWS * (N_ACC - 1u) + tid, n_sg));
   }
+#endif
 }

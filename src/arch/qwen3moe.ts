@@ -137,6 +137,8 @@ async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounde
     gate: f.gateExps, up: f.upExps, down: f.downExps, x, out: a.x, ids, weights, k: K, actQuant,
     route: { logits: router, nExpert, normalize: cfg.normTopKProb },
     nTokens: 1, act: scratchOf.get(g)!.act,
+    // software adapters: one thread per row (moe_ffn.wgsl ROW_THREADS)
+    software: { threadPerRow: { workgroupSize: 32, rowsPerThread: 4 } },
   };
   let experts;
   try {

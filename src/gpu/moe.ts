@@ -38,7 +38,7 @@ export const MOE_ROUTE: KernelSpec = {
   overrides: ['WG', 'MAX_EXPERT', 'MAX_K', 'TOPK_LANES'],
 };
 
-const SUBGROUP_TYPE_VARIANTS: readonly Defines[] = TYPE_VARIANTS.flatMap((d) => [d, { ...d, SUBGROUPS: true }]);
+const SUBGROUP_TYPE_VARIANTS: readonly Defines[] = [...TYPE_VARIANTS.flatMap((d) => [d, { ...d, SUBGROUPS: true }]), { Q6_K: true, ROW_THREADS: true }];
 
 const MOE_FFN_PARAMS = uniformSpec('MoeFfnParams', [
   ['cols', 'u32'],
@@ -99,6 +99,7 @@ const PROLOGUE_VARIANTS: readonly Defines[] = [
   { Q8_0: true, PRE_Q8_0: true, SUBGROUPS: true },
   { F16: true, PRE_F16: true },
   { BF16: true, PRE_BF16: true, SUBGROUPS: true },
+  { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true },
 ];
 /** A spec with the input round trip in its prologue (numerics 'llamacpp'; prologue.wgsl's overrides). */
 function withPrologue(spec: KernelSpec): KernelSpec {
@@ -371,6 +372,13 @@ export interface MoeFfnDecodeArgs {
   rowsPerWorkgroup?: number;
   workgroupSize?: number;
   subgroups?: boolean;
+  /**
+   * one thread per row (moe_ffn.wgsl ROW_THREADS): workgroupSize threads, rowsPerThread rows each
+   * (1..8), each a sequential sum; no reduction. Replaces workgroupSize / rowsPerWorkgroup.
+   */
+  threadPerRow?: { workgroupSize: number; rowsPerThread: number };
+  /** the geometry on a software adapter (ctx.adapter.isSoftware) instead of the above */
+  software?: Pick<MoeFfnDecodeArgs, 'workgroupSize' | 'rowsPerWorkgroup' | 'threadPerRow'>;
 }
 
 /** The router logits MoeFfnDecodeArgs.route reads. */
@@ -410,16 +418,19 @@ export function pairedParts(gate: WeightTensor, up: WeightTensor): boolean {
  * gate/up dispatch, the activations' (actQuant) in the down dispatch when it fits, else an
  * act_quant dispatch between. setCount(n) sets nTokens (≤ maxTokens).
  */
-export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): Promise<StepLaunch> {
+export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs): Promise<StepLaunch> {
+  const a: MoeFfnDecodeArgs = ctx.adapter.isSoftware && args.software ? { ...args, workgroupSize: undefined, rowsPerWorkgroup: undefined, ...args.software } : args;
   const { nEmbd, nFf } = expertShapes('moe_ffn', a.gate, a.up, a.down);
   const { k } = a;
   if (!(Number.isInteger(k) && k >= 1)) throw new KernelError(`moe_ffn: k ${k}`);
-  const wg = a.workgroupSize ?? 64;
+  const tpr = a.threadPerRow;
+  const wg = tpr?.workgroupSize ?? a.workgroupSize ?? 64;
   checkWg('moe_ffn', wg, ctx);
   // 8 rows per workgroup: every workgroup repeats its prologue (routing, RMSNorm, round trips), so
   // more rows share it (the per-row sums do not depend on ROWS: same bits)
-  const rowsPer = a.rowsPerWorkgroup ?? 8;
-  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`moe_ffn: rowsPerWorkgroup ${rowsPer} not in 1..8`);
+  const rowsPer = tpr?.rowsPerThread ?? a.rowsPerWorkgroup ?? 8;
+  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`moe_ffn: rows per ${tpr ? 'thread' : 'workgroup'} ${rowsPer} not in 1..8`);
+  const rowsPerWg = tpr ? wg * rowsPer : rowsPer;
   const n0 = a.nTokens ?? 1;
   const maxTokens = a.maxTokens ?? n0;
   const x = unref(a.x);
@@ -449,7 +460,8 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
     if (logits) need('moe_ffn logits', logits, n * route!.nExpert);
   };
   check(n0);
-  const sg = a.subgroups ?? ctx.features.subgroups;
+  const sg = !tpr && (a.subgroups ?? ctx.features.subgroups);
+  const rowThreads = { ROW_THREADS: !!tpr };
   const constants = { WG: wg, ROWS: rowsPer };
   const plans: StepPlan[] = [];
   const zOf: ((n: number) => number)[] = [];
@@ -459,14 +471,14 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
   const tokens = (n: number) => n;
   const expertRange = (p: WeightPart, rows: number) => ({ expert_first: p.firstRow / rows, expert_count: p.nRows / rows });
   const proj = (spec: KernelSpec, w: WeightTensor, rows: number, io: { xb: GPUBuffer; xo: number; xs: number; yb: GPUBuffer; yo: number; ys: number }, z: (n: number) => number, pro: ReturnType<typeof prologueConfig> | null = null) => {
-    const nWg = Math.ceil(rows / rowsPer);
+    const nWg = Math.ceil(rows / rowsPerWg);
     const [gx, gy] = grid2d(ctx, nWg);
     for (const p of w.parts) {
       const buffers: Record<string, BindingBuffer> = { w: partBinding(p), x: io.xb, y: io.yb, ids: ids.buffer };
       if (spec === MOE_FFN_DOWN || spec === MOE_FFN_DOWN_PRO) buffers.rw = rw.buffer;
       plans.push({
         spec,
-        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...(pro?.defines ?? {}) },
+        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...rowThreads, ...(pro?.defines ?? {}) },
         constants: { ...constants, ...(pro?.constants ?? {}) },
         uniform: {
           cols: w.cols,
@@ -497,7 +509,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
   };
   const fused = (a.fuse ?? true) && pairedParts(a.gate, a.up) && a.gate.parts.every((_, i) => pairSpan(i) <= ctx.limits.maxStorageBufferBindingSize);
   const wgLimit = ctx.limits.maxComputeWorkgroupStorageSize;
-  const redBytes = (acc: number) => 4 * wg * rowsPer * acc; // moe_ffn's red
+  const redBytes = (acc: number) => (tpr ? 0 : 4 * wg * rowsPer * acc); // moe_ffn's red
   // gate/up's prologue: token t's x through xRound
   let xPro: ReturnType<typeof prologueConfig> | null = null;
   if (a.xRound !== undefined) {
@@ -537,7 +549,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
   }
   if (fused) {
     // gate and up in one dispatch per part pair, read through one binding spanning both
-    const nWg = Math.ceil(nFf / rowsPer);
+    const nWg = Math.ceil(nFf / rowsPerWg);
     const [gx, gy] = grid2d(ctx, nWg);
     a.gate.parts.forEach((gp, i) => {
       const up = a.up.parts[i]!;
@@ -552,7 +564,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, a: MoeFfnDecodeArgs): 
       }
       plans.push({
         spec: xPro ? (routeInside ? MOE_FFN_GU_TOPK_PRO : MOE_FFN_GU_PRO) : routeInside ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
-        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...(xPro?.defines ?? {}) },
+        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...rowThreads, ...(xPro?.defines ?? {}) },
         constants: { ...constants, ...(routeInside ? { MAX_EXPERT: route!.nExpert, MAX_K: k, TOPK_LANES: lanes } : {}), ...(xPro?.constants ?? {}) },
         uniform: {
           cols: a.gate.cols,

@@ -251,7 +251,7 @@ describe.skipIf(!ctx)('MoE expert FFN, decode (mul_mat_vec_id style)', () => {
     ids.set(p.route.ids, 2);
     const ws = new Float32Array(1 + p.route.weights.length);
     ws.set(p.route.weights, 1);
-    for (const v of [{ subgroups: false, rowsPerWorkgroup: 1, workgroupSize: 32 }, { subgroups: g.features.subgroups, rowsPerWorkgroup: 3, workgroupSize: 128 }]) {
+    for (const v of [{ subgroups: false, rowsPerWorkgroup: 1, workgroupSize: 32 }, { subgroups: g.features.subgroups, rowsPerWorkgroup: 3, workgroupSize: 128 }, { threadPerRow: { workgroupSize: 32, rowsPerThread: 5 } }]) {
       const ob = createStorageFrom(g, os);
       const launch = await createMoeFfnDecode(g, {
         gate, up, down,
@@ -418,6 +418,21 @@ describe.skipIf(!ctx)('MoE decode, fused: routing inside the gate/up dispatch, g
           expectFfn(`${label} vs CPU`, await readF32(g, o.out, nTokens * nEmbd), ref, residual);
         }
       }
+
+      // one thread per row (software adapters' geometry), rows per thread not dividing n_ff or
+      // n_embd: unfused vs CPU, fused bit for bit the unfused
+      const tpr = { threadPerRow: { workgroupSize: 32, rowsPerThread: 3 } };
+      const rowU = { act: createStorage(g, nTokens * k * nFf * 4), out: createStorageFrom(g, residual) };
+      runLaunches(g, [await createMoeFfnDecode(g, { gate: gu.gate, up: gu.up, down, x: xb, out: rowU.out, ids: ref1.ids, weights: ref1.weights, act: rowU.act, k, nTokens, fuse: false, ...tpr })]);
+      const rowWant = { act: await readF32(g, rowU.act, nTokens * k * nFf), out: await readF32(g, rowU.out, nTokens * nEmbd) };
+      expectFfn('thread per row, unfused vs CPU', rowWant.out, ref, residual);
+      const o = { ids: createStorage(g, nTokens * k * 4), weights: createStorage(g, nTokens * k * 4), act: createStorage(g, nTokens * k * nFf * 4), out: createStorageFrom(g, residual) };
+      const fusedRow = await createMoeFfnDecode(g, { gate: gu.gate, up: gu.up, down, x: xb, out: o.out, ids: o.ids, weights: o.weights, act: o.act, k, nTokens, route: { logits: lb, nExpert }, ...tpr });
+      expect(fusedRow.dispatches.length).toBe(gu.gate.parts.length + down.parts.length);
+      runLaunches(g, [fusedRow]);
+      expectClose('thread per row ids', new Uint32Array(await readBuffer(g, o.ids, 0, nTokens * k * 4)), want.ids, 0);
+      expectClose('thread per row act bits', bitsOf(await readF32(g, o.act, nTokens * k * nFf)), bitsOf(rowWant.act), 0);
+      expectClose('thread per row out bits', bitsOf(await readF32(g, o.out, nTokens * nEmbd)), bitsOf(rowWant.out), 0);
     }, 600_000);
   }
 
@@ -480,26 +495,29 @@ describe.skipIf(!ctx)('MoE decode, fused, numerics llamacpp: round trips inside 
       const tAct = actQuantFor(tD)!;
       expect(tIn).toBe(vecDotType(tGU));
 
+      for (const geometry of [{}, { threadPerRow: { workgroupSize: 32, rowsPerThread: 3 } }]) {
+      const gl = JSON.stringify(geometry);
       // unfused: act_quant(x), moe_route, gate, up + SwiGLU, act_quant(act), down
       const u = { xq: createStorage(g, nEmbd * 4), ids: createStorage(g, k * 4), weights: createStorage(g, k * 4), act: createStorage(g, k * nFf * 4), actQ: createStorage(g, k * nFf * 4), out: createStorageFrom(g, residual) };
-      const unfused = await createMoeFfnDecode(g, { ...gu, down, x: u.xq, out: u.out, ids: u.ids, weights: u.weights, act: u.act, k, actQuant: { type: tAct, out: u.actQ }, fuse: false });
+      const unfused = await createMoeFfnDecode(g, { ...gu, down, x: u.xq, out: u.out, ids: u.ids, weights: u.weights, act: u.act, k, actQuant: { type: tAct, out: u.actQ }, fuse: false, ...geometry });
       runLaunches(g, [
         await createActQuant(g, { type: tIn, x: xb, out: u.xq, n: nEmbd }),
         await createMoeRoute(g, { logits: lb, ids: u.ids, weights: u.weights, nExpert, k }),
         unfused,
       ]);
       const wantOut = await readF32(g, u.out, nEmbd);
-      expectFfn('unfused vs CPU', wantOut, ref, residual);
+      expectFfn(`${gl} unfused vs CPU`, wantOut, ref, residual);
 
       // fused: 2 dispatches per part pair + down's parts, no act_quant
       const o = { ids: createStorage(g, k * 4), weights: createStorage(g, k * 4), act: createStorage(g, k * nFf * 4), out: createStorageFrom(g, residual) };
-      const fused = await createMoeFfnDecode(g, { ...gu, down, x: xb, out: o.out, ids: o.ids, weights: o.weights, act: o.act, k, xRound: tIn, actQuant: { type: tAct }, route: { logits: lb, nExpert } });
+      const fused = await createMoeFfnDecode(g, { ...gu, down, x: xb, out: o.out, ids: o.ids, weights: o.weights, act: o.act, k, xRound: tIn, actQuant: { type: tAct }, route: { logits: lb, nExpert }, ...geometry });
       expect(fused.dispatches.length).toBe(gu.gate.parts.length + down.parts.length);
       runLaunches(g, [fused]);
-      expectClose('ids', new Uint32Array(await readBuffer(g, o.ids, 0, k * 4)), route.ids, 0);
-      expectClose('weight bits', bitsOf(await readF32(g, o.weights, k)), bitsOf(await readF32(g, u.weights, k)), 0);
-      expectClose('act bits', bitsOf(await readF32(g, o.act, k * nFf)), bitsOf(await readF32(g, u.act, k * nFf)), 0);
-      expectClose('out bits', bitsOf(await readF32(g, o.out, nEmbd)), bitsOf(wantOut), 0);
+      expectClose(`${gl} ids`, new Uint32Array(await readBuffer(g, o.ids, 0, k * 4)), route.ids, 0);
+      expectClose(`${gl} weight bits`, bitsOf(await readF32(g, o.weights, k)), bitsOf(await readF32(g, u.weights, k)), 0);
+      expectClose(`${gl} act bits`, bitsOf(await readF32(g, o.act, k * nFf)), bitsOf(await readF32(g, u.act, k * nFf)), 0);
+      expectClose(`${gl} out bits`, bitsOf(await readF32(g, o.out, nEmbd)), bitsOf(wantOut), 0);
+      }
     }, 600_000);
   }
 });
