@@ -27,7 +27,9 @@ enable subgroups;
 // rows per thread, 1..16), ACCUMULATE (y += W·x instead of y = W·x: fused residual add).
 //
 // Entry points: main (above), main_fused (FUSED, below) and main_rows (dense, one thread per row,
-// for software adapters; see there).
+// for software adapters; see there). main_fused with ROW_THREADS takes main_rows' geometry: thread
+// t of a range's workgroup b computes rows (b·WG + t)·ROWS .. +ROWS (ROWS ≤ 8) as main_rows does,
+// after the workgroup's prologue; n_wg counts ceil(rows / (WG·ROWS)) workgroups per range.
 
 struct MatVecParams {
   cols: u32,          // ne0, the dot length
@@ -95,7 +97,9 @@ override ROWS: u32 = 2u;
 override ACCUMULATE: bool = false;
 const MAX_ROWS: u32 = 8u;
 
+#if !ROW_THREADS
 var<workgroup> red: array<f32, WG * ROWS>;
+#endif
 
 #if !FUSED
 // x[base + k .. base + k + 8], zero past n (block types: n % 32 == 0, never past n)
@@ -132,12 +136,13 @@ fn x_unit(xo: u32, k: u32, cols: u32) -> array<D8, UNIT_G> {
   return xv;
 }
 
-// acc[r] += this thread's share (units tid, tid + WG, ..) of the dot of row r0 + r (r < ROWS,
-// r0 + r < rows; at byte base + (r0 + r)·row_bytes of w) with x (x_unit(xo, ..)). main, main_fused.
-fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS>>, base: u32, r0: u32, rows: u32, xo: u32, tid: u32) {
+// acc[r] += this thread's share (units tid, tid + step, ..) of the dot of row r0 + r (r < ROWS,
+// r0 + r < rows; at byte base + (r0 + r)·row_bytes of w) with x (x_unit(xo, ..)). main, main_fused
+// (step WG; ROW_THREADS: tid 0, step 1, every unit in order as main_rows).
+fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS>>, base: u32, r0: u32, rows: u32, xo: u32, tid: u32, step: u32) {
   let cols = P.cols;
   let n_units = (cols + UNIT - 1u) / UNIT;
-  for (var u = tid; u < n_units; u += WG) {
+  for (var u = tid; u < n_units; u += step) {
     let k = u * UNIT;
     var xv = x_unit(xo, k, cols);
     for (var r = 0u; r < ROWS; r++) {
@@ -152,6 +157,7 @@ fn dot_rows(acc: ptr<function, array<f32, MAX_ROWS>>, base: u32, r0: u32, rows: 
 // The workgroup's sum of each thread's acc[r]: thread r < ROWS gets row r's (the others 0). Per
 // subgroup, then across subgroups (SUBGROUPS; subgroup s = threads [s·sg_size, (s+1)·sg_size)), or
 // a shared-memory tree. Every thread calls it (barriers).
+#if !ROW_THREADS
 fn row_sum(acc: array<f32, MAX_ROWS>, tid: u32, lane: u32, sg_size: u32) -> f32 {
   var v = 0.0;
 #if SUBGROUPS
@@ -187,6 +193,7 @@ fn row_sum(acc: array<f32, MAX_ROWS>, tid: u32, lane: u32, sg_size: u32) -> f32 
 #endif
   return v;
 }
+#endif
 
 #if !FUSED
 @compute @workgroup_size(WG)
@@ -218,7 +225,7 @@ fn main(
   for (var r = 0u; r < MAX_ROWS; r++) {
     acc[r] = 0.0;
   }
-  dot_rows(&acc, wbase, r0, P.rows, P.x_offset + slot * P.x_stride, tid);
+  dot_rows(&acc, wbase, r0, P.rows, P.x_offset + slot * P.x_stride, tid, WG);
 #if SUBGROUPS
   let v = row_sum(acc, tid, lane, sg_size);
 #else
@@ -365,13 +372,21 @@ fn main_fused(
     rows = P.rows1;
     yo = P.y_offset1;
   }
-  let r0 = (blk - first) * ROWS;
-
   var acc: array<f32, MAX_ROWS>;
   for (var r = 0u; r < MAX_ROWS; r++) {
     acc[r] = 0.0;
   }
-  dot_rows(&acc, base, r0, rows, 0u, tid);
+#if ROW_THREADS
+  let r0 = ((blk - first) * WG + tid) * ROWS;
+  dot_rows(&acc, base, r0, rows, 0u, 0u, 1u);
+  for (var r = 0u; r < ROWS; r++) {
+    if (r0 + r < rows) {
+      store_y(range, yo + r0 + r, acc[r]);
+    }
+  }
+#else
+  let r0 = (blk - first) * ROWS;
+  dot_rows(&acc, base, r0, rows, 0u, tid, WG);
 #if SUBGROUPS
   let v = row_sum(acc, tid, lane, sg_size);
 #else
@@ -380,5 +395,6 @@ fn main_fused(
   if (tid < ROWS && r0 + tid < rows) {
     store_y(range, yo + r0 + tid, v);
   }
+#endif
 }
 #endif

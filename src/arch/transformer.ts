@@ -244,8 +244,10 @@ export class Graph {
     if (ws.length > 1 && !coLocated(...ws)) return null;
     const round = this.numerics === 'llamacpp' ? actQuantFor(ws[0]!.type) : null;
     try {
-      // the plain matvec's threads for these weights: the same reduction order, the same bits
-      return await createMatVecFused(this.ctx, { ws, ys, x, round, ...pre, workgroupSize: matVecShape(ws[0]!).workgroupSize });
+      // the plain matvec's geometry for these weights (a software adapter: its thread per row): the same sums, the same bits
+      const shape = matVecShape(ws[0]!);
+      const geometry = this.ctx.adapter.isSoftware ? { threadPerRow: { ...shape.software.threadPerRow, rowsPerThread: Math.min(8, shape.software.threadPerRow.rowsPerThread) } } : { workgroupSize: shape.workgroupSize };
+      return await createMatVecFused(this.ctx, { ws, ys, x, round, ...pre, ...geometry });
     } catch (e) {
       if (e instanceof FusedKernelUnsupported) return null;
       throw e;

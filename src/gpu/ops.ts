@@ -89,7 +89,11 @@ export const MATVEC_FUSED: KernelSpec = {
   file: 'matvec.wgsl',
   entryPoint: 'main_fused',
   defines: { FUSED: true },
-  variants: KERNEL_TYPES.flatMap((t) => roundsFor(t).flatMap((r) => [false, true].map((sg): Defines => ({ [ggmlTypeName(t)]: true, ...r, SUBGROUPS: sg })))),
+  variants: [
+    ...KERNEL_TYPES.flatMap((t) => roundsFor(t).flatMap((r) => [false, true].map((sg): Defines => ({ [ggmlTypeName(t)]: true, ...r, SUBGROUPS: sg })))),
+    { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true },
+    { F16: true, ROW_THREADS: true },
+  ],
   bindings: [
     { binding: 0, name: 'P', kind: 'uniform' },
     { binding: 1, name: 'w', kind: 'read-only-storage' },
@@ -655,6 +659,11 @@ export interface MatVecFusedArgs {
   /** threads (WG), default 64 */
   workgroupSize?: number;
   subgroups?: boolean;
+  /**
+   * one thread per row (ROW_THREADS, main_rows' geometry and sum order): workgroupSize threads,
+   * rowsPerThread rows each (1..8); replaces workgroupSize / rowsPerWorkgroup
+   */
+  threadPerRow?: { workgroupSize: number; rowsPerThread: number };
 }
 
 const dummies = new WeakMap<GPUContext, GPUBuffer[]>();
@@ -693,13 +702,15 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
   const sameBuffer = ws.every((w) => w.parts.length === 1 && w.parts[0]!.buffer === w0.parts[0]!.buffer && w.type === w0.type && w.cols === cols);
   if (!sameBuffer) throw new FusedKernelUnsupported(`matvec_fused: ${ws.map((w) => w.name).join(', ')} are not one part each in one buffer of one type and width`);
   if (a.norm && a.swiglu) throw new KernelError('matvec_fused: norm and swiglu together');
-  const wg = a.workgroupSize ?? 64;
-  const rowsPer = a.rowsPerWorkgroup ?? 8;
+  const tpr = a.threadPerRow;
+  const wg = tpr?.workgroupSize ?? a.workgroupSize ?? 64;
+  const rowsPer = tpr?.rowsPerThread ?? a.rowsPerWorkgroup ?? 8;
   checkWg('matvec_fused', wg, ctx);
-  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`matvec_fused: rowsPerWorkgroup ${rowsPer} not in 1..8`);
+  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`matvec_fused: rows per ${tpr ? 'thread' : 'workgroup'} ${rowsPer} not in 1..8`);
+  const rowsPerWg = tpr ? wg * rowsPer : rowsPer;
   const round = a.round ?? null;
   const pro = prologueConfig({ cols, wg, norm: !!a.norm, round, normWg: a.norm?.normWg });
-  const wgBytes = pro.bytes + 4 * wg * rowsPer; // + matvec's red
+  const wgBytes = pro.bytes + (tpr ? 0 : 4 * wg * rowsPer); // + matvec's red
   if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
     throw new FusedKernelUnsupported(`matvec_fused: ${wgBytes} bytes of workgroup memory, the device allows ${ctx.limits.maxComputeWorkgroupStorageSize}`);
   }
@@ -739,14 +750,14 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
     }
     const y = unref(a.ys[r]!);
     need(`matvec_fused y${r}`, y, w.rows);
-    end += Math.ceil(w.rows / rowsPer);
+    end += Math.ceil(w.rows / rowsPerWg);
     Object.assign(uniform, { [`base${r}`]: parts[r]!.offset - lo, [`rows${r}`]: w.rows, [`wg_end${r}`]: end, [`y_offset${r}`]: y.offset });
     buffers[`y${r}`] = y.buffer;
   }
   uniform.n_wg = end;
   const [gx, gy] = grid2d(ctx, end);
   const spec = a.norm ? MATVEC_FUSED_NORM : a.swiglu ? MATVEC_FUSED_SWIGLU : MATVEC_FUSED;
-  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
+  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups), ROW_THREADS: !!tpr };
   const constants = { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate, ...pro.constants };
   return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, spec, defines, constants, [{ uniform, buffers, workgroups: [gx, gy, 1] }]);
 }

@@ -74,6 +74,8 @@ interface Case {
   wg?: number;
   /** subgroup reductions (where the device has them) */
   sg?: boolean;
+  /** one thread per row (threadPerRow: wg threads, this many rows each; main_rows unfused) */
+  tpr?: number;
 }
 
 const CASES: Case[] = [
@@ -92,6 +94,12 @@ const CASES: Case[] = [
   { type: GGMLType.BF16, cols: 43, rows: [5, 6, 7], pre: 'norm', round: true },
   { type: GGMLType.F32, cols: 37, rows: [131, 2], pre: 'norm', round: false },
   { type: GGMLType.F32, cols: 96, rows: [3, 3, 3], pre: 'none', round: false, accumulate: true },
+  // one thread per row (software adapters' geometry)
+  { type: GGMLType.Q4_K, cols: 512, rows: [37, 5, 19], pre: 'norm', round: true, wg: 32, tpr: 3 },
+  { type: GGMLType.Q6_K, cols: 768, rows: [70], pre: 'none', round: true, accumulate: true, wg: 32, tpr: 4 },
+  { type: GGMLType.Q5_K, cols: 256, rows: [17, 40], pre: 'swiglu', round: true, wg: 32, tpr: 5 },
+  { type: GGMLType.Q4_K, cols: 768, rows: [29, 11], pre: 'norm', round: false, wg: 64, tpr: 1 },
+  { type: GGMLType.F16, cols: 45, rows: [7, 30], pre: 'norm', round: true, wg: 32, tpr: 2 },
 ];
 
 describe.skipIf(!ctx)('fused matvec: prologue + row ranges', () => {
@@ -99,10 +107,11 @@ describe.skipIf(!ctx)('fused matvec: prologue + row ranges', () => {
   for (const c of CASES) {
     {
       const sg = !!c.sg && !!g?.features.subgroups;
-      const label = `${ggmlTypeName(c.type)} ${c.cols} cols, rows ${c.rows.join('+')}, ${c.pre}${c.round ? ' + round' : ''}${c.accumulate ? ', accumulate' : ''}, WG ${c.wg ?? 64}${sg ? ', subgroups' : ''}`;
+      const label = `${ggmlTypeName(c.type)} ${c.cols} cols, rows ${c.rows.join('+')}, ${c.pre}${c.round ? ' + round' : ''}${c.accumulate ? ', accumulate' : ''}, WG ${c.wg ?? 64}${sg ? ', subgroups' : ''}${c.tpr ? `, thread per row × ${c.tpr}` : ''}`;
       it(label, async () => {
         const { cols, type } = c;
         const wg = c.wg ?? 64;
+        const geometry = c.tpr ? { threadPerRow: { workgroupSize: wg, rowsPerThread: c.tpr } } : { workgroupSize: wg, subgroups: sg };
         const rand = rng(cols * 13 + c.rows.length);
         const x = randomF32(rand, cols, -3, 3);
         for (let i = 0; i < cols; i += 5) x[i] = Math.round(x[i]! * 32) / 64; // ties on the grids
@@ -129,8 +138,7 @@ describe.skipIf(!ctx)('fused matvec: prologue + row ranges', () => {
           round,
           out: c.pre === 'none' ? undefined : hf,
           accumulate: c.accumulate,
-          workgroupSize: wg,
-          subgroups: sg,
+          ...geometry,
         });
         expect(fused.dispatches.length).toBe(1);
 
@@ -153,7 +161,7 @@ describe.skipIf(!ctx)('fused matvec: prologue + row ranges', () => {
             input = qu;
           }
         }
-        for (let r = 0; r < ws.length; r++) launches.push(await createMatVec(g, { w: ws[r]!, x: input, y: yu[r]!, accumulate: c.accumulate, workgroupSize: wg, subgroups: sg }));
+        for (let r = 0; r < ws.length; r++) launches.push(await createMatVec(g, { w: ws[r]!, x: input, y: yu[r]!, accumulate: c.accumulate, ...geometry }));
         runLaunches(g, [fused]);
         runLaunches(g, launches);
 
