@@ -29,7 +29,8 @@ enable subgroups;
 // Entry points: main (above), main_fused (FUSED, below) and main_rows (dense, one thread per row,
 // for software adapters; see there). main_fused with ROW_THREADS takes main_rows' geometry: thread
 // t of a range's workgroup b computes rows (b·WG + t)·ROWS .. +ROWS (ROWS ≤ 8) as main_rows does,
-// after the workgroup's prologue; n_wg counts ceil(rows / (WG·ROWS)) workgroups per range.
+// after the workgroup's prologue; n_wg counts ceil(rows / (WG·ROWS)) workgroups per range. With
+// INT_DOT (a Q8_K round trip, Q4_K / Q6_K weights) the dots are taken in integers (unit_dot_q).
 
 struct MatVecParams {
   cols: u32,          // ne0, the dot length
@@ -95,7 +96,11 @@ struct MatVecFusedParams {
 override WG: u32 = 64u;
 override ROWS: u32 = 2u;
 override ACCUMULATE: bool = false;
+#if ROW_THREADS
+const MAX_ROWS: u32 = 16u; // main_fused's rows per thread
+#else
 const MAX_ROWS: u32 = 8u;
+#endif
 
 #if !ROW_THREADS
 var<workgroup> red: array<f32, WG * ROWS>;
@@ -309,6 +314,22 @@ fn x8(row: u32, k: u32, n: u32) -> D8 {
   return D8(pro_x4(row, k, n), pro_x4(row, k + 4u, n));
 }
 
+#if INT_DOT
+// ROW_THREADS with a Q8_K round trip and a Q4_K / Q6_K weight: dot_rows(.., 0, 1) in integers
+// (quant.wgsl unit_dot_q on the prologue's int8 row). Rows past the end recompute the last row
+// (no divergent branch); their sums are not stored.
+fn dot_rows_q(acc: ptr<function, array<f32, MAX_ROWS>>, base: u32, r0: u32, rows: u32) {
+  let cols = P.cols;
+  for (var k = 0u; k < cols; k += 64u) {
+    var xq = pro_xq(0u, k);
+    for (var r = 0u; r < ROWS; r++) {
+      let row = min(r0 + r, rows - 1u);
+      (*acc)[r] += unit_dot_q(base + row * P.row_bytes, k, cols, &xq);
+    }
+  }
+}
+#endif
+
 fn store_y(range: u32, i: u32, v: f32) {
   if (range == 0u) {
     if (ACCUMULATE) {
@@ -378,7 +399,11 @@ fn main_fused(
   }
 #if ROW_THREADS
   let r0 = ((blk - first) * WG + tid) * ROWS;
+#if INT_DOT
+  dot_rows_q(&acc, base, r0, rows);
+#else
   dot_rows(&acc, base, r0, rows, 0u, 0u, 1u);
+#endif
   for (var r = 0u; r < ROWS; r++) {
     if (r0 + r < rows) {
       store_y(range, yo + r0 + r, acc[r]);

@@ -56,7 +56,8 @@ enable subgroups;
 // the routing are still shared by the workgroup, and every thread reads the same x (uniform
 // loads). On llvmpipe (a workgroup's threads run as SIMD lanes of one CPU thread, barriers are
 // coroutine switches) this is several times faster than the strided geometry; the sums follow
-// matvec.wgsl main_rows' order.
+// matvec.wgsl main_rows' order. INT_DOT (ROW_THREADS, a Q8_K prologue, Q4_K / Q6_K weights): the
+// dots in integers on the prepared int8 rows (quant.wgsl unit_dot_q).
 //
 // Defines: one weight type (quant.wgsl), GATE_UP [+ SWIGLU], GU [+ TOPK] or DOWN, SUBGROUPS, ROW_THREADS,
 // PROLOGUE + PRE_Q8_K | PRE_Q8_0 | PRE_F16 | PRE_BF16 (GU, DOWN).
@@ -187,6 +188,29 @@ fn dot_rows(acc: ptr<function, array<f32, MAX_ACC>>, a0: u32, wbase: u32, r0: u3
   }
 }
 
+#if INT_DOT
+// ROW_THREADS with a Q8_K prologue and Q4_K / Q6_K weights: dot_rows(.., tid 0) in integers
+// (quant.wgsl unit_dot_q on prepared row xrow)
+// (its own accumulators, indexed by the unrolled r only: llvmpipe keeps them in registers)
+fn dot_rows_q(acc: ptr<function, array<f32, MAX_ROWS>>, wbase: u32, r0: u32, xrow: u32, scale: f32) {
+  let cols = P.cols;
+  for (var k = 0u; k < cols; k += 64u) {
+    var xq = pro_xq(xrow, k);
+    for (var r = 0u; r < ROWS; r++) {
+      let row = min(r0 + r, P.rows - 1u);
+      (*acc)[r] += scale * unit_dot_q(wbase + row * P.row_bytes, k, cols, &xq);
+    }
+  }
+}
+
+// acc[a0 + r] += part[r]
+fn add_rows(acc: ptr<function, array<f32, MAX_ACC>>, a0: u32, part: array<f32, MAX_ROWS>) {
+  for (var r = 0u; r < ROWS; r++) {
+    (*acc)[a0 + r] += part[r];
+  }
+}
+#endif
+
 // byte offset of expert e's matrix in this part, or 0xffffffff when e is not in this part
 fn expert_base(e: u32) -> u32 {
   if (e < P.expert_first || e >= P.expert_first + P.expert_count) {
@@ -281,8 +305,17 @@ fn main(
   let wbase = expert_base(e);
   ok = wbase != 0xffffffffu;
   if (ok) {
+#if INT_DOT
+    var ag: array<f32, MAX_ROWS>;
+    var au: array<f32, MAX_ROWS>;
+    dot_rows_q(&ag, wbase, r0, 0u, 1.0);
+    dot_rows_q(&au, wbase - P.gate_base + P.up_base, r0, 0u, 1.0);
+    add_rows(&acc, 0u, ag);
+    add_rows(&acc, ROWS, au);
+#else
     dot_rows(&acc, 0u, wbase, r0, xo, 1.0, lane0);
     dot_rows(&acc, ROWS, wbase - P.gate_base + P.up_base, r0, xo, 1.0, lane0);
+#endif
   }
   let out_base = P.y_offset + s * P.y_stride;
 #elif GATE_UP
@@ -311,7 +344,18 @@ fn main(
 #else
       let xo = P.x_offset + s * P.x_stride;
 #endif
+#if INT_DOT
+      // zeroed explicitly: a declaration in a loop body kept the previous slot's sums (Dawn on
+      // llvmpipe), though WGSL zero-initializes it each time
+      var ad: array<f32, MAX_ROWS>;
+      for (var r = 0u; r < MAX_ROWS; r++) {
+        ad[r] = 0.0;
+      }
+      dot_rows_q(&ad, wbase, r0, j, rw[P.rw_offset + s]);
+      add_rows(&acc, 0u, ad);
+#else
       dot_rows(&acc, 0u, wbase, r0, xo, rw[P.rw_offset + s], lane0);
+#endif
     }
   }
   let out_base = P.y_offset + t * P.y_stride;

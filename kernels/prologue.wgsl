@@ -44,6 +44,8 @@
 //                                         (barriers); n_rows ≤ PRO_ROWS; ends with a barrier
 //   pro_x4(row, k, cols) -> vec4<f32>     prepared values k .. k+3 (k a multiple of 4), 0 past cols
 //   pro_value(row, i) -> f32              prepared value i (i < cols)
+//   pro_xq(row, k) -> XQ                  (PRE_Q8_K) values k .. k+63 (k a multiple of 64) as
+//                                         int8 words, scale and sums (quant.wgsl unit_dot_q)
 //   pro_normed(row, i) -> f32             v before the round trip (the norm's output, as rms_norm
 //                                         writes it; the raw value without PRE_NORM), for a tap
 // (after pro_prepare; nothing here touches storage except through the includer's hooks).
@@ -264,6 +266,25 @@ fn pro_normed(row: u32, i: u32) -> f32 {
 // the 4 int8 of a word, sign-extended, low byte first
 fn pro_i8x4(word: u32) -> vec4<f32> {
   return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(word) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+#endif
+
+#if PRE_Q8_K
+fn pro_xq(row: u32, k: u32) -> XQ {
+  var xq: XQ;
+  let base = row * (PRO_COLS / 4u) + k / 4u;
+  for (var g = 0u; g < 16u; g++) {
+    xq.q[g] = pro_q[base + g];
+  }
+  for (var c = 0u; c < 4u; c++) {
+    var t = 0;
+    for (var g = 4u * c; g < 4u * c + 4u; g++) {
+      t += dot4I8Packed(xq.q[g], 0x01010101u);
+    }
+    xq.s[c] = t;
+  }
+  xq.d = pro_d[row * (PRO_COLS / PRO_BLK) + k / PRO_BLK];
+  return xq;
 }
 #endif
 

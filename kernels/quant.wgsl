@@ -25,6 +25,14 @@
 //       k, n), g), summed in g order from 0.0 (f32). The dot loop of matvec.wgsl and moe_ffn.wgsl,
 //       which load xv once per unit for several rows. Q6_K has its own unit_dot, which reads each
 //       weight word of the unit once (unit_dq8 per group re-reads the words shared by neighbours).
+//   struct XQ, fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32   (Q4_K, Q6_K)
+//       values k .. k+63 (a unit of 64, k a multiple of 64: two sub-blocks that share weight words
+//       and scales) dotted with an input already rounded to Q8_K (int8 q_x, block scale d_x), in
+//       integers as llama.cpp's vec_dot_q4_K_q8_K / q6_K_q8_K: Σ q_w·q_x per sub-block with
+//       dot4I8Packed, then d_x·(d·sc·Σ q_w·q_x − dmin·m·Σ q_x) (Q6_K: d_x·Σ_half d·sc·(Σ q_w·q_x −
+//       32·Σ q_x)). The same value as unit_dot on the rounded f32 input up to f32 rounding (the
+//       int sums are exact); 4–7 operations fewer per weight, which is what bounds a software
+//       adapter. Used by the thread-per-row kernels with a Q8_K prologue (define INT_DOT).
 // Values are computed in f32 as ggml's dequantize_row_* does (d·sc formed first, then ·q − dmin·m).
 
 struct D8 {
@@ -333,6 +341,84 @@ fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f3
     }
   }
   return s;
+}
+#endif
+
+// 64 input values rounded to Q8_K (unit_dot_q's unit): int8 ×4 per word (low byte first), the
+// block's scale d_x, and the sums of q_x over each 16 values
+struct XQ {
+  q: array<u32, 16>,
+  d: f32,
+  s: vec4<i32>,
+}
+
+#if Q4_K
+// values k .. k+63 (k a multiple of 64): sub-blocks 2p and 2p+1 (p = k/64 mod 4), the low and
+// high nibbles of the same 8 qs words, so each word and the block header are read once
+fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
+  let bw = (rb + (k >> 8u) * 144u) >> 2u;
+  let dm = unpack2x16float(w[bw]);
+  let p = (k >> 6u) & 3u;
+  let sv = vec3<u32>(w[bw + 1u], w[bw + 2u], w[bw + 3u]);
+  let m0 = kscale_min(sv, 2u * p);
+  let m1 = kscale_min(sv, 2u * p + 1u);
+  let o = bw + 4u + 8u * p;
+  var i0 = 0;
+  var i1 = 0;
+  for (var g = 0u; g < 8u; g++) {
+    let q = w[o + g];
+    i0 += dot4I8Packed(q & 0x0f0f0f0fu, (*xq).q[g]);
+    i1 += dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, (*xq).q[8u + g]);
+  }
+  let s = (*xq).s;
+  return (*xq).d * (((dm.x * m0.x) * f32(i0) - (dm.y * m0.y) * f32(s.x + s.y)) + ((dm.x * m1.x) * f32(i1) - (dm.y * m1.y) * f32(s.z + s.w)));
+}
+#elif Q6_K
+// the 6-bit quants (0..63, one per byte) of 4 values: ql nibble (shift sl) | qh 2 bits (shift sh) << 4
+fn q6k_word(l: u32, m: u32, sl: u32, sh: u32) -> u32 {
+  return ((l >> sl) & 0x0f0f0f0fu) | (((m >> sh) & 0x03030303u) << 4u);
+}
+// 8 words from byte offset `byte` (2-aligned), each weight word read once
+fn q6k_words(byte: u32) -> array<u32, 8> {
+  var v: array<u32, 8>;
+  let i = byte >> 2u;
+  if ((byte & 2u) == 0u) {
+    for (var g = 0u; g < 8u; g++) {
+      v[g] = w[i + g];
+    }
+  } else {
+    var a = w[i];
+    for (var g = 0u; g < 8u; g++) {
+      let b = w[i + g + 1u];
+      v[g] = (a >> 16u) | (b << 16u);
+      a = b;
+    }
+  }
+  return v;
+}
+// values k .. k+63 (k a multiple of 64): sub-blocks j0 = 4h + q0 and j0 + 1 (q0 even), which share
+// their qh bytes; 4 scales, one per 16 values
+fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
+  let bb = rb + (k >> 8u) * 210u;
+  let j0 = (k >> 5u) & 7u;
+  let h = j0 >> 2u;
+  let q0 = j0 & 3u;
+  let d = ldf16(bb + 208u);
+  let sc = ld32(bb + 192u + 8u * h + 2u * q0); // scales[8h + 2q0 .. +4]
+  let sl = (q0 >> 1u) * 4u;
+  let l0 = q6k_words(bb + 64u * h);        // sub-block q0 (q0 even: ql offset 0)
+  let l1 = q6k_words(bb + 64u * h + 32u);  // sub-block q0 + 1
+  let m = q6k_words(bb + 128u + 32u * h);
+  var i = vec4<i32>(0);
+  for (var g = 0u; g < 4u; g++) {
+    i.x += dot4I8Packed(q6k_word(l0[g], m[g], sl, 2u * q0), (*xq).q[g]);
+    i.y += dot4I8Packed(q6k_word(l0[4u + g], m[4u + g], sl, 2u * q0), (*xq).q[4u + g]);
+    i.z += dot4I8Packed(q6k_word(l1[g], m[g], sl, 2u * q0 + 2u), (*xq).q[8u + g]);
+    i.w += dot4I8Packed(q6k_word(l1[4u + g], m[4u + g], sl, 2u * q0 + 2u), (*xq).q[12u + g]);
+  }
+  let scs = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(sc << 24u, sc << 16u, sc << 8u, sc)) >> vec4<u32>(24u));
+  let t = vec4<f32>(i - 32 * (*xq).s);
+  return (*xq).d * ((((d * scs.x) * t.x + (d * scs.y) * t.y) + (d * scs.z) * t.z) + (d * scs.w) * t.w);
 }
 #endif
 

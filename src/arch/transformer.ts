@@ -246,7 +246,7 @@ export class Graph {
     try {
       // the plain matvec's geometry for these weights (a software adapter: its thread per row): the same sums, the same bits
       const shape = matVecShape(ws[0]!);
-      const geometry = this.ctx.adapter.isSoftware ? { threadPerRow: { ...shape.software.threadPerRow, rowsPerThread: Math.min(8, shape.software.threadPerRow.rowsPerThread) } } : { workgroupSize: shape.workgroupSize };
+      const geometry = this.ctx.adapter.isSoftware ? { threadPerRow: shape.software.threadPerRow } : { workgroupSize: shape.workgroupSize };
       return await createMatVecFused(this.ctx, { ws, ys, x, round, ...pre, ...geometry });
     } catch (e) {
       if (e instanceof FusedKernelUnsupported) return null;

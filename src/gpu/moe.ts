@@ -9,7 +9,7 @@ import { createStorage, partBinding, type BindingBuffer, type WeightPart, type W
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 import { actQuantStep, type ActQuantType } from './actquant.js';
-import { FusedKernelUnsupported, prologueConfig, TYPE_VARIANTS } from './ops.js';
+import { FusedKernelUnsupported, intDot, prologueConfig, TYPE_VARIANTS } from './ops.js';
 import { buildSteps, checkWeight, checkWg, need, StepLaunch, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
 
 // ------------------------------------------------------------------------------------------------
@@ -100,6 +100,7 @@ const PROLOGUE_VARIANTS: readonly Defines[] = [
   { F16: true, PRE_F16: true },
   { BF16: true, PRE_BF16: true, SUBGROUPS: true },
   { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true },
+  { Q6_K: true, PRE_Q8_K: true, ROW_THREADS: true, INT_DOT: true },
 ];
 /** A spec with the input round trip in its prologue (numerics 'llamacpp'; prologue.wgsl's overrides). */
 function withPrologue(spec: KernelSpec): KernelSpec {
@@ -478,7 +479,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       if (spec === MOE_FFN_DOWN || spec === MOE_FFN_DOWN_PRO) buffers.rw = rw.buffer;
       plans.push({
         spec,
-        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...rowThreads, ...(pro?.defines ?? {}) },
+        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...rowThreads, INT_DOT: !!tpr && !!pro && intDot(w.type, a.actQuant?.type), ...(pro?.defines ?? {}) },
         constants: { ...constants, ...(pro?.constants ?? {}) },
         uniform: {
           cols: w.cols,
@@ -564,7 +565,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       }
       plans.push({
         spec: xPro ? (routeInside ? MOE_FFN_GU_TOPK_PRO : MOE_FFN_GU_PRO) : routeInside ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
-        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...rowThreads, ...(xPro?.defines ?? {}) },
+        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...rowThreads, INT_DOT: !!tpr && !!xPro && intDot(a.gate.type, a.xRound), ...(xPro?.defines ?? {}) },
         constants: { ...constants, ...(routeInside ? { MAX_EXPERT: route!.nExpert, MAX_K: k, TOPK_LANES: lanes } : {}), ...(xPro?.constants ?? {}) },
         uniform: {
           cols: a.gate.cols,

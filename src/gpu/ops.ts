@@ -92,6 +92,8 @@ export const MATVEC_FUSED: KernelSpec = {
   variants: [
     ...KERNEL_TYPES.flatMap((t) => roundsFor(t).flatMap((r) => [false, true].map((sg): Defines => ({ [ggmlTypeName(t)]: true, ...r, SUBGROUPS: sg })))),
     { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true },
+    { Q4_K: true, PRE_Q8_K: true, PRE_NORM: true, ROW_THREADS: true, INT_DOT: true },
+    { Q6_K: true, PRE_Q8_K: true, ROW_THREADS: true, INT_DOT: true },
     { F16: true, ROW_THREADS: true },
   ],
   bindings: [
@@ -621,6 +623,14 @@ export interface PrologueShape {
  * prologue.wgsl's defines and overrides for a shape; throws FusedKernelUnsupported when the round
  * trip's block does not divide cols or the norm reduction width does not fit the kernel.
  */
+/**
+ * True when a thread-per-row product of `type` with a prologue rounding to `round` takes its dots
+ * in integers (define INT_DOT, quant.wgsl unit_dot_q): Q4_K / Q6_K weights on a Q8_K input.
+ */
+export function intDot(type: GGMLType, round: ActQuantType | null | undefined): boolean {
+  return round === GGMLType.Q8_K && (type === GGMLType.Q4_K || type === GGMLType.Q6_K);
+}
+
 export function prologueConfig(s: PrologueShape): { defines: Defines; constants: Constants; bytes: number } {
   const rows = s.rows ?? 1;
   const normWg = s.normWg ?? 128;
@@ -661,7 +671,7 @@ export interface MatVecFusedArgs {
   subgroups?: boolean;
   /**
    * one thread per row (ROW_THREADS, main_rows' geometry and sum order): workgroupSize threads,
-   * rowsPerThread rows each (1..8); replaces workgroupSize / rowsPerWorkgroup
+   * rowsPerThread rows each (1..16); replaces workgroupSize / rowsPerWorkgroup
    */
   threadPerRow?: { workgroupSize: number; rowsPerThread: number };
 }
@@ -706,7 +716,8 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
   const wg = tpr?.workgroupSize ?? a.workgroupSize ?? 64;
   const rowsPer = tpr?.rowsPerThread ?? a.rowsPerWorkgroup ?? 8;
   checkWg('matvec_fused', wg, ctx);
-  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= 8)) throw new KernelError(`matvec_fused: rows per ${tpr ? 'thread' : 'workgroup'} ${rowsPer} not in 1..8`);
+  const maxRows = tpr ? 16 : 8;
+  if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= maxRows)) throw new KernelError(`matvec_fused: rows per ${tpr ? 'thread' : 'workgroup'} ${rowsPer} not in 1..${maxRows}`);
   const rowsPerWg = tpr ? wg * rowsPer : rowsPer;
   const round = a.round ?? null;
   const pro = prologueConfig({ cols, wg, norm: !!a.norm, round, normWg: a.norm?.normWg });
@@ -757,7 +768,7 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
   uniform.n_wg = end;
   const [gx, gy] = grid2d(ctx, end);
   const spec = a.norm ? MATVEC_FUSED_NORM : a.swiglu ? MATVEC_FUSED_SWIGLU : MATVEC_FUSED;
-  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups), ROW_THREADS: !!tpr };
+  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups), ROW_THREADS: !!tpr, INT_DOT: !!tpr && intDot(w0.type, round) };
   const constants = { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate, ...pro.constants };
   return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, spec, defines, constants, [{ uniform, buffers, workgroups: [gx, gy, 1] }]);
 }
