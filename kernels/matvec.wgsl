@@ -314,22 +314,6 @@ fn x8(row: u32, k: u32, n: u32) -> D8 {
   return D8(pro_x4(row, k, n), pro_x4(row, k + 4u, n));
 }
 
-#if INT_DOT
-// ROW_THREADS with a Q8_K round trip and a Q4_K / Q6_K weight: dot_rows(.., 0, 1) in integers
-// (quant.wgsl unit_dot_q on the prologue's int8 row). Rows past the end recompute the last row
-// (no divergent branch); their sums are not stored.
-fn dot_rows_q(acc: ptr<function, array<f32, MAX_ROWS>>, base: u32, r0: u32, rows: u32) {
-  let cols = P.cols;
-  for (var k = 0u; k < cols; k += 64u) {
-    var xq = pro_xq(0u, k);
-    for (var r = 0u; r < ROWS; r++) {
-      let row = min(r0 + r, rows - 1u);
-      (*acc)[r] += unit_dot_q(base + row * P.row_bytes, k, cols, &xq);
-    }
-  }
-}
-#endif
-
 fn store_y(range: u32, i: u32, v: f32) {
   if (range == 0u) {
     if (ACCUMULATE) {
@@ -400,7 +384,7 @@ fn main_fused(
 #if ROW_THREADS
   let r0 = ((blk - first) * WG + tid) * ROWS;
 #if INT_DOT
-  dot_rows_q(&acc, base, r0, rows);
+  acc = pro_dot_rows_q(base, r0, rows, P.row_bytes, cols, 0u, 1.0); // 1.0·v = v: same sums
 #else
   dot_rows(&acc, base, r0, rows, 0u, 0u, 1u);
 #endif

@@ -189,20 +189,6 @@ fn dot_rows(acc: ptr<function, array<f32, MAX_ACC>>, a0: u32, wbase: u32, r0: u3
 }
 
 #if INT_DOT
-// ROW_THREADS with a Q8_K prologue and Q4_K / Q6_K weights: dot_rows(.., tid 0) in integers
-// (quant.wgsl unit_dot_q on prepared row xrow)
-// (its own accumulators, indexed by the unrolled r only: llvmpipe keeps them in registers)
-fn dot_rows_q(acc: ptr<function, array<f32, MAX_ROWS>>, wbase: u32, r0: u32, xrow: u32, scale: f32) {
-  let cols = P.cols;
-  for (var k = 0u; k < cols; k += 64u) {
-    var xq = pro_xq(xrow, k);
-    for (var r = 0u; r < ROWS; r++) {
-      let row = min(r0 + r, P.rows - 1u);
-      (*acc)[r] += scale * unit_dot_q(wbase + row * P.row_bytes, k, cols, &xq);
-    }
-  }
-}
-
 // acc[a0 + r] += part[r]
 fn add_rows(acc: ptr<function, array<f32, MAX_ACC>>, a0: u32, part: array<f32, MAX_ROWS>) {
   for (var r = 0u; r < ROWS; r++) {
@@ -306,12 +292,8 @@ fn main(
   ok = wbase != 0xffffffffu;
   if (ok) {
 #if INT_DOT
-    var ag: array<f32, MAX_ROWS>;
-    var au: array<f32, MAX_ROWS>;
-    dot_rows_q(&ag, wbase, r0, 0u, 1.0);
-    dot_rows_q(&au, wbase - P.gate_base + P.up_base, r0, 0u, 1.0);
-    add_rows(&acc, 0u, ag);
-    add_rows(&acc, ROWS, au);
+    add_rows(&acc, 0u, pro_dot_rows_q(wbase, r0, P.rows, P.row_bytes, P.cols, 0u, 1.0));
+    add_rows(&acc, ROWS, pro_dot_rows_q(wbase - P.gate_base + P.up_base, r0, P.rows, P.row_bytes, P.cols, 0u, 1.0));
 #else
     dot_rows(&acc, 0u, wbase, r0, xo, 1.0, lane0);
     dot_rows(&acc, ROWS, wbase - P.gate_base + P.up_base, r0, xo, 1.0, lane0);
@@ -345,14 +327,7 @@ fn main(
       let xo = P.x_offset + s * P.x_stride;
 #endif
 #if INT_DOT
-      // zeroed explicitly: a declaration in a loop body kept the previous slot's sums (Dawn on
-      // llvmpipe), though WGSL zero-initializes it each time
-      var ad: array<f32, MAX_ROWS>;
-      for (var r = 0u; r < MAX_ROWS; r++) {
-        ad[r] = 0.0;
-      }
-      dot_rows_q(&ad, wbase, r0, j, rw[P.rw_offset + s]);
-      add_rows(&acc, 0u, ad);
+      add_rows(&acc, 0u, pro_dot_rows_q(wbase, r0, P.rows, P.row_bytes, P.cols, j, rw[P.rw_offset + s]));
 #else
       dot_rows(&acc, 0u, wbase, r0, xo, rw[P.rw_offset + s], lane0);
 #endif

@@ -46,6 +46,11 @@
 //   pro_value(row, i) -> f32              prepared value i (i < cols)
 //   pro_xq(row, k) -> XQ                  (PRE_Q8_K) values k .. k+63 (k a multiple of 64) as
 //                                         int8 words, scale and sums (quant.wgsl unit_dot_q)
+//   pro_dot_rows_q(wbase, r0, rows, row_bytes, cols, row, scale) -> array<f32, MAX_ROWS>
+//                                         (INT_DOT) one thread's ROWS rows r0 .. of the matrix at
+//                                         byte wbase dotted with prepared row `row`, unit by unit
+//                                         in integers, each unit's dot times `scale`; the includer
+//                                         declares MAX_ROWS ≥ ROWS and ROWS
 //   pro_normed(row, i) -> f32             v before the round trip (the norm's output, as rms_norm
 //                                         writes it; the raw value without PRE_NORM), for a tap
 // (after pro_prepare; nothing here touches storage except through the includer's hooks).
@@ -285,6 +290,25 @@ fn pro_xq(row: u32, k: u32) -> XQ {
   }
   xq.d = pro_d[row * (PRO_COLS / PRO_BLK) + k / PRO_BLK];
   return xq;
+}
+#endif
+
+#if INT_DOT
+// Rows past `rows` recompute the last row (no divergent branch); the caller does not store them.
+fn pro_dot_rows_q(wbase: u32, r0: u32, rows: u32, row_bytes: u32, cols: u32, row: u32, scale: f32) -> array<f32, MAX_ROWS> {
+  // zeroed explicitly: Dawn on llvmpipe once kept a previous iteration's sums in an accumulator
+  // array declared without an initializer inside a loop, though WGSL zero-initializes it
+  var acc: array<f32, MAX_ROWS>;
+  for (var r = 0u; r < MAX_ROWS; r++) {
+    acc[r] = 0.0;
+  }
+  for (var k = 0u; k < cols; k += 64u) {
+    var xq = pro_xq(row, k);
+    for (var r = 0u; r < ROWS; r++) {
+      acc[r] += scale * unit_dot_q(wbase + min(r0 + r, rows - 1u) * row_bytes, k, cols, &xq);
+    }
+  }
+  return acc;
 }
 #endif
 

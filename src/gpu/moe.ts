@@ -9,7 +9,7 @@ import { createStorage, partBinding, type BindingBuffer, type WeightPart, type W
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 import { actQuantStep, type ActQuantType } from './actquant.js';
-import { FusedKernelUnsupported, intDot, prologueConfig, TYPE_VARIANTS } from './ops.js';
+import { FusedKernelUnsupported, prologueConfig, TYPE_VARIANTS } from './ops.js';
 import { buildSteps, checkWeight, checkWg, need, StepLaunch, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
 
 // ------------------------------------------------------------------------------------------------
@@ -479,7 +479,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       if (spec === MOE_FFN_DOWN || spec === MOE_FFN_DOWN_PRO) buffers.rw = rw.buffer;
       plans.push({
         spec,
-        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...rowThreads, INT_DOT: !!tpr && !!pro && intDot(w.type, a.actQuant?.type), ...(pro?.defines ?? {}) },
+        defines: { ...typeDefine(w.type), SUBGROUPS: sg, ...rowThreads, ...(pro?.defines ?? {}) },
         constants: { ...constants, ...(pro?.constants ?? {}) },
         uniform: {
           cols: w.cols,
@@ -515,14 +515,14 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
   let xPro: ReturnType<typeof prologueConfig> | null = null;
   if (a.xRound !== undefined) {
     if (!fused) throw new FusedKernelUnsupported(`moe_ffn: x's round trip needs gate and up co-located (${a.gate.name}, ${a.up.name})`);
-    xPro = prologueConfig({ cols: nEmbd, wg, norm: false, round: a.xRound });
+    xPro = prologueConfig({ cols: nEmbd, wg, norm: false, round: a.xRound, threadPerRowWeight: tpr ? a.gate.type : undefined });
     if (xPro.bytes + redBytes(2) > wgLimit) throw new FusedKernelUnsupported(`moe_ffn: gate/up prologue needs ${xPro.bytes + redBytes(2)} bytes of workgroup memory, the device allows ${wgLimit}`);
   }
   // down's prologue: the k activation rows through actQuant.type, when it fits
   let actPro: ReturnType<typeof prologueConfig> | null = null;
   if (a.actQuant && (a.fuse ?? true)) {
     try {
-      const c = prologueConfig({ cols: nFf, rows: k, wg, norm: false, round: a.actQuant.type });
+      const c = prologueConfig({ cols: nFf, rows: k, wg, norm: false, round: a.actQuant.type, threadPerRowWeight: tpr ? a.down.type : undefined });
       if (c.bytes + redBytes(1) <= wgLimit) actPro = c;
     } catch (e) {
       if (!(e instanceof FusedKernelUnsupported)) throw e;
@@ -565,7 +565,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       }
       plans.push({
         spec: xPro ? (routeInside ? MOE_FFN_GU_TOPK_PRO : MOE_FFN_GU_PRO) : routeInside ? MOE_FFN_GU_TOPK : MOE_FFN_GU,
-        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...rowThreads, INT_DOT: !!tpr && !!xPro && intDot(a.gate.type, a.xRound), ...(xPro?.defines ?? {}) },
+        defines: { ...typeDefine(a.gate.type), SUBGROUPS: sg, ...rowThreads, ...(xPro?.defines ?? {}) },
         constants: { ...constants, ...(routeInside ? { MAX_EXPERT: route!.nExpert, MAX_K: k, TOPK_LANES: lanes } : {}), ...(xPro?.constants ?? {}) },
         uniform: {
           cols: a.gate.cols,

@@ -617,12 +617,13 @@ export interface PrologueShape {
   round: ActQuantType | null;
   /** the rms_norm workgroup whose reduction order the norm reproduces (PRO_NORM_WG), default 128 */
   normWg?: number;
+  /**
+   * the weight type of the product reading the prepared rows when it runs one thread per row
+   * (ROW_THREADS): the prologue then sets INT_DOT where that product takes integer dots (intDot)
+   */
+  threadPerRowWeight?: GGMLType;
 }
 
-/**
- * prologue.wgsl's defines and overrides for a shape; throws FusedKernelUnsupported when the round
- * trip's block does not divide cols or the norm reduction width does not fit the kernel.
- */
 /**
  * True when a thread-per-row product of `type` with a prologue rounding to `round` takes its dots
  * in integers (define INT_DOT, quant.wgsl unit_dot_q): Q4_K / Q6_K weights on a Q8_K input.
@@ -631,6 +632,10 @@ export function intDot(type: GGMLType, round: ActQuantType | null | undefined): 
   return round === GGMLType.Q8_K && (type === GGMLType.Q4_K || type === GGMLType.Q6_K);
 }
 
+/**
+ * prologue.wgsl's defines and overrides for a shape; throws FusedKernelUnsupported when the round
+ * trip's block does not divide cols or the norm reduction width does not fit the kernel.
+ */
 export function prologueConfig(s: PrologueShape): { defines: Defines; constants: Constants; bytes: number } {
   const rows = s.rows ?? 1;
   const normWg = s.normWg ?? 128;
@@ -643,7 +648,11 @@ export function prologueConfig(s: PrologueShape): { defines: Defines; constants:
   if (s.round === GGMLType.Q8_K) bytes += rows * (cap + cap / 64) + cap / 4 + cap / 64;
   else if (s.round === GGMLType.Q8_0 || s.round === GGMLType.Q8_1) bytes += rows * (cap + cap / 8);
   else if (s.round !== null) bytes += 2 * rows * cap;
-  const defines: Defines = { ...(s.norm ? { PRE_NORM: true } : {}), ...(s.round === null ? {} : prologueRoundDefine(s.round)) };
+  const defines: Defines = {
+    ...(s.norm ? { PRE_NORM: true } : {}),
+    ...(s.round === null ? {} : prologueRoundDefine(s.round)),
+    ...(s.threadPerRowWeight !== undefined && intDot(s.threadPerRowWeight, s.round) ? { INT_DOT: true } : {}),
+  };
   return { defines, constants: { PRO_COLS: cap, PRO_ROWS: rows, PRO_NORM_WG: normWg }, bytes };
 }
 
@@ -720,7 +729,7 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
   if (!(Number.isInteger(rowsPer) && rowsPer >= 1 && rowsPer <= maxRows)) throw new KernelError(`matvec_fused: rows per ${tpr ? 'thread' : 'workgroup'} ${rowsPer} not in 1..${maxRows}`);
   const rowsPerWg = tpr ? wg * rowsPer : rowsPer;
   const round = a.round ?? null;
-  const pro = prologueConfig({ cols, wg, norm: !!a.norm, round, normWg: a.norm?.normWg });
+  const pro = prologueConfig({ cols, wg, norm: !!a.norm, round, normWg: a.norm?.normWg, threadPerRowWeight: tpr ? w0.type : undefined });
   const wgBytes = pro.bytes + (tpr ? 0 : 4 * wg * rowsPer); // + matvec's red
   if (wgBytes > ctx.limits.maxComputeWorkgroupStorageSize) {
     throw new FusedKernelUnsupported(`matvec_fused: ${wgBytes} bytes of workgroup memory, the device allows ${ctx.limits.maxComputeWorkgroupStorageSize}`);
@@ -768,7 +777,7 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
   uniform.n_wg = end;
   const [gx, gy] = grid2d(ctx, end);
   const spec = a.norm ? MATVEC_FUSED_NORM : a.swiglu ? MATVEC_FUSED_SWIGLU : MATVEC_FUSED;
-  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups), ROW_THREADS: !!tpr, INT_DOT: !!tpr && intDot(w0.type, round) };
+  const defines: Defines = { ...typeDefines(w0.type), ...pro.defines, SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups), ROW_THREADS: !!tpr };
   const constants = { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate, ...pro.constants };
   return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, spec, defines, constants, [{ uniform, buffers, workgroups: [gx, gy, 1] }]);
 }
