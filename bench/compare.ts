@@ -101,6 +101,11 @@ async function main(): Promise<number> {
   const tokens = f.getValue('tokenizer.ggml.tokens');
   const embd = f.tensorByName.get('token_embd.weight');
   const nVocab = Array.isArray(tokens) ? tokens.length : (embd?.shape[1] ?? 0);
+  // llama.cpp always keeps token_embd on the CPU (its get_rows runs there); weights beyond it on the
+  // CPU mean some matmuls ran on llama.cpp's CPU backend (see llamaWeightsOnCpu)
+  const tokenEmbdBytes = embd?.byteLength ?? 0;
+  const weightBytes = f.tensors.reduce((s, t) => s + t.byteLength, 0);
+  const biggest = f.tensors.filter((t) => t.name !== 'token_embd.weight').sort((a, b) => b.byteLength - a.byteLength).slice(0, 3);
   await f.close();
 
   log(`machine: ${nproc} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
@@ -168,6 +173,16 @@ async function main(): Promise<number> {
         `llama.cpp ${llamaOut.gpuType} device: ${llamaOut.gpuDevices.join(', ')} (GGML_VK_VISIBLE_DEVICES=${llamaOut.vkVisibleDevices ?? 'unset'}), ` +
           `${llamaOut.gpuLayers} layers offloaded; llama.cpp: ${llamaOut.deviceLog.join(' | ')}\n`,
       );
+      const onCpu = weightBytes - llamaWeightsOnDevice(llamaOut.deviceLog) - tokenEmbdBytes;
+      if (onCpu > 1 << 20) {
+        process.stdout.write(
+          `NOTE: llama.cpp ${llamaOut.gpuType} left ${(onCpu / 2 ** 20).toFixed(0)} MiB of weights in host memory beyond token_embd (which it always keeps ` +
+            `there): tensors it cannot bind on this device, such as those over its storage-buffer range (largest here: ` +
+            `${biggest.map((t) => `${t.name} ${(t.byteLength / 2 ** 20).toFixed(0)} MiB`).join(', ')}), stay on the CPU and their matmuls run on ` +
+            `llama.cpp's CPU backend. This column is a CPU + ${llamaOut.gpuType} hybrid, not the device alone; for a device-only comparison use a ` +
+            `file whose tensors all fit (on lavapipe: \`moet synth --layers 4 --experts 64 --vocab synthetic --vocab-size 65536\`).\n`,
+        );
+      }
     }
   }
   if (moet.length) {
@@ -177,6 +192,19 @@ async function main(): Promise<number> {
   const build = moet[0] ? `moet build ${moet[0].build_commit} (${moet[0].build_number})` : `llama.cpp ${r0.build_commit}`;
   process.stdout.write(`\n${build}; load average now ${loadavg().map((x) => x.toFixed(2)).join(' ')} on ${nproc} cores\n`);
   return 0;
+}
+
+/**
+ * bytes of model weights llama.cpp put in device buffers, from its "<device> model buffer size = N MiB"
+ * lines (not the CPU ones: with mmap its CPU_Mapped buffer is the whole file, whatever was offloaded)
+ */
+function llamaWeightsOnDevice(deviceLog: string[]): number {
+  let bytes = 0;
+  for (const line of deviceLog) {
+    const m = /\b(\w+)\s+model buffer size\s*=\s*([\d.]+)\s*MiB/.exec(line);
+    if (m && !m[1]!.startsWith('CPU')) bytes += Number(m[2]) * 2 ** 20;
+  }
+  return bytes;
 }
 
 process.exitCode = await main();
