@@ -1,10 +1,11 @@
 // Weight loading for the WebGPU backend: every tensor streamed from the GGUF file to GPU buffers
-// through one reused host staging buffer, bytes kept exactly as in the file (the kernels dequantize).
+// through two reused host staging buffers, bytes kept exactly as in the file (the kernels dequantize).
 //
-//   file ──readTensor(chunk)──▶ staging (host, reused) ──queue.writeBuffer──▶ GPU buffer at an offset
+//   file ──readTensor(chunk k+1)──▶ staging B      (libuv's thread pool, while…)
+//        staging A (chunk k) ──queue.writeBuffer──▶ GPU buffer at an offset   (…this thread copies)
 //
-// Host memory stays bounded whatever the model size: one staging chunk (default 16 MiB) plus what
-// Dawn copies internally for writeBuffer, which is released by waiting for the queue every
+// Host memory stays bounded whatever the model size: two staging chunks (default 16 MiB each) plus
+// what Dawn copies internally for writeBuffer, which is released by waiting for the queue every
 // `syncBytes` (default 64 MiB).
 //
 // Layout. A weight is a list of parts (runtime/buffers.ts WeightPart: rows [firstRow, +nRows) at a
@@ -143,6 +144,28 @@ interface Segment {
   length: number;
 }
 
+/** Splits the concatenation of `segs` into chunks of `chunkBytes` (the last shorter), as pieces of segments. */
+function chunkPieces(segs: Segment[], chunkBytes: number): Segment[][] {
+  const chunks: Segment[][] = [];
+  let cur: Segment[] = [];
+  let fill = 0;
+  for (const s of segs) {
+    for (let off = 0; off < s.length; ) {
+      const length = Math.min(chunkBytes - fill, s.length - off);
+      cur.push({ info: s.info, from: s.from + off, length });
+      fill += length;
+      off += length;
+      if (fill === chunkBytes) {
+        chunks.push(cur);
+        cur = [];
+        fill = 0;
+      }
+    }
+  }
+  if (fill > 0) chunks.push(cur);
+  return chunks;
+}
+
 /**
  * A weight to place, before it has buffers: the geometry its WeightTensor will have (the same
  * fields, documented there) and where each row range lies in the file.
@@ -206,7 +229,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
   const chunkBytes = Math.max(4, Math.floor((opts.chunkBytes ?? 16 << 20) / 4) * 4);
   const syncBytes = opts.syncBytes ?? 64 << 20;
   const maxPart = Math.min(opts.maxPartBytes ?? Infinity, ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
-  const staging = new Uint8Array(chunkBytes);
+  const stagings = [new Uint8Array(chunkBytes), new Uint8Array(chunkBytes)];
   const buffers: GPUBuffer[] = [];
   let done = 0;
   let sinceSync = 0;
@@ -223,36 +246,45 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     return b;
   };
 
-  /** Streams byte ranges of tensors, concatenated, into `dst` from byte `at` (a multiple of 4). */
+  /**
+   * Streams byte ranges of tensors, concatenated, into `dst` from byte `at` (a multiple of 4), in
+   * chunks of `chunkBytes`. Double-buffered: chunk k+1 is read from the file (libuv's thread pool)
+   * while chunk k is handed to writeBuffer, whose copy runs on this thread and, on a unified-memory
+   * device such as lavapipe, is where the fresh device memory is first touched (the slow part).
+   */
   const streamSegments = async (segs: Segment[], dst: GPUBuffer, at: number): Promise<void> => {
-    let fill = 0;
-    const flush = async () => {
-      const padded = Math.ceil(fill / 4) * 4; // only the last flush is not a whole chunk
+    const chunks = chunkPieces(segs, chunkBytes);
+    const read = (k: number, into: Uint8Array): Promise<unknown> => {
+      let fill = 0;
+      return Promise.all(
+        chunks[k]!.map((p) => {
+          const to = into.subarray(fill, (fill += p.length));
+          return file.readTensor(p.info, to, p.from, p.length);
+        }),
+      );
+    };
+    let next: Promise<unknown> | null = chunks.length ? read(0, stagings[0]) : null;
+    for (let k = 0; k < chunks.length; k++) {
+      const staging = stagings[k & 1]!;
+      await next;
+      checkAbort();
+      next = k + 1 < chunks.length ? read(k + 1, stagings[(k + 1) & 1]!) : null;
+      next?.catch(() => {}); // awaited on the next iteration; a failure there is not unhandled here
+      const fill = chunks[k]!.reduce((n, p) => n + p.length, 0);
+      const padded = Math.ceil(fill / 4) * 4; // only the last chunk is not whole
       staging.fill(0, fill, padded);
       ctx.assertUsable();
       ctx.queue.writeBuffer(dst, at, staging.buffer, staging.byteOffset, padded);
       at += padded;
+      done += fill;
+      opts.onProgress?.(total ? done / total : 1);
       sinceSync += padded;
-      fill = 0;
       if (sinceSync >= syncBytes) {
         sinceSync = 0;
         ctx.queue.submit([]);
         await ctx.track(ctx.queue.onSubmittedWorkDone());
       }
-    };
-    for (const s of segs) {
-      for (let off = 0; off < s.length; ) {
-        checkAbort();
-        const len = Math.min(chunkBytes - fill, s.length - off);
-        await file.readTensor(s.info, staging.subarray(fill, fill + len), s.from + off, len);
-        fill += len;
-        off += len;
-        done += len;
-        opts.onProgress?.(total ? done / total : 1);
-        if (fill === chunkBytes) await flush();
-      }
     }
-    if (fill > 0) await flush();
   };
 
   /** One buffer holding the members at 256-aligned offsets (the first at 0); one part each. */
