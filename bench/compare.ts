@@ -19,7 +19,7 @@ import { openGGUF } from '../gguf/reader.js';
 import { mdExtras, type OutputFormat } from '../src/bench/format.js';
 import { runBench, type BenchResult } from '../src/bench/harness.js';
 import { formatProfile, mdTable } from '../src/bench/profile.js';
-import { runLlamaBenchInChild, type LlamaBenchOptions, type LlamaBenchOutput } from './llama.js';
+import { llamaDeviceWeightBytes, runLlamaBenchInChild, runLlamaVkProfileInChild, type LlamaBenchOptions, type LlamaBenchOutput, type LlamaVkProfile } from './llama.js';
 
 const HELP = `usage: npx tsx bench/compare.ts -m FILE [options]
 
@@ -39,6 +39,9 @@ const HELP = `usage: npx tsx bench/compare.ts -m FILE [options]
   --fa               llama.cpp flash attention on (default off)
   --only moet|llama  run one side
   --profile          moet: per-kernel GPU times (WebGPU)
+  --llama-profile    llama.cpp Vulkan: per-op GPU times over the first tg test's tokens (at most 16), from
+                     its perf logger (GGML_VK_PERF_LOGGER) in a separate child run after the timed tests
+                     (the logger waits after every op, so its total is not a speed figure)
   --seed S           synthetic token ids (default 1234)
 `;
 
@@ -70,6 +73,7 @@ async function main(): Promise<number> {
       fa: { type: 'boolean' },
       only: { type: 'string' },
       profile: { type: 'boolean' },
+      'llama-profile': { type: 'boolean' },
       seed: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -110,6 +114,7 @@ async function main(): Promise<number> {
 
   log(`machine: ${nproc} cores, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const llamaOuts: LlamaBenchOutput[] = [];
+  const llamaProfiles: LlamaVkProfile[] = [];
   if (values.only !== 'moet') {
     for (const gpu of gpus) {
       const o: LlamaBenchOptions = { gpu, threads, nPrompt, nGen, nDepth, nUbatch, reps, flashAttention: !!values.fa, seed, nVocab, vkDevices: values['llama-vk-devices'] ?? '0' };
@@ -118,6 +123,12 @@ async function main(): Promise<number> {
       for (const r of out.results) r.model_n_params = nParams;
       if (gpu !== false) log(`llama.cpp ${out.gpuType}: devices [${out.gpuDevices.join(', ')}], ${out.gpuLayers} layers offloaded`);
       llamaOuts.push(out);
+      const tg = nGen.find((n) => n > 0);
+      if (values['llama-profile'] && gpu === 'vulkan' && tg) {
+        const tokens = Math.min(tg, 16);
+        log(`llama.cpp Vulkan: per-op profile over ${tokens} decoded tokens (GGML_VK_PERF_LOGGER, child process)`);
+        llamaProfiles.push(await runLlamaVkProfileInChild(path, { ...o, threads: [out.threads.tg] }, tokens));
+      }
     }
   }
   let moet: BenchResult[] = [];
@@ -173,7 +184,7 @@ async function main(): Promise<number> {
         `llama.cpp ${llamaOut.gpuType} device: ${llamaOut.gpuDevices.join(', ')} (GGML_VK_VISIBLE_DEVICES=${llamaOut.vkVisibleDevices ?? 'unset'}), ` +
           `${llamaOut.gpuLayers} layers offloaded; llama.cpp: ${llamaOut.deviceLog.join(' | ')}\n`,
       );
-      const onCpu = weightBytes - llamaWeightsOnDevice(llamaOut.deviceLog) - tokenEmbdBytes;
+      const onCpu = weightBytes - llamaDeviceWeightBytes(llamaOut.deviceLog) - tokenEmbdBytes;
       if (onCpu > 1 << 20) {
         process.stdout.write(
           `NOTE: llama.cpp ${llamaOut.gpuType} left ${(onCpu / 2 ** 20).toFixed(0)} MiB of weights in host memory beyond token_embd (which it always keeps ` +
@@ -189,22 +200,14 @@ async function main(): Promise<number> {
     process.stdout.write(mdExtras(moet));
     for (const r of moet) if (r.profile) process.stdout.write(formatProfile(r.profile, `moet GPU time per kernel, ${r.test}`, r.n_gen || r.n_prompt));
   }
+  for (const p of llamaProfiles) {
+    process.stdout.write(
+      formatProfile(p.ops, `llama.cpp Vulkan GPU time per op, tg${p.tokens} (GGML_VK_PERF_LOGGER: it waits after every op, so the sum exceeds an unprofiled token)`, p.tokens),
+    );
+  }
   const build = moet[0] ? `moet build ${moet[0].build_commit} (${moet[0].build_number})` : `llama.cpp ${r0.build_commit}`;
   process.stdout.write(`\n${build}; load average now ${loadavg().map((x) => x.toFixed(2)).join(' ')} on ${nproc} cores\n`);
   return 0;
-}
-
-/**
- * bytes of model weights llama.cpp put in device buffers, from its "<device> model buffer size = N MiB"
- * lines (not the CPU ones: with mmap its CPU_Mapped buffer is the whole file, whatever was offloaded)
- */
-function llamaWeightsOnDevice(deviceLog: string[]): number {
-  let bytes = 0;
-  for (const line of deviceLog) {
-    const m = /\b(\w+)\s+model buffer size\s*=\s*([\d.]+)\s*MiB/.exec(line);
-    if (m && !m[1]!.startsWith('CPU')) bytes += Number(m[2]) * 2 ** 20;
-  }
-  return bytes;
 }
 
 process.exitCode = await main();

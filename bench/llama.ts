@@ -30,6 +30,7 @@ import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaContext, type LlamaGpuType, type LlamaModel, type Token } from 'node-llama-cpp';
 import { mean, stdev, syntheticTokens, testName, type BenchResult } from '../src/bench/harness.js';
+import type { KernelTime } from '../src/bench/profile.js';
 import { SynthRng } from '../src/synth/rng.js';
 
 export interface LlamaBenchOptions {
@@ -48,6 +49,12 @@ export interface LlamaBenchOptions {
   nVocab: number;
   /** gpu 'vulkan': GGML_VK_VISIBLE_DEVICES to set when it is unset (default '0': lavapipe here) */
   vkDevices?: string;
+  /**
+   * gpu 'vulkan' only: instead of the tests, decode this many tokens (after one warm-up token) with
+   * llama.cpp's Vulkan perf logger on (GGML_VK_PERF_LOGGER), for runLlamaVkProfileInChild. The logger
+   * synchronizes after every op, so it is never on during the timed tests.
+   */
+  vkProfileTokens?: number;
   onProgress?: (msg: string) => void;
 }
 
@@ -62,11 +69,12 @@ const deviceLog: string[] = [];
 const DEVICE_LINE = /using device|offloaded \d+\/\d+ layers|ggml_vulkan: (Found|No devices|\d+ =)|model buffer size/;
 
 const llamaPromises = new Map<string, Promise<Llama>>();
-function llamaFor(gpu: LlamaBenchOptions['gpu'], vkDevices: string): Promise<Llama> {
+function llamaFor(gpu: LlamaBenchOptions['gpu'], vkDevices: string, vkPerf = false): Promise<Llama> {
   const key = String(gpu);
   let p = llamaPromises.get(key);
   if (!p) {
     if (gpu === 'vulkan' && process.env.GGML_VK_VISIBLE_DEVICES === undefined) process.env.GGML_VK_VISIBLE_DEVICES = vkDevices;
+    if (vkPerf) process.env.GGML_VK_PERF_LOGGER = '1'; // read when the Vulkan backend initializes
     p = getLlama({
       gpu,
       build: 'never',
@@ -158,7 +166,7 @@ export interface LlamaBenchOutput {
 
 /** Runs every test of `o` on `path` with llama.cpp. */
 export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise<LlamaBenchOutput> {
-  const llama = await llamaFor(o.gpu, o.vkDevices ?? '0');
+  const llama = await llamaFor(o.gpu, o.vkDevices ?? '0', !!o.vkProfileTokens);
   const logStart = deviceLog.length;
   const tLoad = performance.now();
   const model = await llama.loadModel({ modelPath: path, gpuLayers: o.gpu === false ? 0 : 'max' });
@@ -175,13 +183,31 @@ export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise
   const rssPeak = process.resourceUsage().maxRSS * 1024;
   const rng = new SynthRng(o.seed);
   const V = o.nVocab;
+  const gpuType = llama.gpu === false ? 'CPU' : String(llama.gpu).replace(/^./, (c) => c.toUpperCase());
+  const release = llama.llamaCppRelease.release;
+  const threads0 = o.threads.at(-1) ?? 1;
+  const common = { probes: [], threads: { pp: threads0, tg: threads0 }, gpuType, release, gpuDevices, gpuLayers: model.gpuLayers, vkVisibleDevices: process.env.GGML_VK_VISIBLE_DEVICES, deviceLog: modelLog };
+  if (o.vkProfileTokens) {
+    try {
+      const run = await openRun(model, o.vkProfileTokens + 2, o.nUbatch[0] ?? 512, threads0, o.flashAttention);
+      try {
+        await run.tg(syntheticTokens(1, V, rng)); // warm-up: shaders compile here
+        process.stderr.write(`${VK_PERF_START}\n`);
+        await run.tg(syntheticTokens(o.vkProfileTokens, V, rng));
+        process.stderr.write(`${VK_PERF_END}\n`);
+      } finally {
+        await run.dispose();
+      }
+      return { results: [], ...common };
+    } finally {
+      await model.dispose();
+    }
+  }
   try {
     const probes = o.threads.length > 1 ? await probeThreads(model, o, rng) : o.threads.map((t) => ({ threads: t, ppTs: NaN, tgTs: NaN }));
     const best = (k: 'ppTs' | 'tgTs') => (probes.length === 1 ? probes[0]!.threads : probes.reduce((a, b) => (b[k] > a[k] ? b : a)).threads);
     const threads = { pp: best('ppTs'), tg: best('tgTs') };
     o.onProgress?.(`llama.cpp threads: pp ${threads.pp}, tg ${threads.tg}`);
-    const gpuType = llama.gpu === false ? 'CPU' : String(llama.gpu).replace(/^./, (c) => c.toUpperCase());
-    const release = llama.llamaCppRelease.release;
     const results: BenchResult[] = [];
     for (const ub of o.nUbatch) {
       for (const depth of o.nDepth) {
@@ -272,15 +298,24 @@ export async function runLlamaBench(path: string, o: LlamaBenchOptions): Promise
  */
 const LLAMA_CHILD = '--llama-child';
 
-export function runLlamaBenchInChild(path: string, o: LlamaBenchOptions): Promise<LlamaBenchOutput> {
+export function runLlamaBenchInChild(path: string, o: LlamaBenchOptions, onStderrLine?: (line: string) => void): Promise<LlamaBenchOutput> {
   const { onProgress: _, ...opts } = o;
   // MOET_LLAMA_CHILD: this file bundled on its own (bench/gpu-box.sh), when the caller is a bundle too
   const script = process.env.MOET_LLAMA_CHILD ?? fileURLToPath(import.meta.url);
   const child = spawn(process.execPath, [...process.execArgv, script, LLAMA_CHILD, path, JSON.stringify(opts)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', onStderrLine ? 'pipe' : 'inherit'],
   });
   let stdout = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  if (onStderrLine) {
+    let rest = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) onStderrLine(l);
+    });
+    child.stderr!.on('end', () => rest && onStderrLine(rest));
+  }
   return new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => {
@@ -292,6 +327,63 @@ export function runLlamaBenchInChild(path: string, o: LlamaBenchOptions): Promis
       }
     });
   });
+}
+
+/**
+ * bytes of model weights llama.cpp put in device buffers, from its "<device> model buffer size = N MiB"
+ * lines (not the CPU ones: with mmap its CPU_Mapped buffer is the whole file, whatever was offloaded)
+ */
+export function llamaDeviceWeightBytes(deviceLog: string[]): number {
+  let bytes = 0;
+  for (const line of deviceLog) {
+    const m = /\b(\w+)\s+model buffer size\s*=\s*([\d.]+)\s*MiB/.exec(line);
+    if (m && !m[1]!.startsWith('CPU')) bytes += Number(m[2]) * 2 ** 20;
+  }
+  return bytes;
+}
+
+const VK_PERF_START = '@@moet: llama.cpp Vulkan perf log start@@';
+const VK_PERF_END = '@@moet: llama.cpp Vulkan perf log end@@';
+
+/** llama.cpp's Vulkan GPU time per op over `tokens` decoded tokens (GGML_VK_PERF_LOGGER) */
+export interface LlamaVkProfile {
+  tokens: number;
+  ops: KernelTime[];
+}
+
+/**
+ * Decodes `tokens` tokens with llama.cpp's Vulkan build in a child process with its perf logger on
+ * and sums the logger's per-op GPU times over them. Other stderr lines pass through.
+ */
+export async function runLlamaVkProfileInChild(path: string, o: LlamaBenchOptions, tokens: number): Promise<LlamaVkProfile> {
+  const perf: string[] = [];
+  let inside = false;
+  await runLlamaBenchInChild(path, { ...o, vkProfileTokens: tokens }, (line) => {
+    if (line === VK_PERF_START) inside = true;
+    else if (line === VK_PERF_END) inside = false;
+    else if (inside) perf.push(line);
+    else if (!/^(-+|Vulkan Timings:|Total time: .*|.*: \d+ x [\d.]+ [mun]?s = .*)$/.test(line)) process.stderr.write(line + '\n');
+  });
+  return { tokens, ops: parseVkPerfLog(perf) };
+}
+
+/**
+ * Sums llama.cpp's Vulkan perf-logger lines ("MUL_MAT_VEC q4_K m=4096 n=1 k=2048: 3 x 5301.47 us =
+ * 15904.4 us (3.16 GFLOPS/s)", one block per graph) by op, largest total first.
+ */
+export function parseVkPerfLog(lines: readonly string[]): KernelTime[] {
+  const unitNs: Record<string, number> = { ns: 1, us: 1e3, ms: 1e6, s: 1e9 };
+  const ops = new Map<string, KernelTime>();
+  for (const line of lines) {
+    const m = /^(.+): (\d+) x ([\d.]+) ([mun]?s) = ([\d.]+) ([mun]?s)/.exec(line.trim());
+    if (!m) continue;
+    const kernel = m[1]!.replace(/\s+/g, ' ');
+    const op = ops.get(kernel) ?? { kernel, pipeline: 'ggml-vulkan', count: 0, totalNs: 0 };
+    op.count += Number(m[2]);
+    op.totalNs += Number(m[5]) * unitNs[m[6]!]!;
+    ops.set(kernel, op);
+  }
+  return [...ops.values()].sort((a, b) => b.totalNs - a.totalNs);
 }
 
 // child entry: tsx bench/llama.ts --llama-child FILE OPTIONS_JSON (the marker, not the script path,

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runLlamaBench } from '../../bench/llama.js';
+import { llamaDeviceWeightBytes, parseVkPerfLog, runLlamaBench } from '../../bench/llama.js';
 import { openGGUF } from '../../gguf/reader.js';
 import type { GGUFTensorInfo } from '../../gguf/types.js';
 import { mdHeader, mdRow } from '../../src/bench/format.js';
@@ -173,5 +173,43 @@ describe('llama.cpp side of bench/compare.ts', () => {
       expect(r.samples_ns).toHaveLength(2);
       expect(r.model_type).toMatch(/^qwen3moe /);
     }
+  });
+});
+
+describe('reading llama.cpp logs (bench/compare.ts)', () => {
+  it('sums the Vulkan perf logger by op over graphs, in any time unit, largest first', () => {
+    // lines as llama.cpp's Vulkan build printed them on lavapipe (two graphs of one token)
+    const ops = parseVkPerfLog([
+      '----------------',
+      'Vulkan Timings:',
+      'FLASH_ATTN_EXT dst(128,32,1,1),  q(128,1,32,1),  k(128,256,4,1),  v(128,256,4,1),  m(256,1,1,1): 3 x 1697.79 us = 5093.37 us (2.47045 GFLOPS/s)',
+      'MUL_MAT_VEC q4_K m=4096 n=1 k=2048: 3 x 6009.51 us = 18028.5 us (2.7911 GFLOPS/s)',
+      'Total time: 23121.9 us.',
+      '----------------',
+      'Vulkan Timings:',
+      'MUL_MAT_VEC q4_K m=4096 n=1 k=2048: 1 x 5.17298 ms = 5.17298 ms (3.24245 GFLOPS/s)',
+      'GLU: 1 x 187.688 us = 187.688 us',
+      'some other line: not a timing',
+      'Total time: 5360.7 us.',
+    ]);
+    expect(ops.map((o) => o.kernel)).toEqual([
+      'MUL_MAT_VEC q4_K m=4096 n=1 k=2048',
+      'FLASH_ATTN_EXT dst(128,32,1,1), q(128,1,32,1), k(128,256,4,1), v(128,256,4,1), m(256,1,1,1)',
+      'GLU',
+    ]);
+    expect(ops[0]!.count).toBe(4);
+    expect(ops[0]!.totalNs).toBeCloseTo(18028.5e3 + 5172.98e3, 0);
+    expect(ops[2]!.totalNs).toBeCloseTo(187688, 0);
+  });
+
+  it('counts the weights llama.cpp put on the device, not its mapped CPU buffer', () => {
+    const log = [
+      'load_tensors: offloaded 5/5 layers to GPU',
+      'load_tensors:   CPU_Mapped model buffer size =  1850.44 MiB',
+      'load_tensors:      Vulkan0 model buffer size =  1125.09 MiB',
+      'load_tensors:      Vulkan1 model buffer size =  10.5 MiB',
+    ];
+    expect(llamaDeviceWeightBytes(log)).toBeCloseTo((1125.09 + 10.5) * 2 ** 20, 0);
+    expect(llamaDeviceWeightBytes(['load_tensors:   CPU_REPACK model buffer size =  3.00 MiB'])).toBe(0);
   });
 });
