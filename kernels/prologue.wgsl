@@ -44,7 +44,7 @@
 //                                         (barriers); n_rows ≤ PRO_ROWS; ends with a barrier
 //   pro_x4(row, k, cols) -> vec4<f32>     prepared values k .. k+3 (k a multiple of 4), 0 past cols
 //   pro_value(row, i) -> f32              prepared value i (i < cols)
-//   pro_xq(row, k) -> XQ                  (PRE_Q8_K) values k .. k+63 (k a multiple of 64) as
+//   pro_xq(row, k) -> XQ                  (PRE_Q8_K) values k .. k+127 (k a multiple of 128) as
 //                                         int8 words, scale and sums (quant.wgsl unit_dot_q)
 //   pro_dot_rows_q(wbase, r0, rows, row_bytes, cols, row, scale) -> array<f32, MAX_ROWS>
 //                                         (INT_DOT) one thread's ROWS rows r0 .. of the matrix at
@@ -278,10 +278,10 @@ fn pro_i8x4(word: u32) -> vec4<f32> {
 fn pro_xq(row: u32, k: u32) -> XQ {
   var xq: XQ;
   let base = row * (PRO_COLS / 4u) + k / 4u;
-  for (var g = 0u; g < 16u; g++) {
+  for (var g = 0u; g < 32u; g++) {
     xq.q[g] = pro_q[base + g];
   }
-  for (var c = 0u; c < 4u; c++) {
+  for (var c = 0u; c < 8u; c++) {
     var t = 0;
     for (var g = 4u * c; g < 4u * c + 4u; g++) {
       t += dot4I8Packed(xq.q[g], 0x01010101u);
@@ -302,7 +302,7 @@ fn pro_dot_rows_q(wbase: u32, r0: u32, rows: u32, row_bytes: u32, cols: u32, row
   for (var r = 0u; r < MAX_ROWS; r++) {
     acc[r] = 0.0;
   }
-  for (var k = 0u; k < cols; k += 64u) {
+  for (var k = 0u; k < cols; k += 128u) {
     var xq = pro_xq(row, k);
     for (var r = 0u; r < ROWS; r++) {
       acc[r] += scale * unit_dot_q(wbase + min(r0 + r, rows - 1u) * row_bytes, k, cols, &xq);

@@ -5,8 +5,8 @@
 //     r·row_bytes; padded to 4 bytes). Blocks need not be 4-byte aligned (Q8_0 34 B, Q4_0 18 B,
 //     Q5_0 22 B, Q6_K 210 B): every field read goes through ld64/ld32/ld16/ld8, which take byte
 //     offsets (all block fields lie at even offsets, so at worst a u32 straddles two words by 2
-//     bytes; ld64 reads 8 bytes from 3 words where two ld32 would take 4: word loads dominate
-//     the decode on lavapipe);
+//     bytes; ld64 reads 8 bytes from 3 words where two ld32 would take 4), without a branch on the
+//     alignment (see funnel);
 //   - exactly one type define is set: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K.
 //
 // Provides:
@@ -26,13 +26,15 @@
 //       which load xv once per unit for several rows. Q6_K has its own unit_dot, which reads each
 //       weight word of the unit once (unit_dq8 per group re-reads the words shared by neighbours).
 //   struct XQ, fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32   (Q4_K, Q6_K)
-//       values k .. k+63 (a unit of 64, k a multiple of 64: two sub-blocks that share weight words
-//       and scales) dotted with an input already rounded to Q8_K (int8 q_x, block scale d_x), in
-//       integers as llama.cpp's vec_dot_q4_K_q8_K / q6_K_q8_K: Σ q_w·q_x per sub-block with
-//       dot4I8Packed, then d_x·(d·sc·Σ q_w·q_x − dmin·m·Σ q_x) (Q6_K: d_x·Σ_half d·sc·(Σ q_w·q_x −
-//       32·Σ q_x)). The same value as unit_dot on the rounded f32 input up to f32 rounding (the
-//       int sums are exact); 4–7 operations fewer per weight, which is what bounds a software
-//       adapter. Used by the thread-per-row kernels with a Q8_K prologue (define INT_DOT).
+//       values k .. k+127 (a unit of 128, k a multiple of 128: half a super-block, in which every
+//       weight word is read once — Q4_K: two pairs of sub-blocks sharing their qs words; Q6_K: the
+//       four sub-blocks of a half, sharing ql and qh words) dotted with an input already rounded to
+//       Q8_K (int8 q_x, block scale d_x), in integers as llama.cpp's vec_dot_q4_K_q8_K / q6_K_q8_K:
+//       Σ q_w·q_x per sub-block with dot4I8Packed, then d_x·(d·sc·Σ q_w·q_x − dmin·m·Σ q_x) (Q6_K:
+//       d_x·d·Σ sc·(Σ q_w·q_x − 32·Σ q_x), the outer sum in integers too). The same value as
+//       unit_dot on the rounded f32 input up to f32 rounding (the int sums are exact); 4–7
+//       operations fewer per weight, which is what bounds a software adapter. Used by the
+//       thread-per-row kernels with a Q8_K prologue (define INT_DOT).
 // Values are computed in f32 as ggml's dequantize_row_* does (d·sc formed first, then ·q − dmin·m).
 
 struct D8 {
@@ -49,25 +51,30 @@ struct Hdr {
   m: f32,  // min / second scale
 }
 
+// Loads at 2-aligned byte offsets are branch-free funnel shifts of the next word: with sh = 0 or 16,
+// (a >> sh) | ((b << 16) << (16 - sh)) is a, or a's high half under b's low half (WGSL masks a shift
+// by 32, hence the two shifts). A branch on the alignment would diverge between the rows or units of
+// neighbouring lanes, and a software adapter (llvmpipe) runs both sides of a divergent branch, masked:
+// the branch-free form took a Q6_K row dot from 1.2 to 1.9 G weights/s there. The extra word read at
+// an aligned offset may lie past the buffer's end; robust access bounds it and the shift discards it.
+fn funnel(a: u32, b: u32, sh: u32) -> u32 {
+  return (a >> sh) | ((b << 16u) << (16u - sh));
+}
+
 // 4 bytes at a 2-aligned byte offset
 fn ld32(byte: u32) -> u32 {
   let i = byte >> 2u;
-  if ((byte & 2u) == 0u) {
-    return w[i];
-  }
-  return (w[i] >> 16u) | (w[i + 1u] << 16u);
+  return funnel(w[i], w[i + 1u], (byte & 2u) * 8u);
 }
 
 // 8 bytes at a 2-aligned byte offset: ld32(byte), ld32(byte + 4) from 3 word loads
 fn ld64(byte: u32) -> vec2<u32> {
   let i = byte >> 2u;
+  let sh = (byte & 2u) * 8u;
   let a = w[i];
   let b = w[i + 1u];
-  if ((byte & 2u) == 0u) {
-    return vec2<u32>(a, b);
-  }
   let c = w[i + 2u];
-  return vec2<u32>((a >> 16u) | (b << 16u), (b >> 16u) | (c << 16u));
+  return vec2<u32>(funnel(a, b, sh), funnel(b, c, sh));
 }
 
 // 2 bytes at a 2-aligned byte offset
@@ -305,10 +312,10 @@ fn unit_dq8(h: Hdr, g: u32) -> D8 {
   return D8(ds * (vec4<f32>(q0) - 32.0), ds * (vec4<f32>(q1) - 32.0));
 }
 // unit_dot with each weight word read once: the unit's 32 ql bytes (at h.o) and 32 qh bytes (at
-// h.x) both lie at the block's offset + a multiple of 32, so are equally aligned: 8 words each
-// when the block is 4-aligned, else 9 words, a group's 8 bytes taken from 3 consecutive words
-// shifted by 2 bytes, its last word handed on to the next group (unit_dq8's ld64 reads 3 words
-// per group). Same values and the same f32 sum as the generic unit_dot.
+// h.x) both lie at the block's offset + a multiple of 32, so are equally aligned: 9 consecutive
+// words each, a group's 8 bytes funnel-shifted out of 3 of them (see funnel), its last word handed
+// on to the next group (unit_dq8's ld64 reads 3 words per group). Same values and the same f32 sum
+// as the generic unit_dot.
 fn q6k_group(s: ptr<function, f32>, h: Hdr, g: u32, l: vec2<u32>, m: vec2<u32>, x: D8) {
   let sl = vec4<u32>((h.j >> 1u) * 4u);
   let sh = vec4<u32>(2u * h.j);
@@ -321,104 +328,97 @@ fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f3
   let h = unit_hdr(rb, k, n);
   let li = h.o >> 2u;
   let hi = h.x >> 2u;
+  let sh = (h.o & 2u) * 8u;
   var s = 0.0;
-  if ((h.o & 2u) == 0u) {
-    for (var g = 0u; g < UNIT_G; g++) {
-      q6k_group(&s, h, g, vec2<u32>(w[li + 2u * g], w[li + 2u * g + 1u]), vec2<u32>(w[hi + 2u * g], w[hi + 2u * g + 1u]), (*xv)[g]);
-    }
-  } else {
-    var la = w[li];
-    var ha = w[hi];
-    for (var g = 0u; g < UNIT_G; g++) {
-      let lb = w[li + 2u * g + 1u];
-      let lc = w[li + 2u * g + 2u];
-      let hb = w[hi + 2u * g + 1u];
-      let hc = w[hi + 2u * g + 2u];
-      q6k_group(&s, h, g, vec2<u32>((la >> 16u) | (lb << 16u), (lb >> 16u) | (lc << 16u)),
-                vec2<u32>((ha >> 16u) | (hb << 16u), (hb >> 16u) | (hc << 16u)), (*xv)[g]);
-      la = lc;
-      ha = hc;
-    }
+  var la = w[li];
+  var ha = w[hi];
+  for (var g = 0u; g < UNIT_G; g++) {
+    let lb = w[li + 2u * g + 1u];
+    let lc = w[li + 2u * g + 2u];
+    let hb = w[hi + 2u * g + 1u];
+    let hc = w[hi + 2u * g + 2u];
+    q6k_group(&s, h, g, vec2<u32>(funnel(la, lb, sh), funnel(lb, lc, sh)), vec2<u32>(funnel(ha, hb, sh), funnel(hb, hc, sh)), (*xv)[g]);
+    la = lc;
+    ha = hc;
   }
   return s;
 }
 #endif
 
-// 64 input values rounded to Q8_K (unit_dot_q's unit): int8 ×4 per word (low byte first), the
+// 128 input values rounded to Q8_K (unit_dot_q's unit): int8 ×4 per word (low byte first), the
 // block's scale d_x, and the sums of q_x over each 16 values
 struct XQ {
-  q: array<u32, 16>,
+  q: array<u32, 32>,
   d: f32,
-  s: vec4<i32>,
+  s: array<i32, 8>,
 }
 
 #if Q4_K
-// values k .. k+63 (k a multiple of 64): sub-blocks 2p and 2p+1 (p = k/64 mod 4), the low and
-// high nibbles of the same 8 qs words, so each word and the block header are read once
-fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
-  let bw = (rb + (k >> 8u) * 144u) >> 2u;
+// values k .. k+63 of the unit (k a multiple of 64): sub-blocks 2p and 2p+1 (p = k/64 mod 4), the
+// low and high nibbles of the same 8 qs words; o = the unit's first word in xq (0 or 16)
+fn q4k_dot64(bw: u32, p: u32, xq: ptr<function, XQ>, o: u32) -> f32 {
   let dm = unpack2x16float(w[bw]);
-  let p = (k >> 6u) & 3u;
   let sv = vec3<u32>(w[bw + 1u], w[bw + 2u], w[bw + 3u]);
   let m0 = kscale_min(sv, 2u * p);
   let m1 = kscale_min(sv, 2u * p + 1u);
-  let o = bw + 4u + 8u * p;
+  let qo = bw + 4u + 8u * p;
   var i0 = 0;
   var i1 = 0;
   for (var g = 0u; g < 8u; g++) {
-    let q = w[o + g];
-    i0 += dot4I8Packed(q & 0x0f0f0f0fu, (*xq).q[g]);
-    i1 += dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, (*xq).q[8u + g]);
+    let q = w[qo + g];
+    i0 += dot4I8Packed(q & 0x0f0f0f0fu, (*xq).q[o + g]);
+    i1 += dot4I8Packed((q >> 4u) & 0x0f0f0f0fu, (*xq).q[o + 8u + g]);
   }
-  let s = (*xq).s;
-  return (*xq).d * (((dm.x * m0.x) * f32(i0) - (dm.y * m0.y) * f32(s.x + s.y)) + ((dm.x * m1.x) * f32(i1) - (dm.y * m1.y) * f32(s.z + s.w)));
+  let s = o / 4u;
+  let sx0 = (*xq).s[s] + (*xq).s[s + 1u];
+  let sx1 = (*xq).s[s + 2u] + (*xq).s[s + 3u];
+  return ((dm.x * m0.x) * f32(i0) - (dm.y * m0.y) * f32(sx0)) + ((dm.x * m1.x) * f32(i1) - (dm.y * m1.y) * f32(sx1));
+}
+fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
+  let bw = (rb + (k >> 8u) * 144u) >> 2u;
+  let p = (k >> 6u) & 3u;
+  return (*xq).d * (q4k_dot64(bw, p, xq, 0u) + q4k_dot64(bw, p + 1u, xq, 16u));
 }
 #elif Q6_K
-// the 6-bit quants (0..63, one per byte) of 4 values: ql nibble (shift sl) | qh 2 bits (shift sh) << 4
-fn q6k_word(l: u32, m: u32, sl: u32, sh: u32) -> u32 {
-  return ((l >> sl) & 0x0f0f0f0fu) | (((m >> sh) & 0x03030303u) << 4u);
-}
-// 8 words from byte offset `byte` (2-aligned), each weight word read once
-fn q6k_words(byte: u32) -> array<u32, 8> {
-  var v: array<u32, 8>;
-  let i = byte >> 2u;
-  if ((byte & 2u) == 0u) {
-    for (var g = 0u; g < 8u; g++) {
-      v[g] = w[i + g];
-    }
-  } else {
-    var a = w[i];
-    for (var g = 0u; g < 8u; g++) {
-      let b = w[i + g + 1u];
-      v[g] = (a >> 16u) | (b << 16u);
-      a = b;
-    }
-  }
-  return v;
-}
-// values k .. k+63 (k a multiple of 64): sub-blocks j0 = 4h + q0 and j0 + 1 (q0 even), which share
-// their qh bytes; 4 scales, one per 16 values
+// values k .. k+127 (k a multiple of 128): half h of the super-block, its four sub-blocks q = 0..3
+// (q: ql bytes 32·(q&1) .. +31, nibble q>>1; qh bits 2q), 16 ql words and 8 qh words each read
+// once (funnel-shifted out of 17 and 9 loads), 8 scales, one per 16 values, summed in integers
 fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
   let bb = rb + (k >> 8u) * 210u;
-  let j0 = (k >> 5u) & 7u;
-  let h = j0 >> 2u;
-  let q0 = j0 & 3u;
+  let h = (k >> 7u) & 1u;
+  let sh = (bb & 2u) * 8u;
+  let li = (bb + 64u * h) >> 2u;
+  let hi = (bb + 128u + 32u * h) >> 2u;
   let d = ldf16(bb + 208u);
-  let sc = ld32(bb + 192u + 8u * h + 2u * q0); // scales[8h + 2q0 .. +4]
-  let sl = (q0 >> 1u) * 4u;
-  let l0 = q6k_words(bb + 64u * h);        // sub-block q0 (q0 even: ql offset 0)
-  let l1 = q6k_words(bb + 64u * h + 32u);  // sub-block q0 + 1
-  let m = q6k_words(bb + 128u + 32u * h);
-  var i = vec4<i32>(0);
-  for (var g = 0u; g < 4u; g++) {
-    i.x += dot4I8Packed(q6k_word(l0[g], m[g], sl, 2u * q0), (*xq).q[g]);
-    i.y += dot4I8Packed(q6k_word(l0[4u + g], m[4u + g], sl, 2u * q0), (*xq).q[4u + g]);
-    i.z += dot4I8Packed(q6k_word(l1[g], m[g], sl, 2u * q0 + 2u), (*xq).q[8u + g]);
-    i.w += dot4I8Packed(q6k_word(l1[4u + g], m[4u + g], sl, 2u * q0 + 2u), (*xq).q[12u + g]);
+  let sc = ld64(bb + 192u + 8u * h); // scales[8h .. 8h + 7], one per 16 values of the half
+  var i = array<i32, 8>(0, 0, 0, 0, 0, 0, 0, 0); // Σ q_w·q_x per 16 values, in value order
+  var la = w[li];
+  var lc = w[li + 8u];
+  var ha = w[hi];
+  for (var g = 0u; g < 8u; g++) {
+    let lb = w[li + g + 1u];
+    let ld = w[li + g + 9u];
+    let hb = w[hi + g + 1u];
+    let l0 = funnel(la, lb, sh); // ql bytes 4g .. 4g+3   (sub-blocks 0 and 2)
+    let l1 = funnel(lc, ld, sh); // ql bytes 32 + 4g ..   (sub-blocks 1 and 3)
+    let m = funnel(ha, hb, sh);  // qh bytes 4g ..        (all four)
+    let gi = g >> 2u;            // values 4g .. 4g+3 lie in the first or second 16 of a sub-block
+    i[gi] += dot4I8Packed((l0 & 0x0f0f0f0fu) | ((m << 4u) & 0x30303030u), (*xq).q[g]);
+    i[2u + gi] += dot4I8Packed((l1 & 0x0f0f0f0fu) | ((m << 2u) & 0x30303030u), (*xq).q[8u + g]);
+    i[4u + gi] += dot4I8Packed(((l0 >> 4u) & 0x0f0f0f0fu) | (m & 0x30303030u), (*xq).q[16u + g]);
+    i[6u + gi] += dot4I8Packed(((l1 >> 4u) & 0x0f0f0f0fu) | ((m >> 2u) & 0x30303030u), (*xq).q[24u + g]);
+    la = lb;
+    lc = ld;
+    ha = hb;
   }
-  let scs = vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(sc << 24u, sc << 16u, sc << 8u, sc)) >> vec4<u32>(24u));
-  let t = vec4<f32>(i - 32 * (*xq).s);
-  return (*xq).d * ((((d * scs.x) * t.x + (d * scs.y) * t.y) + (d * scs.z) * t.z) + (d * scs.w) * t.w);
+  // value 16j .. 16j+15 of the half has scale scales[8h + j]
+  let s0 = bitcast<vec4<i32>>(vec4<u32>(sc.x << 24u, sc.x << 16u, sc.x << 8u, sc.x)) >> vec4<u32>(24u);
+  let s1 = bitcast<vec4<i32>>(vec4<u32>(sc.y << 24u, sc.y << 16u, sc.y << 8u, sc.y)) >> vec4<u32>(24u);
+  var t = 0;
+  for (var j = 0u; j < 4u; j++) {
+    t += s0[j] * (i[j] - 32 * (*xq).s[j]) + s1[j] * (i[4u + j] - 32 * (*xq).s[4u + j]);
+  }
+  return (*xq).d * (d * f32(t));
 }
 #endif
 
