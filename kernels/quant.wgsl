@@ -380,36 +380,42 @@ fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
   return (*xq).d * (q4k_dot64(bw, p, xq, 0u) + q4k_dot64(bw, p + 1u, xq, 16u));
 }
 #elif Q6_K
+// 8 words from byte offset `byte` (2-aligned): 9 loads, funnel-shifted. Filled into an array before
+// the dot loop: the same loop with the shifts carried from one iteration to the next (each word
+// loaded once, as here) took 25–40% longer on llvmpipe (alternating runs of the LM-head kernel).
+fn q6k_words(byte: u32) -> array<u32, 8> {
+  var v: array<u32, 8>;
+  let i = byte >> 2u;
+  let sh = (byte & 2u) * 8u;
+  var a = w[i];
+  for (var g = 0u; g < 8u; g++) {
+    let b = w[i + g + 1u];
+    v[g] = funnel(a, b, sh);
+    a = b;
+  }
+  return v;
+}
 // values k .. k+127 (k a multiple of 128): half h of the super-block, its four sub-blocks q = 0..3
 // (q: ql bytes 32·(q&1) .. +31, nibble q>>1; qh bits 2q), 16 ql words and 8 qh words each read
-// once (funnel-shifted out of 17 and 9 loads), 8 scales, one per 16 values, summed in integers
+// once, 8 scales, one per 16 values, summed in integers
 fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
   let bb = rb + (k >> 8u) * 210u;
   let h = (k >> 7u) & 1u;
-  let sh = (bb & 2u) * 8u;
-  let li = (bb + 64u * h) >> 2u;
-  let hi = (bb + 128u + 32u * h) >> 2u;
   let d = ldf16(bb + 208u);
   let sc = ld64(bb + 192u + 8u * h); // scales[8h .. 8h + 7], one per 16 values of the half
   var i = array<i32, 8>(0, 0, 0, 0, 0, 0, 0, 0); // Σ q_w·q_x per 16 values, in value order
-  var la = w[li];
-  var lc = w[li + 8u];
-  var ha = w[hi];
+  let ql0 = q6k_words(bb + 64u * h);       // ql bytes 0 .. 31 of the half (sub-blocks 0 and 2)
+  let ql1 = q6k_words(bb + 64u * h + 32u); // ql bytes 32 .. 63 (sub-blocks 1 and 3)
+  let qh = q6k_words(bb + 128u + 32u * h); // qh bytes 0 .. 31 (all four)
   for (var g = 0u; g < 8u; g++) {
-    let lb = w[li + g + 1u];
-    let ld = w[li + g + 9u];
-    let hb = w[hi + g + 1u];
-    let l0 = funnel(la, lb, sh); // ql bytes 4g .. 4g+3   (sub-blocks 0 and 2)
-    let l1 = funnel(lc, ld, sh); // ql bytes 32 + 4g ..   (sub-blocks 1 and 3)
-    let m = funnel(ha, hb, sh);  // qh bytes 4g ..        (all four)
+    let l0 = ql0[g];
+    let l1 = ql1[g];
+    let m = qh[g];
     let gi = g >> 2u;            // values 4g .. 4g+3 lie in the first or second 16 of a sub-block
     i[gi] += dot4I8Packed((l0 & 0x0f0f0f0fu) | ((m << 4u) & 0x30303030u), (*xq).q[g]);
     i[2u + gi] += dot4I8Packed((l1 & 0x0f0f0f0fu) | ((m << 2u) & 0x30303030u), (*xq).q[8u + g]);
     i[4u + gi] += dot4I8Packed(((l0 >> 4u) & 0x0f0f0f0fu) | (m & 0x30303030u), (*xq).q[16u + g]);
     i[6u + gi] += dot4I8Packed(((l1 >> 4u) & 0x0f0f0f0fu) | ((m >> 2u) & 0x30303030u), (*xq).q[24u + g]);
-    la = lb;
-    lc = ld;
-    ha = hb;
   }
   // value 16j .. 16j+15 of the half has scale scales[8h + j]
   let s0 = bitcast<vec4<i32>>(vec4<u32>(sc.x << 24u, sc.x << 16u, sc.x << 8u, sc.x)) >> vec4<u32>(24u);
