@@ -6,7 +6,8 @@
 # moet bench + one profiled run + the kernel microbenchmarks. Results land in $OUT (or $DIR/out).
 # A pack made with `bench/gpu-box.sh pack --llama-vulkan` also runs bench/compare.ts: llama.cpp's
 # Vulkan build (node-llama-cpp, all layers offloaded, Vulkan device GGML_VK_VISIBLE_DEVICES=0 unless
-# set) against moet WebGPU on the same model and GPU (compare.md).
+# set) against moet WebGPU on the same model and GPU (compare.md), then both engines' GPU time per
+# kernel / op over 16 decoded tokens (compare-profile.md: --profile --llama-profile).
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +36,8 @@ if [ -z "${MOET_BOX_SELFTEST:-}" ]; then
   PROFILE_ARGS=(-p 512 -n 16 -r 1 --profile)
   KERNEL_ARGS=(--time 2000)
   COMPARE_ARGS=(-p 512 -n 128 -r 3 --threads 8 --llama-gpu vulkan)
+  # both engines' GPU time per kernel / op on the same decode (compare-profile.md)
+  COMPARE_PROFILE_ARGS=(-p 0 -n 16 -r 1 --threads 8 --llama-gpu vulkan --profile --llama-profile)
 else
   # selftest on this machine: a tiny model, a few tokens
   MODEL=$DIR/selftest.gguf
@@ -46,6 +49,7 @@ else
   # llama.cpp's Vulkan build on lavapipe compiles its pipelines with LLVM for minutes: the selftest runs
   # compare.mjs for moet only, and checks that the carried node-llama-cpp finds the Vulkan device
   COMPARE_ARGS=(-p 4 -n 1 -r 1 --only moet)
+  COMPARE_PROFILE_ARGS=()
 fi
 
 {
@@ -72,5 +76,8 @@ process.exit(0);
 EOF2
   GGML_VK_VISIBLE_DEVICES=${GGML_VK_VISIBLE_DEVICES:-0} "$NODE" "$DIR/llama-device.mjs" 2>&1 | tee "$OUTDIR/llama-device.txt"
   MOET_LLAMA_CHILD="$DIR/llama.mjs" "$NODE" compare.mjs -m "$MODEL" "${COMPARE_ARGS[@]}" 2> "$OUTDIR/compare.log" | tee "$OUTDIR/compare.md"
+  if [ ${#COMPARE_PROFILE_ARGS[@]} -gt 0 ]; then
+    MOET_LLAMA_CHILD="$DIR/llama.mjs" "$NODE" compare.mjs -m "$MODEL" "${COMPARE_PROFILE_ARGS[@]}" 2> "$OUTDIR/compare-profile.log" | tee "$OUTDIR/compare-profile.md"
+  fi
 fi
 echo "results in $OUTDIR"
