@@ -3,8 +3,10 @@
 //   npx tsx bench/kernels.ts [--scale 0.25] [--time 2000] [--only matvec,lm_head] [--json]
 //
 // Each kernel is launched through its real launcher (src/gpu/*) on random valid weights
-// (src/synth/blocks.ts); the matvecs with the decode's geometry (matVecShape: on a software adapter
-// one thread per row; lm_head_split, software adapters only, is the LM head with the GPU geometry). A sample is the GPU time of one launch, from a timestamp query pair around
+// (src/synth/blocks.ts), with the decode's geometry (matVecShape: on a software adapter one thread
+// per row) and, for moe_ffn and lm_head, the same kernels and round trips as qwen3moe's decode
+// (a software adapter's LM head: the fused integer-dot matvec; lm_head_split, software adapters
+// only, is the plain LM head with the GPU geometry). A sample is the GPU time of one launch, from a timestamp query pair around
 // its compute pass when the device has `timestamp-query` (lavapipe does), else the wall time of
 // submit + onSubmittedWorkDone. GB/s = bytes the kernel must read (weights, plus KV cache or
 // activations where they matter) / median time; the last column compares it with the device's
@@ -17,12 +19,14 @@
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
 import { GGMLType, ggmlTypeName, tensorBytes } from '../gguf/types.js';
+import { MOE_FFN_SOFTWARE } from '../src/arch/qwen3moe.js';
 import { matVecShape } from '../src/arch/transformer.js';
 import { mdTable } from '../src/bench/profile.js';
+import { actQuantFor } from '../src/gpu/actquant.js';
 import { attnDecodeScratchBytes, createAttnDecode, createKvCache } from '../src/gpu/attention.js';
 import { createMoeFfnDecode } from '../src/gpu/moe.js';
-import { createMatVec, createMatVecId, createSwiglu } from '../src/gpu/ops.js';
-import { createStorage, createStorageFrom, uploadWeight, type WeightTensor } from '../src/runtime/buffers.js';
+import { createMatVec, createMatVecFusedByPart, createMatVecId, createSwiglu } from '../src/gpu/ops.js';
+import { createStorage, createStorageFrom, uploadCoLocatedPair, uploadWeight, type WeightTensor } from '../src/runtime/buffers.js';
 import { createGPU, type GPUContext } from '../src/runtime/device.js';
 import type { Launch } from '../src/runtime/pipelines.js';
 import { synthBlocks } from '../src/synth/blocks.js';
@@ -106,8 +110,13 @@ async function cases(ctx: GPUContext): Promise<Case[]> {
     out.push({ name: 'router', shape: `F32 ${G.nEmbd}×${G.nExpert}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [await createMatVec(ctx, { w, x, y })] });
   }
   if (want('moe_ffn') || want('moe_naive')) {
-    const gate = weight(ctx, 'gate_exps', GGMLType.Q4_K, [G.nEmbd, G.nFf, G.nExpert]);
-    const up = weight(ctx, 'up_exps', GGMLType.Q4_K, [G.nEmbd, G.nFf, G.nExpert]);
+    // gate and up co-located as the loader places them (the fused kernel reads both through one binding)
+    const stack = [G.nEmbd, G.nFf, G.nExpert] as const;
+    const [gate, up] = uploadCoLocatedPair(
+      ctx,
+      { name: 'gate_exps', type: GGMLType.Q4_K, shape: stack, data: synthBlocks(GGMLType.Q4_K, [...stack], 0.02, rng) },
+      { name: 'up_exps', data: synthBlocks(GGMLType.Q4_K, [...stack], 0.02, rng) },
+    );
     const down = weight(ctx, 'down_exps', GGMLType.Q6_K, [G.nFf, G.nEmbd, G.nExpert]);
     const chosen = new Uint32Array(G.k);
     for (let j = 0; j < G.k; j++) chosen[j] = Math.floor((j * G.nExpert) / G.k) + (j % 3);
@@ -118,7 +127,11 @@ async function cases(ctx: GPUContext): Promise<Case[]> {
     const bytes = G.k * (perExpert(gate) + perExpert(up) + perExpert(down));
     const shape = `${G.nExpert}×(Q4_K ${G.nEmbd}→${G.nFf} ×2, Q6_K ${G.nFf}→${G.nEmbd}), ${G.k} used`;
     if (want('moe_ffn')) {
-      out.push({ name: 'moe_ffn', shape, bytes, launches: [await createMoeFfnDecode(ctx, { gate, up, down, x, out: resid, ids, weights: wts, k: G.k })] });
+      // as qwen3moe decode runs it (numerics 'llamacpp'): x and the SwiGLU activation through their
+      // round trips in the kernel's prologues, the software geometry on a software adapter
+      const actQuant = { type: actQuantFor(down.type)!, out: createStorage(ctx, G.k * G.nFf * 4, 'act_q') };
+      const moe = await createMoeFfnDecode(ctx, { gate, up, down, x, out: resid, ids, weights: wts, k: G.k, xRound: actQuantFor(gate.type)!, actQuant, software: MOE_FFN_SOFTWARE });
+      out.push({ name: 'moe_ffn', shape, bytes, launches: [moe] });
     }
     if (want('moe_naive')) {
       const g = createStorage(ctx, G.k * G.nFf * 4, 'g');
@@ -138,8 +151,14 @@ async function cases(ctx: GPUContext): Promise<Case[]> {
     }
   }
   if (want('lm_head')) {
+    // as decode runs it (createLmHead): on a GPU the plain matvec; on a software adapter the fused
+    // thread-per-row matvec with the Q8_K round trip in its prologue and integer dots, per part
     const w = weight(ctx, 'output', GGMLType.Q6_K, [G.nEmbd, G.nVocab]);
-    out.push({ name: 'lm_head', shape: `Q6_K ${G.nEmbd}×${G.nVocab}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [await createMatVec(ctx, { w, x, y, ...matVecShape(w) })] });
+    const shape = matVecShape(w);
+    const launch = ctx.adapter.isSoftware
+      ? await createMatVecFusedByPart(ctx, { w, y, x, round: actQuantFor(w.type), threadPerRow: shape.software.threadPerRow })
+      : await createMatVec(ctx, { w, x, y, ...shape });
+    out.push({ name: 'lm_head', shape: `Q6_K ${G.nEmbd}×${G.nVocab}`, bytes: w.rows * w.rowBytes + G.nEmbd * 4, launches: [launch] });
   }
   if (want('lm_head_split') && ctx.adapter.isSoftware) {
     // the GPU geometry (rows split over a workgroup's threads) on the software adapter, for comparison

@@ -18,13 +18,13 @@ import type { GpuWeights } from '../gpu/weights.js';
 import type { GPUContext } from '../runtime/device.js';
 import type { RoutingTraceSink } from '../trace/recorder.js';
 import { routingTracerOf } from '../trace/gpu.js';
-import type { Launch } from '../runtime/pipelines.js';
+import { chainLaunches, type Launch } from '../runtime/pipelines.js';
 import { newCounts, Program, type EncodeCounts, type PendingTap } from './program.js';
 import { denseFfn } from './qwen3.js';
 import { moeFfn } from './qwen3moe.js';
 import { qwen35Block, recurrentStateOf } from './qwen35.js';
 import { sharedMoeFfn } from './qwen35moe.js';
-import { chainLaunches, createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type LayerBlock, type Mode } from './transformer.js';
+import { createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type LayerBlock, type Mode } from './transformer.js';
 import { actQuantFor, createActQuant } from '../gpu/actquant.js';
 
 /** The FFN block of each architecture the GPU forward pass runs. */

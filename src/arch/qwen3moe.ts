@@ -18,6 +18,14 @@ import { routingTraceHook } from '../trace/gpu.js';
 import type { FfnBlock, FfnNormInput, Graph, Mode, Rounded } from './transformer.js';
 import type { Program } from './program.js';
 
+/**
+ * moe_ffn's geometry on software adapters: one thread per row (moe_ffn.wgsl ROW_THREADS), 8 rows
+ * each. Every workgroup repeats the prologue (routing, norm, round trip), so fewer, fuller
+ * workgroups pay (lavapipe, interleaved runs of the 4-layer 30B file: tg8 1.75–2.32 → 2.15–2.49 t/s
+ * against 4 rows). bench/kernels.ts measures moe_ffn with it too.
+ */
+export const MOE_FFN_SOFTWARE = { threadPerRow: { workgroupSize: 32, rowsPerThread: 8 } } as const;
+
 const scratchOf = new WeakMap<Graph, MoePrefillScratch>();
 
 export const moeFfn: FfnBlock = {
@@ -137,10 +145,7 @@ async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounde
     gate: f.gateExps, up: f.upExps, down: f.downExps, x, out: a.x, ids, weights, k: K, actQuant,
     route: { logits: router, nExpert, normalize: cfg.normTopKProb },
     nTokens: 1, act: scratchOf.get(g)!.act,
-    // software adapters: one thread per row (moe_ffn.wgsl ROW_THREADS), 8 rows each: every
-    // workgroup repeats the prologue (routing, norm, round trip), so fewer, fuller workgroups pay
-    // (lavapipe, interleaved runs of the 4-layer 30B file: tg8 1.75–2.32 → 2.15–2.49 t/s vs 4 rows)
-    software: { threadPerRow: { workgroupSize: 32, rowsPerThread: 8 } },
+    software: MOE_FFN_SOFTWARE,
   };
   let experts;
   try {

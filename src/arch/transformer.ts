@@ -16,12 +16,12 @@ import type { ModelConfig } from '../config.js';
 import { actQuantBlock, actQuantFor, createActQuant, type ActQuantType } from '../gpu/actquant.js';
 import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
 import { createSigmoidGate } from '../gpu/gated.js';
-import { createEmbed, createMatMul, createMatVec, createMatVecFused, createQKNormRope, createRmsNorm, FusedKernelUnsupported, type BufferRef, type MatVecFusedArgs } from '../gpu/ops.js';
+import { createEmbed, createMatMul, createMatVec, createMatVecFused, createMatVecFusedByPart, createQKNormRope, createRmsNorm, FusedKernelUnsupported, type BufferRef, type MatVecFusedArgs } from '../gpu/ops.js';
 import { createTopK, type TopKLaunch } from '../gpu/sample.js';
 import type { GpuLayerWeights, GpuWeights } from '../gpu/weights.js';
 import { coLocated, createStorage, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { Launch } from '../runtime/pipelines.js';
+import { chainLaunches, Launch } from '../runtime/pipelines.js';
 import { Program } from './program.js';
 
 /** Prefill (a batch of tokens) or decode (one token): the two shape classes of the pass. */
@@ -242,36 +242,22 @@ export class Graph {
    */
   async fusedMatVec(ws: readonly WeightTensor[], ys: readonly BufferRef[], x: BufferRef, pre: Pick<MatVecFusedArgs, 'norm' | 'swiglu' | 'out' | 'accumulate'> = {}): Promise<Launch | null> {
     if (ws.length > 1 && !coLocated(...ws)) return null;
-    const round = this.numerics === 'llamacpp' ? actQuantFor(ws[0]!.type) : null;
-    try {
-      // the plain matvec's geometry for these weights (a software adapter: its thread per row): the same sums, the same bits
-      const shape = matVecShape(ws[0]!);
-      const geometry = this.ctx.adapter.isSoftware ? { threadPerRow: shape.software.threadPerRow } : { workgroupSize: shape.workgroupSize };
-      return await createMatVecFused(this.ctx, { ws, ys, x, round, ...pre, ...geometry });
-    } catch (e) {
-      if (e instanceof FusedKernelUnsupported) return null;
-      throw e;
-    }
+    return unlessUnsupported(createMatVecFused(this.ctx, { ws, ys, x, ...this.fusedShape(ws[0]!), ...pre }));
+  }
+
+  /** w·x → y as fusedMatVec, for a weight split over several bindings too (createMatVecFusedByPart). */
+  fusedMatVecByPart(w: WeightTensor, y: GPUBuffer, x: BufferRef): Promise<Launch | null> {
+    return unlessUnsupported(createMatVecFusedByPart(this.ctx, { w, y, x, ...this.fusedShape(w) }));
   }
 
   /**
-   * w·x → y as fusedMatVec, for a weight split over several bindings too: one fused dispatch per
-   * part (its rows of y), chained in one launch. null when a part cannot be fused.
+   * The fused matvec's round trip (numerics 'llamacpp') and the plain matvec's geometry for `w` (a
+   * software adapter: its thread per row): the same sums, the same bits.
    */
-  async fusedMatVecByPart(w: WeightTensor, y: GPUBuffer, x: BufferRef): Promise<Launch | null> {
-    if (w.parts.length === 1) return this.fusedMatVec([w], [y], x);
-    const launches: Launch[] = [];
-    for (const part of w.parts) {
-      // the part as a weight of its own (rows from 0), writing y from element part.firstRow
-      const sub: WeightTensor = { ...w, rows: part.nRows, parts: [{ ...part, firstRow: 0 }] };
-      const l = await this.fusedMatVec([sub], [{ buffer: y, offset: part.firstRow }], x);
-      if (!l) {
-        for (const done of launches) done.dispose();
-        return null;
-      }
-      launches.push(l);
-    }
-    return launches.reduce((a, b) => chainLaunches(a, b));
+  private fusedShape(w: WeightTensor): Pick<MatVecFusedArgs, 'round' | 'threadPerRow' | 'workgroupSize'> {
+    const round = this.numerics === 'llamacpp' ? actQuantFor(w.type) : null;
+    const shape = matVecShape(w);
+    return this.ctx.adapter.isSoftware ? { round, threadPerRow: shape.software.threadPerRow } : { round, workgroupSize: shape.workgroupSize };
   }
 
   /**
@@ -355,6 +341,16 @@ export function matVecShape(w: WeightTensor): { workgroupSize: number; rowsPerWo
     rowsPerWorkgroup: w.rows >= 32768 ? 8 : 2,
     software: { threadPerRow: { workgroupSize: 32, rowsPerThread: w.rows >= 32768 ? 16 : 4 } },
   };
+}
+
+/** The launch, or null when the fused kernel cannot take the case (FusedKernelUnsupported). */
+async function unlessUnsupported(launch: Promise<Launch>): Promise<Launch | null> {
+  try {
+    return await launch;
+  } catch (e) {
+    if (e instanceof FusedKernelUnsupported) return null;
+    throw e;
+  }
 }
 
 /** rows·width elements: a tap of n rows of `width` */
@@ -546,17 +542,6 @@ export async function createLmHead(g: Graph): Promise<Launch> {
     }
   }
   return g.linear('decode', g.w.output, g.act.hLast, g.act.logits, false, {}, lmHeadInput(g));
-}
-
-/**
- * One launch running `a` then `b` (their dispatches in order, in one pass): a product and the
- * round trip of its input. setCount(n) passes n to both.
- */
-export function chainLaunches(a: Launch, b: Launch): Launch {
-  return new Launch(`${a.label} → ${b.label}`, [...a.dispatches, ...b.dispatches], [...a.uniforms, ...b.uniforms], (n) => {
-    a.setCount(n);
-    b.setCount(n);
-  });
 }
 
 /** Top-k selection over the logits (sample.wgsl). */

@@ -14,6 +14,7 @@ import { buildSteps } from './steps.js';
 import { bindingResource, KERNEL_TYPES, partBinding, UniformBlock, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import {
+  chainLaunches,
   grid2d,
   KernelError,
   Launch,
@@ -698,6 +699,27 @@ function dummy(ctx: GPUContext, slot: 1 | 2 | 3): GPUBuffer {
     dummies.set(ctx, b);
   }
   return b[slot]!;
+}
+
+/**
+ * createMatVecFused for one weight that may be split over several bindings: one fused dispatch per
+ * part (each part as a weight of its own, writing y from element part.firstRow), chained in one
+ * launch. Throws what createMatVecFused throws (FusedKernelUnsupported when a part cannot be fused).
+ */
+export async function createMatVecFusedByPart(ctx: GPUContext, a: Omit<MatVecFusedArgs, 'ws' | 'ys'> & { w: WeightTensor; y: GPUBuffer }): Promise<Launch> {
+  const { w, y, ...rest } = a;
+  if (w.parts.length === 1) return createMatVecFused(ctx, { ...rest, ws: [w], ys: [y] });
+  const launches: Launch[] = [];
+  try {
+    for (const part of w.parts) {
+      const sub: WeightTensor = { ...w, rows: part.nRows, parts: [{ ...part, firstRow: 0 }] };
+      launches.push(await createMatVecFused(ctx, { ...rest, ws: [sub], ys: [{ buffer: y, offset: part.firstRow }] }));
+    }
+  } catch (e) {
+    for (const l of launches) l.dispose();
+    throw e;
+  }
+  return launches.reduce((x, z) => chainLaunches(x, z));
 }
 
 /**

@@ -107,6 +107,41 @@ export function uploadWeight(
   return { name: t.name, type: t.type, shape: [...t.shape], cols, rows, rowBytes: rb, parts, splitRows };
 }
 
+/**
+ * Two stacks of one type and shape [cols, rows, count] (an FFN's gate and up experts) uploaded
+ * co-located as the loader places them (src/gpu/weights.ts): part i of both in ONE buffer, `a` at
+ * offset 0 and `b` at the next 256-aligned offset, `expertsPerPart` whole experts per part (default:
+ * as many as fit one binding together), so fused kernels read both through one binding.
+ */
+export function uploadCoLocatedPair(
+  ctx: GPUContext,
+  a: { name: string; type: GGMLType; shape: readonly [number, number, number]; data: Uint8Array },
+  b: { name: string; data: Uint8Array },
+  expertsPerPart?: number,
+): [WeightTensor, WeightTensor] {
+  const [cols, rows, count] = a.shape;
+  const rb = rowBytes(a.type, cols);
+  const per = rows * rb; // one expert
+  const aligned = (n: number) => Math.ceil(Math.ceil(n / 4) * 4 / 256) * 256;
+  const maxBytes = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
+  let n = expertsPerPart ?? count;
+  while (n > 1 && aligned(n * per) + n * per > maxBytes) n--;
+  const tensor = (name: string): WeightTensor => ({ name, type: a.type, shape: [...a.shape], cols, rows: rows * count, rowBytes: rb, parts: [], splitRows: rows });
+  const [ta, tb] = [tensor(a.name), tensor(b.name)];
+  for (let e0 = 0; e0 < count; e0 += n) {
+    const bytes = Math.min(n, count - e0) * per;
+    const bOff = aligned(bytes);
+    const buffer = ctx.createBuffer({ label: `${a.name}|${b.name}[${e0}]`, size: bOff + Math.ceil(bytes / 4) * 4, usage: storageUsage(), mappedAtCreation: true });
+    const m = new Uint8Array(buffer.getMappedRange());
+    m.set(a.data.subarray(e0 * per, e0 * per + bytes), 0);
+    m.set(b.data.subarray(e0 * per, e0 * per + bytes), bOff);
+    buffer.unmap();
+    ta.parts.push({ buffer, offset: 0, firstRow: e0 * rows, nRows: bytes / rb, byteLength: bytes });
+    tb.parts.push({ buffer, offset: bOff, firstRow: e0 * rows, nRows: bytes / rb, byteLength: bytes });
+  }
+  return [ta, tb];
+}
+
 /** What a bind group entry binds for a part: its bytes (rounded up to 4) at its offset. */
 export function partBinding(p: WeightPart): GPUBufferBinding {
   return { buffer: p.buffer, offset: p.offset, size: Math.max(4, Math.ceil(p.byteLength / 4) * 4) };

@@ -368,6 +368,18 @@ export class Launch {
   }
 }
 
+/**
+ * One launch running `a` then `b` (their dispatches in order, in one pass): a round trip and the
+ * product that reads it, or the parts of a split weight. setCount(n) passes n to both (and throws,
+ * as theirs do, when they have a fixed size).
+ */
+export function chainLaunches(a: Launch, b: Launch): Launch {
+  return new Launch(`${a.label} → ${b.label}`, [...a.dispatches, ...b.dispatches], [...a.uniforms, ...b.uniforms], (n) => {
+    a.setCount(n);
+    b.setCount(n);
+  });
+}
+
 /** Encodes `launches` into one compute pass and submits it. */
 export function runLaunches(ctx: GPUContext, launches: readonly Launch[], label = 'moet'): void {
   const enc = ctx.device.createCommandEncoder({ label });

@@ -9,7 +9,7 @@ import { addScaled, expertSlice, matVec, moeRoute, swiglu, type QuantMatrixStack
 import { actQuantFor, createActQuant } from '../../src/gpu/actquant.js';
 import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, freeMoePrefillScratch } from '../../src/gpu/moe.js';
 import { intDot } from '../../src/gpu/ops.js';
-import { createStorage, createStorageFrom, readBuffer, readF32, uploadWeight, type WeightTensor } from '../../src/runtime/buffers.js';
+import { createStorage, createStorageFrom, readBuffer, readF32, uploadCoLocatedPair, uploadWeight, type WeightTensor } from '../../src/runtime/buffers.js';
 import type { GPUContext } from '../../src/runtime/device.js';
 import { runLaunches } from '../../src/runtime/pipelines.js';
 import { expectClose, expectProduct, openTestGPU, randomF32, rng } from './helpers.js';
@@ -324,29 +324,9 @@ describe.skipIf(!ctx)('MoE expert FFN, prefill (grouped by expert, indirect tile
   });
 });
 
-/**
- * Gate and up uploaded co-located as the loader does (src/gpu/weights.ts): part i of both in ONE
- * buffer, gate at offset 0 and up at the next 256-aligned offset; `expertsPerPart` experts per
- * part (default all in one).
- */
+/** Gate and up uploaded co-located as the loader does (src/runtime/buffers.ts uploadCoLocatedPair). */
 function uploadCoLocated(g: GPUContext, gate: QuantMatrixStack, up: QuantMatrixStack, expertsPerPart = gate.count): { gate: WeightTensor; up: WeightTensor } {
-  const rb = rowBytes(gate.type, gate.cols);
-  const per = gate.rows * rb;
-  const mk = (name: string, s: QuantMatrixStack): WeightTensor => ({ name, type: s.type, shape: [s.cols, s.rows, s.count], cols: s.cols, rows: s.rows * s.count, rowBytes: rb, parts: [], splitRows: s.rows });
-  const tg = mk('gate', gate);
-  const tu = mk('up', up);
-  for (let e0 = 0; e0 < gate.count; e0 += expertsPerPart) {
-    const n = Math.min(expertsPerPart, gate.count - e0);
-    const bytes = n * per;
-    const upOff = Math.ceil(Math.ceil(bytes / 4) * 4 / 256) * 256;
-    const buffer = g.createBuffer({ label: `gate|up[${e0}]`, size: upOff + Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST, mappedAtCreation: true });
-    const m = new Uint8Array(buffer.getMappedRange());
-    m.set(gate.data.subarray(e0 * per, e0 * per + bytes), 0);
-    m.set(up.data.subarray(e0 * per, e0 * per + bytes), upOff);
-    buffer.unmap();
-    tg.parts.push({ buffer, offset: 0, firstRow: e0 * gate.rows, nRows: n * gate.rows, byteLength: bytes });
-    tu.parts.push({ buffer, offset: upOff, firstRow: e0 * gate.rows, nRows: n * gate.rows, byteLength: bytes });
-  }
+  const [tg, tu] = uploadCoLocatedPair(g, { name: 'gate', type: gate.type, shape: [gate.cols, gate.rows, gate.count], data: gate.data }, { name: 'up', data: up.data }, expertsPerPart);
   return { gate: tg, up: tu };
 }
 
