@@ -311,10 +311,24 @@ fn unit_dq8(h: Hdr, g: u32) -> D8 {
   let q1 = ((bytes4(l.y) >> sl) & vec4<u32>(15u)) | (((bytes4(m.y) >> sh) & vec4<u32>(3u)) << vec4<u32>(4u));
   return D8(ds * (vec4<f32>(q0) - 32.0), ds * (vec4<f32>(q1) - 32.0));
 }
+// 8 words from byte offset `byte` (2-aligned): 9 loads, funnel-shifted. Filled into an array before
+// the dot loop: the same loop with the shifts carried from one iteration to the next (each word
+// loaded once, as here) took 25–40% longer on llvmpipe (alternating runs of the LM-head kernel).
+fn q6k_words(byte: u32) -> array<u32, 8> {
+  var v: array<u32, 8>;
+  let i = byte >> 2u;
+  let sh = (byte & 2u) * 8u;
+  var a = w[i];
+  for (var g = 0u; g < 8u; g++) {
+    let b = w[i + g + 1u];
+    v[g] = funnel(a, b, sh);
+    a = b;
+  }
+  return v;
+}
 // unit_dot with each weight word read once: the unit's 32 ql bytes (at h.o) and 32 qh bytes (at
-// h.x) both lie at the block's offset + a multiple of 32, so are equally aligned: 9 consecutive
-// words each, a group's 8 bytes funnel-shifted out of 3 of them (see funnel), its last word handed
-// on to the next group (unit_dq8's ld64 reads 3 words per group). Same values and the same f32 sum
+// h.x) both lie at the block's offset + a multiple of 32, so are equally aligned: 8 words each
+// from 9 loads (q6k_words; unit_dq8's ld64 reads 3 words per 2). Same values and the same f32 sum
 // as the generic unit_dot.
 fn q6k_group(s: ptr<function, f32>, h: Hdr, g: u32, l: vec2<u32>, m: vec2<u32>, x: D8) {
   let sl = vec4<u32>((h.j >> 1u) * 4u);
@@ -326,20 +340,11 @@ fn q6k_group(s: ptr<function, f32>, h: Hdr, g: u32, l: vec2<u32>, m: vec2<u32>, 
 }
 fn unit_dot(rb: u32, k: u32, n: u32, xv: ptr<function, array<D8, UNIT_G>>) -> f32 {
   let h = unit_hdr(rb, k, n);
-  let li = h.o >> 2u;
-  let hi = h.x >> 2u;
-  let sh = (h.o & 2u) * 8u;
+  let l = q6k_words(h.o);
+  let m = q6k_words(h.x);
   var s = 0.0;
-  var la = w[li];
-  var ha = w[hi];
   for (var g = 0u; g < UNIT_G; g++) {
-    let lb = w[li + 2u * g + 1u];
-    let lc = w[li + 2u * g + 2u];
-    let hb = w[hi + 2u * g + 1u];
-    let hc = w[hi + 2u * g + 2u];
-    q6k_group(&s, h, g, vec2<u32>(funnel(la, lb, sh), funnel(lb, lc, sh)), vec2<u32>(funnel(ha, hb, sh), funnel(hb, hc, sh)), (*xv)[g]);
-    la = lc;
-    ha = hc;
+    q6k_group(&s, h, g, vec2<u32>(l[2u * g], l[2u * g + 1u]), vec2<u32>(m[2u * g], m[2u * g + 1u]), (*xv)[g]);
   }
   return s;
 }
@@ -380,21 +385,6 @@ fn unit_dot_q(rb: u32, k: u32, n: u32, xq: ptr<function, XQ>) -> f32 {
   return (*xq).d * (q4k_dot64(bw, p, xq, 0u) + q4k_dot64(bw, p + 1u, xq, 16u));
 }
 #elif Q6_K
-// 8 words from byte offset `byte` (2-aligned): 9 loads, funnel-shifted. Filled into an array before
-// the dot loop: the same loop with the shifts carried from one iteration to the next (each word
-// loaded once, as here) took 25–40% longer on llvmpipe (alternating runs of the LM-head kernel).
-fn q6k_words(byte: u32) -> array<u32, 8> {
-  var v: array<u32, 8>;
-  let i = byte >> 2u;
-  let sh = (byte & 2u) * 8u;
-  var a = w[i];
-  for (var g = 0u; g < 8u; g++) {
-    let b = w[i + g + 1u];
-    v[g] = funnel(a, b, sh);
-    a = b;
-  }
-  return v;
-}
 // values k .. k+127 (k a multiple of 128): half h of the super-block, its four sub-blocks q = 0..3
 // (q: ql bytes 32·(q&1) .. +31, nibble q>>1; qh bits 2q), 16 ql words and 8 qh words each read
 // once, 8 scales, one per 16 values, summed in integers

@@ -125,9 +125,9 @@ export class GpuForward {
       const body = { prefill: await recordBody(g, 'prefill', block), decode: await recordBody(g, 'decode', block) };
       made.push(...body.prefill.launches, ...body.decode.launches);
       const lm = await createLmHead(g);
-      made.push(lm);
+      made.push(lm.launch);
       const head = { prefill: await recordHead(g, 'prefill', lm), decode: await recordHead(g, 'decode', lm) };
-      made.push(...head.prefill.launches.filter((l) => l !== lm), ...head.decode.launches.filter((l) => l !== lm));
+      made.push(...head.prefill.launches.filter((l) => l !== lm.launch), ...head.decode.launches.filter((l) => l !== lm.launch));
       const normAll = await g.sized('prefill', createRmsNorm(ctx, { x: g.act.x, weight: w.outputNorm, out: g.act.h, n: cfg.nEmbd, rows: ubatch, eps: cfg.rmsEps }));
       made.push(normAll);
       const select = await createSelect(g, Math.min(o.maxTopK ?? DEFAULT_MAX_TOPK, cfg.nVocab));

@@ -490,7 +490,7 @@ async function transformerBlock(g: Graph, p: Program, mode: Mode, il: number): P
  * Prefill copies row n−1 of x to xLast first; decode reads row 0 of x directly. The LM head
  * launch is shared by both.
  */
-export async function recordHead(g: Graph, mode: Mode, lmHead: Launch): Promise<Program> {
+export async function recordHead(g: Graph, mode: Mode, lmHead: LmHead): Promise<Program> {
   const { ctx, cfg, w, act: a } = g;
   const E = cfg.nEmbd;
   const p = new Program(g.debug);
@@ -499,49 +499,34 @@ export async function recordHead(g: Graph, mode: Mode, lmHead: Launch): Promise<
     p.copy(a.x, (n) => (n - 1) * E * 4, a.xLast, 0, () => E * 4);
     src = a.xLast;
   }
-  // (numerics 'llamacpp': and hLast through the LM head's round trip, same dispatch: lmHeadInput,
-  // unless the head rounds its input itself)
-  const round = selfRoundingHeads.has(lmHead) ? null : lmHeadInput(g);
-  p.run(await createRmsNorm(ctx, { x: src, weight: w.outputNorm, out: a.hLast, n: E, rows: 1, eps: cfg.rmsEps, round: round ?? undefined }));
+  // (and hLast through the round trip the head reads, same dispatch: lmHead.input)
+  p.run(await createRmsNorm(ctx, { x: src, weight: w.outputNorm, out: a.hLast, n: E, rows: 1, eps: cfg.rmsEps, round: lmHead.input ?? undefined }));
   p.tap('result_norm', a.hLast, () => E);
-  p.run(lmHead);
+  p.run(lmHead.launch);
   p.tap('result_output', a.logits, () => cfg.nVocab);
   return p;
 }
 
-const hLastQ = new WeakMap<Graph, Rounded | null>();
-
-/** hLast through the LM head's round trip (numerics 'llamacpp'; written by the head's norm), or null. */
-function lmHeadInput(g: Graph): Rounded | null {
-  let r = hLastQ.get(g);
-  if (r === undefined) {
-    const type = g.roundFor([g.w.output], g.cfg.nEmbd);
-    r = type === null ? null : { type, out: g.arena.alloc('h_last_q', g.cfg.nEmbd * 4) };
-    hLastQ.set(g, r);
-  }
-  return r;
+/** The LM head's launch, and the round trip of hLast it reads (written by the head's norm; null: none, or it rounds hLast itself). */
+export interface LmHead {
+  launch: Launch;
+  input: Rounded | null;
 }
-
-/** LM head launches that round their input themselves (the head's norm need not): see createLmHead */
-const selfRoundingHeads = new WeakSet<Launch>();
 
 /**
  * The LM head matvec hLast → logits, shared by both heads. Under numerics 'llamacpp' its input goes
- * through the output weight's round trip: on a GPU the head's norm writes it (lmHeadInput) and the
+ * through the output weight's round trip: on a GPU the head's norm writes it (LmHead.input) and the
  * plain matvec reads it; on a software adapter the head is the fused thread-per-row matvec, one
  * dispatch per part, whose prologue rounds hLast itself and, for Q4_K / Q6_K, takes the dots in
  * integers (INT_DOT): measured on lavapipe, the 151936 × 2048 Q6_K head of Qwen3-30B-A3B went from
  * ~276 to ~230 ms per token and 4-layer tg8 from 1.92–1.96 to 2.18–2.24 t/s.
  */
-export async function createLmHead(g: Graph): Promise<Launch> {
-  if (g.ctx.adapter.isSoftware) {
-    const fused = await g.fusedMatVecByPart(g.w.output, g.act.logits, g.act.hLast);
-    if (fused) {
-      selfRoundingHeads.add(fused);
-      return fused;
-    }
-  }
-  return g.linear('decode', g.w.output, g.act.hLast, g.act.logits, false, {}, lmHeadInput(g));
+export async function createLmHead(g: Graph): Promise<LmHead> {
+  const fused = g.ctx.adapter.isSoftware ? await g.fusedMatVecByPart(g.w.output, g.act.logits, g.act.hLast) : null;
+  if (fused) return { launch: fused, input: null };
+  const type = g.roundFor([g.w.output], g.cfg.nEmbd);
+  const input = type === null ? null : { type, out: g.arena.alloc('h_last_q', g.cfg.nEmbd * 4) };
+  return { launch: await g.linear('decode', g.w.output, g.act.hLast, g.act.logits, false, {}, input), input };
 }
 
 /** Top-k selection over the logits (sample.wgsl). */

@@ -99,7 +99,7 @@ const PROLOGUE_VARIANTS: readonly Defines[] = [
   { Q8_0: true, PRE_Q8_0: true, SUBGROUPS: true },
   { F16: true, PRE_F16: true },
   { BF16: true, PRE_BF16: true, SUBGROUPS: true },
-  { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true },
+  { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true, INT_DOT: true },
   { Q6_K: true, PRE_Q8_K: true, ROW_THREADS: true, INT_DOT: true },
 ];
 /** A spec with the input round trip in its prologue (numerics 'llamacpp'; prologue.wgsl's overrides). */

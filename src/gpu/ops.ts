@@ -92,7 +92,7 @@ export const MATVEC_FUSED: KernelSpec = {
   defines: { FUSED: true },
   variants: [
     ...KERNEL_TYPES.flatMap((t) => roundsFor(t).flatMap((r) => [false, true].map((sg): Defines => ({ [ggmlTypeName(t)]: true, ...r, SUBGROUPS: sg })))),
-    { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true },
+    { Q4_K: true, ROW_THREADS: true },
     { Q4_K: true, PRE_Q8_K: true, ROW_THREADS: true, INT_DOT: true },
     { Q6_K: true, PRE_Q8_K: true, ROW_THREADS: true, INT_DOT: true },
     { F16: true, ROW_THREADS: true },

@@ -31,7 +31,7 @@ import { dequantize } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes, type GGUFTensorInfo } from '../../gguf/types.js';
 import { checkTensor, expectedTensors, isQwen35, validateTensors, type ModelConfig } from '../config.js';
 import { AbortError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
-import { KERNEL_TYPES, type WeightPart, type WeightTensor } from '../runtime/buffers.js';
+import { coLocatedLayout, KERNEL_TYPES, pairUnitsThatFit, type WeightPart, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { loadQwen35Layer, type GpuQwen35Layer } from './qwen35-weights.js';
 
@@ -180,22 +180,6 @@ interface Member {
   src: Source;
   firstRow: number;
   nRows: number;
-}
-
-/** WebGPU's minStorageBufferOffsetAlignment (the largest value a device may require). */
-export const PART_ALIGN = 256;
-const align = (n: number) => Math.ceil(n / PART_ALIGN) * PART_ALIGN;
-
-/** Offsets of consecutive blocks of these byte lengths in one buffer (each 256-aligned), and its size. */
-export function coLocatedLayout(byteLengths: readonly number[]): { offsets: number[]; size: number } {
-  const offsets: number[] = [];
-  let end = 0;
-  for (const n of byteLengths) {
-    const at = align(end);
-    offsets.push(at);
-    end = at + n;
-  }
-  return { offsets, size: round4(end) };
 }
 
 /** Destroys every buffer of the weights. */
@@ -399,9 +383,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
   const pair = async (a: Source, b: Source): Promise<[WeightTensor, WeightTensor]> => {
     if (a.type !== b.type || a.shape.join() !== b.shape.join()) return [await solo(a), await solo(b)];
     const unit = a.rowBytes * a.splitRows;
-    // the most whole units (experts, or rows) of both that fit one binding together
-    let units = Math.floor((maxPart - 4) / (2 * unit));
-    while (units > 0 && coLocatedLayout([units * unit, units * unit]).size > maxPart) units--;
+    const units = pairUnitsThatFit(unit, maxPart);
     if (units < 1) return [await solo(a), await solo(b)];
     const step = units * a.splitRows;
     const pa: WeightPart[] = [];

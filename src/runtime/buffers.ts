@@ -107,6 +107,28 @@ export function uploadWeight(
   return { name: t.name, type: t.type, shape: [...t.shape], cols, rows, rowBytes: rb, parts, splitRows };
 }
 
+/** WebGPU's minStorageBufferOffsetAlignment (the largest value a device may require). */
+export const PART_ALIGN = 256;
+
+/** Offsets of consecutive blocks of these byte lengths in one buffer (each 256-aligned), and its size. */
+export function coLocatedLayout(byteLengths: readonly number[]): { offsets: number[]; size: number } {
+  const offsets: number[] = [];
+  let end = 0;
+  for (const n of byteLengths) {
+    const at = Math.ceil(end / PART_ALIGN) * PART_ALIGN;
+    offsets.push(at);
+    end = at + n;
+  }
+  return { offsets, size: Math.max(4, Math.ceil(end / 4) * 4) };
+}
+
+/** The most whole units of `unitBytes` (experts, or rows) of two co-located blocks that fit `maxBytes` together (0: none). */
+export function pairUnitsThatFit(unitBytes: number, maxBytes: number): number {
+  let units = Math.floor((maxBytes - 4) / (2 * unitBytes));
+  while (units > 0 && coLocatedLayout([units * unitBytes, units * unitBytes]).size > maxBytes) units--;
+  return units;
+}
+
 /**
  * Two stacks of one type and shape [cols, rows, count] (an FFN's gate and up experts) uploaded
  * co-located as the loader places them (src/gpu/weights.ts): part i of both in ONE buffer, `a` at
@@ -122,22 +144,19 @@ export function uploadCoLocatedPair(
   const [cols, rows, count] = a.shape;
   const rb = rowBytes(a.type, cols);
   const per = rows * rb; // one expert
-  const aligned = (n: number) => Math.ceil(Math.ceil(n / 4) * 4 / 256) * 256;
-  const maxBytes = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
-  let n = expertsPerPart ?? count;
-  while (n > 1 && aligned(n * per) + n * per > maxBytes) n--;
+  const n = Math.max(1, Math.min(expertsPerPart ?? count, pairUnitsThatFit(per, Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize))));
   const tensor = (name: string): WeightTensor => ({ name, type: a.type, shape: [...a.shape], cols, rows: rows * count, rowBytes: rb, parts: [], splitRows: rows });
   const [ta, tb] = [tensor(a.name), tensor(b.name)];
   for (let e0 = 0; e0 < count; e0 += n) {
     const bytes = Math.min(n, count - e0) * per;
-    const bOff = aligned(bytes);
-    const buffer = ctx.createBuffer({ label: `${a.name}|${b.name}[${e0}]`, size: bOff + Math.ceil(bytes / 4) * 4, usage: storageUsage(), mappedAtCreation: true });
+    const { offsets, size } = coLocatedLayout([bytes, bytes]);
+    const buffer = ctx.createBuffer({ label: `${a.name}|${b.name}[${e0}]`, size, usage: storageUsage(), mappedAtCreation: true });
     const m = new Uint8Array(buffer.getMappedRange());
-    m.set(a.data.subarray(e0 * per, e0 * per + bytes), 0);
-    m.set(b.data.subarray(e0 * per, e0 * per + bytes), bOff);
+    m.set(a.data.subarray(e0 * per, e0 * per + bytes), offsets[0]);
+    m.set(b.data.subarray(e0 * per, e0 * per + bytes), offsets[1]);
     buffer.unmap();
-    ta.parts.push({ buffer, offset: 0, firstRow: e0 * rows, nRows: bytes / rb, byteLength: bytes });
-    tb.parts.push({ buffer, offset: bOff, firstRow: e0 * rows, nRows: bytes / rb, byteLength: bytes });
+    ta.parts.push({ buffer, offset: offsets[0]!, firstRow: e0 * rows, nRows: bytes / rb, byteLength: bytes });
+    tb.parts.push({ buffer, offset: offsets[1]!, firstRow: e0 * rows, nRows: bytes / rb, byteLength: bytes });
   }
   return [ta, tb];
 }
