@@ -44,8 +44,9 @@
 //                                         (barriers); n_rows ≤ PRO_ROWS; ends with a barrier
 //   pro_x4(row, k, cols) -> vec4<f32>     prepared values k .. k+3 (k a multiple of 4), 0 past cols
 //   pro_value(row, i) -> f32              prepared value i (i < cols)
-//   pro_xq(row, k) -> XQ                  (PRE_Q8_K) values k .. k+127 (k a multiple of 128) as
-//                                         int8 words, scale and sums (quant.wgsl unit_dot_q)
+//   pro_xq(row, k) -> XQ                  (INT_DOT) values k .. k+127 (k a multiple of 128) as
+//                                         int8 words, scale and sums per 16 (pro_s, summed once by
+//                                         pro_prepare; quant.wgsl unit_dot_q)
 //   pro_dot_rows_q(wbase, r0, rows, row_bytes, cols, row, scale) -> array<f32, MAX_ROWS>
 //                                         (INT_DOT) one thread's ROWS rows r0 .. of the matrix at
 //                                         byte wbase dotted with prepared row `row`, unit by unit
@@ -84,6 +85,10 @@ var<workgroup> pro_d: array<f32, PRO_ROWS * (PRO_COLS / PRO_BLK)>;
 var<workgroup> pro_cmax: array<f32, PRO_COLS / 32u>;
 var<workgroup> pro_cidx: array<u32, PRO_COLS / 32u>;
 var<workgroup> pro_is: array<f32, PRO_COLS / 256u>;
+#endif
+#if INT_DOT
+// row r's sums of q over each 16 values at r·PRO_COLS/16 (llama.cpp's Q8_K bsums), for unit_dot_q
+var<workgroup> pro_s: array<i32, PRO_ROWS * (PRO_COLS / 16u)>;
 #endif
 #if PRE_NORM
 var<workgroup> pro_red: array<f32, WG>;
@@ -193,6 +198,16 @@ fn pro_round_row(r: u32, cols: u32, sc: f32, tid: u32) {
     }
     pro_q[r * (PRO_COLS / 4u) + wi] = word;
   }
+#if INT_DOT
+  workgroupBarrier();
+  for (var c = tid; c < cols / 16u; c += WG) {
+    var sum = 0;
+    for (var g = 4u * c; g < 4u * c + 4u; g++) {
+      sum += dot4I8Packed(pro_q[r * (PRO_COLS / 4u) + g], 0x01010101u);
+    }
+    pro_s[r * (PRO_COLS / 16u) + c] = sum;
+  }
+#endif
   workgroupBarrier(); // pro_cmax / pro_is are reused by the next row
 }
 #elif PRE_Q8_0
@@ -274,7 +289,7 @@ fn pro_i8x4(word: u32) -> vec4<f32> {
 }
 #endif
 
-#if PRE_Q8_K
+#if INT_DOT
 fn pro_xq(row: u32, k: u32) -> XQ {
   var xq: XQ;
   let base = row * (PRO_COLS / 4u) + k / 4u;
@@ -282,18 +297,12 @@ fn pro_xq(row: u32, k: u32) -> XQ {
     xq.q[g] = pro_q[base + g];
   }
   for (var c = 0u; c < 8u; c++) {
-    var t = 0;
-    for (var g = 4u * c; g < 4u * c + 4u; g++) {
-      t += dot4I8Packed(xq.q[g], 0x01010101u);
-    }
-    xq.s[c] = t;
+    xq.s[c] = pro_s[row * (PRO_COLS / 16u) + k / 16u + c];
   }
   xq.d = pro_d[row * (PRO_COLS / PRO_BLK) + k / PRO_BLK];
   return xq;
 }
-#endif
 
-#if INT_DOT
 // Rows past `rows` recompute the last row (no divergent branch); the caller does not store them.
 fn pro_dot_rows_q(wbase: u32, r0: u32, rows: u32, row_bytes: u32, cols: u32, row: u32, scale: f32) -> array<f32, MAX_ROWS> {
   // zeroed explicitly: Dawn on llvmpipe once kept a previous iteration's sums in an accumulator

@@ -649,10 +649,12 @@ export function prologueConfig(s: PrologueShape): { defines: Defines; constants:
   if (s.round === GGMLType.Q8_K) bytes += rows * (cap + cap / 64) + cap / 4 + cap / 64;
   else if (s.round === GGMLType.Q8_0 || s.round === GGMLType.Q8_1) bytes += rows * (cap + cap / 8);
   else if (s.round !== null) bytes += 2 * rows * cap;
+  const int = s.threadPerRowWeight !== undefined && intDot(s.threadPerRowWeight, s.round);
+  if (int) bytes += rows * (cap / 16) * 4; // pro_s: the sums of q_x per 16 values
   const defines: Defines = {
     ...(s.norm ? { PRE_NORM: true } : {}),
     ...(s.round === null ? {} : prologueRoundDefine(s.round)),
-    ...(s.threadPerRowWeight !== undefined && intDot(s.threadPerRowWeight, s.round) ? { INT_DOT: true } : {}),
+    ...(int ? { INT_DOT: true } : {}),
   };
   return { defines, constants: { PRO_COLS: cap, PRO_ROWS: rows, PRO_NORM_WG: normWg }, bytes };
 }
