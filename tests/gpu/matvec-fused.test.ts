@@ -15,7 +15,7 @@ import type { Numerics } from '../../src/backend.js';
 import { WebGPUBackend } from '../../src/gpu/backend.js';
 import { dequantizeRow, rmsNorm, swiglu, type QuantMatrix } from '../../src/cpu/ops.js';
 import { actQuantFor, createActQuant, type ActQuantType } from '../../src/gpu/actquant.js';
-import { createMatVec, createMatVecFused, createRmsNorm, createSwiglu, FusedKernelUnsupported, intDot } from '../../src/gpu/ops.js';
+import { createMatVec, createMatVecFused, createMatVecFusedByPart, createRmsNorm, createSwiglu, FusedKernelUnsupported, intDot } from '../../src/gpu/ops.js';
 import { createStorage, createStorageFrom, readF32, uploadWeight, type WeightTensor } from '../../src/runtime/buffers.js';
 import type { GPUContext } from '../../src/runtime/device.js';
 import { runLaunches, type Launch } from '../../src/runtime/pipelines.js';
@@ -230,6 +230,31 @@ describe.skipIf(!ctx)('fused matvec: prologue + row ranges', () => {
 
 // The decode pass's dispatch budget (issue 5): at most 8 compute dispatches per layer per decoded
 // token, counted by the sequence's stats (src/arch/program.ts EncodeCounts), not timed.
+describe.skipIf(!ctx)('fused matvec over a weight split into parts (createMatVecFusedByPart)', () => {
+  // 301 rows (not a multiple of any ROWS) split into parts of 100 rows, vs the same weight whole:
+  // each part writes its rows of y from part.firstRow, with the same per-row sums
+  for (const [type, tpr] of [[GGMLType.Q6_K, 4], [GGMLType.Q6_K, 0], [GGMLType.Q4_K, 3]] as const) {
+    it(`${ggmlTypeName(type)} 512 cols × 301 rows in 4 parts, Q8_K round trip, ${tpr ? `thread per row × ${tpr}` : 'GPU geometry'}`, async () => {
+      const g = ctx!;
+      const rows = 301;
+      const cols = 512;
+      const data = quantize(type, randomF32(rng(77), rows * cols));
+      const whole = uploadWeight(g, { name: 'whole', type, shape: [cols, rows], data });
+      const split = uploadWeight(g, { name: 'split', type, shape: [cols, rows], data }, { maxPartBytes: 100 * rowBytes(type, cols) + 4 });
+      expect(split.parts.length).toBe(4);
+      const x = createStorageFrom(g, randomF32(rng(78), cols));
+      const geometry = tpr ? { threadPerRow: { workgroupSize: 32, rowsPerThread: tpr } } : { workgroupSize: 64 };
+      const run = async (w: WeightTensor): Promise<Float32Array> => {
+        const y = createStorage(g, rows * 4);
+        const l = await createMatVecFusedByPart(g, { w, y, x, round: GGMLType.Q8_K, ...geometry });
+        runLaunches(g, [l]);
+        return readF32(g, y, rows);
+      };
+      expectSame(`${ggmlTypeName(type)} split vs whole`, await run(split), await run(whole));
+    });
+  }
+});
+
 describe.skipIf(!ctx)('decode dispatches per layer', () => {
   const cases: [FixtureName, Numerics][] = [
     ['qwen3-q4_k_m', 'llamacpp'],
