@@ -24,6 +24,12 @@ enable f16;
 // Entry `reduce` — dispatch (n_head, 1, 1): M = max_c m_c, L = Σ_c l_c e^(m_c − M),
 //   out = Σ_c o_c e^(m_c − M) / L; threads stride over DV.
 //
+// LLAMA_SOFTMAX (numerics 'llamacpp' with an f16 cache: llama.cpp's non-flash attention takes the
+// softmax in f16 for the KQ·V product): s = (q·k)·scale, scale after the dot, and with one chunk
+// out = Σ_j f16(e^(s_j − m) · (1/l))·v_j. The launcher then uses one chunk up to MAX_CHUNK
+// positions; beyond that the chunks' partial sums stay unrounded (the f16 probabilities need the
+// global max and sum).
+//
 // Overrides: WG (threads, power of two), DK, DV (head dims, ≤ 256 each in practice),
 // MAX_CHUNK (largest `chunk` the launcher may pass: size of the score array).
 
@@ -31,6 +37,10 @@ enable f16;
 alias kv_t = f16;
 #else
 alias kv_t = f32;
+#endif
+
+#if LLAMA_SOFTMAX
+#include "round.wgsl"
 #endif
 
 struct DecodeParams {
@@ -100,7 +110,11 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 
   let qo = P.q_offset + h * DK;
   for (var d = tid; d < DK; d += WG) {
+#if LLAMA_SOFTMAX
+    sq[d] = q[qo + d];
+#else
     sq[d] = q[qo + d] * P.scale;
+#endif
   }
   workgroupBarrier();
 
@@ -113,6 +127,9 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     for (var d = 0u; d < DK; d++) {
       s += sq[d] * f32(k_cache[kb + d]);
     }
+#if LLAMA_SOFTMAX
+    s *= P.scale;
+#endif
     ss[jj] = s;
     m = max(m, s);
   }
@@ -131,6 +148,15 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   let single = P.n_chunks == 1u;
   let inv_l = 1.0 / l;
   let po = (h * P.n_chunks + c) * (DV + 2u);
+#if LLAMA_SOFTMAX
+  if (single) {
+    let inv_l_rn = div_rn(1.0, l); // llama.cpp: (float)(1.0/sum), rounded
+    for (var jj = tid; jj < n; jj += WG) {
+      ss[jj] = f16_bits_to_f32(f32_to_f16_bits(ss[jj] * inv_l_rn));
+    }
+  }
+  workgroupBarrier();
+#endif
   for (var d = tid; d < DV; d += WG) {
     var acc = 0.0;
     var vb = j0 * vs + kvh * DV + d;
@@ -139,7 +165,11 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
       vb += vs;
     }
     if (single) {
+#if LLAMA_SOFTMAX
+      out[P.out_offset + h * DV + d] = acc;
+#else
       out[P.out_offset + h * DV + d] = acc * inv_l;
+#endif
     } else {
       part[po + d] = acc;
     }

@@ -22,6 +22,11 @@ enable f16;
 // Workgroup memory: 4·BQ·DK + sizeof(kv_t)·BK·max(DK + KPAD, DV) + 4·BQ·BK + 4·BQ·DV + 12·BQ bytes
 // (the launcher picks BQ, BK to fit the device limit).
 //
+// LLAMA_SOFTMAX (numerics 'llamacpp' with an f16 cache: llama.cpp's non-flash attention, whose
+// KQ·V product takes the softmax in f16, V's vec_dot_type): s = (q·k)·scale, scale after the dot;
+// two passes over the key blocks: the first finds each row's max m and sum l (online), the second
+// recomputes the scores and accumulates O += f16(e^(s − m) · (1/l))·v; out = O.
+//
 // Overrides: WG (threads, ≥ BQ), BQ (query rows per workgroup), BK (keys per step), DK, DV.
 
 #if KV_F16
@@ -30,6 +35,10 @@ const KPAD: u32 = 2u; // K tile row stride DK + KPAD: an odd number of 32-bit wo
 #else
 alias kv_t = f32;
 const KPAD: u32 = 1u;
+#endif
+
+#if LLAMA_SOFTMAX
+#include "round.wgsl"
 #endif
 
 struct PrefillParams {
@@ -84,7 +93,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let r = i / DK;
     var v = 0.0;
     if (r < nq) {
-      v = q[P.q_offset + (q0 + r) * P.q_stride + h * DK + (i - r * DK)] * P.scale;
+      v = q[P.q_offset + (q0 + r) * P.q_stride + h * DK + (i - r * DK)];
+#if !LLAMA_SOFTMAX
+      v *= P.scale;
+#endif
     }
     sq[i] = v;
   }
@@ -99,6 +111,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // keys [0, kv_end) are visible to at least one row of this block
   let kv_end = P.p0 + q0 + nq;
   let last = P.p0 + q0; // row r sees keys ≤ last + r
+#if LLAMA_SOFTMAX
+  let n_pass = 2u; // pass 0: m and l; pass 1: O with the normalized f16 probabilities
+#else
+  let n_pass = 1u;
+#endif
+  for (var sweep = 0u; sweep < n_pass; sweep++) {
+  let final_pass = sweep + 1u == n_pass;
   for (var kb = 0u; kb < kv_end; kb += BK) {
     let nk = min(BK, kv_end - kb);
     // K tile (zero past nk)
@@ -124,6 +143,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         for (var d = 0u; d < DK; d++) {
           s += sq[qo + d] * f32(skv[ko + d]);
         }
+#if LLAMA_SOFTMAX
+        s *= P.scale;
+#endif
       }
       ss[i] = s;
     }
@@ -138,7 +160,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       skv[i] = v;
     }
+#if LLAMA_SOFTMAX
+    if (final_pass && tid < BQ) {
+      // m and l are final: the probabilities themselves, rounded to f16
+      let o = tid * BK;
+      let inv_l = div_rn(1.0, sl[tid]); // llama.cpp: (float)(1.0/sum), rounded
+      for (var j = 0u; j < BK; j++) {
+        ss[o + j] = f16_bits_to_f32(f32_to_f16_bits(exp(ss[o + j] - sm[tid]) * inv_l));
+      }
+      sa[tid] = 1.0;
+    }
+    if (!final_pass && tid < BQ) {
+#else
     if (tid < BQ) {
+#endif
       let o = tid * BK;
       let m_old = sm[tid];
       var mx = m_old;
@@ -157,8 +192,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       sa[tid] = alpha;
     }
     workgroupBarrier();
-    // O = α·O + P·V
-    for (var i = tid; i < BQ * DV; i += WG) {
+    // O = α·O + P·V (LLAMA_SOFTMAX: in the final pass only)
+    for (var i = select(BQ * DV, tid, final_pass); i < BQ * DV; i += WG) {
       let r = i / DV;
       let d = i - r * DV;
       var acc = so[i] * sa[r];
@@ -170,11 +205,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
   }
+  }
 
   for (var i = tid; i < BQ * DV; i += WG) {
     let r = i / DV;
     if (r < nq) {
+#if LLAMA_SOFTMAX
+      out[P.out_offset + (q0 + r) * P.out_stride + h * DV + (i - r * DV)] = so[i];
+#else
       out[P.out_offset + (q0 + r) * P.out_stride + h * DV + (i - r * DV)] = so[i] / sl[r];
+#endif
     }
   }
 }

@@ -417,12 +417,13 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   const qs = qF16 ? qRow : qStride;
 
   // o = softmax(q·Kᵀ / √DK, causal) · V over positions 0 ..= pos0 + t   o [n, nHead·DV]
+  // (numerics 'llamacpp', f16 cache: the softmax rounded to f16 before ·V, as llama.cpp's KQ·V)
   if (mode === 'prefill') {
-    const att = await createAttnPrefill(ctx, { cache, q, out: a.o, nHead, nTokens: N, pos0: 0, qStride: qs });
+    const att = await createAttnPrefill(ctx, { cache, q, out: a.o, nHead, nTokens: N, pos0: 0, qStride: qs, llamaSoftmax: !!qF16 });
     g.attnPrefill.push(att);
     p.run(att);
   } else {
-    const att = await createAttnDecode(ctx, { cache, q, out: a.o, nHead, nKv: 1, scale: 1 / Math.sqrt(DK), scratch: a.attnScratch });
+    const att = await createAttnDecode(ctx, { cache, q, out: a.o, nHead, nKv: 1, scale: 1 / Math.sqrt(DK), scratch: a.attnScratch, llamaSoftmax: !!qF16 });
     g.attnDecode.push(att);
     p.run(att);
   }

@@ -284,6 +284,11 @@ export interface AttnDecodeArgs {
   chunk?: number;
   /** scratch for the partial results, at least attnDecodeScratchBytes(...) bytes (default: allocated) */
   scratch?: GPUBuffer;
+  /**
+   * llama.cpp's non-flash softmax (numerics 'llamacpp', f16 cache): scale after q·k, and the KQ·V
+   * product over the normalized probabilities rounded to f16 (kernel define LLAMA_SOFTMAX)
+   */
+  llamaSoftmax?: boolean;
 }
 
 /** Bytes of the decode scratch (partial max, sum and output per head and chunk) for a context. */
@@ -342,7 +347,8 @@ export async function createAttnDecode(ctx: GPUContext, a: AttnDecodeArgs): Prom
   const scale = a.scale ?? 1 / Math.sqrt(DK);
   const layout = (nKv: number) => {
     checkPositions(cache, 0, nKv);
-    const chunk = a.chunk ?? decodeChunk(nKv, maxChunk, target);
+    // llamaSoftmax: one chunk while it fits, so that the probabilities are normalized before P·V
+    const chunk = a.chunk ?? (a.llamaSoftmax ? Math.min(nKv, maxChunk) : decodeChunk(nKv, maxChunk, target));
     return { chunk, nChunks: Math.ceil(nKv / chunk) };
   };
   const nKv0 = a.nKv ?? 1;
@@ -359,7 +365,7 @@ export async function createAttnDecode(ctx: GPUContext, a: AttnDecodeArgs): Prom
   };
   const buffers = { q: q.buffer, k_cache: cache.k, v_cache: cache.v, part, out: out.buffer };
   const constants = { WG: wg, DK, DV, MAX_CHUNK: maxChunk };
-  const defines = kvDefines(cache);
+  const defines = { ...kvDefines(cache), ...(a.llamaSoftmax ? { LLAMA_SOFTMAX: true } : {}) };
   const launch = await buildSteps(
     ctx,
     'attn_decode',
@@ -415,6 +421,11 @@ export interface AttnPrefillArgs {
   /** query rows / keys per tile; default: the largest that fits the device's workgroup memory */
   blockQ?: number;
   blockK?: number;
+  /**
+   * llama.cpp's non-flash softmax (numerics 'llamacpp', f16 cache): scale after q·k, and the KQ·V
+   * product over the normalized probabilities rounded to f16 (kernel define LLAMA_SOFTMAX)
+   */
+  llamaSoftmax?: boolean;
 }
 
 /** Workgroup memory of attn_prefill.wgsl for a tile (see the kernel header). */
@@ -481,7 +492,7 @@ export async function createAttnPrefill(ctx: GPUContext, a: AttnPrefillArgs): Pr
     [
       {
         spec: ATTN_PREFILL,
-        defines: kvDefines(cache),
+        defines: { ...kvDefines(cache), ...(a.llamaSoftmax ? { LLAMA_SOFTMAX: true } : {}) },
         constants: { WG: wg, BQ: bq, BK: bk, DK, DV },
         uniform: {
           n_q: a.nTokens,
