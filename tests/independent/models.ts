@@ -243,3 +243,40 @@ export async function independentPath(spec: IndependentSpec): Promise<string> {
 }
 
 export { TYPES };
+
+// ---- the fixtures of the golden tests ----------------------------------------------------------------
+
+const COMMON = { rmsEps: 1e-6, logitStd: 2.5, qkNorm: 1.5, routerGain: 8 } as const;
+
+/** The independent fixtures (tests/golden/independent.test.ts): several geometries, every weight type. */
+export const INDEPENDENT_SPECS: IndependentSpec[] = [
+  {
+    // all F32; head dim 16, n_embd 96, 7 experts (2 used), expert ff 80; alignment 64; head_count_kv,
+    // key_length and rope.freq_base left to llama.cpp's defaults (n_embd / n_head = 16)
+    ...COMMON, name: 'qwen3moe-f32', arch: 'qwen3moe', nLayer: 3, nEmbd: 96, nHead: 6, nHeadKv: 2, headDim: 16, nFf: 240,
+    nExpert: 7, nExpertUsed: 2, nFfExp: 80, useDefaults: true, ropeBase: 10000, alignment: 64, tied: false, vocab: 'odd',
+    types: { default: 'F32' },
+  },
+  {
+    // llama.cpp's Q4_K_M choices: Q4_K, Q6_K for attn_v / output, and ffn_down rows of 320 (not a
+    // multiple of 256) and attn_output rows of 192 in Q5_0 as llama.cpp falls back; router F32; 9 experts (3 used); real Qwen3 vocabulary
+    ...COMMON, name: 'qwen3moe-q4km-realvocab', arch: 'qwen3moe', nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 2, headDim: 48, nFf: 960,
+    nExpert: 9, nExpertUsed: 3, nFfExp: 320, useDefaults: false, ropeBase: 1e6, alignment: 128, tied: false, vocab: 'qwen3',
+    // routers with a clear top-k: a near-tie between the 3rd and 4th expert turns the last-bit
+    // differences between llama.cpp's own code paths into a different expert (the fairness check)
+    routerGain: 24,
+    types: { default: 'Q4_K', v: 'Q6_K', output: 'Q6_K', down: 'Q5_0', o: 'Q5_0', router: 'F32' },
+  },
+  {
+    // dense Q8_0; n_embd 160, 5 heads of 32 without GQA (head_count_kv left out), ff 352
+    ...COMMON, name: 'qwen3-q8_0', arch: 'qwen3', nLayer: 2, nEmbd: 160, nHead: 5, nHeadKv: 5, headDim: 32, nFf: 352,
+    useDefaults: true, ropeBase: 10000, alignment: 16, tied: false, vocab: 'odd',
+    types: { default: 'Q8_0' },
+  },
+  {
+    // dense, tied embeddings (token_embd Q6_K is the LM head), the other weight types one per role
+    ...COMMON, name: 'qwen3-mixed', arch: 'qwen3', nLayer: 2, nEmbd: 256, nHead: 4, nHeadKv: 1, headDim: 40, nFf: 512,
+    useDefaults: false, ropeBase: 5e5, alignment: 256, tied: true, vocab: 'odd',
+    types: { default: 'Q4_K', embd: 'Q6_K', q: 'Q5_K', k: 'Q4_0', v: 'Q4_1', o: 'Q5_1', gate: 'F16', up: 'BF16', down: 'Q8_0' },
+  },
+];
