@@ -51,6 +51,8 @@ export interface LlamaRunOptions {
    * sequence (the prefill path at every length).
    */
   mode?: 'batched' | 'incremental';
+  /** llama.cpp's flash-attention path (default false: the classic path moet's 'llamacpp' numerics reproduce) */
+  flashAttention?: boolean;
 }
 
 export interface LlamaReference {
@@ -125,7 +127,7 @@ function logitsRow(map: Map<Token, number> | undefined, nVocab: number): Float32
   return row;
 }
 
-async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions, 'cacheDir' | 'tokens' | 'mode'>> & { tokens?: number[]; mode?: 'incremental' }): Promise<LlamaReference> {
+async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions, 'cacheDir' | 'tokens' | 'mode' | 'flashAttention'>> & { tokens?: number[]; mode?: 'incremental'; flashAttention?: true }): Promise<LlamaReference> {
   const llama = await cpuLlama();
   const model: LlamaModel = await llama.loadModel({ modelPath, gpuLayers: 0 });
   try {
@@ -140,7 +142,7 @@ async function runReference(modelPath: string, o: Required<Omit<LlamaRunOptions,
       contextSize,
       batchSize: contextSize,
       threads: o.threads,
-      flashAttention: false,
+      flashAttention: o.flashAttention === true,
       sequences: 1,
     });
     try {
@@ -224,6 +226,7 @@ export async function llamaReference(modelPath: string, opts: LlamaRunOptions = 
     threads: opts.threads ?? 2,
     // absent for the default, so that the batched references keep their cache key
     ...(opts.mode === 'incremental' ? { mode: 'incremental' as const } : {}),
+    ...(opts.flashAttention ? { flashAttention: true as const } : {}),
   };
   const cacheDir = opts.cacheDir === undefined ? dirname(modelPath) : opts.cacheDir;
   const version = nodeLlamaCppVersion();
@@ -232,7 +235,7 @@ export async function llamaReference(modelPath: string, opts: LlamaRunOptions = 
     .digest('hex')
     .slice(0, 12);
   // the two modes are cached side by side (neither removes the other's files as stale)
-  const prefix = o.mode === 'incremental' ? 'llama1' : 'llama';
+  const prefix = (o.mode === 'incremental' ? 'llama1' : 'llama') + (o.flashAttention ? 'fa' : '');
   const stem = cacheDir === null ? null : join(cacheDir, `${basename(modelPath, '.gguf')}.${prefix}-${key}`);
   if (stem && existsSync(`${stem}.json`) && existsSync(`${stem}.f32`)) {
     const meta = JSON.parse(readFileSync(`${stem}.json`, 'utf8')) as Omit<LlamaReference, 'logits' | 'greedyLogits'>;

@@ -3,6 +3,7 @@
 // multiples of any workgroup, chunk or tile size.
 import { afterAll, describe, expect, it } from 'vitest';
 import { f16ToF32 } from '../../gguf/quants.js';
+import { llamaAttention } from '../../src/cpu/llamacpp.js';
 import { attention, roundToF16 } from '../../src/cpu/ops.js';
 import { ContextOverflowError } from '../../src/errors.js';
 import { createAttnDecode, createAttnPrefill, createKvCache, createKvWrite, decodeChunk, prefillTile, type KvCache } from '../../src/gpu/attention.js';
@@ -229,4 +230,60 @@ describe.skipIf(!ctx)('attention prefill (causal, tiled, online softmax)', () =>
     for (const d of [64, 96, 128, 256]) for (const f16 of [true, false]) expect(prefillTile(lim, d, d, f16).bq).toBeGreaterThanOrEqual(1);
     expect(prefillTile(16384, 128, 128, true)).toEqual({ bq: 8, bk: 16 });
   });
+});
+
+// numerics 'llamacpp' with an f16 cache (define LLAMA_SOFTMAX): llama.cpp's non-flash attention —
+// scale after q·k, softmax normalized and rounded to f16 before ·V — against its CPU reproduction
+// (src/cpu/llamacpp.ts llamaAttention, bit-exact with llama.cpp). exp and the dot order still differ
+// in the last bit, which moves a probability across an f16 rounding boundary now and then: the bound
+// is normalized MSE ≤ 1e-10 (the plain variant, unrounded softmax, is ~1e-8 off).
+describe.skipIf(!ctx || noF16)('attention with llama.cpp softmax (f16 probabilities)', () => {
+  const g = ctx!;
+  const nmseOf = (a: Float32Array, b: Float32Array) => {
+    let e = 0;
+    let t = 0;
+    for (let i = 0; i < b.length; i++) {
+      e += (a[i]! - b[i]!) ** 2;
+      t += b[i]! ** 2;
+    }
+    return e / t;
+  };
+  const cases: [Shape, number, number][] = [
+    // shape, tokens of the prefill batch, visible positions of the decode step
+    [{ nHead: 6, nHeadKv: 2, dk: 40, dv: 40 }, 33, 37],
+    [{ nHead: 4, nHeadKv: 1, dk: 96, dv: 64 }, 7, 200],
+  ];
+  for (const [s, nTok, nKvDecode] of cases) {
+    it(`${s.nHead}/${s.nHeadKv} heads, dk ${s.dk} dv ${s.dv}: prefill of ${nTok}, decode over ${nKvDecode}`, async () => {
+      const nAll = Math.max(nTok, nKvDecode);
+      const cache = createKvCache(g, { nCtx: nAll + 1, nHeadKv: s.nHeadKv, headDimK: s.dk, headDimV: s.dv, f16: true });
+      const r = rng(s.dk * 7 + nTok);
+      const k = randomF32(r, nAll * s.nHeadKv * s.dk);
+      const v = randomF32(r, nAll * s.nHeadKv * s.dv);
+      await fillCache(g, cache, k, v, nAll);
+      roundToF16(k);
+      roundToF16(v);
+      const qRow = s.nHead * s.dk;
+      const q = randomF32(r, nTok * qRow, -3, 3);
+      roundToF16(q); // the graph passes q already rounded to f16 (llama.cpp's vec_dot_type for F16 K)
+      const scale = Math.fround(1 / Math.fround(Math.sqrt(s.dk)));
+      const ref = (t: number, nKv: number, batch: number) => {
+        const out = new Float32Array(s.nHead * s.dv);
+        llamaAttention(out, q.subarray(t * qRow, (t + 1) * qRow), k, v, s.nHead, s.nHeadKv, s.dk, s.dv, nKv, scale, batch);
+        return out;
+      };
+      const qb = createStorageFrom(g, q);
+      const ob = createStorage(g, nTok * s.nHead * s.dv * 4);
+      const pre = await createAttnPrefill(g, { cache, q: qb, out: ob, nHead: s.nHead, nTokens: nTok, pos0: 0, scale, llamaSoftmax: true });
+      runLaunches(g, [pre]);
+      const got = await readF32(g, ob, nTok * s.nHead * s.dv);
+      const want = new Float32Array(got.length);
+      for (let t = 0; t < nTok; t++) want.set(ref(t, t + 1, nTok), t * s.nHead * s.dv);
+      expect(nmseOf(got, want), 'prefill').toBeLessThanOrEqual(1e-10);
+      const dec = await createAttnDecode(g, { cache, q: qb, out: ob, nHead: s.nHead, nKv: nKvDecode, scale, llamaSoftmax: true });
+      runLaunches(g, [dec]);
+      expect(nmseOf(await readF32(g, ob, s.nHead * s.dv), ref(0, nKvDecode, 1)), 'decode').toBeLessThanOrEqual(1e-10);
+      await g.checkErrors();
+    });
+  }
 });
