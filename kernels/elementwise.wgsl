@@ -7,7 +7,9 @@
 //   2 b    storage read        f32 [n] at b_offset
 //   3 out  storage read_write  f32 [n] at out_offset
 // Entry points:
-//   add     out = a + b            (INPLACE: out = out + b, the residual stream x += f(x))
+//   add     out = a + b            (INPLACE: out = out + b, the residual stream x += f(x));
+//           with b_width ≠ 0, b is one row of b_width values broadcast over the rows of out
+//           (a bias: out[i] += b[i mod b_width])
 //   swiglu  out = silu(a) · b      (INPLACE: out = silu(out) · b), silu(v) = v / (1 + e^−v)
 // A writable binding may not alias another binding of the same dispatch (WebGPU rule), so an
 // in-place update binds the target once, read_write: that is the INPLACE define.
@@ -19,6 +21,10 @@ struct EwParams {
   a_offset: u32,
   b_offset: u32,
   out_offset: u32,
+  b_width: u32,
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: EwParams;
@@ -46,7 +52,8 @@ fn lhs(i: u32) -> f32 {
 fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
   let i = elem_index(wid, nwg, tid);
   if (i < P.n) {
-    out[P.out_offset + i] = lhs(i) + b[P.b_offset + i];
+    let bi = select(i, i % P.b_width, P.b_width != 0u);
+    out[P.out_offset + i] = lhs(i) + b[P.b_offset + bi];
   }
 }
 

@@ -24,10 +24,13 @@ enable f16;
 //                                 x_offset + t·token_stride + h·head_dim
 //   2 weight  storage read        f32 [head_dim] (attn_q_norm / attn_k_norm)
 //   3 pos     storage read        u32 [n_tokens] positions; token t is at pos[pos_offset + t]
-//   Per head: optional RMSNorm with weight (override NORM), then NEOX RoPE: element i < n_rot/2
-//   pairs with i + n_rot/2, θ_i = pos · theta_scale^i with theta_scale = base^(−2/n_rot) computed
-//   on the CPU; θ is built by repeated f32 multiplication as ggml does, reduced modulo 2π in three
-//   parts (Cody–Waite) before cos/sin. Elements ≥ n_rot are only normalized.
+//   Per head: optional RMSNorm with weight (override NORM), then RoPE: NEOX, element i < n_rot/2
+//   pairs with i + n_rot/2, or with override ROPE_NORM (llama) 2i with 2i + 1;
+//   θ_i = freq_scale · (pos · theta_scale^i / freq_factors[i]) with theta_scale = base^(−2/n_rot)
+//   computed on the CPU; θ is built by repeated f32 multiplication as ggml does, reduced modulo 2π
+//   in three parts (Cody–Waite) before cos/sin. Elements ≥ n_rot are only normalized.
+//   FREQ_FACTORS (llama3's rope_freqs):
+//   10 freq_factors storage read     f32 [n_rot/2]
 //   Dispatch (n_heads, n_tokens, 1): one workgroup per head and token.
 //   QK_PAIR (launcher createQKNormRope with `k`): Q and K in one dispatch, (n_heads + k_heads,
 //   n_tokens, 1); K heads in
@@ -49,7 +52,8 @@ enable f16;
 //
 // Defines: RMS_NORM, RMS_NORM_Q (+ a ROUND_* variant) or QK_NORM_ROPE (set by the spec: the entry
 // points bind different types); with QK_NORM_ROPE: QK_PAIR, Q_ROUND_F16, KV, KV_F16 as above.
-// Overrides: WG (threads, power of two), NORM (qk_norm_rope: normalize before rotating).
+// Overrides: WG (threads, power of two), NORM (qk_norm_rope: normalize before rotating), ROPE_NORM
+// (qk_norm_rope: adjacent pairs).
 
 struct NormParams {
   n: u32,
@@ -79,10 +83,15 @@ struct RopeParams {
   head_dim_v: u32,  // KV
   v_offset: u32,    // KV
   v_stride: u32,    // KV
+  freq_scale: f32,  // θ multiplied by this (linear rope scaling; 1 otherwise)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 override WG: u32 = 128u;
 override NORM: bool = true;
+override ROPE_NORM: bool = false;
 
 var<workgroup> red: array<f32, WG>;
 
@@ -233,6 +242,9 @@ fn rms_norm_q(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 #include "round.wgsl"
 @group(0) @binding(6) var<storage, read_write> q_r: array<f32>;
 #endif
+#if FREQ_FACTORS
+@group(0) @binding(10) var<storage, read> freq_factors: array<f32>;
+#endif
 #if KV
 #if KV_F16
 alias kv_t = f16;
@@ -324,17 +336,25 @@ fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     for (var j = 0u; j < i; j++) {
       theta = theta * P.theta_scale;
     }
-    let r = reduce_angle(theta);
+    var t_i = theta;
+#if FREQ_FACTORS
+    t_i = t_i / freq_factors[i];
+#endif
+    t_i = P.freq_scale * t_i;
+    let r = reduce_angle(t_i);
     let c = cos(r);
     let sn = sin(r);
-    var a = ld(is_k, base + i);
-    var b = ld(is_k, base + i + half);
+    // the pair: (i, i + n_rot/2) NEOX, (2i, 2i + 1) with ROPE_NORM
+    let ia = select(i, 2u * i, ROPE_NORM);
+    let ib = select(i + half, 2u * i + 1u, ROPE_NORM);
+    var a = ld(is_k, base + ia);
+    var b = ld(is_k, base + ib);
     if (NORM) {
-      a = (a * scale) * wt(is_k, i);
-      b = (b * scale) * wt(is_k, i + half);
+      a = (a * scale) * wt(is_k, ia);
+      b = (b * scale) * wt(is_k, ib);
     }
-    st(is_k, base, qb, cb, i, a * c - b * sn);
-    st(is_k, base, qb, cb, i + half, a * sn + b * c);
+    st(is_k, base, qb, cb, ia, a * c - b * sn);
+    st(is_k, base, qb, cb, ib, a * sn + b * c);
   }
   for (var i = P.n_rot + tid; i < hd; i += WG) {
     var v = ld(is_k, base + i);

@@ -4,8 +4,80 @@ import { GGUFValueType, type GGUFMetadataEntry, type GGUFTensorInfo, type GGUFVa
 import { ModelFormatError, UnsupportedArchitectureError } from './errors.js';
 
 /** Architectures (`general.architecture`) moet runs. */
-export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35'] as const;
+export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35', 'llama', 'olmoe', 'qwen2moe'] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
+
+/**
+ * The variation points of a transformer block (the "block library"): every architecture of the
+ * plain transformer family is one entry of ARCH_SPECS, and the CPU forward (src/cpu/forward.ts) and
+ * the GPU recording (src/arch/transformer.ts) read only this, never the architecture's name.
+ */
+export interface AttentionSpec {
+  /** RoPE pairs: 'neox' (i, i + n_rot/2: Qwen, OLMoE) or 'norm' (2i, 2i + 1: llama, Mixtral) */
+  rope: 'neox' | 'norm';
+  /**
+   * RMSNorm of q and k before RoPE: 'head' (per head, weight [head_dim]: Qwen3), 'full' (over the
+   * whole projection before the head split, weight [n_head·head_dim] / [n_head_kv·head_dim]:
+   * OLMoE), 'none' (llama, qwen2moe)
+   */
+  qkNorm: 'head' | 'full' | 'none';
+  /** attn_q.bias / attn_k.bias / attn_v.bias added after the projections (qwen2moe; llama when present) */
+  qkvBias: boolean;
+  /** attn_output.bias added after Wo (llama when present) */
+  outBias: boolean;
+  /**
+   * the factor of q·k: 1/√head_dim (llama.cpp reads `attention.scale` only for granite-family
+   * architectures, not for llama, so neither does moet: a llama file's llama.attention.scale is ignored)
+   */
+  scale: number;
+  /** rope_freqs.weight [n_rot/2]: llama3's per-frequency divisors of θ (llama, when present) */
+  ropeFreqs: boolean;
+  /** 1 / rope.scaling.factor for rope.scaling.type = linear, else 1 */
+  ropeFreqScale: number;
+}
+
+/** The router of an MoE FFN: softmax over all experts → top-k → (renormalize) → (scale). */
+export interface RouterSpec {
+  /** weights = the k chosen probabilities divided by their sum (qwen3moe, Mixtral), or raw (olmoe, qwen2moe) */
+  normalize: boolean;
+}
+
+/** The FFN of a block: dense SwiGLU, routed experts, or routed experts + a sigmoid-gated shared expert (qwen2moe). */
+export type FfnKind = 'dense' | 'moe' | 'moe+shared';
+
+/** What an architecture of the transformer family fixes, and what it reads from the file. */
+interface ArchSpec {
+  rope: AttentionSpec['rope'];
+  qkNorm: AttentionSpec['qkNorm'];
+  /** 'required': attn_q/k/v.bias must be there; 'optional': used when the file has them; 'none' */
+  qkvBias: 'required' | 'optional' | 'none';
+  /** attn_output.bias: 'optional' (llama) or 'none' */
+  outBias: 'optional' | 'none';
+  /** the FFN: fixed, or 'by-expert-count' (llama: experts when expert_count > 0 — Mixtral) */
+  ffn: FfnKind | 'by-expert-count';
+  normalizeRouter: boolean;
+  /**
+   * the experts' width: 'ff/k' = expert_feed_forward_length, else feed_forward_length / k (Qwen);
+   * 'ff' = feed_forward_length, the key ignored (llama.cpp's llama and olmoe)
+   */
+  ffExpDefault: 'ff' | 'ff/k';
+  /** reads rope_freqs.weight when the file has it (llama's llama3 frequency factors) */
+  llamaExtras: boolean;
+  /** output.weight may be absent (then token_embd.weight is the LM head) */
+  tiedAllowed: boolean;
+}
+
+/**
+ * The transformer-family architectures (llama.cpp's src/models/*.cpp). Adding one that is built
+ * from these blocks is an entry here (plus fixtures and tests).
+ */
+const ARCH_SPECS: Partial<Record<Architecture, ArchSpec>> = {
+  qwen3moe: { rope: 'neox', qkNorm: 'head', qkvBias: 'none', outBias: 'none', ffn: 'moe', normalizeRouter: true, ffExpDefault: 'ff/k', llamaExtras: false, tiedAllowed: true },
+  qwen3: { rope: 'neox', qkNorm: 'head', qkvBias: 'none', outBias: 'none', ffn: 'dense', normalizeRouter: false, ffExpDefault: 'ff', llamaExtras: false, tiedAllowed: true },
+  llama: { rope: 'norm', qkNorm: 'none', qkvBias: 'optional', outBias: 'optional', ffn: 'by-expert-count', normalizeRouter: true, ffExpDefault: 'ff', llamaExtras: true, tiedAllowed: true },
+  olmoe: { rope: 'neox', qkNorm: 'full', qkvBias: 'none', outBias: 'none', ffn: 'moe', normalizeRouter: false, ffExpDefault: 'ff', llamaExtras: false, tiedAllowed: false },
+  qwen2moe: { rope: 'neox', qkNorm: 'none', qkvBias: 'optional', outBias: 'none', ffn: 'moe+shared', normalizeRouter: false, ffExpDefault: 'ff/k', llamaExtras: false, tiedAllowed: false },
+};
 
 export interface ModelConfig {
   arch: Architecture;
@@ -39,11 +111,18 @@ export interface ModelConfig {
   nExpertUsed: number;
   /** expert_feed_forward_length (default nFf / nExpertUsed, as llama.cpp); 0 for dense models */
   nFfExp: number;
-  /** renormalize the selected experts' probabilities (qwen3moe: always) */
+  /** renormalize the selected experts' probabilities (qwen3moe, Mixtral: yes; olmoe, qwen2moe: no) */
   normTopKProb: boolean;
+  /** the block's variation points (transformer family; the Qwen3.5 hybrids keep theirs in qwen35) */
+  attention: AttentionSpec;
+  ffnKind: FfnKind;
+  /** expert_shared_feed_forward_length (qwen2moe, qwen35moe; default feed_forward_length); 0 without a shared expert */
+  nFfShexp: number;
+  /** Mixtral's older layout: blk.N.ffn_{gate,up,down}.E.weight per expert instead of stacked ffn_*_exps */
+  perExpertTensors: boolean;
   /** output.weight is absent: token_embd.weight is the LM head */
   tiedEmbeddings: boolean;
-  /** rope.scaling.type when present and not "none" (moet does not implement rope scaling yet) */
+  /** rope.scaling.type when present and neither "none" nor "linear" (moet does not implement it: YaRN, longrope …) */
   ropeScalingType: string | null;
   /** the Qwen3.5 hybrid's extra hyperparameters (qwen35moe, qwen35 only; see Qwen35Config) */
   qwen35?: Qwen35Config;
@@ -167,8 +246,9 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
 
   const scalingType = metadata.get(k('rope.scaling.type'))?.value;
   const scalingFactor = num(metadata, k('rope.scaling.factor'), arch);
+  // linear scaling is implemented (attention.ropeFreqScale); any other type is reported here
   const ropeScalingType =
-    typeof scalingType === 'string' && scalingType !== 'none' && scalingFactor !== undefined && scalingFactor !== 0 && scalingFactor !== 1
+    typeof scalingType === 'string' && scalingType !== 'none' && scalingType !== 'linear' && scalingFactor !== undefined && scalingFactor !== 0 && scalingFactor !== 1
       ? scalingType
       : null;
 
@@ -184,11 +264,14 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
   }
   positiveInt(nVocab, 'vocabulary size', arch);
 
+  const spec = ARCH_SPECS[arch];
   let nFf = num(metadata, k('feed_forward_length'), arch) ?? 0;
   let nExpert = 0;
   let nExpertUsed = 0;
   let nFfExp = 0;
-  if (arch === 'qwen3' || arch === 'qwen35') {
+  const expertCount = num(metadata, k('expert_count'), arch) ?? 0;
+  const ffnKind: FfnKind = spec ? (spec.ffn === 'by-expert-count' ? (expertCount > 0 ? 'moe' : 'dense') : spec.ffn) : arch === 'qwen35' ? 'dense' : 'moe+shared';
+  if (ffnKind === 'dense') {
     nFf = int('feed_forward_length');
   } else {
     nExpert = int('expert_count');
@@ -196,21 +279,51 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
     if (nExpertUsed > nExpert) {
       throw new UnsupportedArchitectureError(`${arch}: expert_used_count ${nExpertUsed} exceeds expert_count ${nExpert}`);
     }
-    const ffExp = num(metadata, k('expert_feed_forward_length'), arch);
-    if (ffExp === undefined && nFf === 0) {
-      throw new UnsupportedArchitectureError(`${arch}: required metadata key ${k('expert_feed_forward_length')} is missing (and no feed_forward_length to derive it from)`);
+    if (spec?.ffExpDefault === 'ff') {
+      nFfExp = int('feed_forward_length');
+    } else {
+      const ffExp = num(metadata, k('expert_feed_forward_length'), arch);
+      if (ffExp === undefined && nFf === 0) {
+        throw new UnsupportedArchitectureError(`${arch}: required metadata key ${k('expert_feed_forward_length')} is missing (and no feed_forward_length to derive it from)`);
+      }
+      nFfExp = positiveInt(ffExp ?? Math.floor(nFf / nExpertUsed), k('expert_feed_forward_length'), arch);
     }
-    nFfExp = positiveInt(ffExp ?? Math.floor(nFf / nExpertUsed), k('expert_feed_forward_length'), arch);
+    const weightsScale = num(metadata, k('expert_weights_scale'), arch);
+    if (weightsScale !== undefined && weightsScale !== 0 && weightsScale !== 1) {
+      throw new UnsupportedArchitectureError(`${arch}: expert_weights_scale ${weightsScale} is not implemented (only 1)`);
+    }
   }
+  const shexp = num(metadata, k('expert_shared_feed_forward_length'), arch);
+  const nFfShexp = ffnKind === 'moe+shared' ? positiveInt(shexp ?? nFf, k('expert_shared_feed_forward_length'), arch) : 0;
+
+  // The block's variation points (the hybrids record their own blocks; their attention is Qwen3's).
+  const has = (name: string) => tensors.has(name);
+  const bias = spec?.qkvBias ?? 'none';
+  const qkvBias = bias === 'required' || (bias === 'optional' && has('blk.0.attn_q.bias'));
+  const ropeFreqScale = typeof scalingType === 'string' && scalingType === 'linear' && scalingFactor ? Math.fround(1 / scalingFactor) : 1;
+  const attention: AttentionSpec = {
+    rope: spec?.rope ?? 'neox',
+    qkNorm: spec?.qkNorm ?? 'head',
+    qkvBias,
+    outBias: spec?.outBias === 'optional' && has('blk.0.attn_output.bias'),
+    scale: Math.fround(1 / Math.fround(Math.sqrt(headDimK))),
+    ropeFreqs: !!spec?.llamaExtras && has('rope_freqs.weight'),
+    ropeFreqScale,
+  };
+  if (spec && !spec.tiedAllowed && !has('output.weight')) {
+    throw new ModelFormatError(`tensor output.weight is missing (${arch} has no tied embeddings; expected shape [${nEmbd}, ${nVocab}])`);
+  }
+  const perExpertTensors = ffnKind !== 'dense' && !has('blk.0.ffn_gate_exps.weight') && has('blk.0.ffn_gate.0.weight');
 
   const qwen35 = arch === 'qwen35moe' || arch === 'qwen35' ? qwen35Config(metadata, arch, nLayer, nFf, headDimK, headDimV, nRot) : undefined;
 
   return {
     arch, nLayer: qwen35 ? nLayer - qwen35.nLayerNextn : nLayer, nEmbd, nHead, nHeadKv, headDimK, headDimV, nRot, ropeBase, rmsEps, nVocab, nCtxTrain,
     nFf, nExpert, nExpertUsed, nFfExp,
-    normTopKProb: arch === 'qwen3moe' || arch === 'qwen35moe',
+    normTopKProb: spec ? spec.normalizeRouter : arch === 'qwen35moe',
     tiedEmbeddings: !tensors.has('output.weight'),
     ropeScalingType,
+    attention, ffnKind, nFfShexp, perExpertTensors,
     ...(qwen35 ? { qwen35 } : {}),
   };
 }
@@ -279,9 +392,11 @@ export interface ExpectedTensor {
 export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
   if (isQwen35(c)) return expectedTensorsQwen35(c);
   const out: ExpectedTensor[] = [{ name: 'token_embd.weight', shape: [c.nEmbd, c.nVocab] }];
+  const at = c.attention;
   const q = c.nHead * c.headDimK;
   const kv = c.nHeadKv * c.headDimK;
   const v = c.nHeadKv * c.headDimV;
+  if (at.ropeFreqs) out.push({ name: 'rope_freqs.weight', shape: [c.nRot / 2] });
   for (let i = 0; i < c.nLayer; i++) {
     const b = `blk.${i}.`;
     out.push(
@@ -289,29 +404,61 @@ export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
       { name: b + 'attn_q.weight', shape: [c.nEmbd, q] },
       { name: b + 'attn_k.weight', shape: [c.nEmbd, kv] },
       { name: b + 'attn_v.weight', shape: [c.nEmbd, v] },
-      { name: b + 'attn_output.weight', shape: [c.nHead * c.headDimV, c.nEmbd] },
-      { name: b + 'attn_q_norm.weight', shape: [c.headDimK] },
-      { name: b + 'attn_k_norm.weight', shape: [c.headDimK] },
-      { name: b + 'ffn_norm.weight', shape: [c.nEmbd] },
     );
-    if (c.arch === 'qwen3moe') {
-      out.push(
-        { name: b + 'ffn_gate_inp.weight', shape: [c.nEmbd, c.nExpert] },
-        { name: b + 'ffn_gate_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
-        { name: b + 'ffn_up_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
-        { name: b + 'ffn_down_exps.weight', shape: [c.nFfExp, c.nEmbd, c.nExpert] },
-      );
-    } else {
+    if (at.qkvBias) out.push({ name: b + 'attn_q.bias', shape: [q] }, { name: b + 'attn_k.bias', shape: [kv] }, { name: b + 'attn_v.bias', shape: [v] });
+    out.push({ name: b + 'attn_output.weight', shape: [c.nHead * c.headDimV, c.nEmbd] });
+    if (at.outBias) out.push({ name: b + 'attn_output.bias', shape: [c.nEmbd] });
+    if (at.qkNorm === 'head') out.push({ name: b + 'attn_q_norm.weight', shape: [c.headDimK] }, { name: b + 'attn_k_norm.weight', shape: [c.headDimK] });
+    if (at.qkNorm === 'full') out.push({ name: b + 'attn_q_norm.weight', shape: [q] }, { name: b + 'attn_k_norm.weight', shape: [kv] });
+    out.push({ name: b + 'ffn_norm.weight', shape: [c.nEmbd] });
+    if (c.ffnKind === 'dense') {
       out.push(
         { name: b + 'ffn_gate.weight', shape: [c.nEmbd, c.nFf] },
         { name: b + 'ffn_up.weight', shape: [c.nEmbd, c.nFf] },
         { name: b + 'ffn_down.weight', shape: [c.nFf, c.nEmbd] },
+      );
+      continue;
+    }
+    out.push({ name: b + 'ffn_gate_inp.weight', shape: [c.nEmbd, c.nExpert] });
+    out.push(...expertTensors(c, i));
+    if (c.ffnKind === 'moe+shared') {
+      out.push(
+        { name: b + 'ffn_gate_inp_shexp.weight', shape: [c.nEmbd] },
+        { name: b + 'ffn_gate_shexp.weight', shape: [c.nEmbd, c.nFfShexp] },
+        { name: b + 'ffn_up_shexp.weight', shape: [c.nEmbd, c.nFfShexp] },
+        { name: b + 'ffn_down_shexp.weight', shape: [c.nFfShexp, c.nEmbd] },
       );
     }
   }
   out.push({ name: 'output_norm.weight', shape: [c.nEmbd] });
   if (!c.tiedEmbeddings) out.push({ name: 'output.weight', shape: [c.nEmbd, c.nVocab] });
   return out;
+}
+
+/**
+ * The routed experts of layer il: the stacks ffn_{gate,up,down}_exps [.., .., nExpert], or, in
+ * Mixtral's older layout (perExpertTensors), one matrix per expert blk.il.ffn_{gate,up,down}.E.weight.
+ */
+export function expertTensors(c: ModelConfig, il: number): ExpectedTensor[] {
+  const b = `blk.${il}.`;
+  if (!c.perExpertTensors) {
+    return [
+      { name: b + 'ffn_gate_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
+      { name: b + 'ffn_up_exps.weight', shape: [c.nEmbd, c.nFfExp, c.nExpert] },
+      { name: b + 'ffn_down_exps.weight', shape: [c.nFfExp, c.nEmbd, c.nExpert] },
+    ];
+  }
+  const out: ExpectedTensor[] = [];
+  for (const [name, shape] of [['gate', [c.nEmbd, c.nFfExp]], ['up', [c.nEmbd, c.nFfExp]], ['down', [c.nFfExp, c.nEmbd]]] as const) {
+    for (let e = 0; e < c.nExpert; e++) out.push({ name: `${b}ffn_${name}.${e}.weight`, shape: [...shape] });
+  }
+  return out;
+}
+
+/** The names of layer il's expert tensors for `which` (one stack, or nExpert matrices in the older layout). */
+export function expertTensorNames(c: ModelConfig, il: number, which: 'gate' | 'up' | 'down'): string[] {
+  if (!c.perExpertTensors) return [`blk.${il}.ffn_${which}_exps.weight`];
+  return Array.from({ length: c.nExpert }, (_, e) => `blk.${il}.ffn_${which}.${e}.weight`);
 }
 
 /**

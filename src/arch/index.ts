@@ -9,7 +9,7 @@
 // shared expert) and, for the Qwen3.5 hybrids, the layer block (qwen35.ts: Gated DeltaNet or gated
 // attention, with a recurrent state that rewind() restores); the rest is shared (transformer.ts).
 import type { Numerics } from '../backend.js';
-import type { Architecture, ModelConfig } from '../config.js';
+import type { Architecture, FfnKind, ModelConfig } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
 import { UnsupportedArchitectureError } from '../errors.js';
 import { createMatMul, createRmsNorm } from '../gpu/ops.js';
@@ -27,19 +27,15 @@ import { sharedMoeFfn } from './qwen35moe.js';
 import { createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type LayerBlock, type Mode } from './transformer.js';
 import { actQuantFor, createActQuant } from '../gpu/actquant.js';
 
-/** The FFN block of each architecture the GPU forward pass runs. */
-export const FFN_BLOCKS: Partial<Record<Architecture, FfnBlock>> = { qwen3moe: moeFfn, qwen3: denseFfn, qwen35moe: sharedMoeFfn, qwen35: denseFfn };
+/** The GPU FFN block of each FfnKind (config.ts): dense SwiGLU, routed experts, routed + gated shared expert. */
+export const FFN_BLOCKS: Record<FfnKind, FfnBlock> = { dense: denseFfn, moe: moeFfn, 'moe+shared': sharedMoeFfn };
 
 /** Architectures whose blocks are not the qwen3 transformer block (transformer.ts recordBody's default). */
 const LAYER_BLOCKS: Partial<Record<Architecture, LayerBlock>> = { qwen35moe: qwen35Block, qwen35: qwen35Block };
 
-/** @throws UnsupportedArchitectureError for an architecture without a GPU forward pass */
-export function ffnBlock(arch: Architecture): FfnBlock {
-  const f = FFN_BLOCKS[arch];
-  if (!f) {
-    throw new UnsupportedArchitectureError(`the WebGPU backend does not run ${arch} yet (it runs ${Object.keys(FFN_BLOCKS).join(', ')}); use the cpu backend`);
-  }
-  return f;
+/** The FFN block the GPU forward pass records for a model. */
+export function ffnBlock(cfg: ModelConfig): FfnBlock {
+  return FFN_BLOCKS[cfg.ffnKind];
 }
 
 /** Default tokens per prefill batch. */
@@ -118,7 +114,7 @@ export class GpuForward {
     const nCtx = o.contextLength;
     const ubatch = Math.max(1, Math.min(o.ubatch ?? DEFAULT_UBATCH, nCtx));
     const kvF16 = o.kvF16 ?? ctx.features.f16;
-    const g = new Graph(ctx, cfg, w, nCtx, ubatch, ffnBlock(cfg.arch), !!o.onTensor, kvF16, o.numerics ?? 'exact');
+    const g = new Graph(ctx, cfg, w, nCtx, ubatch, ffnBlock(cfg), !!o.onTensor, kvF16, o.numerics ?? 'exact');
     const made: Launch[] = [];
     try {
       const block = LAYER_BLOCKS[cfg.arch];

@@ -16,7 +16,7 @@ import type { ModelConfig } from '../config.js';
 import { actQuantBlock, actQuantFor, createActQuant, type ActQuantType } from '../gpu/actquant.js';
 import { attnDecodeScratchBytes, createAttnDecode, createAttnPrefill, createKvCache, type AttnDecodeLaunch, type AttnPrefillLaunch, type KvCache, type KvWriteLaunch } from '../gpu/attention.js';
 import { createSigmoidGate } from '../gpu/gated.js';
-import { createEmbed, createMatMul, createMatVec, createMatVecFused, createMatVecFusedByPart, createQKNormRope, createRmsNorm, FusedKernelUnsupported, type BufferRef, type MatVecFusedArgs } from '../gpu/ops.js';
+import { createAdd, createEmbed, createMatMul, createMatVec, createMatVecFused, createMatVecFusedByPart, createQKNormRope, createRmsNorm, FusedKernelUnsupported, type BufferRef, type MatVecFusedArgs } from '../gpu/ops.js';
 import { createTopK, type TopKLaunch } from '../gpu/sample.js';
 import type { GpuLayerWeights, GpuWeights } from '../gpu/weights.js';
 import { coLocated, createStorage, type WeightTensor } from '../runtime/buffers.js';
@@ -83,8 +83,9 @@ export interface Rounded {
   out: GPUBuffer;
 }
 
-/** What attentionBlock reads of a layer. */
-export type AttentionWeights = Pick<GpuLayerWeights, 'attnNorm' | 'wq' | 'wk' | 'wv' | 'wo' | 'qNorm' | 'kNorm'>;
+/** What attentionBlock reads of a layer (biases and Q/K norms as the config's AttentionSpec has them). */
+export type AttentionWeights = Pick<GpuLayerWeights, 'attnNorm' | 'wq' | 'wk' | 'wv' | 'wo' | 'qNorm' | 'kNorm'> &
+  Partial<Pick<GpuLayerWeights, 'bq' | 'bk' | 'bv' | 'bo'>>;
 
 /** One block of the pass for recordBody (default: the qwen3 transformer block); hybrids bring their own. */
 export type LayerBlock = (g: Graph, p: Program, mode: Mode, il: number) => Promise<void>;
@@ -103,6 +104,11 @@ export interface Activations {
   xLast: GPUBuffer; // f32 [nEmbd] the last token's residual (prefill)
   hLast: GPUBuffer; // f32 [nEmbd] RMSNorm(xLast) ⊙ output_norm
   logits: GPUBuffer; // f32 [nVocab]
+  /** qkNorm 'full' (olmoe): q, k after their full-width RMSNorm, then roped in place */
+  qNormed: GPUBuffer | null; // f32 [ubatch, nHead·headDimK]
+  kNormed: GPUBuffer | null; // f32 [ubatch, nHeadKv·headDimK]
+  /** bound where a kernel needs a buffer it does not read (qk_norm_rope's weight without a Q/K norm) */
+  unused: GPUBuffer; // f32 [4]
 }
 
 /** Everything a recording function needs; one per sequence. */
@@ -155,6 +161,9 @@ export class Graph {
       xLast: a.alloc('x_last', E * 4),
       hLast: a.alloc('h_last', E * 4),
       logits: a.alloc('logits', nVocab * 4),
+      qNormed: cfg.attention.qkNorm === 'full' ? a.alloc('q_normed', U * nHead * DK * 4) : null,
+      kNormed: cfg.attention.qkNorm === 'full' ? a.alloc('k_normed', U * nHeadKv * DK * 4) : null,
+      unused: a.alloc('unused', 16),
     };
     for (let il = 0; il < cfg.nLayer; il++) {
       if (cfg.qwen35?.recurrent[il]) {
@@ -394,36 +403,60 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
     p.run(await g.linear(mode, L.wk, a.h, a.k, false, {}, norm.hq));
     p.run(await g.linear(mode, L.wv, a.h, a.v, false, {}, norm.hq));
   }
+  // (qkvBias) q += bq, k += bk, v += bv: one bias row added to every token's row
+  const biases: [GPUBuffer | null | undefined, GPUBuffer, number][] = [[L.bq, a.q, qRow], [L.bk, a.k, nHeadKv * DK], [L.bv, a.v, nHeadKv * DV]];
+  for (const [bias, out, width] of biases) {
+    if (bias) p.run(await g.sized(mode, createAdd(ctx, { b: bias, out, n: N * width, bWidth: width }), width));
+  }
   p.tap('Vcur', a.v, rowsOf(nHeadKv * DV));
+
+  // qkNorm 'full' (olmoe): q = RMSNorm(q) ⊙ q_norm, k = RMSNorm(k) ⊙ k_norm over whole rows, into
+  // buffers of their own (the rope below then rotates those in place, without a norm)
+  const at = cfg.attention;
+  let qx = a.q;
+  let kx = a.k;
+  if (at.qkNorm === 'full') {
+    qx = a.qNormed!;
+    kx = a.kNormed!;
+    p.run(await g.sized(mode, createRmsNorm(ctx, { x: a.q, weight: L.qNorm!, out: qx, n: qRow, rows: N, eps: cfg.rmsEps })));
+    p.run(await g.sized(mode, createRmsNorm(ctx, { x: a.k, weight: L.kNorm!, out: kx, n: nHeadKv * DK, rows: N, eps: cfg.rmsEps })));
+    p.tap('Qcur_normed', qx, rowsOf(qRow));
+    p.tap('Kcur_normed', kx, rowsOf(nHeadKv * DK));
+  }
+  const headNorm = at.qkNorm === 'head';
 
   // llama.cpp with an F16 cache multiplies K by q rounded to f16 (F16's vec_dot_type): the rope
   // kernel writes that rounding too (into the shared round-trip scratch), in its dispatch
   const cache = g.kv[g.kvSlot[il]!]!;
   const qF16 = g.numerics === 'llamacpp' && cache.f16 ? g.roundScratch(qRow) : null;
 
-  // per head: RMSNorm ⊙ q_norm / k_norm, then NEOX RoPE at pos0 + t  (in place; Q and K heads in one dispatch)
+  // per head: RMSNorm ⊙ q_norm / k_norm (qkNorm 'head'), then RoPE at pos0 + t — NEOX or adjacent
+  // pairs, θ ÷ rope_freqs, × freq scale (in place; Q and K heads in one dispatch)
   // (numerics 'llamacpp', f16 cache: and qF16 = f16(q))             qF16 [n, nHead·DK]
   // and, same dispatch, KV cache[pos0 + t] = k, v                    cache [nCtx, nHeadKv, DK | DV]
   // (a KvWriteLaunch: update(n, pos0) / setPosition(pos0) per batch through g.kvWrites)
-  const rope = { headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase };
-  const k = { x: a.k, weight: L.kNorm, nHeads: nHeadKv };
-  const ropeKv = await createQKNormRope(ctx, { ...rope, x: a.q, weight: L.qNorm, nHeads: nHead, tokenStride: qStride, k, qRoundF16: qF16 ?? undefined, kv: { cache, v: a.v } });
+  const rope = {
+    headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase, norm: headNorm,
+    style: at.rope, freqFactors: g.w.ropeFreqs ?? undefined, freqScale: at.ropeFreqScale,
+  };
+  const k = { x: kx, weight: (headNorm && L.kNorm) || a.unused, nHeads: nHeadKv };
+  const ropeKv = await createQKNormRope(ctx, { ...rope, x: qx, weight: (headNorm && L.qNorm) || a.unused, nHeads: nHead, tokenStride: qStride, k, qRoundF16: qF16 ?? undefined, kv: { cache, v: a.v } });
   g.kvWrites[mode].push(ropeKv);
   p.run(ropeKv);
-  p.tap('Qcur_rope', a.q, rowsOf(qRow), { row: { width: qRow, stride: qStride } });
-  p.tap('Kcur_rope', a.k, rowsOf(nHeadKv * DK));
+  p.tap('Qcur_rope', qx, rowsOf(qRow), { row: { width: qRow, stride: qStride } });
+  p.tap('Kcur_rope', kx, rowsOf(nHeadKv * DK));
 
-  const q: BufferRef = qF16 ?? a.q;
+  const q: BufferRef = qF16 ?? qx;
   const qs = qF16 ? qRow : qStride;
 
   // o = softmax(q·Kᵀ / √DK, causal) · V over positions 0 ..= pos0 + t   o [n, nHead·DV]
   // (numerics 'llamacpp', f16 cache: the softmax rounded to f16 before ·V, as llama.cpp's KQ·V)
   if (mode === 'prefill') {
-    const att = await createAttnPrefill(ctx, { cache, q, out: a.o, nHead, nTokens: N, pos0: 0, qStride: qs, llamaSoftmax: !!qF16 });
+    const att = await createAttnPrefill(ctx, { cache, q, out: a.o, nHead, nTokens: N, pos0: 0, qStride: qs, scale: at.scale, llamaSoftmax: !!qF16 });
     g.attnPrefill.push(att);
     p.run(att);
   } else {
-    const att = await createAttnDecode(ctx, { cache, q, out: a.o, nHead, nKv: 1, scale: 1 / Math.sqrt(DK), scratch: a.attnScratch, llamaSoftmax: !!qF16 });
+    const att = await createAttnDecode(ctx, { cache, q, out: a.o, nHead, nKv: 1, scale: at.scale, scratch: a.attnScratch, llamaSoftmax: !!qF16 });
     g.attnDecode.push(att);
     p.run(att);
   }
@@ -437,6 +470,14 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
 
   // x += Wo·o                                                   x [n, nEmbd] (residual fused)
   // (decode: o's round trip inside the matvec)
+  // (outBias: Wo·o into o2, + bo, then x += — llama.cpp adds the bias before the residual)
+  if (L.bo) {
+    const o2 = g.act.h; // free again: h was consumed by the projections
+    p.run(await g.linear(mode, L.wo, a.o, o2, false));
+    p.run(await g.sized(mode, createAdd(ctx, { b: L.bo, out: o2, n: N * E, bWidth: E }), E));
+    p.run(await g.sized(mode, createAdd(ctx, { b: o2, out: a.x, n: N * E }), E));
+    return;
+  }
   const oProj = mode === 'decode' ? await g.fusedMatVec([L.wo], [a.x], a.o, { accumulate: true }) : null;
   p.run(oProj ?? (await g.linear(mode, L.wo, a.o, a.x, true)));
 }

@@ -5,11 +5,11 @@ import { dequantize } from '../../gguf/quants.js';
 import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
 import type { Backend, BackendSequence, EvalOptions, Numerics } from '../backend.js';
 import { checkTensor, expectedTensors, isQwen35, type ModelConfig } from '../config.js';
-import { AbortError, ContextOverflowError, DisposedError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
+import { AbortError, ContextOverflowError, DisposedError, ModelFormatError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { forward, KVCache, type CpuWeights, type LayerWeights, type OnTensor } from './forward.js';
 import { dequantizeRow, type QuantMatrix, type QuantMatrixStack } from './ops.js';
 import { readDenseFfn } from './qwen3.js';
-import { readMoeFfn } from './qwen3moe.js';
+import { readMoeFfn, readSharedMoeFfn } from './qwen3moe.js';
 import type { Qwen35CpuBackend } from './qwen35.js';
 import { CpuTraceCollector, TRACE_TENSORS } from '../trace/cpu.js';
 
@@ -58,8 +58,11 @@ export interface WeightReader {
   vec(name: string): Promise<Float32Array>;
   /** a 2-D tensor as a matrix [cols → rows], kept in its type */
   mat(name: string): Promise<QuantMatrix>;
-  /** a 3-D tensor as a stack of count matrices (the experts) */
-  stack(name: string): Promise<QuantMatrixStack>;
+  /**
+   * a 3-D tensor as a stack of count matrices (the experts); or several 2-D tensors of one type and
+   * shape concatenated into one stack (Mixtral's older per-expert tensors)
+   */
+  stack(name: string | readonly string[]): Promise<QuantMatrixStack>;
 }
 
 /**
@@ -102,8 +105,27 @@ export function weightReader(file: GGUFTensorSource, config: ModelConfig, opts: 
       return m;
     },
     async stack(name) {
-      const { info, bytes } = await read(name);
-      const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2]!, data: bytes, numerics };
+      if (typeof name === 'string' || name.length === 1) {
+        const { info, bytes } = await read(typeof name === 'string' ? name : name[0]!);
+        const s: QuantMatrixStack = { type: info.type, cols: info.shape[0]!, rows: info.shape[1]!, count: info.shape[2] ?? 1, data: bytes, numerics };
+        dequantizeRow(s, 0);
+        return s;
+      }
+      const parts = [];
+      for (const n of name) parts.push(await read(n));
+      const first = parts[0]!.info;
+      for (const p of parts) {
+        if (p.info.type !== first.type || p.info.shape.join() !== first.shape.join()) {
+          throw new ModelFormatError(`tensor ${p.info.name} differs in type or shape from ${first.name}: the experts of one layer must match`);
+        }
+      }
+      const data = new Uint8Array(parts.reduce((s, p) => s + p.bytes.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        data.set(p.bytes, at);
+        at += p.bytes.length;
+      }
+      const s: QuantMatrixStack = { type: first.type, cols: first.shape[0]!, rows: first.shape[1]!, count: parts.length, data, numerics };
       dequantizeRow(s, 0);
       return s;
     },
@@ -168,7 +190,9 @@ export class CpuBackend implements Backend {
     const r = weightReader(file, config, opts);
     const { numerics, vec, mat } = r;
 
+    const at = config.attention;
     const tokEmbd = await mat('token_embd.weight');
+    const ropeFreqs = at.ropeFreqs ? await vec('rope_freqs.weight') : null;
     const layers: LayerWeights[] = [];
     for (let i = 0; i < config.nLayer; i++) {
       const b = `blk.${i}.`;
@@ -177,17 +201,24 @@ export class CpuBackend implements Backend {
         wq: await mat(b + 'attn_q.weight'),
         wk: await mat(b + 'attn_k.weight'),
         wv: await mat(b + 'attn_v.weight'),
+        bq: at.qkvBias ? await vec(b + 'attn_q.bias') : null,
+        bk: at.qkvBias ? await vec(b + 'attn_k.bias') : null,
+        bv: at.qkvBias ? await vec(b + 'attn_v.bias') : null,
         wo: await mat(b + 'attn_output.weight'),
-        qNorm: await vec(b + 'attn_q_norm.weight'),
-        kNorm: await vec(b + 'attn_k_norm.weight'),
+        bo: at.outBias ? await vec(b + 'attn_output.bias') : null,
+        qNorm: at.qkNorm !== 'none' ? await vec(b + 'attn_q_norm.weight') : null,
+        kNorm: at.qkNorm !== 'none' ? await vec(b + 'attn_k_norm.weight') : null,
         ffnNorm: await vec(b + 'ffn_norm.weight'),
-        ffn: config.arch === 'qwen3moe' ? await readMoeFfn(r, b) : await readDenseFfn(r, b),
+        ffn:
+          config.ffnKind === 'moe' ? await readMoeFfn(r, config, i)
+          : config.ffnKind === 'moe+shared' ? await readSharedMoeFfn(r, config, i)
+          : await readDenseFfn(r, b),
       };
       layers.push(layer);
     }
     const outputNorm = await vec('output_norm.weight');
     const output = config.tiedEmbeddings ? tokEmbd : await mat('output.weight');
-    return new CpuBackend(config, { tokEmbd, layers, outputNorm, output }, numerics);
+    return new CpuBackend(config, { tokEmbd, ropeFreqs, layers, outputNorm, output }, numerics);
   }
 
   /** A new sequence with an empty KV cache of `contextLength` positions. */

@@ -1,13 +1,15 @@
-// The forward pass of qwen3moe and qwen3 on the CPU, shared skeleton: embedding, the attention block
-// (identical in both architectures), the residual stream, the final norm and the LM head. The FFN of
-// each architecture lives in its own file: qwen3moe.ts (router + experts), qwen3.ts (dense SwiGLU).
-// Follows shared/docs/qwen3moe.md step by step. A batch of n tokens is processed layer by layer
+// The forward pass of the transformer family on the CPU (qwen3moe, qwen3, llama / Mixtral, olmoe,
+// qwen2moe): embedding, the attention block, the residual stream, the final norm and the LM head.
+// What differs between architectures is data, not code: config.ts AttentionSpec (RoPE style, Q/K norm
+// per head | full width | none, biases, scale, rope_freqs) and FfnKind (qwen3.ts dense SwiGLU,
+// qwen3moe.ts routed experts, with or without a gated shared expert). Follows
+// shared/docs/qwen3moe.md and other-moe-archs.md step by step. A batch of n tokens is processed layer by layer
 // (each weight row is dequantized once per batch); every token attends causally to the KV cache.
 import type { Numerics } from '../backend.js';
 import type { ModelConfig } from '../config.js';
-import { add, attention, embedRow, matMul, rmsNorm, ropeNeox, roundToF16, type QuantMatrix } from './ops.js';
+import { add, addBias, attention, embedRow, matMul, rmsNorm, rope, roundToF16, type QuantMatrix, type RopeSpec } from './ops.js';
 import { denseFfn, type DenseFfnWeights } from './qwen3.js';
-import { moeFfn, moeRouting, type MoeFfnWeights, type MoeRouting } from './qwen3moe.js';
+import { moeFfn, moeRouting, sharedMoeFfn, type MoeFfnWeights, type MoeRouting, type SharedMoeFfnWeights } from './qwen3moe.js';
 
 /** Weights of one transformer block (norms as f32, matrices still quantized). */
 export interface LayerWeights {
@@ -16,14 +18,23 @@ export interface LayerWeights {
   wk: QuantMatrix; // [nEmbd → nHeadKv·headDimK]
   wv: QuantMatrix; // [nEmbd → nHeadKv·headDimV]
   wo: QuantMatrix; // [nHead·headDimV → nEmbd]
-  qNorm: Float32Array; // [headDimK]
-  kNorm: Float32Array; // [headDimK]
+  /** attn_q_norm / attn_k_norm: [headDimK] (qkNorm 'head'), [nHead·headDimK] / [nHeadKv·headDimK] ('full'), null ('none') */
+  qNorm: Float32Array | null;
+  kNorm: Float32Array | null;
+  /** attn_q/k/v.bias [nHead·headDimK] / [nHeadKv·headDimK] / [nHeadKv·headDimV] (qkvBias), else null */
+  bq: Float32Array | null;
+  bk: Float32Array | null;
+  bv: Float32Array | null;
+  /** attn_output.bias [nEmbd] (outBias), else null */
+  bo: Float32Array | null;
   ffnNorm: Float32Array; // [nEmbd]
-  ffn: MoeFfnWeights | DenseFfnWeights;
+  ffn: MoeFfnWeights | DenseFfnWeights | SharedMoeFfnWeights;
 }
 
 export interface CpuWeights {
   tokEmbd: QuantMatrix; // [nVocab rows of nEmbd]
+  /** rope_freqs [nRot/2] (llama3's frequency factors), when the file has it */
+  ropeFreqs?: Float32Array | null;
   layers: LayerWeights[];
   outputNorm: Float32Array; // [nEmbd]
   /** the LM head [nEmbd → nVocab]; the same object as tokEmbd when embeddings are tied */
@@ -105,29 +116,41 @@ export class KVCache {
   }
 }
 
+/** The RoPE of a config (its attention spec), with the file's frequency factors. */
+export function ropeOf(cfg: ModelConfig, freqFactors: Float32Array | null = null): RopeSpec {
+  const a = cfg.attention;
+  return { nRot: cfg.nRot, base: cfg.ropeBase, style: a.rope, freqFactors, freqScale: a.ropeFreqScale };
+}
+
 /**
- * The attention core shared by qwen3 / qwen3moe (attentionBlock) and the Qwen3.5 hybrids (qwen35.ts
- * gatedAttentionBlock), for n tokens at positions pos0..pos0+n-1, after the Q/K/V projections:
- * per-head RMSNorm of q and k (BEFORE RoPE), NEOX RoPE on the first nRot dims, K/V into cache layer
- * `cl`, then causal GQA attention over the cache (F16 K/V like llama.cpp's default cache).
+ * The attention core shared by the transformer family (attentionBlock) and the Qwen3.5 hybrids
+ * (qwen35.ts gatedAttentionBlock), for n tokens at positions pos0..pos0+n-1, after the Q/K/V
+ * projections (and their biases): the Q/K norm of the spec (per head, over the full projection, or
+ * none) BEFORE RoPE, RoPE on the first nRot dims, K/V into cache layer `cl`, then causal GQA
+ * attention over the cache (F16 K/V like llama.cpp's default cache).
  * q: [n, nHead·headDimK], k: [n, nHeadKv·headDimK] (both normed and rotated in place),
- * v: [n, nHeadKv·headDimV]. Returns [n, nHead·headDimV]. Emits Qcur_normed, Kcur_normed, Qcur_rope,
- * Kcur_rope of layer `il`.
+ * v: [n, nHeadKv·headDimV]. Returns [n, nHead·headDimV]. Emits Qcur_normed, Kcur_normed (with a Q/K
+ * norm), Qcur_rope, Kcur_rope of layer `il`.
  */
 export function normRopeAttention(
-  cfg: ModelConfig, L: { qNorm: Float32Array; kNorm: Float32Array }, cache: KVCache, cl: number, il: number,
-  q: Float32Array, k: Float32Array, v: Float32Array, n: number, pos0: number, emit: Emit,
+  cfg: ModelConfig, L: { qNorm: Float32Array | null; kNorm: Float32Array | null }, cache: KVCache, cl: number, il: number,
+  q: Float32Array, k: Float32Array, v: Float32Array, n: number, pos0: number, emit: Emit, ropeFreqs: Float32Array | null = null,
 ): Float32Array {
   const { nHead, nHeadKv, headDimK, headDimV, rmsEps } = cfg;
-  rmsNorm(q, q, L.qNorm, rmsEps, n * nHead);
-  rmsNorm(k, k, L.kNorm, rmsEps, n * nHeadKv);
-  emit('Qcur_normed', il, q);
-  emit('Kcur_normed', il, k);
+  const qkNorm = cfg.attention.qkNorm;
+  if (qkNorm !== 'none') {
+    // 'head': one RMSNorm per head (rows of headDimK); 'full': one per token over the whole projection
+    rmsNorm(q, q, L.qNorm, rmsEps, qkNorm === 'head' ? n * nHead : n);
+    rmsNorm(k, k, L.kNorm, rmsEps, qkNorm === 'head' ? n * nHeadKv : n);
+    emit('Qcur_normed', il, q);
+    emit('Kcur_normed', il, k);
+  }
 
   const qRow = nHead * headDimK;
+  const r = ropeOf(cfg, ropeFreqs);
   for (let t = 0; t < n; t++) {
-    ropeNeox(q.subarray(t * qRow, (t + 1) * qRow), nHead, headDimK, cfg.nRot, pos0 + t, cfg.ropeBase);
-    ropeNeox(k.subarray(t * cache.kRow, (t + 1) * cache.kRow), nHeadKv, headDimK, cfg.nRot, pos0 + t, cfg.ropeBase);
+    rope(q.subarray(t * qRow, (t + 1) * qRow), nHead, headDimK, pos0 + t, r);
+    rope(k.subarray(t * cache.kRow, (t + 1) * cache.kRow), nHeadKv, headDimK, pos0 + t, r);
   }
   emit('Qcur_rope', il, q);
   emit('Kcur_rope', il, k);
@@ -139,7 +162,7 @@ export function normRopeAttention(
 
   const oRow = nHead * headDimV;
   const o = new Float32Array(n * oRow); // [n, nHead, headDimV]
-  const scale = Math.fround(1 / Math.fround(Math.sqrt(headDimK))); // llama.cpp: 1.0f/sqrtf(float(n_embd_head))
+  const scale = cfg.attention.scale; // llama.cpp: 1.0f/sqrtf(float(n_embd_head)), or llama.attention.scale
   for (let t = 0; t < n; t++) {
     // token t sees positions 0..pos0+t (causal)
     attention(o.subarray(t * oRow, (t + 1) * oRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[cl]!, cache.v[cl]!,
@@ -153,7 +176,7 @@ export function normRopeAttention(
  * cache. x: [n, nEmbd] (the residual stream, not modified). Returns Wo·attention: [n, nEmbd].
  */
 export function attentionBlock(
-  cfg: ModelConfig, L: LayerWeights, cache: KVCache, il: number, x: Float32Array, n: number, pos0: number, emit: Emit,
+  cfg: ModelConfig, L: LayerWeights, cache: KVCache, il: number, x: Float32Array, n: number, pos0: number, emit: Emit, ropeFreqs: Float32Array | null = null,
 ): Float32Array {
   const { nEmbd, nHead, nHeadKv, headDimK, headDimV } = cfg;
   const h = new Float32Array(n * nEmbd); // [n, nEmbd]
@@ -166,16 +189,20 @@ export function attentionBlock(
   matMul(q, L.wq, h, n);
   matMul(k, L.wk, h, n);
   matMul(v, L.wv, h, n);
+  if (L.bq) addBias(q, L.bq, n);
+  if (L.bk) addBias(k, L.bk, n);
+  if (L.bv) addBias(v, L.bv, n);
   emit('Qcur', il, q);
   emit('Kcur', il, k);
   emit('Vcur', il, v);
 
-  // per-head RMSNorm of q and k (before RoPE), RoPE, K/V into the cache, causal attention
-  const o = normRopeAttention(cfg, L, cache, il, il, q, k, v, n, pos0, emit); // [n, nHead, headDimV]
+  // Q/K norm of the spec (before RoPE), RoPE, K/V into the cache, causal attention
+  const o = normRopeAttention(cfg, L, cache, il, il, q, k, v, n, pos0, emit, ropeFreqs); // [n, nHead, headDimV]
   emit('kqv_out', il, o);
 
   const out = new Float32Array(n * nEmbd); // [n, nEmbd]
   matMul(out, L.wo, o, n);
+  if (L.bo) addBias(out, L.bo, n);
   emit('attn_out', il, out);
   return out;
 }
@@ -229,13 +256,13 @@ export function forward(cfg: ModelConfig, w: CpuWeights, cache: KVCache, tokens:
   const rows = n - first;
   for (let il = 0; il < cfg.nLayer; il++) {
     const L = w.layers[il]!;
-    let attnOut = attentionBlock(cfg, L, cache, il, x, n, pos0, emit); // [n, nEmbd]
+    let attnOut = attentionBlock(cfg, L, cache, il, x, n, pos0, emit, w.ropeFreqs ?? null); // [n, nEmbd]
     // like llama.cpp (inp_out_ids): after the last layer's attention only the output rows go on
     // (the FFN then runs on `rows` tokens, which picks llama.cpp's kernels for that count)
     const m = il === cfg.nLayer - 1 && opts.numerics === 'llamacpp' ? rows : n;
     let ffnEmit = emit;
     if (m < n) {
-      if (L.ffn.kind === 'moe' && opts.onTensor) ffnEmit = withEarlierRouting(cfg, L, L.ffn, x, attnOut, first, emit);
+      if (L.ffn.kind !== 'dense' && opts.onTensor) ffnEmit = withEarlierRouting(cfg, L, L.ffn.kind === 'moe' ? L.ffn : L.ffn.moe, x, attnOut, first, emit);
       x = x.slice(first * E);
       attnOut = attnOut.subarray(first * E);
     }
@@ -245,7 +272,9 @@ export function forward(cfg: ModelConfig, w: CpuWeights, cache: KVCache, tokens:
     const h = new Float32Array(m * E); // [m, nEmbd]
     rmsNorm(h, x, L.ffnNorm, cfg.rmsEps, m);
     emit('ffn_norm', il, h);
-    const ffnOut = L.ffn.kind === 'moe' ? moeFfn(cfg, L.ffn, h, m, il, ffnEmit) : denseFfn(cfg, L.ffn, h, m, il, emit); // [m, nEmbd]
+    // dense SwiGLU | routed experts | routed experts + sigmoid-gated shared expert   [m, nEmbd]
+    const f = L.ffn;
+    const ffnOut = f.kind === 'moe' ? moeFfn(cfg, f, h, m, il, ffnEmit) : f.kind === 'moe+shared' ? sharedMoeFfn(cfg, f, h, m, il, ffnEmit) : denseFfn(cfg, f, h, m, il, emit);
     emit('ffn_out', il, ffnOut);
     add(x, x, ffnOut);
     emit('l_out', il, x);

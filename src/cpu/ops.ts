@@ -165,6 +165,57 @@ export function ropeNeox(x: Float32Array, nHeads: number, headDim: number, nRot:
   }
 }
 
+/** How RoPE rotates (config.ts AttentionSpec): pair style, frequencies, scaling. */
+export interface RopeSpec {
+  nRot: number;
+  base: number;
+  /** 'neox': element i pairs with i + nRot/2; 'norm': 2i pairs with 2i + 1 (llama) */
+  style: 'neox' | 'norm';
+  /** rope_freqs [nRot/2]: θ_i is divided by freqFactors[i] (llama3) */
+  freqFactors?: Float32Array | null;
+  /** θ multiplied by this (linear rope scaling: 1/factor); default 1 */
+  freqScale?: number;
+}
+
+/**
+ * RoPE of one token, in place, in either pair style. x: [nHeads, headDim]; elements ≥ nRot are left
+ * unchanged. θ_i = freqScale · (pos · base^(−2i/nRot) / freqFactors[i]), in f32 as ggml's
+ * ggml_rope_cache_init / rope_yarn (no YaRN ramp) compute it; the rotation as ggml's rotate_pairs.
+ */
+export function rope(x: Float32Array, nHeads: number, headDim: number, pos: number, r: RopeSpec): void {
+  if (r.style === 'neox' && !r.freqFactors && (r.freqScale ?? 1) === 1) return ropeNeox(x, nHeads, headDim, r.nRot, pos, r.base);
+  const half = r.nRot / 2;
+  const thetaScale = Math.fround(Math.pow(Math.fround(r.base), Math.fround(-2 / r.nRot)));
+  const freqScale = Math.fround(r.freqScale ?? 1);
+  const cos = new Float32Array(half);
+  const sin = new Float32Array(half);
+  let theta = Math.fround(pos);
+  for (let i = 0; i < half; i++) {
+    const ff = r.freqFactors ? r.freqFactors[i]! : 1;
+    const t = Math.fround(freqScale * Math.fround(theta / ff));
+    cos[i] = Math.cos(t);
+    sin[i] = Math.sin(t);
+    theta = Math.fround(theta * thetaScale);
+  }
+  const [step, offset] = r.style === 'neox' ? [1, half] : [2, 1]; // element of pair i: i·step, its partner + offset
+  for (let h = 0; h < nHeads; h++) {
+    const o = h * headDim;
+    for (let i = 0; i < half; i++) {
+      const j = o + i * step;
+      const a = x[j]!;
+      const b = x[j + offset]!;
+      x[j] = fmaf(a, cos[i]!, -Math.fround(b * sin[i]!));
+      x[j + offset] = fmaf(a, sin[i]!, Math.fround(b * cos[i]!));
+    }
+  }
+}
+
+/** out[t, i] += bias[i] for n rows (llama.cpp's ggml_add of a bias row). */
+export function addBias(out: Float32Array, bias: Float32Array, n: number): void {
+  const w = bias.length;
+  for (let t = 0; t < n; t++) for (let i = 0; i < w; i++) out[t * w + i] = out[t * w + i]! + bias[i]!;
+}
+
 /** In-place softmax of x[0..n) with max subtraction (f64 sum). */
 export function softmax(x: Float32Array, n = x.length): void {
   let max = -Infinity;

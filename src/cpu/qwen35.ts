@@ -26,7 +26,7 @@ import { deltaNetBlock, DeltaNetState, type DeltaNetWeights } from './deltanet.j
 import { KVCache, normRopeAttention, type Emit, type OnTensor } from './forward.js';
 import { add, embedRow, matMul, rmsNorm, sigmoid, swiglu, type QuantMatrix } from './ops.js';
 import { denseFfn, readDenseFfn, type DenseFfnWeights } from './qwen3.js';
-import { moeFfn, readMoeFfn, type MoeFfnWeights } from './qwen3moe.js';
+import { readSharedMoeFfn, sharedMoeFfn, type SharedMoeFfnWeights } from './qwen3moe.js';
 
 type Qwen35ModelConfig = ModelConfig & { qwen35: Qwen35Config };
 
@@ -39,16 +39,6 @@ export interface GatedAttentionWeights {
   wo: QuantMatrix; // attn_output [nHead·D → E]
   qNorm: Float32Array; // attn_q_norm [D]
   kNorm: Float32Array; // attn_k_norm [D]
-}
-
-/** The qwen35moe FFN: routed experts (as qwen3moe) plus a shared expert with a scalar sigmoid gate. */
-export interface SharedMoeFfnWeights {
-  kind: 'moe+shared';
-  moe: MoeFfnWeights;
-  shGateInp: Float32Array; // ffn_gate_inp_shexp [E]: one gate logit per token
-  shGate: QuantMatrix; // ffn_gate_shexp [E → nFfShexp]
-  shUp: QuantMatrix; // ffn_up_shexp [E → nFfShexp]
-  shDown: QuantMatrix; // ffn_down_shexp [nFfShexp → E]
 }
 
 export interface Qwen35LayerWeights {
@@ -155,40 +145,6 @@ export function gatedAttentionBlock(
 }
 
 /**
- * qwen35moe FFN of n tokens. h: [n, E] (after post_attention_norm). Returns [n, E] =
- * routed (qwen3moe.ts: softmax → top-k → renormalize) + shared · sigmoid(ffn_gate_inp_shexp · h).
- * Intermediates: the routed ones of moeFfn, then ffn_shexp [n, E], shared_expert_gate [n] (after the
- * sigmoid), ffn_shexp_gated [n, E].
- */
-export function sharedMoeFfn(cfg: Qwen35ModelConfig, f: SharedMoeFfnWeights, h: Float32Array, n: number, il: number, emit: Emit): Float32Array {
-  const E = cfg.nEmbd;
-  const F = cfg.qwen35.nFfShexp;
-  const out = moeFfn(cfg, f.moe, h, n, il, emit); // [n, E]
-
-  const g = new Float32Array(n * F); // [n, nFfShexp]
-  const u = new Float32Array(n * F); // [n, nFfShexp]
-  matMul(g, f.shGate, h, n);
-  matMul(u, f.shUp, h, n);
-  const a = new Float32Array(n * F); // [n, nFfShexp]
-  swiglu(a, g, u);
-  const sh = new Float32Array(n * E); // [n, E]
-  matMul(sh, f.shDown, a, n);
-  emit('ffn_shexp', il, sh);
-
-  const gate = new Float32Array(n); // [n]
-  const gateInp: QuantMatrix = { type: GGMLType.F32, rows: 1, cols: E, data: new Uint8Array(f.shGateInp.buffer, f.shGateInp.byteOffset, f.shGateInp.byteLength) };
-  matMul(gate, gateInp, h, n);
-  for (let t = 0; t < n; t++) gate[t] = sigmoid(gate[t]!);
-  emit('shared_expert_gate', il, gate);
-  for (let t = 0; t < n; t++) {
-    for (let i = 0; i < E; i++) sh[t * E + i] = sh[t * E + i]! * gate[t]!;
-  }
-  emit('ffn_shexp_gated', il, sh);
-  add(out, out, sh);
-  return out;
-}
-
-/**
  * Evaluates `tokens` at positions pos0..pos0+n-1 (the state holds positions 0..pos0-1) and returns
  * the logits of the last token [nVocab], or of every token [n, nVocab] with allLogits.
  * Intermediates: inp_embd; per layer attn_norm, the mixer's (deltanet.ts / gatedAttentionBlock),
@@ -290,16 +246,7 @@ export class Qwen35CpuBackend implements Backend {
             kNorm: await vec(b + 'attn_k_norm.weight'),
           };
       const ffn: SharedMoeFfnWeights | DenseFfnWeights =
-        config.arch === 'qwen35moe'
-          ? {
-              kind: 'moe+shared',
-              moe: await readMoeFfn(r, b),
-              shGateInp: await vec(b + 'ffn_gate_inp_shexp.weight'),
-              shGate: await mat(b + 'ffn_gate_shexp.weight'),
-              shUp: await mat(b + 'ffn_up_shexp.weight'),
-              shDown: await mat(b + 'ffn_down_shexp.weight'),
-            }
-          : await readDenseFfn(r, b);
+        config.arch === 'qwen35moe' ? await readSharedMoeFfn(r, config, i) : await readDenseFfn(r, b);
       layers.push({ attnNorm, postAttnNorm, mixer, ffn });
     }
     const outputNorm = await vec('output_norm.weight');

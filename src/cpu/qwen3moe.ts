@@ -1,10 +1,13 @@
-// The qwen3moe FFN (shared/docs/qwen3moe.md steps 2.8–2.10): router softmax → top-k → renormalize,
-// SwiGLU experts, outputs weighted AFTER the down projection and summed in selection order.
-// The rest of the block (attention, residuals) is shared with qwen3: see forward.ts.
-import type { ModelConfig } from '../config.js';
+// The MoE FFNs of the transformer family (shared/docs/qwen3moe.md steps 2.8–2.10, other-moe-archs.md):
+// router softmax → top-k → renormalize (qwen3moe, Mixtral) or not (olmoe, qwen2moe), SwiGLU
+// experts, outputs weighted AFTER the down projection and summed in selection order; and the same
+// plus a shared expert scaled by a per-token sigmoid gate (qwen2moe, qwen35moe).
+// The rest of the block (attention, residuals) is shared: see forward.ts.
+import { GGMLType } from '../../gguf/types.js';
+import { expertTensorNames, type ModelConfig } from '../config.js';
 import type { WeightReader } from './backend.js';
 import type { Emit } from './forward.js';
-import { addScaled, expertSlice, matMul, moeRoute, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+import { add, addScaled, expertSlice, matMul, moeRoute, sigmoid, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
 
 export interface MoeFfnWeights {
   kind: 'moe';
@@ -14,15 +17,75 @@ export interface MoeFfnWeights {
   downExps: QuantMatrixStack; // ffn_down_exps [nFfExp → nEmbd] × nExpert
 }
 
-/** Reads the routed experts of the block with tensor-name prefix `b` (`blk.i.`). */
-export async function readMoeFfn(r: WeightReader, b: string): Promise<MoeFfnWeights> {
+/**
+ * Reads the routed experts of layer il: the stacked ffn_*_exps, or Mixtral's older per-expert
+ * matrices (config.perExpertTensors) concatenated into the same stacks.
+ */
+export async function readMoeFfn(r: WeightReader, cfg: ModelConfig, il: number): Promise<MoeFfnWeights> {
   return {
     kind: 'moe',
-    router: await r.mat(b + 'ffn_gate_inp.weight'),
-    gateExps: await r.stack(b + 'ffn_gate_exps.weight'),
-    upExps: await r.stack(b + 'ffn_up_exps.weight'),
-    downExps: await r.stack(b + 'ffn_down_exps.weight'),
+    router: await r.mat(`blk.${il}.ffn_gate_inp.weight`),
+    gateExps: await r.stack(expertTensorNames(cfg, il, 'gate')),
+    upExps: await r.stack(expertTensorNames(cfg, il, 'up')),
+    downExps: await r.stack(expertTensorNames(cfg, il, 'down')),
   };
+}
+
+/** Routed experts plus a shared expert with a scalar sigmoid gate per token (qwen2moe, qwen35moe). */
+export interface SharedMoeFfnWeights {
+  kind: 'moe+shared';
+  moe: MoeFfnWeights;
+  shGateInp: Float32Array; // ffn_gate_inp_shexp [E]: one gate logit per token
+  shGate: QuantMatrix; // ffn_gate_shexp [E → nFfShexp]
+  shUp: QuantMatrix; // ffn_up_shexp [E → nFfShexp]
+  shDown: QuantMatrix; // ffn_down_shexp [nFfShexp → E]
+}
+
+/** Reads the routed experts and the shared expert of layer il. */
+export async function readSharedMoeFfn(r: WeightReader, cfg: ModelConfig, il: number): Promise<SharedMoeFfnWeights> {
+  const b = `blk.${il}.`;
+  return {
+    kind: 'moe+shared',
+    moe: await readMoeFfn(r, cfg, il),
+    shGateInp: await r.vec(b + 'ffn_gate_inp_shexp.weight'),
+    shGate: await r.mat(b + 'ffn_gate_shexp.weight'),
+    shUp: await r.mat(b + 'ffn_up_shexp.weight'),
+    shDown: await r.mat(b + 'ffn_down_shexp.weight'),
+  };
+}
+
+/**
+ * The FFN with a shared expert, n tokens. h: [n, E] (after the FFN norm). Returns [n, E] =
+ * routed (moeFfn) + shared(h) · sigmoid(ffn_gate_inp_shexp · h).
+ * Intermediates: the routed ones of moeFfn, then ffn_shexp [n, E], shared_expert_gate [n] (after the
+ * sigmoid), ffn_shexp_gated [n, E].
+ */
+export function sharedMoeFfn(cfg: ModelConfig, f: SharedMoeFfnWeights, h: Float32Array, n: number, il: number, emit: Emit): Float32Array {
+  const E = cfg.nEmbd;
+  const F = cfg.nFfShexp;
+  const out = moeFfn(cfg, f.moe, h, n, il, emit); // [n, E]
+
+  const g = new Float32Array(n * F); // [n, nFfShexp]
+  const u = new Float32Array(n * F); // [n, nFfShexp]
+  matMul(g, f.shGate, h, n);
+  matMul(u, f.shUp, h, n);
+  const a = new Float32Array(n * F); // [n, nFfShexp]
+  swiglu(a, g, u);
+  const sh = new Float32Array(n * E); // [n, E]
+  matMul(sh, f.shDown, a, n);
+  emit('ffn_shexp', il, sh);
+
+  const gate = new Float32Array(n); // [n]
+  const gateInp: QuantMatrix = { type: GGMLType.F32, rows: 1, cols: E, data: new Uint8Array(f.shGateInp.buffer, f.shGateInp.byteOffset, f.shGateInp.byteLength) };
+  matMul(gate, gateInp, h, n);
+  for (let t = 0; t < n; t++) gate[t] = sigmoid(gate[t]!);
+  emit('shared_expert_gate', il, gate);
+  for (let t = 0; t < n; t++) {
+    for (let i = 0; i < E; i++) sh[t * E + i] = sh[t * E + i]! * gate[t]!;
+  }
+  emit('ffn_shexp_gated', il, sh);
+  add(out, out, sh);
+  return out;
 }
 
 /** The router's results for n tokens, by intermediate name (see moeFfn). */

@@ -3,7 +3,7 @@
 // cache and recorded forward pass (src/arch/), and a decode step is one submit that reads back
 // either the logits or, with evalTopK, only the k best candidates.
 import type { Backend, BackendSequence, EvalOptions, Numerics, RoutingTraceSink, SequenceStats, TopKResult } from '../backend.js';
-import { isQwen35, type ModelConfig } from '../config.js';
+import { isQwen35, type ModelConfig, validateTensors } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
 import { ContextOverflowError, DisposedError } from '../errors.js';
 import { DEFAULT_MAX_TOPK, ffnBlock, GpuForward, type Want } from '../arch/index.js';
@@ -67,7 +67,7 @@ export class WebGPUBackend implements Backend {
    *   UnsupportedArchitectureError for the file; AbortError (everything allocated is freed first)
    */
   static async load(file: GGUFTensorReader, config: ModelConfig, opts: WebGPULoadOptions = {}): Promise<WebGPUBackend> {
-    ffnBlock(config.arch); // an architecture the GPU pass runs, before opening anything
+    validateTensors(config, file.tensorByName); // a missing or mis-shaped tensor is reported before anything is allocated
     const ctx = opts.context ?? (await createGPU(opts.gpu));
     const owns = !opts.context;
     try {

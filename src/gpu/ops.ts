@@ -228,8 +228,12 @@ export const QK_NORM_ROPE: KernelSpec = {
     ['head_dim_v', 'u32'],
     ['v_offset', 'u32'],
     ['v_stride', 'u32'],
+    ['freq_scale', 'f32'],
+    ['_pad0', 'u32'],
+    ['_pad1', 'u32'],
+    ['_pad2', 'u32'],
   ]),
-  overrides: ['WG', 'NORM'],
+  overrides: ['WG', 'NORM', 'ROPE_NORM'],
 };
 
 /** qk_norm_rope over the Q and the K heads in one dispatch. */
@@ -271,6 +275,13 @@ export const QK_NORM_ROPE_PAIR_F16_KV: KernelSpec = {
   bindings: [...QK_NORM_ROPE_PAIR_F16.bindings.filter((b) => b.name !== 'pos'), ...KV_CACHE_BINDINGS],
 };
 
+/** A qk_norm_rope spec with llama3's rope_freqs bound (FREQ_FACTORS, binding 10). */
+function withFreqFactors(spec: KernelSpec): KernelSpec {
+  return { ...spec, defines: { ...spec.defines, FREQ_FACTORS: true }, bindings: [...spec.bindings, { binding: 10, name: 'freq_factors', kind: 'read-only-storage' }] };
+}
+export const QK_NORM_ROPE_PAIR_KV_FF = withFreqFactors(QK_NORM_ROPE_PAIR_KV);
+export const QK_NORM_ROPE_PAIR_F16_KV_FF = withFreqFactors(QK_NORM_ROPE_PAIR_F16_KV);
+
 export const EMBED: KernelSpec = {
   file: 'embed.wgsl',
   entryPoint: 'main',
@@ -299,6 +310,10 @@ const EW_PARAMS = uniformSpec('EwParams', [
   ['a_offset', 'u32'],
   ['b_offset', 'u32'],
   ['out_offset', 'u32'],
+  ['b_width', 'u32'],
+  ['_pad0', 'u32'],
+  ['_pad1', 'u32'],
+  ['_pad2', 'u32'],
 ]);
 const EW_BINDINGS = [
   { binding: 0, name: 'P', kind: 'uniform' },
@@ -328,6 +343,8 @@ export const KERNEL_SPECS: Readonly<Record<string, KernelSpec>> = {
   QK_NORM_ROPE_PAIR,
   QK_NORM_ROPE_PAIR_F16,
   QK_NORM_ROPE_PAIR_KV,
+  QK_NORM_ROPE_PAIR_KV_FF,
+  QK_NORM_ROPE_PAIR_F16_KV_FF,
   QK_NORM_ROPE_PAIR_F16_KV,
   EMBED,
   ADD,
@@ -965,6 +982,12 @@ export interface QKNormRopeArgs {
   base: number;
   /** RMSNorm each head before rotating (qwen3), default true */
   norm?: boolean;
+  /** RoPE pairs: 'neox' (i, i + nRot/2; default) or 'norm' (2i, 2i + 1: llama) */
+  style?: 'neox' | 'norm';
+  /** (with kv) llama3's rope_freqs, f32 [nRot/2]: θ_i divided by freqFactors[i] */
+  freqFactors?: GPUBuffer;
+  /** θ multiplied by this (linear rope scaling), default 1 */
+  freqScale?: number;
   workgroupSize?: number;
   /** K heads rotated in the same dispatch (same head_dim, n_rot, positions, eps, base) */
   k?: { x: BufferRef; weight: BufferRef; nHeads: number; tokenStride?: number };
@@ -1058,9 +1081,15 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
     head_dim_v: kv?.cache.headDimV ?? 0,
     v_offset: kv?.v.offset ?? 0,
     v_stride: kv?.vStride ?? 0,
+    freq_scale: a.freqScale ?? 1,
   };
   const workgroups: [number, number, number] = [a.nHeads + (k?.nHeads ?? 0), nTokens, 1];
-  const constants = { WG: wg, NORM: a.norm !== false };
+  const constants = { WG: wg, NORM: a.norm !== false, ROPE_NORM: a.style === 'norm' };
+  if (a.freqFactors) {
+    if (!kv) throw new KernelError('qk_norm_rope: freqFactors needs the KV variant (kv)');
+    need('qk_norm_rope freq_factors', { buffer: a.freqFactors, offset: 0 }, nRot / 2);
+    buffers.freq_factors = a.freqFactors;
+  }
   if (!kv) {
     const spec = a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16 : k ? QK_NORM_ROPE_PAIR : QK_NORM_ROPE;
     return buildLaunch(ctx, 'qk_norm_rope', spec, {}, constants, [{ uniform, buffers, workgroups }], (launch, n) => {
@@ -1069,7 +1098,9 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
       launch.dispatches[0]!.workgroups[1] = n;
     });
   }
-  const spec = a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16_KV : QK_NORM_ROPE_PAIR_KV;
+  const spec = a.freqFactors
+    ? a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16_KV_FF : QK_NORM_ROPE_PAIR_KV_FF
+    : a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16_KV : QK_NORM_ROPE_PAIR_KV;
   const launch = await buildSteps(
     ctx,
     'qk_norm_rope_kv',
@@ -1155,6 +1186,8 @@ export interface ElementwiseArgs {
   /** must not overlap a or b */
   out: BufferRef;
   n: number;
+  /** add only: b is one row of bWidth values broadcast over out's rows (a bias); default 0 = b has n values */
+  bWidth?: number;
   workgroupSize?: number;
 }
 
@@ -1166,9 +1199,11 @@ async function createElementwise(ctx: GPUContext, kind: 'add' | 'swiglu', e: Ele
   const a = e.a ? unref(e.a) : undefined;
   const b = unref(e.b);
   const out = unref(e.out);
+  const bWidth = e.bWidth ?? 0;
+  if (bWidth && kind !== 'add') throw new KernelError('swiglu: bWidth is for add only');
   const check = (n: number) => {
     if (a) need(`${kind} a`, a, n);
-    need(`${kind} b`, b, n);
+    need(`${kind} b`, b, bWidth || n);
     need(`${kind} out`, out, n);
   };
   check(e.n);
@@ -1176,7 +1211,7 @@ async function createElementwise(ctx: GPUContext, kind: 'add' | 'swiglu', e: Ele
   const buffers: Record<string, GPUBuffer> = { b: b.buffer, out: out.buffer };
   if (a) buffers.a = a.buffer;
   const plan: DispatchPlan = {
-    uniform: { n: e.n, a_offset: a?.offset ?? 0, b_offset: b.offset, out_offset: out.offset },
+    uniform: { n: e.n, a_offset: a?.offset ?? 0, b_offset: b.offset, out_offset: out.offset, b_width: bWidth },
     buffers,
     workgroups: [gx, gy, 1],
   };

@@ -46,7 +46,7 @@ export interface GpuDeltaNetWeights {
   wOut: WeightTensor; // ssm_out [V, E]
 }
 
-/** The qwen35moe shared expert with its scalar sigmoid gate. */
+/** The shared expert with its scalar sigmoid gate (qwen35moe, qwen2moe). */
 export interface GpuSharedExpertWeights {
   /** ffn_gate_shexp | ffn_up_shexp: output row [gate F | up F] */
   gateUp: Projection[];
@@ -73,7 +73,7 @@ export function deltaNetProjWidth(h: Qwen35Config): number {
  * Projections sharing one input: consecutive tensors of the same type are uploaded as one weight
  * (rows concatenated); each gets the offset of its rows in the shared output row.
  */
-async function fused(t: TensorLoader, label: string, names: string[]): Promise<Projection[]> {
+export async function fusedProjections(t: TensorLoader, label: string, names: string[]): Promise<Projection[]> {
   const rowsOf = (n: string) => t.info(n).shape.slice(1).reduce((a, b) => a * b, 1);
   const out: Projection[] = [];
   let offset = 0;
@@ -109,7 +109,7 @@ export async function loadQwen35Layer(t: TensorLoader, c: ModelConfig & { qwen35
   if (c.qwen35.recurrent[i]) {
     mixer = {
       kind: 'deltanet',
-      proj: await fused(t, b + 'deltanet_in', [b + 'attn_qkv.weight', b + 'attn_gate.weight', b + 'ssm_beta.weight', b + 'ssm_alpha.weight']),
+      proj: await fusedProjections(t, b + 'deltanet_in', [b + 'attn_qkv.weight', b + 'attn_gate.weight', b + 'ssm_beta.weight', b + 'ssm_alpha.weight']),
       conv: await t.vector(b + 'ssm_conv1d.weight'),
       dtBias: await t.vector(b + 'ssm_dt.bias'),
       a: await t.vector(b + 'ssm_a'),
@@ -142,7 +142,7 @@ export async function loadQwen35Layer(t: TensorLoader, c: ModelConfig & { qwen35
     const [gateExps, upExps] = await t.pair(b + 'ffn_gate_exps.weight', b + 'ffn_up_exps.weight');
     const ffn: GpuMoeWeights = { kind: 'moe', router, gateExps, upExps, downExps: await t.matrix(b + 'ffn_down_exps.weight') };
     const shared: GpuSharedExpertWeights = {
-      gateUp: await fused(t, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
+      gateUp: await fusedProjections(t, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
       gateInp: await t.vector(b + 'ffn_gate_inp_shexp.weight'),
       down: await t.matrix(b + 'ffn_down_shexp.weight'),
     };

@@ -29,11 +29,11 @@
 // buffer is listed once in GpuWeights.buffers (freeWeights destroys them).
 import { dequantize } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes, type GGUFTensorInfo } from '../../gguf/types.js';
-import { checkTensor, expectedTensors, isQwen35, validateTensors, type ModelConfig } from '../config.js';
-import { AbortError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
+import { checkTensor, expertTensorNames, expectedTensors, isQwen35, validateTensors, type ModelConfig } from '../config.js';
+import { AbortError, ModelFormatError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { coLocatedLayout, KERNEL_TYPES, pairUnitsThatFit, type WeightPart, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { loadQwen35Layer, type GpuQwen35Layer } from './qwen35-weights.js';
+import { fusedProjections, loadQwen35Layer, type GpuQwen35Layer, type GpuSharedExpertWeights } from './qwen35-weights.js';
 
 /** What the loader needs from an opened GGUF file (gguf/reader.ts GGUFFile satisfies it). */
 export interface GGUFTensorReader {
@@ -60,10 +60,19 @@ export interface GpuLayerWeights {
   wk: WeightTensor; // [nEmbd, nHeadKv·headDimK]
   wv: WeightTensor; // [nEmbd, nHeadKv·headDimV]
   wo: WeightTensor; // [nHead·headDimV, nEmbd]
-  qNorm: GPUBuffer; // f32 [headDimK]
-  kNorm: GPUBuffer; // f32 [headDimK]
+  /** attn_q_norm / attn_k_norm: f32 [headDimK] (qkNorm 'head'), [nHead·headDimK] / [nHeadKv·headDimK] ('full'); null ('none') */
+  qNorm: GPUBuffer | null;
+  kNorm: GPUBuffer | null;
+  /** attn_q/k/v.bias f32 [nHead·headDimK] / [nHeadKv·headDimK] / [nHeadKv·headDimV] (qkvBias); null otherwise */
+  bq: GPUBuffer | null;
+  bk: GPUBuffer | null;
+  bv: GPUBuffer | null;
+  /** attn_output.bias f32 [nEmbd] (outBias); null otherwise */
+  bo: GPUBuffer | null;
   ffnNorm: GPUBuffer; // f32 [nEmbd]
   ffn: GpuMoeWeights | GpuDenseWeights;
+  /** the shared expert (ffnKind 'moe+shared': qwen2moe) */
+  shared?: GpuSharedExpertWeights;
 }
 
 export interface GpuMoeWeights {
@@ -83,6 +92,8 @@ export interface GpuDenseWeights {
 
 export interface GpuWeights {
   tokEmbd: WeightTensor; // [nEmbd, nVocab]
+  /** rope_freqs f32 [nRot/2] (llama3's frequency factors), when the file has it */
+  ropeFreqs?: GPUBuffer | null;
   /** the transformer blocks (qwen3moe, qwen3); empty for the hybrids */
   layers: GpuLayerWeights[];
   /** qwen35moe / qwen35: the hybrid's blocks (src/gpu/qwen35-weights.ts) */
@@ -348,6 +359,22 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     };
   };
 
+  /** Mixtral's older per-expert matrices as one expert stack [cols, rows, nExpert] (splits on whole experts). */
+  const stackSource = (label: string, names: string[]): Source => {
+    const first = infos.get(names[0]!)!;
+    for (const n of names) {
+      const info = infos.get(n)!;
+      if (info.type !== first.type || info.shape.join() !== first.shape.join()) {
+        throw new ModelFormatError(`tensor ${n} differs in type or shape from ${first.name}: the experts of one layer must match`);
+      }
+    }
+    const perExpert = first.shape[1]!;
+    const src = rowsSource(label, names.map((name) => ({ name, firstRow: 0, nRows: perExpert })));
+    return { ...src, shape: [first.shape[0]!, perExpert, names.length], splitRows: perExpert };
+  };
+  /** An expert stack by its tensor names: one stacked tensor, or one matrix per expert. */
+  const expertSource = (names: string[]): Source => (names.length === 1 ? tensorSource(names[0]!) : stackSource(names[0]!.replace(/\.0\.weight$/, '_exps(per expert)'), names));
+
   /** Rows per part of one source alone, split on multiples of splitRows. */
   const rowsPerPart = (s: Source): number => {
     const units = Math.floor((maxPart - 4) / (s.rowBytes * s.splitRows));
@@ -435,31 +462,44 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
       hybrid = [];
       for (let i = 0; i < config.nLayer; i++) hybrid.push(await loadQwen35Layer(loader, config, i));
     }
+    const at = config.attention;
+    const ropeFreqs = at.ropeFreqs ? await vector('rope_freqs.weight') : null;
     for (let i = 0; i < (hybrid ? 0 : config.nLayer); i++) {
       const b = `blk.${i}.`;
       const attnNorm = await vector(b + 'attn_norm.weight');
       const [wq, wk, wv] = (await group([b + 'attn_q.weight', b + 'attn_k.weight', b + 'attn_v.weight'].map(tensorSource))) as [WeightTensor, WeightTensor, WeightTensor];
+      const bias = async (name: string, has: boolean) => (has ? vector(b + name) : null);
+      const [bq, bk, bv] = [await bias('attn_q.bias', at.qkvBias), await bias('attn_k.bias', at.qkvBias), await bias('attn_v.bias', at.qkvBias)];
       const wo = await matrix(b + 'attn_output.weight');
-      const qNorm = await vector(b + 'attn_q_norm.weight');
-      const kNorm = await vector(b + 'attn_k_norm.weight');
+      const bo = await bias('attn_output.bias', at.outBias);
+      const qNorm = await bias('attn_q_norm.weight', at.qkNorm !== 'none');
+      const kNorm = await bias('attn_k_norm.weight', at.qkNorm !== 'none');
       const ffnNorm = await vector(b + 'ffn_norm.weight');
       let ffn: GpuMoeWeights | GpuDenseWeights;
-      if (config.arch === 'qwen3moe') {
+      let shared: GpuSharedExpertWeights | undefined;
+      if (config.ffnKind !== 'dense') {
         const router = await matrix(b + 'ffn_gate_inp.weight');
-        const [gateExps, upExps] = await loader.pair(b + 'ffn_gate_exps.weight', b + 'ffn_up_exps.weight');
-        ffn = { kind: 'moe', router, gateExps, upExps, downExps: await matrix(b + 'ffn_down_exps.weight') };
+        const [gateExps, upExps] = await pair(expertSource(expertTensorNames(config, i, 'gate')), expertSource(expertTensorNames(config, i, 'up')));
+        ffn = { kind: 'moe', router, gateExps, upExps, downExps: await solo(expertSource(expertTensorNames(config, i, 'down'))) };
+        if (config.ffnKind === 'moe+shared') {
+          shared = {
+            gateUp: await fusedProjections(loader, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
+            gateInp: await vector(b + 'ffn_gate_inp_shexp.weight'),
+            down: await matrix(b + 'ffn_down_shexp.weight'),
+          };
+        }
       } else {
         const [gate, up] = await loader.pair(b + 'ffn_gate.weight', b + 'ffn_up.weight');
         ffn = { kind: 'dense', gate, up, down: await matrix(b + 'ffn_down.weight') };
       }
-      layers.push({ attnNorm, wq, wk, wv, wo, qNorm, kNorm, ffnNorm, ffn });
+      layers.push({ attnNorm, wq, wk, wv, bq, bk, bv, wo, bo, qNorm, kNorm, ffnNorm, ffn, ...(shared ? { shared } : {}) });
     }
     const outputNorm = await vector('output_norm.weight');
     const output = config.tiedEmbeddings ? tokEmbd : await matrix('output.weight');
     ctx.queue.submit([]);
     await ctx.track(ctx.queue.onSubmittedWorkDone());
     checkAbort();
-    return { tokEmbd, layers, ...(hybrid ? { hybrid } : {}), outputNorm, output, bytes: buffers.reduce((s, b) => s + b.size, 0), buffers };
+    return { tokEmbd, ropeFreqs, layers, ...(hybrid ? { hybrid } : {}), outputNorm, output, bytes: buffers.reduce((s, b) => s + b.size, 0), buffers };
   } catch (e) {
     if (!ctx.isLost) for (const b of buffers) ctx.destroyBuffer(b);
     throw e;
