@@ -4,7 +4,7 @@ import { GGUFValueType, type GGUFMetadataEntry, type GGUFTensorInfo, type GGUFVa
 import { ModelFormatError, UnsupportedArchitectureError } from './errors.js';
 
 /** Architectures (`general.architecture`) moet runs. */
-export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35', 'llama', 'olmoe', 'qwen2moe'] as const;
+export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35', 'llama', 'olmoe', 'qwen2moe', 'deepseek2'] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 /**
@@ -36,10 +36,45 @@ export interface AttentionSpec {
   ropeFreqScale: number;
 }
 
-/** The router of an MoE FFN: softmax over all experts → top-k → (renormalize) → (scale). */
+/**
+ * The router of an MoE FFN (llama.cpp build_moe_ffn): p = softmax(z) or sigmoid(z) over all experts;
+ * selection by top-k of p + bias (exp_probs_b, DeepSeek-V3) within the best `groupsUsed` of `groups`
+ * expert groups (a group scores the sum of its two best); weights = the chosen p, divided by
+ * their sum when `normalize`, times `scale`.
+ */
 export interface RouterSpec {
+  gating: 'softmax' | 'sigmoid';
   /** weights = the k chosen probabilities divided by their sum (qwen3moe, Mixtral), or raw (olmoe, qwen2moe) */
   normalize: boolean;
+  /** exp_probs_b.bias [nExpert] added for the selection only (DeepSeek-V3) */
+  selectionBias: boolean;
+  /** expert_group_count (0 or 1: no groups) and expert_group_used_count */
+  groups: number;
+  groupsUsed: number;
+  /** expert_weights_scale (1 when absent or 0) */
+  scale: number;
+}
+
+/**
+ * Multi-head latent attention (deepseek2, in the absorbed form llama.cpp runs, attn_k_b / attn_v_b):
+ *   q = W_q·h (or W_q_b·RMSNorm(W_q_a·h), q_lora_rank > 0)             [nHead, qkNope + qkRope]
+ *   [c | k_pe] = W_kv_a·h;  c = RMSNorm(c) ⊙ kv_a_norm                  [kvLora], [qkRope]
+ *   per head: q_abs = W_k_b[h]·q_nope[h]   [kvLora];  q_pe, k_pe roped (adjacent pairs)
+ *   MQA over the cache of K = [c | k_pe] (kvLora + qkRope per token) with V = c, scale 1/√(qkNope + qkRope)
+ *   per head: o[h] = W_v_b[h]·(Σ softmax · c)   [vHead];  out = W_o·o
+ * In the config, headDimK = kvLora + qkRope and headDimV = kvLora (the cache rows), nHeadKv = 1.
+ */
+export interface MlaConfig {
+  /** attention.q_lora_rank (0: plain attn_q, as DeepSeek-V2-Lite) */
+  qLoraRank: number;
+  /** attention.kv_lora_rank */
+  kvLoraRank: number;
+  /** key_length_mla − rope.dimension_count */
+  qkNope: number;
+  /** rope.dimension_count */
+  qkRope: number;
+  /** value_length_mla */
+  vHead: number;
 }
 
 /** The FFN of a block: dense SwiGLU, routed experts, or routed experts + a sigmoid-gated shared expert (qwen2moe). */
@@ -120,6 +155,14 @@ export interface ModelConfig {
   nFfShexp: number;
   /** Mixtral's older layout: blk.N.ffn_{gate,up,down}.E.weight per expert instead of stacked ffn_*_exps */
   perExpertTensors: boolean;
+  /** the router (RouterSpec); normTopKProb is router.normalize */
+  router: RouterSpec;
+  /** leading_dense_block_count: layers 0 .. nLayerDenseLead − 1 have a dense FFN of nFf (deepseek2) */
+  nLayerDenseLead: number;
+  /** the shared expert's output is scaled by σ(ffn_gate_inp_shexp·h) (qwen2moe, qwen35moe) or not (deepseek2) */
+  sharedExpertGated: boolean;
+  /** deepseek2: multi-head latent attention */
+  mla?: MlaConfig;
   /** output.weight is absent: token_embd.weight is the LM head */
   tiedEmbeddings: boolean;
   /** rope.scaling.type when present and neither "none" nor "linear" (moet does not implement it: YaRN, longrope …) */
@@ -270,6 +313,7 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
   let nExpertUsed = 0;
   let nFfExp = 0;
   const expertCount = num(metadata, k('expert_count'), arch) ?? 0;
+  const isDeepseek = arch === 'deepseek2';
   const ffnKind: FfnKind = spec ? (spec.ffn === 'by-expert-count' ? (expertCount > 0 ? 'moe' : 'dense') : spec.ffn) : arch === 'qwen35' ? 'dense' : 'moe+shared';
   if (ffnKind === 'dense') {
     nFf = int('feed_forward_length');
@@ -288,13 +332,24 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
       }
       nFfExp = positiveInt(ffExp ?? Math.floor(nFf / nExpertUsed), k('expert_feed_forward_length'), arch);
     }
-    const weightsScale = num(metadata, k('expert_weights_scale'), arch);
-    if (weightsScale !== undefined && weightsScale !== 0 && weightsScale !== 1) {
-      throw new UnsupportedArchitectureError(`${arch}: expert_weights_scale ${weightsScale} is not implemented (only 1)`);
-    }
   }
+  const router: RouterSpec = routerConfig(metadata, arch, nExpert, nExpertUsed, spec ? spec.normalizeRouter : arch === 'qwen35moe', isDeepseek);
   const shexp = num(metadata, k('expert_shared_feed_forward_length'), arch);
-  const nFfShexp = ffnKind === 'moe+shared' ? positiveInt(shexp ?? nFf, k('expert_shared_feed_forward_length'), arch) : 0;
+  let nFfShexp = ffnKind === 'moe+shared' ? positiveInt(shexp ?? nFf, k('expert_shared_feed_forward_length'), arch) : 0;
+  let nLayerDenseLead = 0;
+  let mla: MlaConfig | undefined;
+  if (isDeepseek) {
+    // deepseek2 (llama.cpp src/models/deepseek2.cpp): shared experts = expert_shared_count × the expert width, ungated
+    const nShared = int('expert_shared_count');
+    nFfShexp = nShared * nFfExp;
+    nLayerDenseLead = num(metadata, k('leading_dense_block_count'), arch) ?? 0;
+    if (!(Number.isInteger(nLayerDenseLead) && nLayerDenseLead >= 0 && nLayerDenseLead <= nLayer)) {
+      throw new UnsupportedArchitectureError(`${arch}: leading_dense_block_count ${nLayerDenseLead} must be within 0..block_count ${nLayer}`);
+    }
+    if (nLayerDenseLead > 0) nFf = int('feed_forward_length');
+    mla = mlaConfig(metadata, arch, nRot, headDimK, headDimV, nHeadKv, tensors);
+    router.selectionBias = tensors.has(`blk.${nLayerDenseLead}.exp_probs_b.bias`);
+  }
 
   // The block's variation points (the hybrids record their own blocks; their attention is Qwen3's).
   const has = (name: string) => tensors.has(name);
@@ -302,11 +357,12 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
   const qkvBias = bias === 'required' || (bias === 'optional' && has('blk.0.attn_q.bias'));
   const ropeFreqScale = typeof scalingType === 'string' && scalingType === 'linear' && scalingFactor ? Math.fround(1 / scalingFactor) : 1;
   const attention: AttentionSpec = {
-    rope: spec?.rope ?? 'neox',
-    qkNorm: spec?.qkNorm ?? 'head',
+    rope: spec?.rope ?? (isDeepseek ? 'norm' : 'neox'),
+    qkNorm: spec?.qkNorm ?? (isDeepseek ? 'none' : 'head'),
     qkvBias,
     outBias: spec?.outBias === 'optional' && has('blk.0.attn_output.bias'),
-    scale: Math.fround(1 / Math.fround(Math.sqrt(headDimK))),
+    // MLA: the scale of the uncompressed head (qk_nope + qk_rope), not of the cache row
+    scale: Math.fround(1 / Math.fround(Math.sqrt(mla ? mla.qkNope + mla.qkRope : headDimK))),
     ropeFreqs: !!spec?.llamaExtras && has('rope_freqs.weight'),
     ropeFreqScale,
   };
@@ -320,12 +376,74 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
   return {
     arch, nLayer: qwen35 ? nLayer - qwen35.nLayerNextn : nLayer, nEmbd, nHead, nHeadKv, headDimK, headDimV, nRot, ropeBase, rmsEps, nVocab, nCtxTrain,
     nFf, nExpert, nExpertUsed, nFfExp,
-    normTopKProb: spec ? spec.normalizeRouter : arch === 'qwen35moe',
+    normTopKProb: router.normalize,
     tiedEmbeddings: !tensors.has('output.weight'),
     ropeScalingType,
-    attention, ffnKind, nFfShexp, perExpertTensors,
+    attention, ffnKind, nFfShexp, perExpertTensors, router, nLayerDenseLead,
+    sharedExpertGated: ffnKind === 'moe+shared' && !isDeepseek,
+    ...(mla ? { mla } : {}),
     ...(qwen35 ? { qwen35 } : {}),
   };
+}
+
+/**
+ * The router's keys (llama.cpp load_hparams / deepseek2's load_arch_hparams): expert_gating_func
+ * (1 softmax, 2 sigmoid; deepseek2 files without it are V2: softmax), expert_weights_norm
+ * (deepseek2; the other architectures fix it), expert_weights_scale, expert_group_count /
+ * expert_group_used_count. Other architectures accept only what they implement.
+ */
+function routerConfig(md: Metadata, arch: Architecture, nExpert: number, k: number, normalize: boolean, deepseek: boolean): RouterSpec {
+  const key = (name: string) => `${arch}.${name}`;
+  const gatingFunc = num(md, key('expert_gating_func'), arch) ?? 0;
+  if (![0, 1, 2].includes(gatingFunc)) {
+    throw new UnsupportedArchitectureError(`${arch}: expert_gating_func ${gatingFunc} is not implemented (1 softmax, 2 sigmoid)`);
+  }
+  const gating = gatingFunc === 2 ? 'sigmoid' : 'softmax';
+  const scaleKey = num(md, key('expert_weights_scale'), arch);
+  const scale = scaleKey === undefined || scaleKey === 0 ? 1 : scaleKey;
+  const groups = num(md, key('expert_group_count'), arch) ?? 0;
+  const groupsUsed = num(md, key('expert_group_used_count'), arch) ?? 0;
+  if (!deepseek) {
+    if (gating !== 'softmax') throw new UnsupportedArchitectureError(`${arch}: expert_gating_func ${gatingFunc} is not implemented for ${arch}`);
+    if (scale !== 1) throw new UnsupportedArchitectureError(`${arch}: expert_weights_scale ${scale} is not implemented for ${arch} (only 1)`);
+    if (groups > 1) throw new UnsupportedArchitectureError(`${arch}: expert groups are not implemented for ${arch}`);
+    return { gating, normalize, selectionBias: false, groups: 0, groupsUsed: 0, scale: 1 };
+  }
+  const norm = md.get(key('expert_weights_norm'))?.value;
+  if (groups > 1) {
+    if (!(Number.isInteger(groups) && nExpert % groups === 0 && groupsUsed >= 1 && groupsUsed < groups)) {
+      throw new UnsupportedArchitectureError(`${arch}: expert_group_count ${groups} must divide expert_count ${nExpert}, with 1 ≤ expert_group_used_count ${groupsUsed} < ${groups}`);
+    }
+    if ((nExpert / groups) * groupsUsed < k) {
+      throw new UnsupportedArchitectureError(`${arch}: ${groupsUsed} groups of ${nExpert / groups} experts cannot hold expert_used_count ${k}`);
+    }
+    if (nExpert / groups < 2) throw new UnsupportedArchitectureError(`${arch}: a group scores its two best experts; groups of ${nExpert / groups} are too small`);
+  }
+  return { gating, normalize: norm === true || norm === 1, selectionBias: true, groups: groups > 1 ? groups : 0, groupsUsed: groups > 1 ? groupsUsed : 0, scale };
+}
+
+/** deepseek2's MLA geometry (MlaConfig). Only the absorbed form (attn_k_b / attn_v_b) is run. */
+function mlaConfig(md: Metadata, arch: Architecture, nRot: number, headDimK: number, headDimV: number, nHeadKv: number, tensors: Map<string, GGUFTensorInfo>): MlaConfig {
+  const key = (name: string) => `${arch}.${name}`;
+  const kvLoraRank = positiveInt(required(md, key('attention.kv_lora_rank'), arch), key('attention.kv_lora_rank'), arch);
+  const qLoraRank = num(md, key('attention.q_lora_rank'), arch) ?? 0;
+  const kMla = num(md, key('attention.key_length_mla'), arch);
+  const vMla = num(md, key('attention.value_length_mla'), arch);
+  if (kMla === undefined || vMla === undefined) {
+    const legacy = tensors.has('blk.0.attn_kv_b.weight');
+    throw new UnsupportedArchitectureError(
+      `${arch}: ${key('attention.key_length_mla')} / value_length_mla are missing` +
+        (legacy ? ': this is an older conversion with attn_kv_b; moet runs the absorbed MLA form (attn_k_b / attn_v_b): re-convert it with a current convert_hf_to_gguf.py' : ''),
+    );
+  }
+  const qkNope = kMla - nRot;
+  if (!(qkNope >= 1)) throw new UnsupportedArchitectureError(`${arch}: key_length_mla ${kMla} must exceed rope.dimension_count ${nRot}`);
+  if (headDimK !== kvLoraRank + nRot || headDimV !== kvLoraRank || nHeadKv !== 1) {
+    throw new UnsupportedArchitectureError(
+      `${arch}: MLA files have key_length = kv_lora_rank + rope dims (${kvLoraRank + nRot}), value_length = kv_lora_rank (${kvLoraRank}) and head_count_kv 1; got ${headDimK}, ${headDimV}, ${nHeadKv}`,
+    );
+  }
+  return { qLoraRank, kvLoraRank, qkNope, qkRope: nRot, vHead: positiveInt(vMla, key('attention.value_length_mla'), arch) };
 }
 
 /** The qwen35moe / qwen35 keys (llama.cpp's load_arch_hparams for LLM_ARCH_QWEN35MOE / QWEN35). */
@@ -391,6 +509,7 @@ export interface ExpectedTensor {
 /** Every tensor the model needs, in file order, with its expected shape (ggml order, ne0 first). */
 export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
   if (isQwen35(c)) return expectedTensorsQwen35(c);
+  if (c.mla) return expectedTensorsDeepseek2(c, c.mla);
   const out: ExpectedTensor[] = [{ name: 'token_embd.weight', shape: [c.nEmbd, c.nVocab] }];
   const at = c.attention;
   const q = c.nHead * c.headDimK;
@@ -433,6 +552,58 @@ export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
   out.push({ name: 'output_norm.weight', shape: [c.nEmbd] });
   if (!c.tiedEmbeddings) out.push({ name: 'output.weight', shape: [c.nEmbd, c.nVocab] });
   return out;
+}
+
+/** deepseek2 (src/models/deepseek2.cpp load_arch_tensors), absorbed MLA form; MTP blocks are not listed. */
+function expectedTensorsDeepseek2(c: ModelConfig, m: MlaConfig): ExpectedTensor[] {
+  const out: ExpectedTensor[] = [{ name: 'token_embd.weight', shape: [c.nEmbd, c.nVocab] }];
+  const kHead = m.qkNope + m.qkRope;
+  for (let i = 0; i < c.nLayer; i++) {
+    const b = `blk.${i}.`;
+    out.push({ name: b + 'attn_norm.weight', shape: [c.nEmbd] });
+    if (m.qLoraRank > 0) {
+      out.push(
+        { name: b + 'attn_q_a.weight', shape: [c.nEmbd, m.qLoraRank] },
+        { name: b + 'attn_q_a_norm.weight', shape: [m.qLoraRank] },
+        { name: b + 'attn_q_b.weight', shape: [m.qLoraRank, c.nHead * kHead] },
+      );
+    } else {
+      out.push({ name: b + 'attn_q.weight', shape: [c.nEmbd, c.nHead * kHead] });
+    }
+    out.push(
+      { name: b + 'attn_kv_a_mqa.weight', shape: [c.nEmbd, m.kvLoraRank + m.qkRope] },
+      { name: b + 'attn_kv_a_norm.weight', shape: [m.kvLoraRank] },
+      { name: b + 'attn_k_b.weight', shape: [m.qkNope, m.kvLoraRank, c.nHead] },
+      { name: b + 'attn_v_b.weight', shape: [m.kvLoraRank, m.vHead, c.nHead] },
+      { name: b + 'attn_output.weight', shape: [c.nHead * m.vHead, c.nEmbd] },
+      { name: b + 'ffn_norm.weight', shape: [c.nEmbd] },
+    );
+    if (i < c.nLayerDenseLead) {
+      out.push(
+        { name: b + 'ffn_gate.weight', shape: [c.nEmbd, c.nFf] },
+        { name: b + 'ffn_up.weight', shape: [c.nEmbd, c.nFf] },
+        { name: b + 'ffn_down.weight', shape: [c.nFf, c.nEmbd] },
+      );
+      continue;
+    }
+    out.push({ name: b + 'ffn_gate_inp.weight', shape: [c.nEmbd, c.nExpert] });
+    // exp_probs_b: optional (V2 has none, V3 / R1 do); when the first MoE layer has it, every one must
+    if (c.router.selectionBias) out.push({ name: b + 'exp_probs_b.bias', shape: [c.nExpert] });
+    out.push(...expertTensors(c, i));
+    out.push(
+      { name: b + 'ffn_gate_shexp.weight', shape: [c.nEmbd, c.nFfShexp] },
+      { name: b + 'ffn_up_shexp.weight', shape: [c.nEmbd, c.nFfShexp] },
+      { name: b + 'ffn_down_shexp.weight', shape: [c.nFfShexp, c.nEmbd] },
+    );
+  }
+  out.push({ name: 'output_norm.weight', shape: [c.nEmbd] });
+  if (!c.tiedEmbeddings) out.push({ name: 'output.weight', shape: [c.nEmbd, c.nVocab] });
+  return out;
+}
+
+/** The FFN of layer il: dense for deepseek2's leading dense layers, else the model's FfnKind. */
+export function layerFfnKind(c: ModelConfig, il: number): FfnKind {
+  return il < c.nLayerDenseLead ? 'dense' : c.ffnKind;
 }
 
 /**

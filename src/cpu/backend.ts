@@ -4,9 +4,10 @@
 import { dequantize } from '../../gguf/quants.js';
 import { GGML_TYPE_INFO, GGMLType, type GGUFTensorInfo } from '../../gguf/types.js';
 import type { Backend, BackendSequence, EvalOptions, Numerics } from '../backend.js';
-import { checkTensor, expectedTensors, isQwen35, type ModelConfig } from '../config.js';
+import { checkTensor, expectedTensors, isQwen35, layerFfnKind, type ModelConfig } from '../config.js';
 import { AbortError, ContextOverflowError, DisposedError, ModelFormatError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
-import { forward, KVCache, type CpuWeights, type LayerWeights, type OnTensor } from './forward.js';
+import { forward, KVCache, type CpuWeights, type LayerWeights, type MlaLayerWeights, type OnTensor } from './forward.js';
+import type { MlaWeights } from './mla.js';
 import { dequantizeRow, type QuantMatrix, type QuantMatrixStack } from './ops.js';
 import { readDenseFfn } from './qwen3.js';
 import { readMoeFfn, readSharedMoeFfn } from './qwen3moe.js';
@@ -193,9 +194,30 @@ export class CpuBackend implements Backend {
     const at = config.attention;
     const tokEmbd = await mat('token_embd.weight');
     const ropeFreqs = at.ropeFreqs ? await vec('rope_freqs.weight') : null;
-    const layers: LayerWeights[] = [];
+    const layers: (LayerWeights | MlaLayerWeights)[] = [];
+    const ffnOf = async (i: number) => {
+      const kind = layerFfnKind(config, i);
+      return kind === 'moe' ? await readMoeFfn(r, config, i) : kind === 'moe+shared' ? await readSharedMoeFfn(r, config, i) : await readDenseFfn(r, `blk.${i}.`);
+    };
     for (let i = 0; i < config.nLayer; i++) {
       const b = `blk.${i}.`;
+      if (config.mla) {
+        const lora = config.mla.qLoraRank > 0;
+        const mla: MlaWeights = {
+          kind: 'mla',
+          wq: lora ? null : await mat(b + 'attn_q.weight'),
+          wqA: lora ? await mat(b + 'attn_q_a.weight') : null,
+          qANorm: lora ? await vec(b + 'attn_q_a_norm.weight') : null,
+          wqB: lora ? await mat(b + 'attn_q_b.weight') : null,
+          wkvA: await mat(b + 'attn_kv_a_mqa.weight'),
+          kvANorm: await vec(b + 'attn_kv_a_norm.weight'),
+          wkB: await r.stack(b + 'attn_k_b.weight'),
+          wvB: await r.stack(b + 'attn_v_b.weight'),
+          wo: await mat(b + 'attn_output.weight'),
+        };
+        layers.push({ attnNorm: await vec(b + 'attn_norm.weight'), mla, ffnNorm: await vec(b + 'ffn_norm.weight'), ffn: await ffnOf(i) });
+        continue;
+      }
       const layer: LayerWeights = {
         attnNorm: await vec(b + 'attn_norm.weight'),
         wq: await mat(b + 'attn_q.weight'),
@@ -209,10 +231,7 @@ export class CpuBackend implements Backend {
         qNorm: at.qkNorm !== 'none' ? await vec(b + 'attn_q_norm.weight') : null,
         kNorm: at.qkNorm !== 'none' ? await vec(b + 'attn_k_norm.weight') : null,
         ffnNorm: await vec(b + 'ffn_norm.weight'),
-        ffn:
-          config.ffnKind === 'moe' ? await readMoeFfn(r, config, i)
-          : config.ffnKind === 'moe+shared' ? await readSharedMoeFfn(r, config, i)
-          : await readDenseFfn(r, b),
+        ffn: await ffnOf(i),
       };
       layers.push(layer);
     }

@@ -10,6 +10,7 @@ import type { ModelConfig } from '../config.js';
 import { add, addBias, attention, embedRow, matMul, rmsNorm, rope, roundToF16, type QuantMatrix, type RopeSpec } from './ops.js';
 import { denseFfn, type DenseFfnWeights } from './qwen3.js';
 import { moeFfn, moeRouting, sharedMoeFfn, type MoeFfnWeights, type MoeRouting, type SharedMoeFfnWeights } from './qwen3moe.js';
+import { mlaAttentionBlock, type MlaWeights } from './mla.js';
 
 /** Weights of one transformer block (norms as f32, matrices still quantized). */
 export interface LayerWeights {
@@ -31,11 +32,19 @@ export interface LayerWeights {
   ffn: MoeFfnWeights | DenseFfnWeights | SharedMoeFfnWeights;
 }
 
+/** A deepseek2 block: multi-head latent attention (mla.ts) and the FFN. */
+export interface MlaLayerWeights {
+  attnNorm: Float32Array; // [nEmbd]
+  mla: MlaWeights;
+  ffnNorm: Float32Array; // [nEmbd]
+  ffn: MoeFfnWeights | DenseFfnWeights | SharedMoeFfnWeights;
+}
+
 export interface CpuWeights {
   tokEmbd: QuantMatrix; // [nVocab rows of nEmbd]
   /** rope_freqs [nRot/2] (llama3's frequency factors), when the file has it */
   ropeFreqs?: Float32Array | null;
-  layers: LayerWeights[];
+  layers: (LayerWeights | MlaLayerWeights)[];
   outputNorm: Float32Array; // [nEmbd]
   /** the LM head [nEmbd → nVocab]; the same object as tokEmbd when embeddings are tied */
   output: QuantMatrix;
@@ -212,7 +221,7 @@ export function attentionBlock(
  * `first` earlier tokens (router only, no experts), put in front of the router's intermediates of
  * the output rows, so that routing traces cover every token. x, attnOut: [n, nEmbd] of the layer.
  */
-function withEarlierRouting(cfg: ModelConfig, L: LayerWeights, f: MoeFfnWeights, x: Float32Array, attnOut: Float32Array, first: number, emit: Emit): Emit {
+function withEarlierRouting(cfg: ModelConfig, L: Pick<LayerWeights, 'ffnNorm'>, f: MoeFfnWeights, x: Float32Array, attnOut: Float32Array, first: number, emit: Emit): Emit {
   const E = cfg.nEmbd;
   const h = new Float32Array(first * E); // [first, nEmbd]
   add(h, x.subarray(0, first * E), attnOut.subarray(0, first * E));
@@ -256,7 +265,8 @@ export function forward(cfg: ModelConfig, w: CpuWeights, cache: KVCache, tokens:
   const rows = n - first;
   for (let il = 0; il < cfg.nLayer; il++) {
     const L = w.layers[il]!;
-    let attnOut = attentionBlock(cfg, L, cache, il, x, n, pos0, emit, w.ropeFreqs ?? null); // [n, nEmbd]
+    // x → Wo·attention(RMSNorm(x)): the transformer family's attention, or deepseek2's latent attention   [n, nEmbd]
+    let attnOut = 'mla' in L ? mlaAttentionBlock(cfg, cfg.mla!, L.attnNorm, L.mla, cache, il, x, n, pos0, emit) : attentionBlock(cfg, L, cache, il, x, n, pos0, emit, w.ropeFreqs ?? null);
     // like llama.cpp (inp_out_ids): after the last layer's attention only the output rows go on
     // (the FFN then runs on `rows` tokens, which picks llama.cpp's kernels for that count)
     const m = il === cfg.nLayer - 1 && opts.numerics === 'llamacpp' ? rows : n;

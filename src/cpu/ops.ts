@@ -315,6 +315,67 @@ export function moeRoute(logits: Float32Array, k: number, normalize: boolean): {
   return { ids, weights, probs };
 }
 
+/** How a router turns logits into the chosen experts and their weights (config.ts RouterSpec). */
+export interface RouteSpec {
+  gating: 'softmax' | 'sigmoid';
+  normalize: boolean;
+  /** expert groups (0: none) and how many of them the selection may use */
+  groups: number;
+  groupsUsed: number;
+  /** weights × scale (1: none) */
+  scale: number;
+}
+
+/**
+ * The general router of llama.cpp's build_moe_ffn for one token: p = softmax(z) or sigmoid(z);
+ * selection scores s = p + bias (bias: exp_probs_b, may be null); with groups, only the experts of
+ * the `groupsUsed` groups whose two best s sum highest stay eligible (the rest are −∞); ids = top-k
+ * of s (descending, ties → lower id); weights = p[ids], divided by max(Σ, 6.1e-5) when `normalize`,
+ * times `scale`. `moeRoute` is the softmax case without bias or groups.
+ */
+export function moeRouteGeneral(logits: Float32Array, k: number, r: RouteSpec, bias: Float32Array | null): { ids: Int32Array; weights: Float32Array; probs: Float32Array } {
+  if (r.gating === 'softmax' && !bias && !(r.groups > 1) && r.scale === 1) return moeRoute(logits, k, r.normalize);
+  const n = logits.length;
+  if (!(k >= 1 && k <= n)) throw new RangeError(`top-k ${k} out of range 1..${n}`);
+  const probs = Float32Array.from(logits); // [nExpert]
+  if (r.gating === 'softmax') softmax(probs);
+  else for (let i = 0; i < n; i++) probs[i] = sigmoid(probs[i]!);
+  const sel = Float32Array.from(probs); // [nExpert] selection scores
+  if (bias) for (let i = 0; i < n; i++) sel[i] = sel[i]! + bias[i]!;
+  if (r.groups > 1) {
+    const per = n / r.groups;
+    const score = new Float32Array(r.groups); // [groups] sum of each group's two best
+    for (let g = 0; g < r.groups; g++) {
+      let a = -Infinity;
+      let b = -Infinity;
+      for (let i = g * per; i < (g + 1) * per; i++) {
+        const v = sel[i]!;
+        if (v > a) [a, b] = [v, a];
+        else if (v > b) b = v;
+      }
+      score[g] = a + b;
+    }
+    const order = Array.from({ length: r.groups }, (_, g) => g).sort((x, y) => score[y]! - score[x]! || x - y);
+    const keep = new Set(order.slice(0, r.groupsUsed));
+    for (let g = 0; g < r.groups; g++) if (!keep.has(g)) sel.fill(-Infinity, g * per, (g + 1) * per);
+  }
+  const order = Array.from({ length: n }, (_, i) => i);
+  order.sort((a, b) => sel[b]! - sel[a]! || a - b);
+  const ids = Int32Array.from(order.slice(0, k)); // [k]
+  const weights = new Float32Array(k); // [k]
+  let sum = 0;
+  for (let i = 0; i < k; i++) {
+    weights[i] = probs[ids[i]!]!;
+    sum = Math.fround(sum + weights[i]!);
+  }
+  if (r.normalize) {
+    const denom = Math.max(sum, MOE_RENORM_MIN);
+    for (let i = 0; i < k; i++) weights[i] = weights[i]! / denom;
+  }
+  if (r.scale !== 1) for (let i = 0; i < k; i++) weights[i] = weights[i]! * Math.fround(r.scale);
+  return { ids, weights, probs };
+}
+
 /** out[i] = a[i] + b[i]. out may alias a or b. */
 export function add(out: Float32Array, a: Float32Array, b: Float32Array): void {
   for (let i = 0; i < out.length; i++) out[i] = a[i]! + b[i]!;

@@ -7,7 +7,7 @@ import { GGMLType } from '../../gguf/types.js';
 import { expertTensorNames, type ModelConfig } from '../config.js';
 import type { WeightReader } from './backend.js';
 import type { Emit } from './forward.js';
-import { add, addScaled, expertSlice, matMul, moeRoute, sigmoid, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+import { add, addScaled, expertSlice, matMul, moeRouteGeneral, sigmoid, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
 
 export interface MoeFfnWeights {
   kind: 'moe';
@@ -15,6 +15,8 @@ export interface MoeFfnWeights {
   gateExps: QuantMatrixStack; // ffn_gate_exps [nEmbd → nFfExp] × nExpert
   upExps: QuantMatrixStack; // ffn_up_exps [nEmbd → nFfExp] × nExpert
   downExps: QuantMatrixStack; // ffn_down_exps [nFfExp → nEmbd] × nExpert
+  /** exp_probs_b [nExpert]: added to the probabilities for the selection only (DeepSeek-V3), else null */
+  selectionBias?: Float32Array | null;
 }
 
 /**
@@ -28,6 +30,7 @@ export async function readMoeFfn(r: WeightReader, cfg: ModelConfig, il: number):
     gateExps: await r.stack(expertTensorNames(cfg, il, 'gate')),
     upExps: await r.stack(expertTensorNames(cfg, il, 'up')),
     downExps: await r.stack(expertTensorNames(cfg, il, 'down')),
+    selectionBias: cfg.router.selectionBias ? await r.vec(`blk.${il}.exp_probs_b.bias`) : null,
   };
 }
 
@@ -35,7 +38,8 @@ export async function readMoeFfn(r: WeightReader, cfg: ModelConfig, il: number):
 export interface SharedMoeFfnWeights {
   kind: 'moe+shared';
   moe: MoeFfnWeights;
-  shGateInp: Float32Array; // ffn_gate_inp_shexp [E]: one gate logit per token
+  /** ffn_gate_inp_shexp [E]: one gate logit per token; null for an ungated shared expert (deepseek2) */
+  shGateInp: Float32Array | null;
   shGate: QuantMatrix; // ffn_gate_shexp [E → nFfShexp]
   shUp: QuantMatrix; // ffn_up_shexp [E → nFfShexp]
   shDown: QuantMatrix; // ffn_down_shexp [nFfShexp → E]
@@ -47,7 +51,7 @@ export async function readSharedMoeFfn(r: WeightReader, cfg: ModelConfig, il: nu
   return {
     kind: 'moe+shared',
     moe: await readMoeFfn(r, cfg, il),
-    shGateInp: await r.vec(b + 'ffn_gate_inp_shexp.weight'),
+    shGateInp: cfg.sharedExpertGated ? await r.vec(b + 'ffn_gate_inp_shexp.weight') : null,
     shGate: await r.mat(b + 'ffn_gate_shexp.weight'),
     shUp: await r.mat(b + 'ffn_up_shexp.weight'),
     shDown: await r.mat(b + 'ffn_down_shexp.weight'),
@@ -74,6 +78,10 @@ export function sharedMoeFfn(cfg: ModelConfig, f: SharedMoeFfnWeights, h: Float3
   const sh = new Float32Array(n * E); // [n, E]
   matMul(sh, f.shDown, a, n);
   emit('ffn_shexp', il, sh);
+  if (!f.shGateInp) {
+    add(out, out, sh); // deepseek2: shared experts ungated
+    return out;
+  }
 
   const gate = new Float32Array(n); // [n]
   const gateInp: QuantMatrix = { type: GGMLType.F32, rows: 1, cols: E, data: new Uint8Array(f.shGateInp.buffer, f.shGateInp.byteOffset, f.shGateInp.byteLength) };
@@ -97,7 +105,7 @@ export interface MoeRouting {
   ffn_moe_weights_norm: Float32Array; // [n, k] weights applied to the experts
 }
 
-/** Router of n tokens (h: [n, nEmbd] after ffn_norm): softmax → top-k → renormalize. */
+/** Router of n tokens (h: [n, nEmbd] after ffn_norm): softmax | sigmoid → (bias, groups) top-k → (renormalize) → (scale). */
 export function moeRouting(cfg: ModelConfig, f: MoeFfnWeights, h: Float32Array, n: number): MoeRouting {
   const X = cfg.nExpert;
   const K = cfg.nExpertUsed;
@@ -108,7 +116,7 @@ export function moeRouting(cfg: ModelConfig, f: MoeFfnWeights, h: Float32Array, 
   const wSel = new Float32Array(n * K); // [n, k] selected probabilities
   const wNorm = new Float32Array(n * K); // [n, k] weights applied to the experts
   for (let t = 0; t < n; t++) {
-    const r = moeRoute(logits.subarray(t * X, (t + 1) * X), K, cfg.normTopKProb);
+    const r = moeRouteGeneral(logits.subarray(t * X, (t + 1) * X), K, cfg.router, f.selectionBias ?? null);
     probs.set(r.probs, t * X);
     ids.set(r.ids, t * K);
     wNorm.set(r.weights, t * K);

@@ -1,0 +1,131 @@
+// deepseek2 beyond the golden tests (tests/golden: both deepseek2 fixtures vs llama.cpp): DeepSeek's
+// router (sigmoid gating, the exp_probs_b selection bias, group-limited top-k, renormalization and
+// scale) against a plain re-derivation, and the group restriction seen in a routing trace of the
+// V3-shaped fixture; the config of MLA files; malformed MLA files.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openGGUF } from '../../gguf/reader.js';
+import { writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
+import { moeRouteGeneral, type RouteSpec } from '../../src/cpu/ops.js';
+import { ModelFormatError, UnsupportedArchitectureError, loadModel } from '../../src/index.js';
+import { fixturePath } from '../fixtures/make.js';
+import { mulberry32 } from '../helpers/random.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'moet-deepseek2-'));
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+const sig = (x: number) => 1 / (1 + Math.exp(-x));
+
+describe("DeepSeek's router (moeRouteGeneral)", () => {
+  const V3: RouteSpec = { gating: 'sigmoid', normalize: true, groups: 4, groupsUsed: 2, scale: 2.5 };
+
+  it('sigmoid probabilities; the bias changes the selection, not the weights; weights renormalized and scaled', () => {
+    const z = Float32Array.from([0.1, 2, -1, 0.5, 1.9, 0, -2, 0.3]);
+    const noBias = moeRouteGeneral(z, 2, { ...V3, groups: 0, groupsUsed: 0 }, null);
+    expect(Array.from(noBias.ids)).toEqual([1, 4]);
+    // a bias that lifts expert 3 above expert 4 for the selection only
+    const bias = new Float32Array(8);
+    bias[3] = 0.5;
+    const r = moeRouteGeneral(z, 2, { ...V3, groups: 0, groupsUsed: 0 }, bias);
+    expect(Array.from(r.ids)).toEqual([3, 1]);
+    expect(r.probs[3]).toBeCloseTo(sig(0.5), 6); // unbiased
+    const sum = sig(0.5) + sig(2);
+    expect(r.weights[0]).toBeCloseTo((sig(0.5) / sum) * 2.5, 5);
+    expect(r.weights[1]).toBeCloseTo((sig(2) / sum) * 2.5, 5);
+  });
+
+  it('group-limited: only experts of the groupsUsed groups whose two best sum highest', () => {
+    const rand = mulberry32(7);
+    for (let trial = 0; trial < 200; trial++) {
+      const z = Float32Array.from({ length: 12 }, () => rand() * 4 - 2);
+      const bias = Float32Array.from({ length: 12 }, () => rand() * 0.2 - 0.1);
+      const r = moeRouteGeneral(z, 3, V3, bias);
+      const s = Array.from(z, (v, i) => Math.fround(Math.fround(sig(v)) + bias[i]!));
+      const score = [0, 1, 2, 3].map((g) => s.slice(3 * g, 3 * g + 3).sort((a, b) => b - a).slice(0, 2).reduce((a, b) => a + b, 0));
+      const groups = [0, 1, 2, 3].sort((a, b) => score[b]! - score[a]! || a - b).slice(0, 2);
+      const eligible = s.map((v, i) => (groups.includes(Math.floor(i / 3)) ? v : -Infinity));
+      const want = eligible.map((_, i) => i).sort((a, b) => eligible[b]! - eligible[a]! || a - b).slice(0, 3);
+      expect(Array.from(r.ids)).toEqual(want);
+    }
+  });
+
+  it('without groups the same scores can pick from more groups (the restriction is real)', () => {
+    // group 0 has one very good expert, group 1 two good ones, groups 2 and 3 nothing: with 1 group
+    // used, the two-best score keeps group 1 and drops the single best expert
+    const z = Float32Array.from([3, -3, -3, 2, 2, -3, -3, -3, -3, -3, -3, -3]);
+    const grouped = moeRouteGeneral(z, 2, { ...V3, groupsUsed: 1 }, null);
+    const plain = moeRouteGeneral(z, 2, { ...V3, groups: 0, groupsUsed: 0 }, null);
+    expect(Array.from(grouped.ids)).toEqual([3, 4]);
+    expect(Array.from(plain.ids)).toEqual([0, 3]);
+  });
+});
+
+describe('deepseek2 files', () => {
+  it('MLA config of the V3-shaped fixture; the routing trace never leaves the chosen groups', async () => {
+    const model = await loadModel(await fixturePath('deepseek2-v3-f32'), { backend: 'cpu', contextLength: 64 });
+    try {
+      const c = model.config;
+      expect(c.mla).toEqual({ qLoraRank: 40, kvLoraRank: 48, qkNope: 12, qkRope: 8, vHead: 14 });
+      expect([c.headDimK, c.headDimV, c.nHeadKv, c.nLayerDenseLead, c.nFfShexp, c.sharedExpertGated]).toEqual([56, 48, 1, 1, 30, false]);
+      expect(c.router).toEqual({ gating: 'sigmoid', normalize: true, selectionBias: true, groups: 4, groupsUsed: 2, scale: 2.5 });
+      const s = model.createSession();
+      const prompt = Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % c.nVocab);
+      await s.eval(prompt, { trace: { routing: true } });
+      const t = s.lastTrace!;
+      const k = c.nExpertUsed;
+      let rows = 0;
+      for (let r = 0; r < prompt.length; r++) {
+        for (let l = c.nLayerDenseLead; l < c.nLayer; l++) {
+          const ids = Array.from(t.ids.subarray((r * c.nLayer + l) * k, (r * c.nLayer + l + 1) * k));
+          expect(new Set(ids.map((e) => Math.floor(e / 3))).size).toBeLessThanOrEqual(2);
+          let sum = 0;
+          for (let j = 0; j < k; j++) sum += t.weights[(r * c.nLayer + l) * k + j]!;
+          expect(sum).toBeCloseTo(2.5, 4); // renormalized, then scaled
+          rows++;
+        }
+      }
+      expect(rows).toBe(prompt.length * 2);
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  async function rewrite(src: string, name: string, edit: (tensors: GGUFWriteTensor[], md: Map<string, unknown>) => void): Promise<string> {
+    const f = await openGGUF(src);
+    try {
+      const md = [...f.metadata.values()].map((e) => ({ ...e }));
+      const tensors: GGUFWriteTensor[] = f.tensors.map((t) => ({ name: t.name, type: t.type, shape: [...t.shape], data: () => f.readTensor(t) }));
+      const m = new Map(md.map((e) => [e.key, e]));
+      edit(tensors, m);
+      const out = join(dir, name);
+      await writeGGUF(out, [...m.values()] as typeof md, tensors);
+      return out;
+    } finally {
+      await f.close();
+    }
+  }
+
+  it('a deepseek2 file missing an MLA tensor gets ModelFormatError naming it', async () => {
+    const path = await rewrite(await fixturePath('deepseek2-lite-q8_0'), 'no-kb.gguf', (t) => {
+      t.splice(t.findIndex((x) => x.name === 'blk.2.attn_k_b.weight'), 1);
+    });
+    await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(ModelFormatError);
+    await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(/blk\.2\.attn_k_b\.weight is missing/);
+  });
+
+  it('an older conversion without key_length_mla (attn_kv_b) is refused with what to do', async () => {
+    const path = await rewrite(await fixturePath('deepseek2-lite-q8_0'), 'legacy.gguf', (t, md) => {
+      md.delete('deepseek2.attention.key_length_mla');
+      md.delete('deepseek2.attention.value_length_mla');
+      const i = t.findIndex((x) => x.name === 'blk.0.attn_k_b.weight');
+      t[i] = { ...t[i]!, name: 'blk.0.attn_kv_b.weight' };
+    });
+    await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(UnsupportedArchitectureError);
+    await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(/re-convert it/);
+  });
+});
