@@ -3,8 +3,8 @@
 // random but numerically tame weights, deterministic per tensor from a seed, written to disk one
 // tensor at a time (memory bounded by the largest tensor: the Q6_K LM head, 255 MB at full size).
 //
-//   const plan = synthPlan({ preset: 'qwen3-30b-a3b', layers: 4 });  // header only, no data
-//   await writeSynthModel('out.gguf', { preset: 'qwen3-30b-a3b', layers: 4 });
+//   const plan = synthPlan({ preset: 'mixtral-8x7b' });  // header only, no data
+//   await writeSynthModel('out.gguf', { preset: 'qwen3-30b-a3b', geometry: { nLayer: 4 } });
 //
 // Types follow llama.cpp's Q4_K_M rule (src/llama-quant.cpp, shared/docs/quants.md): 1-D tensors
 // (biases, rope_freqs), norms and the router stay F32; output.weight (with tied embeddings
@@ -15,11 +15,12 @@
 // The transformer family is one writer (tensorList) driven by the architecture (SYNTH_ARCHS: what
 // src/config.ts's ARCH_SPECS fixes — Q/K norm, Q/K/V biases, which key holds the experts' width, a
 // shared expert) and the preset (dense or MoE, tied embeddings, llama3 RoPE scaling → rope_freqs):
-//   mixtral-8x7b       llama + 8 experts: 323 tensors = 65 F32 + 64 Q8_0 + 32 Q5_K + 146 Q4_K + 16 Q6_K
-//   olmoe-1b-7b        olmoe, full-width Q/K norms [2048], 64 experts: 195 tensors
-//   qwen1.5-moe-a2.7b  qwen2moe, Q/K/V biases, shared expert: expert rows of 1408 → Q5_0 / Q8_0
-//   llama-3.2-3b       dense llama, tied (token_embd Q6_K), rope_freqs [64]: 255 tensors
-//   llama-3.1-8b       dense llama, untied, rope_freqs [64]: 292 tensors
+//   mixtral-8x7b       llama + 8 experts: 323 tensors = 97 F32 + 113 Q4_K + 64 Q8_0 + 32 Q5_K + 17 Q6_K, 26.5 GiB
+//   olmoe-1b-7b        full-width Q/K norms [2048], 64 experts: 195 = 81 F32 + 97 Q4_K + 17 Q6_K, 3.9 GiB
+//   qwen1.5-moe-a2.7b  qwen2moe, Q/K/V biases, shared expert, expert rows of 1408 (ffn_down_exps Q5_0 /
+//                      Q8_0): 411 = 169 F32 + 193 Q4_K + 25 Q6_K + 12 Q8_0 + 12 Q5_0, 8.8 GiB
+//   llama-3.2-3b       dense, tied (token_embd Q6_K), rope_freqs [64]: 255 = 58 F32 + 168 Q4_K + 29 Q6_K, 1.9 GiB
+//   llama-3.1-8b       dense, rope_freqs [64]: 292 = 66 F32 + 193 Q4_K + 33 Q6_K, 4.6 GiB
 // Metadata keys are those llama.cpp's convert_hf_to_gguf.py writes for each (llama adds
 // rope.dimension_count and vocab_size; llama and olmoe carry the experts' width in
 // feed_forward_length); the vocabulary is the synthetic byte-level one with the family's
@@ -31,11 +32,13 @@
 // ffn_down's, as for every architecture, over (i, n) = (the layer, n_layer), for exps and shexp alike
 // (llama-quant.cpp sets n_ffn_down = n_layer); ssm_conv1d stays F32 (llama.cpp never quantizes it),
 // ssm_alpha / ssm_beta are quantized like any matrix. (Newer llama-quant.cpp, with tensor categories,
-// sends attn_qkv through the attn_v rule; this preset keeps the older attn_qkv → Q5_K.)
+// sends attn_qkv through the attn_v rule and counts it among the attn_v; this preset keeps the older
+// attn_qkv → Q5_K and attn_v-only counter.)
 //
 // Scales (as tests/fixtures/make.ts): matrices 1/sqrt(fan_in), block outputs (attn_output,
 // ffn_down_exps) scaled so each block adds about half the residual's RMS, norms 1 ± 0.1, the router
-// 2/sqrt(n_embd) (distinct experts win), the LM head giving logits of standard deviation about 2.
+// 2/sqrt(n_embd) (distinct experts win), the LM head giving logits of standard deviation about 2 (tied:
+// the embedding is scaled so, and the block outputs with it), Q/K/V biases 0.1, rope_freqs exact.
 import { GGMLType, ggmlTypeName, tensorBytes, type GGUFMetadataEntry } from '../../gguf/types.js';
 import { kv, writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
 import { synthBlocks } from './blocks.js';

@@ -1,6 +1,9 @@
 // The synthetic model generator (src/synth/): the full Qwen3-30B-A3B-Q4_K_M plan without writing it,
 // llama.cpp's Q4_K_M type rule, valid random blocks, determinism, and scaled-down files that both
-// llama.cpp (node-llama-cpp, CPU) and moet load and run to finite probabilities.
+// llama.cpp (node-llama-cpp, CPU) and moet load and run to finite probabilities; the transformer-family
+// presets (Mixtral, OLMoE, Qwen1.5-MoE, Llama 3.x): full-size plans against src/config.ts, and one
+// cut-down file per family that moet and llama.cpp run to the same logits, and `moet bench` / `moet
+// routes` run.
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dequantize } from '../../gguf/quants.js';
 import { openGGUF } from '../../gguf/reader.js';
 import { GGMLType, ggmlTypeName, type GGUFMetadataEntry, type GGUFTensorInfo } from '../../gguf/types.js';
+import { writeGGUF } from '../../gguf/writer.js';
+import { modelType } from '../../src/bench/harness.js';
 import { weightBytesPerToken } from '../../src/bench/weights.js';
-import { configFromGGUF, expectedTensors } from '../../src/config.js';
+import { benchCommand } from '../../src/cli/bench.js';
+import { routesCommand } from '../../src/cli/routes.js';
+import { configFromGGUF, expectedTensors, type ModelConfig } from '../../src/config.js';
 import { loadModel } from '../../src/index.js';
 import { synthBlocks, SYNTH_TYPES } from '../../src/synth/blocks.js';
 import { synthCommand } from '../../src/synth/cli.js';
-import { q4kmType, synthPlan, synthTensorData, useMoreBits, writeSynthModel } from '../../src/synth/model.js';
+import { llama3RopeFactors, q4kmType, synthPlan, synthTensorData, useMoreBits, writeSynthModel, type SynthPlan, type SynthPresetName } from '../../src/synth/model.js';
 import { SynthRng } from '../../src/synth/rng.js';
 import { byteVocab, realQwen3Vocab } from '../../src/synth/vocab.js';
 
@@ -293,4 +300,206 @@ describe('qwen36-35b-a3b preset (qwen35moe)', () => {
       await model.dispose();
     }
   });
+});
+
+/** The plan's metadata written to a GGUF (no tensors) and read back, with the plan's tensor infos: what a loader would see. */
+async function readBack(plan: SynthPlan): Promise<{ config: ModelConfig; type: string }> {
+  const path = join(dir, `${plan.preset}-header.gguf`);
+  await writeGGUF(path, plan.metadata, []);
+  const f = await openGGUF(path);
+  try {
+    const infos = new Map<string, GGUFTensorInfo>(
+      plan.tensors.map((t) => [t.name, { name: t.name, shape: t.shape, type: t.type, relativeOffset: 0, offset: 0, byteLength: t.bytes }]),
+    );
+    const config = configFromGGUF(f.metadata, infos);
+    return { config, type: modelType(f, config) };
+  } finally {
+    await f.close();
+  }
+}
+
+const listing = (xs: readonly { name: string; shape: readonly number[] }[]) => xs.map((t) => `${t.name} ${t.shape.join('x')}`);
+
+describe('transformer-family presets: full-size plans (nothing written)', () => {
+  // counts, bytes and parameters of the plan; config: what src/config.ts reads back; type: moet bench's
+  // model_type (llama.cpp's size name); bits per weight of a Q4_K_M file (4.8–5.4)
+  const cases: {
+    preset: SynthPresetName; tensors: number; types: Record<string, number>; bytes: number; params: number;
+    config: Partial<ModelConfig>; type: string; q6: Record<string, number>;
+  }[] = [
+    {
+      // Mixtral-8x7B: 46.70 B parameters; the 8-expert bumps (attn_k/v Q8_0, attn_output Q5_K)
+      preset: 'mixtral-8x7b', tensors: 323, types: { F32: 97, Q4_K: 113, Q5_K: 32, Q6_K: 17, Q8_0: 64 }, bytes: 28_447_727_616, params: 46_702_792_704,
+      config: { arch: 'llama', nLayer: 32, nEmbd: 4096, nHead: 32, nHeadKv: 8, headDimK: 128, nExpert: 8, nExpertUsed: 2, nFfExp: 14336, nVocab: 32000, ffnKind: 'moe', normTopKProb: true, tiedEmbeddings: false, nCtxTrain: 32768 },
+      type: 'llama 8x7B Q4_K - Medium', q6: { 'ffn_down_exps.weight': 16, 'output.weight': 1 },
+    },
+    {
+      preset: 'olmoe-1b-7b', tensors: 195, types: { F32: 81, Q4_K: 97, Q6_K: 17 }, bytes: 4_211_730_432, params: 6_919_161_856,
+      config: { arch: 'olmoe', nLayer: 16, nEmbd: 2048, nHead: 16, nHeadKv: 16, nExpert: 64, nExpertUsed: 8, nFfExp: 1024, nVocab: 50304, normTopKProb: false, nCtxTrain: 4096 },
+      type: 'olmoe A1.7B Q4_K - Medium', q6: { 'attn_v.weight': 8, 'ffn_down_exps.weight': 8, 'output.weight': 1 },
+    },
+    {
+      // expert rows of 1408: ffn_down_exps Q5_0 (12) / Q8_0 (12, where use_more_bits asks for Q6_K)
+      preset: 'qwen1.5-moe-a2.7b', tensors: 411, types: { F32: 169, Q4_K: 193, Q5_0: 12, Q6_K: 25, Q8_0: 12 }, bytes: 9_490_282_496, params: 14_315_784_192,
+      config: { arch: 'qwen2moe', nLayer: 24, nEmbd: 2048, nHead: 16, nHeadKv: 16, nExpert: 60, nExpertUsed: 4, nFfExp: 1408, nFfShexp: 5632, nVocab: 151936, ffnKind: 'moe+shared', nCtxTrain: 8192 },
+      type: 'qwen2moe A2.7B Q4_K - Medium', q6: { 'attn_v.weight': 12, 'ffn_down_shexp.weight': 12, 'output.weight': 1 },
+    },
+    {
+      // tied: token_embd is the LM head and gets output.weight's Q6_K; 3.21 B parameters (+ 64 rope_freqs)
+      preset: 'llama-3.2-3b', tensors: 255, types: { F32: 58, Q4_K: 168, Q6_K: 29 }, bytes: 2_011_539_712, params: 3_212_749_824 + 64,
+      config: { arch: 'llama', nLayer: 28, nEmbd: 3072, nHead: 24, nHeadKv: 8, nFf: 8192, nExpert: 0, nVocab: 128256, ffnKind: 'dense', tiedEmbeddings: true, ropeBase: 5e5, nCtxTrain: 131072 },
+      type: 'llama 3B Q4_K - Medium', q6: { 'token_embd.weight': 1, 'attn_v.weight': 14, 'ffn_down.weight': 14 },
+    },
+    {
+      preset: 'llama-3.1-8b', tensors: 292, types: { F32: 66, Q4_K: 193, Q6_K: 33 }, bytes: 4_912_898_304, params: 8_030_261_248 + 64,
+      config: { arch: 'llama', nLayer: 32, nEmbd: 4096, nHead: 32, nHeadKv: 8, nFf: 14336, nExpert: 0, nVocab: 128256, ffnKind: 'dense', tiedEmbeddings: false, nCtxTrain: 131072 },
+      type: 'llama 8B Q4_K - Medium', q6: { 'attn_v.weight': 16, 'ffn_down.weight': 16, 'output.weight': 1 },
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.preset}: ${c.tensors} tensors, exactly what moet expects for the metadata it writes`, async () => {
+      const plan = synthPlan({ preset: c.preset });
+      expect(plan.tensors).toHaveLength(c.tensors);
+      expect(Object.fromEntries(Object.entries(plan.typeCounts).map(([k, v]) => [k, v.tensors]))).toEqual(c.types);
+      expect(plan.dataBytes).toBe(c.bytes);
+      expect(plan.parameterCount).toBe(c.params);
+      const bpw = (8 * plan.dataBytes) / plan.parameterCount;
+      expect(bpw).toBeGreaterThan(4.8);
+      expect(bpw).toBeLessThan(5.4);
+      const q6: Record<string, number> = {};
+      for (const t of plan.tensors) if (t.type === GGMLType.Q6_K) q6[t.name.replace(/^blk\.\d+\./, '')] = (q6[t.name.replace(/^blk\.\d+\./, '')] ?? 0) + 1;
+      expect(q6).toEqual(c.q6);
+
+      const { config, type } = await readBack(plan);
+      expect(config).toMatchObject(c.config);
+      expect(listing(expectedTensors(config))).toEqual(listing(plan.tensors));
+      expect(type).toBe(c.type);
+      // 1-D tensors (norms, biases, rope_freqs, the shared expert's gate) and the router stay F32
+      for (const t of plan.tensors) if (t.shape.length === 1 || t.name.includes('ffn_gate_inp')) expect(t.type, t.name).toBe(GGMLType.F32);
+    });
+  }
+
+  it("moet synth --dry-run --tensors prints the full table: every tensor's shape, type and bytes, and the total", async () => {
+    const c = collect();
+    expect(await synthCommand(['--preset', 'mixtral-8x7b', '--dry-run', '--tensors'], c.io)).toBe(0);
+    const lines = c.out().trim().split('\n');
+    expect(lines[1]).toContain('323 tensors');
+    expect(lines[1]).toContain('(28447727616 bytes)');
+    expect(lines).toHaveLength(2 + 323);
+    expect(lines).toContain(`${'blk.0.attn_k.weight'.padEnd(32)} ${'[4096, 1024]'.padEnd(22)} Q8_0  ${String(4_456_448).padStart(12)}  4.25 MiB`);
+    expect(lines.some((l) => /^blk\.31\.ffn_down_exps\.weight\s+\[14336, 4096, 8\]\s+Q6_K\s+385351680 /.test(l))).toBe(true);
+    const j = collect();
+    expect(await synthCommand(['--preset', 'qwen1.5-moe-a2.7b', '--dry-run', '--json'], j.io)).toBe(0);
+    expect(JSON.parse(j.out())).toMatchObject({ arch: 'qwen2moe', tensorCount: 411, dataBytes: 9_490_282_496 });
+  });
+
+  it("rope_freqs holds llama3's frequency factors (1 for short wavelengths, the factor for long ones)", () => {
+    const plan = synthPlan({ preset: 'llama-3.2-3b' });
+    const t = plan.tensors.find((x) => x.name === 'rope_freqs.weight')!;
+    expect(t).toMatchObject({ shape: [64], type: GGMLType.F32 });
+    const v = new Float32Array(synthTensorData(plan, t).buffer);
+    expect(Array.from(v)).toEqual(llama3RopeFactors(128, 5e5, { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 }));
+    expect(v[0]).toBe(1);
+    expect(v[63]).toBe(32);
+    // monotone, with a smooth band between 2π/θ = 2048 and 8192
+    for (let i = 1; i < 64; i++) expect(v[i]!).toBeGreaterThanOrEqual(v[i - 1]!);
+    expect(v.filter((x) => x > 1 && x < 32).length).toBeGreaterThan(3);
+    const f8 = synthPlan({ preset: 'llama-3.1-8b' }).tensors.find((x) => x.name === 'rope_freqs.weight')!;
+    expect(Math.max(...f8.values!)).toBe(8);
+  });
+
+  it('refuses overrides that do not fit the preset', () => {
+    expect(() => synthPlan({ preset: 'llama-3.1-8b', geometry: { nExpert: 8 } })).toThrow(/dense/);
+    expect(() => synthPlan({ preset: 'mixtral-8x7b', geometry: { nFfShexp: 512 } })).toThrow(/no shared expert/);
+    expect(() => synthPlan({ preset: 'olmoe-1b-7b', geometry: { nFf: 512, nFfExp: 256 } })).toThrow(/feed_forward_length wide/);
+    expect(() => synthPlan({ preset: 'mixtral-8x7b', vocab: 'real' })).toThrow(/Qwen3's vocabulary/);
+    // --ff alone sets the experts' width of llama + experts / olmoe
+    expect(synthPlan({ preset: 'olmoe-1b-7b', geometry: { nLayer: 1, nFf: 512 } }).geometry).toMatchObject({ nFf: 512, nFfExp: 512 });
+  });
+});
+
+/** llama.cpp's raw logits after `tokens` (node-llama-cpp, CPU, the classic attention path). */
+async function llamaLogits(path: string, tokens: number[], nVocab: number): Promise<Float32Array> {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
+  try {
+    const ctx = await model.createContext({ contextSize: 64, threads: 2, flashAttention: false });
+    try {
+      const out = await ctx.getSequence().controlledEvaluate(tokens.map((t, i) => (i === tokens.length - 1 ? [t as Token, { generateNext: { logits: true } }] : (t as Token))) as never);
+      const map = out[tokens.length - 1]?.next.logits as Map<number, number> | undefined;
+      if (!map || map.size !== nVocab) throw new Error(`llama.cpp returned ${map?.size ?? 0} logits, expected ${nVocab}`);
+      const row = new Float32Array(nVocab);
+      for (const [t, v] of map) row[t] = v;
+      return row;
+    } finally {
+      await ctx.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+describe('transformer-family presets: cut-down files run in moet and llama.cpp', () => {
+  const small = ['--layers', '2', '--embd', '256', '--heads', '4', '--head-dim', '64', '--vocab-size', '2000', '--seed', 'test'];
+  const cases: { preset: SynthPresetName; args: string[]; types: string[]; moe: boolean }[] = [
+    // exactly 8 experts: attn_k / attn_v Q8_0, attn_output Q5_K
+    { preset: 'mixtral-8x7b', args: ['--kv-heads', '2', '--ff-exp', '256'], types: ['F32', 'Q4_K', 'Q5_K', 'Q6_K', 'Q8_0'], moe: true },
+    { preset: 'olmoe-1b-7b', args: ['--kv-heads', '4', '--ff-exp', '256', '--experts', '16', '--experts-used', '4'], types: ['F32', 'Q4_K', 'Q6_K'], moe: true },
+    // expert rows of 160 (not a multiple of 256, like the real 1408): Q5_0 / Q8_0
+    { preset: 'qwen1.5-moe-a2.7b', args: ['--kv-heads', '4', '--ff-exp', '160', '--ff-shexp', '512', '--experts', '12'], types: ['F32', 'Q4_K', 'Q5_0', 'Q6_K', 'Q8_0'], moe: true },
+    // dense, tied (token_embd Q6_K is the LM head), rope_freqs
+    { preset: 'llama-3.2-3b', args: ['--kv-heads', '2', '--ff', '512'], types: ['F32', 'Q4_K', 'Q6_K'], moe: false },
+  ];
+  for (const c of cases) {
+    it(`${c.preset} (${c.args.join(' ')})`, async () => {
+      const path = join(dir, `${c.preset}-small.gguf`);
+      expect(await synthCommand(['--preset', c.preset, '-o', path, ...small, ...c.args], collect().io)).toBe(0);
+      expect((await stat(path)).size).toBeLessThan(6e6);
+      const f = await openGGUF(path);
+      let config: ModelConfig;
+      try {
+        config = configFromGGUF(f.metadata, f.tensorByName);
+        expect(listing(f.tensors)).toEqual(listing(expectedTensors(config)));
+        expect([...new Set(f.tensors.map((t) => ggmlTypeName(t.type)))].sort()).toEqual(c.types);
+      } finally {
+        await f.close();
+      }
+
+      const tokens = [9, 11, 1879, 0, 42, 100, 7, 3];
+      const ref = await llamaLogits(path, tokens, 2000);
+      const model = await loadModel(path, { backend: 'cpu', contextLength: 64 });
+      try {
+        const seq = model.backend.createSequence(64);
+        const logits = await seq.eval(tokens);
+        expect(logits).toHaveLength(2000);
+        // the same greedy next token, and the same logits (moet's CPU backend reproduces llama.cpp's arithmetic)
+        expect(argmax(logits)).toBe(argmax(ref));
+        let maxDiff = 0;
+        for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - logits[i]!));
+        expect(maxDiff).toBeLessThan(1e-3);
+        // and it goes on: the greedy token fed back
+        const next = await seq.eval([argmax(logits)]);
+        expect(next.every((x) => Number.isFinite(x))).toBe(true);
+        seq.dispose();
+      } finally {
+        await model.dispose();
+      }
+      if (!c.moe) return;
+
+      // moet bench and moet routes on the same file
+      const b = collect();
+      expect(await benchCommand(['-m', path, '--backend', 'cpu', '-p', '4', '-n', '2', '-r', '1', '-o', 'jsonl'], b.io)).toBe(0);
+      const rows = b.out().trim().split('\n').map((l) => JSON.parse(l) as { model_type: string; avg_ts: number; weight_bytes_per_token: number | null });
+      expect(rows).toHaveLength(2);
+      expect(rows[0]!.model_type).toBe(`${config.arch} ?B Q4_K - Medium`);
+      expect(rows.every((r) => r.avg_ts > 0)).toBe(true);
+      expect(rows[1]!.weight_bytes_per_token).toBeGreaterThan(0);
+      const r = collect();
+      expect(await routesCommand(['-m', path, '--backend', 'cpu', '-p', 'The quick brown fox jumps over the lazy dog', '--json', '-'], r.io)).toBe(0);
+      const routes = JSON.parse(r.out()) as { nLayer: number; k: number; nExpert: number; model: { architecture: string }; tokens: { experts: number[][] }[] };
+      expect(routes).toMatchObject({ nLayer: 2, k: config.nExpertUsed, nExpert: config.nExpert, model: { architecture: config.arch } });
+      expect(routes.tokens.length).toBeGreaterThan(5);
+      for (const t of routes.tokens) for (const e of t.experts) expect(new Set(e).size).toBe(config.nExpertUsed);
+    });
+  }
 });
