@@ -20,7 +20,7 @@ context length, each evaluated from an empty context (its first tokens then see 
 Statistics and formulas: docs/moe-internals.md.
 
 options:
-  -m, --model FILE          GGUF file (a MoE model, e.g. qwen3moe)
+  -m, --model FILE          GGUF file (a MoE model: qwen3moe, qwen35moe, Mixtral, olmoe, qwen2moe)
   -p, --prompt TEXT         the text
   -f, --file TEXTFILE       read the text from a file
   --json OUT                write statistics, per-token experts and weights as JSON (- for stdout)
