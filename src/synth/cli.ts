@@ -8,14 +8,14 @@ export const SYNTH_HELP = `usage: moet synth -o OUT.gguf [options]
        moet synth --dry-run [options] [--json]
 
 Writes a synthetic GGUF: the exact tensor names, shapes and ggml types of a real model (default:
-Qwen3-30B-A3B-Q4_K_M, 579 tensors, about 17.3 GiB; see presets for Qwen3.6, Mixtral, OLMoE,
-Qwen1.5-MoE and Llama 3.x) filled with random, numerically tame
-weights (deterministic per tensor from --seed), streamed to disk one tensor at a time. llama.cpp and
-moet both load it; it is meant for benchmarks (moet bench, bench/compare.ts), never for text.
+Qwen3-30B-A3B-Q4_K_M, 579 tensors, about 17.3 GiB; the presets below add Qwen3.6, Mixtral, OLMoE,
+Qwen1.5-MoE and Llama 3.x) filled with random, numerically tame weights (deterministic per tensor
+from --seed), streamed to disk one tensor at a time. llama.cpp and moet both load it; it is meant
+for benchmarks (moet bench, bench/compare.ts), never for text.
 
 options:
   -o, --output FILE        where to write the GGUF
-  --preset NAME            ${Object.keys(SYNTH_PRESETS).join(' | ')} (default qwen3-30b-a3b)
+  --preset NAME            one of the presets below (default qwen3-30b-a3b)
   --layers N               block_count
   --experts N              expert_count
   --experts-used N         expert_used_count
