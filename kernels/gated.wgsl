@@ -26,7 +26,7 @@
 //   3 gu      storage read        f32 token t: gate [n_ff] at gu_offset + t·gu_stride, up [n_ff] at + up_offset
 //   4 act     storage read_write  f32 token t's [n_ff] at act_offset + t·act_stride
 //   5 gate    storage read_write  f32 [n_tokens] at gate_offset: s = sigmoid(w·x) (debug taps read it)
-//   act = silu(gate) ⊙ up · s. Dispatch (gx, gy, 1), gx·gy ≥ n_tokens (grid2d): one workgroup per
+//   act = silu(gate) ⊙ up · s (override UNGATED: s = 1, w not read). Dispatch (gx, gy, 1), gx·gy ≥ n_tokens (grid2d): one workgroup per
 //   token reduces w·x, then its threads stride over n_ff.
 //
 // Overrides: WG (threads, power of two).
@@ -73,6 +73,7 @@ struct ShexpParams {
 }
 
 override WG: u32 = 64u;
+override UNGATED: bool = false; // swiglu_shexp: no sigmoid gate (s = 1)
 
 var<workgroup> red: array<f32, WG>;
 
@@ -163,11 +164,14 @@ fn swiglu_shexp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     return;
   }
   let xo = P.x_offset + t * P.x_stride;
-  var s = 0.0;
-  for (var i = tid; i < P.n_embd; i += WG) {
-    s += x[xo + i] * w[i];
+  var sg = 1.0;
+  if (!UNGATED) {
+    var s = 0.0;
+    for (var i = tid; i < P.n_embd; i += WG) {
+      s += x[xo + i] * w[i];
+    }
+    sg = sigmoid(wg_sum(s, tid));
   }
-  let sg = sigmoid(wg_sum(s, tid));
   if (tid == 0u) {
     gate[P.gate_offset + t] = sg;
   }

@@ -293,16 +293,7 @@ fn st(is_k: bool, xb: u32, qb: u32, cb: u32, e: u32, v: f32) {
 #endif
 }
 
-// 2π = C1 + C2 + C3 with C1, C2 of 8 significant bits: n·C1 and n·C2 are exact for n < 2^16
-const INV_2PI: f32 = 0.15915494309189535;
-const C1: f32 = 6.28125;
-const C2: f32 = 0.00193023681640625;
-const C3: f32 = 5.0703633905e-6;
-
-fn reduce_angle(t: f32) -> f32 {
-  let n = round(t * INV_2PI);
-  return ((t - n * C1) - n * C2) - n * C3;
-}
+#include "rope.wgsl"
 
 @compute @workgroup_size(WG)
 fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) tid: u32) {

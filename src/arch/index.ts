@@ -14,7 +14,7 @@ import type { OnTensor } from '../cpu/forward.js';
 import { UnsupportedArchitectureError } from '../errors.js';
 import { createMatMul, createRmsNorm } from '../gpu/ops.js';
 import { decodeTopK, type TopKLaunch } from '../gpu/sample.js';
-import type { GpuWeights } from '../gpu/weights.js';
+import type { GpuLayerWeights, GpuWeights } from '../gpu/weights.js';
 import type { GPUContext } from '../runtime/device.js';
 import type { RoutingTraceSink } from '../trace/recorder.js';
 import { routingTracerOf } from '../trace/gpu.js';
@@ -23,6 +23,7 @@ import { newCounts, Program, type EncodeCounts, type PendingTap } from './progra
 import { denseFfn } from './qwen3.js';
 import { moeFfn } from './qwen3moe.js';
 import { qwen35Block, recurrentStateOf } from './qwen35.js';
+import { mlaBlock } from './mla.js';
 import { sharedMoeFfn } from './qwen35moe.js';
 import { createLmHead, createSelect, Graph, recordBody, recordHead, type FfnBlock, type LayerBlock, type Mode } from './transformer.js';
 import { actQuantFor, createActQuant } from '../gpu/actquant.js';
@@ -31,11 +32,25 @@ import { actQuantFor, createActQuant } from '../gpu/actquant.js';
 export const FFN_BLOCKS: Record<FfnKind, FfnBlock> = { dense: denseFfn, moe: moeFfn, 'moe+shared': sharedMoeFfn };
 
 /** Architectures whose blocks are not the qwen3 transformer block (transformer.ts recordBody's default). */
-const LAYER_BLOCKS: Partial<Record<Architecture, LayerBlock>> = { qwen35moe: qwen35Block, qwen35: qwen35Block };
+const LAYER_BLOCKS: Partial<Record<Architecture, LayerBlock>> = { qwen35moe: qwen35Block, qwen35: qwen35Block, deepseek2: mlaBlock };
 
-/** The FFN block the GPU forward pass records for a model. */
+/** The FFN block the GPU forward pass records for a model (per layer when it has leading dense layers). */
 export function ffnBlock(cfg: ModelConfig): FfnBlock {
-  return FFN_BLOCKS[cfg.ffnKind];
+  return cfg.nLayerDenseLead > 0 ? byLayerFfn(FFN_BLOCKS.dense, FFN_BLOCKS[cfg.ffnKind]) : FFN_BLOCKS[cfg.ffnKind];
+}
+
+/** deepseek2: the dense FFN in the leading layers, `sparse` in the others (told apart by the layer's weights). */
+function byLayerFfn(dense: FfnBlock, sparse: FfnBlock): FfnBlock {
+  const pick = (L: Pick<GpuLayerWeights, 'ffn'>) => (L.ffn.kind === 'dense' ? dense : sparse);
+  return {
+    alloc(g) {
+      dense.alloc(g);
+      sparse.alloc(g);
+    },
+    fusesNorm: (g, L) => pick(L).fusesNorm?.(g, L) ?? false,
+    inputs: (L) => pick(L).inputs?.(L) ?? [],
+    record: (g, p, mode, L, hq, norm) => pick(L).record(g, p, mode, L, hq, norm),
+  };
 }
 
 /** Default tokens per prefill batch. */

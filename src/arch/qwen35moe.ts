@@ -52,7 +52,8 @@ export const sharedMoeFfn: FfnBlock = {
     for (const pr of s.gateUp) p.run(await g.linear(mode, pr.w, a.h, { buffer: gu, offset: pr.offset }, false, { yStride: 2 * F }, hq));
 
     // s = σ(w_gate_inp_shexp · h);  act = silu(g) ⊙ u · s          act [n, F], s [n]
-    p.run(await g.sized(mode, createSwigluShexp(ctx, { x: a.h, w: s.gateInp, gu, act, gate, nEmbd: E, nFf: F, nTokens: g.rows(mode) })));
+    // (deepseek2: no gate, act = silu(g) ⊙ u)
+    p.run(await g.sized(mode, createSwigluShexp(ctx, { x: a.h, w: s.gateInp ?? a.unused, ungated: !s.gateInp, gu, act, gate, nEmbd: E, nFf: F, nTokens: g.rows(mode) })));
     p.tap('shared_expert_gate', gate, (n) => n);
 
     // x += W_down_sh · act                                          x [n, E] (residual fused)

@@ -15,6 +15,14 @@ import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, creat
 import { FusedKernelUnsupported } from '../gpu/ops.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { routingTraceHook } from '../trace/gpu.js';
+import { createMoeRouteGeneral } from '../gpu/mla.js';
+import type { ModelConfig } from '../config.js';
+
+/** A router moe_route.wgsl does not cover (sigmoid, a selection bias, groups, a scale: DeepSeek): moe_route_general.wgsl. */
+function generalRouter(cfg: ModelConfig): boolean {
+  const r = cfg.router;
+  return r.gating !== 'softmax' || r.selectionBias || r.groups > 1 || r.scale !== 1;
+}
 import type { FfnBlock, FfnNormInput, Graph, Mode, Rounded } from './transformer.js';
 import type { Program } from './program.js';
 
@@ -67,7 +75,11 @@ export const moeFfn: FfnBlock = {
     p.tap('ffn_moe_logits', router, (n) => n * nExpert);
 
     // ids, w = top-k(softmax(z)) renormalized                  ids u32 [n, k], w f32 [n, k]
-    p.run(await g.sized(mode, createMoeRoute(ctx, { logits: router, ids, weights, nExpert, k: K, normalize: cfg.normTopKProb, nTokens: N })));
+    // (DeepSeek: sigmoid | softmax, + exp_probs_b for the selection, group-limited, renormalized, scaled)
+    const route = generalRouter(cfg)
+      ? createMoeRouteGeneral(ctx, { logits: router, ids, weights, selectionBias: f.selectionBias ?? null, router: cfg.router, nExpert, k: K, nTokens: N })
+      : createMoeRoute(ctx, { logits: router, ids, weights, nExpert, k: K, normalize: cfg.normTopKProb, nTokens: N });
+    p.run(await g.sized(mode, route));
     p.tap('ffn_moe_topk', ids, (n) => n * K, { type: 'u32' });
     p.tap('ffn_moe_weights_norm', weights, (n) => n * K);
     // routing trace (src/trace/gpu.ts): encodes nothing unless an eval call asked for a trace
@@ -141,9 +153,12 @@ async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounde
     const tAct = actQuantFor(f.downExps.type);
     if (tAct !== null) actQuant = { type: tAct, out: g.buf('act_q') };
   }
+  // DeepSeek's router in a dispatch of its own (the expert kernels then read its ids)
+  const general = generalRouter(cfg);
+  if (general) p.run(await createMoeRouteGeneral(ctx, { logits: router, ids, weights, selectionBias: f.selectionBias ?? null, router: cfg.router, nExpert, k: K }));
   const args: MoeFfnDecodeArgs = {
     gate: f.gateExps, up: f.upExps, down: f.downExps, x, out: a.x, ids, weights, k: K, actQuant,
-    route: { logits: router, nExpert, normalize: cfg.normTopKProb },
+    route: general ? undefined : { logits: router, nExpert, normalize: cfg.normTopKProb },
     nTokens: 1, act: scratchOf.get(g)!.act,
     software: MOE_FFN_SOFTWARE,
   };

@@ -504,12 +504,17 @@ export async function recordBody(g: Graph, mode: Mode, block: LayerBlock = trans
   return p;
 }
 
-/** One qwen3moe / qwen3 block:  x += attention(x);  x += FFN(RMSNorm(x) ⊙ ffn_norm). */
+/** One block of the transformer family:  x += attention(x);  x += FFN(RMSNorm(x) ⊙ ffn_norm). */
 async function transformerBlock(g: Graph, p: Program, mode: Mode, il: number): Promise<void> {
-  const { w, act: a } = g;
-  const E = g.cfg.nEmbd;
-  const L = w.layers[il]!;
+  const L = g.w.layers[il]!;
   await attentionBlock(g, p, mode, L, il); // x += Wo · attention
+  await ffnHalf(g, p, mode, L);
+}
+
+/** The second half of a block, after its attention:  x += FFN(RMSNorm(x) ⊙ ffn_norm). */
+export async function ffnHalf(g: Graph, p: Program, mode: Mode, L: Pick<GpuLayerWeights, 'ffn' | 'ffnNorm' | 'shared'>): Promise<void> {
+  const { act: a } = g;
+  const E = g.cfg.nEmbd;
   p.tap('ffn_inp', a.x, rowsOf(E));
 
   if (mode === 'decode' && g.ffn.fusesNorm?.(g, L)) {

@@ -85,7 +85,7 @@ export const SWIGLU_SHEXP: KernelSpec = {
     ['gate_offset', 'u32'],
     ['_pad0', 'u32'],
   ]),
-  overrides: ['WG'],
+  overrides: ['WG', 'UNGATED'],
 };
 
 /** The specs of this file, for binding checks (tests/gpu/qwen35-kernels.test.ts). */
@@ -188,8 +188,10 @@ export async function createSigmoidGate(ctx: GPUContext, a: SigmoidGateArgs): Pr
 export interface SwigluShexpArgs {
   /** f32 input: token t's [nEmbd] at offset + t·xStride */
   x: BufferRef;
-  /** f32 [nEmbd] (ffn_gate_inp_shexp), from offset 0 */
+  /** f32 [nEmbd] (ffn_gate_inp_shexp), from offset 0; with `ungated` any buffer (not read) */
   w: GPUBuffer;
+  /** no gate: act = silu(gate) ⊙ up (deepseek2's shared experts); the gate output is then 1 */
+  ungated?: boolean;
   /** f32: token t's gate [nFf] at offset + t·guStride and up [nFf] at + upOffset */
   gu: BufferRef;
   /** f32 output: token t's [nFf] at offset + t·actStride */
@@ -223,7 +225,7 @@ export async function createSwigluShexp(ctx: GPUContext, a: SwigluShexpArgs): Pr
   const guStride = a.guStride ?? 2 * a.nFf;
   const upOffset = a.upOffset ?? a.nFf;
   const actStride = a.actStride ?? a.nFf;
-  need('swiglu_shexp w', { buffer: a.w, offset: 0 }, a.nEmbd);
+  if (!a.ungated) need('swiglu_shexp w', { buffer: a.w, offset: 0 }, a.nEmbd);
   const check = (n: number) => {
     if (n === 0) return;
     need('swiglu_shexp x', x, (n - 1) * xStride + a.nEmbd);
@@ -234,7 +236,7 @@ export async function createSwigluShexp(ctx: GPUContext, a: SwigluShexpArgs): Pr
   const n = a.nTokens ?? 1;
   check(n);
   return singleLaunch(
-    ctx, 'swiglu_shexp', SWIGLU_SHEXP, { WG: wg },
+    ctx, 'swiglu_shexp', SWIGLU_SHEXP, { WG: wg, UNGATED: !!a.ungated },
     {
       n_embd: a.nEmbd, n_ff: a.nFf, n_tokens: n, x_offset: x.offset, x_stride: xStride, gu_offset: gu.offset, gu_stride: guStride,
       up_offset: upOffset, act_offset: act.offset, act_stride: actStride, gate_offset: gate.offset,

@@ -50,7 +50,7 @@ export interface GpuDeltaNetWeights {
 export interface GpuSharedExpertWeights {
   /** ffn_gate_shexp | ffn_up_shexp: output row [gate F | up F] */
   gateUp: Projection[];
-  gateInp: GPUBuffer; // ffn_gate_inp_shexp f32 [E]
+  gateInp: GPUBuffer | null; // ffn_gate_inp_shexp f32 [E]; null: ungated (deepseek2)
   down: WeightTensor; // ffn_down_shexp [F, E]
 }
 

@@ -29,7 +29,7 @@
 // buffer is listed once in GpuWeights.buffers (freeWeights destroys them).
 import { dequantize } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes, type GGUFTensorInfo } from '../../gguf/types.js';
-import { checkTensor, expertTensorNames, expectedTensors, isQwen35, validateTensors, type ModelConfig } from '../config.js';
+import { checkTensor, expertTensorNames, expectedTensors, isQwen35, layerFfnKind, validateTensors, type ModelConfig } from '../config.js';
 import { AbortError, ModelFormatError, UnsupportedArchitectureError, UnsupportedQuantError } from '../errors.js';
 import { coLocatedLayout, KERNEL_TYPES, pairUnitsThatFit, type WeightPart, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
@@ -75,12 +75,32 @@ export interface GpuLayerWeights {
   shared?: GpuSharedExpertWeights;
 }
 
+/** A deepseek2 block on the GPU: multi-head latent attention (src/arch/mla.ts) and its FFN. */
+export interface GpuMlaLayer {
+  attnNorm: GPUBuffer; // f32 [E]
+  wq: WeightTensor | null; // attn_q [E, nHead·(qkNope + qkRope)] (q_lora_rank 0)
+  wqA: WeightTensor | null; // attn_q_a [E, qLora]
+  qANorm: GPUBuffer | null; // f32 [qLora]
+  wqB: WeightTensor | null; // attn_q_b [qLora, nHead·(qkNope + qkRope)]
+  wkvA: WeightTensor; // attn_kv_a_mqa [E, kvLora + qkRope]
+  kvANorm: GPUBuffer; // f32 [kvLora]
+  wkB: WeightTensor; // attn_k_b [qkNope, kvLora, nHead] (one "expert" per head)
+  wvB: WeightTensor; // attn_v_b [kvLora, vHead, nHead]
+  wo: WeightTensor; // attn_output [nHead·vHead, E]
+  ffnNorm: GPUBuffer; // f32 [E]
+  ffn: GpuMoeWeights | GpuDenseWeights;
+  /** the ungated shared experts of the MoE layers */
+  shared?: GpuSharedExpertWeights;
+}
+
 export interface GpuMoeWeights {
   kind: 'moe';
   router: WeightTensor; // ffn_gate_inp [nEmbd, nExpert]
   gateExps: WeightTensor; // [nEmbd, nFfExp, nExpert]
   upExps: WeightTensor; // [nEmbd, nFfExp, nExpert]
   downExps: WeightTensor; // [nFfExp, nEmbd, nExpert]
+  /** exp_probs_b f32 [nExpert] (DeepSeek-V3's selection bias), when the router has one */
+  selectionBias?: GPUBuffer | null;
 }
 
 export interface GpuDenseWeights {
@@ -98,6 +118,8 @@ export interface GpuWeights {
   layers: GpuLayerWeights[];
   /** qwen35moe / qwen35: the hybrid's blocks (src/gpu/qwen35-weights.ts) */
   hybrid?: GpuQwen35Layer[];
+  /** deepseek2: the MLA blocks */
+  mla?: GpuMlaLayer[];
   outputNorm: GPUBuffer; // f32 [nEmbd]
   /** LM head [nEmbd, nVocab]; the same object as tokEmbd when the embeddings are tied */
   output: WeightTensor;
@@ -464,7 +486,48 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     }
     const at = config.attention;
     const ropeFreqs = at.ropeFreqs ? await vector('rope_freqs.weight') : null;
-    for (let i = 0; i < (hybrid ? 0 : config.nLayer); i++) {
+    /** the FFN of layer i (dense for deepseek2's leading layers), with its shared expert */
+    const ffnOf = async (i: number): Promise<{ ffn: GpuMoeWeights | GpuDenseWeights; shared?: GpuSharedExpertWeights }> => {
+      const b = `blk.${i}.`;
+      const kind = layerFfnKind(config, i);
+      if (kind === 'dense') {
+        const [gate, up] = await loader.pair(b + 'ffn_gate.weight', b + 'ffn_up.weight');
+        return { ffn: { kind: 'dense', gate, up, down: await matrix(b + 'ffn_down.weight') } };
+      }
+      const router = await matrix(b + 'ffn_gate_inp.weight');
+      const [gateExps, upExps] = await pair(expertSource(expertTensorNames(config, i, 'gate')), expertSource(expertTensorNames(config, i, 'up')));
+      const downExps = await solo(expertSource(expertTensorNames(config, i, 'down')));
+      const selectionBias = config.router.selectionBias ? await vector(b + 'exp_probs_b.bias') : null;
+      const ffn: GpuMoeWeights = { kind: 'moe', router, gateExps, upExps, downExps, selectionBias };
+      if (kind !== 'moe+shared') return { ffn };
+      const shared: GpuSharedExpertWeights = {
+        gateUp: await fusedProjections(loader, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
+        gateInp: config.sharedExpertGated ? await vector(b + 'ffn_gate_inp_shexp.weight') : null,
+        down: await matrix(b + 'ffn_down_shexp.weight'),
+      };
+      return { ffn, shared };
+    };
+    let mla: GpuMlaLayer[] | undefined;
+    if (config.mla) {
+      mla = [];
+      const lora = config.mla.qLoraRank > 0;
+      for (let i = 0; i < config.nLayer; i++) {
+        const b = `blk.${i}.`;
+        const attnNorm = await vector(b + 'attn_norm.weight');
+        const wq = lora ? null : await matrix(b + 'attn_q.weight');
+        const wqA = lora ? await matrix(b + 'attn_q_a.weight') : null;
+        const qANorm = lora ? await vector(b + 'attn_q_a_norm.weight') : null;
+        const wqB = lora ? await matrix(b + 'attn_q_b.weight') : null;
+        const wkvA = await matrix(b + 'attn_kv_a_mqa.weight');
+        const kvANorm = await vector(b + 'attn_kv_a_norm.weight');
+        const wkB = await matrix(b + 'attn_k_b.weight');
+        const wvB = await matrix(b + 'attn_v_b.weight');
+        const wo = await matrix(b + 'attn_output.weight');
+        const ffnNorm = await vector(b + 'ffn_norm.weight');
+        mla.push({ attnNorm, wq, wqA, qANorm, wqB, wkvA, kvANorm, wkB, wvB, wo, ffnNorm, ...(await ffnOf(i)) });
+      }
+    }
+    for (let i = 0; i < (hybrid || mla ? 0 : config.nLayer); i++) {
       const b = `blk.${i}.`;
       const attnNorm = await vector(b + 'attn_norm.weight');
       const [wq, wk, wv] = (await group([b + 'attn_q.weight', b + 'attn_k.weight', b + 'attn_v.weight'].map(tensorSource))) as [WeightTensor, WeightTensor, WeightTensor];
@@ -475,23 +538,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
       const qNorm = await bias('attn_q_norm.weight', at.qkNorm !== 'none');
       const kNorm = await bias('attn_k_norm.weight', at.qkNorm !== 'none');
       const ffnNorm = await vector(b + 'ffn_norm.weight');
-      let ffn: GpuMoeWeights | GpuDenseWeights;
-      let shared: GpuSharedExpertWeights | undefined;
-      if (config.ffnKind !== 'dense') {
-        const router = await matrix(b + 'ffn_gate_inp.weight');
-        const [gateExps, upExps] = await pair(expertSource(expertTensorNames(config, i, 'gate')), expertSource(expertTensorNames(config, i, 'up')));
-        ffn = { kind: 'moe', router, gateExps, upExps, downExps: await solo(expertSource(expertTensorNames(config, i, 'down'))) };
-        if (config.ffnKind === 'moe+shared') {
-          shared = {
-            gateUp: await fusedProjections(loader, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
-            gateInp: await vector(b + 'ffn_gate_inp_shexp.weight'),
-            down: await matrix(b + 'ffn_down_shexp.weight'),
-          };
-        }
-      } else {
-        const [gate, up] = await loader.pair(b + 'ffn_gate.weight', b + 'ffn_up.weight');
-        ffn = { kind: 'dense', gate, up, down: await matrix(b + 'ffn_down.weight') };
-      }
+      const { ffn, shared } = await ffnOf(i);
       layers.push({ attnNorm, wq, wk, wv, bq, bk, bv, wo, bo, qNorm, kNorm, ffnNorm, ffn, ...(shared ? { shared } : {}) });
     }
     const outputNorm = await vector('output_norm.weight');
@@ -499,7 +546,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     ctx.queue.submit([]);
     await ctx.track(ctx.queue.onSubmittedWorkDone());
     checkAbort();
-    return { tokEmbd, ropeFreqs, layers, ...(hybrid ? { hybrid } : {}), outputNorm, output, bytes: buffers.reduce((s, b) => s + b.size, 0), buffers };
+    return { tokEmbd, ropeFreqs, layers, ...(hybrid ? { hybrid } : {}), ...(mla ? { mla } : {}), outputNorm, output, bytes: buffers.reduce((s, b) => s + b.size, 0), buffers };
   } catch (e) {
     if (!ctx.isLost) for (const b of buffers) ctx.destroyBuffer(b);
     throw e;

@@ -18,9 +18,9 @@ export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKEND
     return false;
   });
 
-/** Whether a backend runs an architecture (every one on both, but deepseek2 on the CPU only for now). */
+/** Whether a backend runs an architecture (every one runs on both). */
 export function backendRuns(backend: GoldenBackend, arch: string): boolean {
-  if (backend === 'webgpu' && arch === 'deepseek2') return false; // MLA on the GPU: not yet
+  void backend;
   return SUPPORTED_ARCHITECTURES.includes(arch as Architecture);
 }
 
