@@ -11,8 +11,8 @@
 //                              part (n_rot values) at + q_rope_offset
 //   2 pos  storage read        u32 [n_tokens] positions
 //   3 out  storage read_write  f32; head h of token t's rope part at t·out_stride + h·out_head_stride + out_offset
-//   θ_i = freq_scale · pos · theta_scale^i (repeated f32 multiplication, as ggml), reduced by
-//   rope.wgsl's reduce_angle; out[2i] = a·cos − b·sin, out[2i+1] = a·sin + b·cos.
+//   θ_i = freq_scale · pos · theta_scale^i (repeated f32 multiplication, as ggml), YaRN-mixed and
+//   × mscale by rope.wgsl's rope_cos_sin; out[2i] = a·cos − b·sin, out[2i+1] = a·sin + b·cos.
 //   Dispatch (n_heads, n_tokens, 1): one workgroup per head and token, threads over the pairs.
 // Override: WG.
 
@@ -28,7 +28,15 @@ struct MlaRopeParams {
   out_offset: u32,
   theta_scale: f32,
   freq_scale: f32,
+  ext_factor: f32,
+  corr_lo: f32,
+  corr_hi: f32,
+  mscale: f32,
   _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+  _pad3: u32,
+  _pad4: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: MlaRopeParams;
@@ -52,9 +60,9 @@ fn mla_q_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     for (var j = 0u; j < i; j++) {
       theta = theta * P.theta_scale;
     }
-    let r = reduce_angle(P.freq_scale * theta);
-    let c = cos(r);
-    let sn = sin(r);
+    let cs = rope_cos_sin(theta, i, P.freq_scale, P.ext_factor, P.corr_lo, P.corr_hi, P.mscale);
+    let c = cs.x;
+    let sn = cs.y;
     let a = q[src + 2u * i];
     let b = q[src + 2u * i + 1u];
     out[dst + 2u * i] = a * c - b * sn;

@@ -27,7 +27,7 @@ enable f16;
 //   Per head: optional RMSNorm with weight (override NORM), then RoPE: NEOX, element i < n_rot/2
 //   pairs with i + n_rot/2, or with override ROPE_NORM (llama) 2i with 2i + 1;
 //   θ_i = freq_scale · (pos · theta_scale^i / freq_factors[i]) with theta_scale = base^(−2/n_rot)
-//   computed on the CPU; θ is built by repeated f32 multiplication as ggml does, reduced modulo 2π
+//   computed on the CPU, YaRN-mixed and cos/sin × mscale (rope.wgsl rope_cos_sin); θ is built by repeated f32 multiplication as ggml does, reduced modulo 2π
 //   in three parts (Cody–Waite) before cos/sin. Elements ≥ n_rot are only normalized.
 //   FREQ_FACTORS (llama3's rope_freqs):
 //   10 freq_factors storage read     f32 [n_rot/2]
@@ -83,7 +83,11 @@ struct RopeParams {
   head_dim_v: u32,  // KV
   v_offset: u32,    // KV
   v_stride: u32,    // KV
-  freq_scale: f32,  // θ multiplied by this (linear rope scaling; 1 otherwise)
+  freq_scale: f32,  // θ multiplied by this (linear / YaRN rope scaling; 1 otherwise)
+  ext_factor: f32,  // YaRN (rope.wgsl rope_cos_sin): 0 = none
+  corr_lo: f32,
+  corr_hi: f32,
+  mscale: f32,      // cos and sin × this (1 without YaRN)
   _pad0: u32,
   _pad1: u32,
   _pad2: u32,
@@ -327,14 +331,13 @@ fn qk_norm_rope(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     for (var j = 0u; j < i; j++) {
       theta = theta * P.theta_scale;
     }
-    var t_i = theta;
+    var extrap = theta;
 #if FREQ_FACTORS
-    t_i = t_i / freq_factors[i];
+    extrap = extrap / freq_factors[i];
 #endif
-    t_i = P.freq_scale * t_i;
-    let r = reduce_angle(t_i);
-    let c = cos(r);
-    let sn = sin(r);
+    let cs = rope_cos_sin(extrap, i, P.freq_scale, P.ext_factor, P.corr_lo, P.corr_hi, P.mscale);
+    let c = cs.x;
+    let sn = cs.y;
     // the pair: (i, i + n_rot/2) NEOX, (2i, 2i + 1) with ROPE_NORM
     let ia = select(i, 2u * i, ROPE_NORM);
     let ib = select(i + half, 2u * i + 1u, ROPE_NORM);

@@ -32,8 +32,14 @@ export interface AttentionSpec {
   scale: number;
   /** rope_freqs.weight [n_rot/2]: llama3's per-frequency divisors of θ (llama, when present) */
   ropeFreqs: boolean;
-  /** 1 / rope.scaling.factor for rope.scaling.type = linear, else 1 */
+  /** 1 / rope.scaling.factor (linear or YaRN scaling), else 1 */
   ropeFreqScale: number;
+  /**
+   * YaRN (rope.scaling.type = yarn), as ggml's rope_yarn: extFactor 1 (0: no YaRN), the ramp between
+   * the correction dims [lo, hi] (pair indices, from original_context_length and β_fast 32 / β_slow 1),
+   * and the factor every cos/sin is multiplied by (llama.cpp's attn_factor · (1 + 0.1·ln factor))
+   */
+  yarn: { extFactor: number; corrDims: [number, number]; mscale: number };
 }
 
 /**
@@ -289,9 +295,9 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
 
   const scalingType = metadata.get(k('rope.scaling.type'))?.value;
   const scalingFactor = num(metadata, k('rope.scaling.factor'), arch);
-  // linear scaling is implemented (attention.ropeFreqScale); any other type is reported here
+  // linear and YaRN scaling are implemented (attention.ropeFreqScale, attention.yarn); any other type is reported here
   const ropeScalingType =
-    typeof scalingType === 'string' && scalingType !== 'none' && scalingType !== 'linear' && scalingFactor !== undefined && scalingFactor !== 0 && scalingFactor !== 1
+    typeof scalingType === 'string' && !['none', 'linear', 'yarn'].includes(scalingType) && scalingFactor !== undefined && scalingFactor !== 0 && scalingFactor !== 1
       ? scalingType
       : null;
 
@@ -355,16 +361,19 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
   const has = (name: string) => tensors.has(name);
   const bias = spec?.qkvBias ?? 'none';
   const qkvBias = bias === 'required' || (bias === 'optional' && has('blk.0.attn_q.bias'));
-  const ropeFreqScale = typeof scalingType === 'string' && scalingType === 'linear' && scalingFactor ? Math.fround(1 / scalingFactor) : 1;
+  const rope = ropeScaling(metadata, arch, typeof scalingType === 'string' ? scalingType : 'linear', scalingFactor, nRot, ropeBase, nCtxTrain, isDeepseek);
+  const ropeFreqScale = rope.freqScale;
   const attention: AttentionSpec = {
     rope: spec?.rope ?? (isDeepseek ? 'norm' : 'neox'),
     qkNorm: spec?.qkNorm ?? (isDeepseek ? 'none' : 'head'),
     qkvBias,
     outBias: spec?.outBias === 'optional' && has('blk.0.attn_output.bias'),
-    // MLA: the scale of the uncompressed head (qk_nope + qk_rope), not of the cache row
-    scale: Math.fround(1 / Math.fround(Math.sqrt(mla ? mla.qkNope + mla.qkRope : headDimK))),
+    // MLA: the scale of the uncompressed head (qk_nope + qk_rope), not of the cache row, times
+    // deepseek2's YaRN mscale² (1 without YaRN)
+    scale: Math.fround(Math.fround(rope.kqMscale * rope.kqMscale) / Math.fround(Math.sqrt(mla ? mla.qkNope + mla.qkRope : headDimK))),
     ropeFreqs: !!spec?.llamaExtras && has('rope_freqs.weight'),
     ropeFreqScale,
+    yarn: rope.yarn,
   };
   if (spec && !spec.tiedAllowed && !has('output.weight')) {
     throw new ModelFormatError(`tensor output.weight is missing (${arch} has no tied embeddings; expected shape [${nEmbd}, ${nVocab}])`);
@@ -384,6 +393,45 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
     ...(mla ? { mla } : {}),
     ...(qwen35 ? { qwen35 } : {}),
   };
+}
+
+/**
+ * RoPE scaling as llama.cpp sets it up (llama-model.cpp load_hparams, llama-context.cpp cparams,
+ * ggml_rope_yarn_corr_dims; deepseek2.cpp for its attention factor): the frequency scale
+ * 1/rope.scaling.factor (a type of "none" disables it), and for YaRN the ramp, the cos/sin factor and
+ * — deepseek2 only — the mscale its kq_scale is multiplied by twice. f32 throughout, as llama.cpp.
+ */
+function ropeScaling(
+  md: Metadata, arch: Architecture, type: string, factorKey: number | undefined, nRot: number, base: number, nCtxTrain: number, deepseek: boolean,
+): { freqScale: number; yarn: AttentionSpec['yarn']; kqMscale: number } {
+  const f = Math.fround;
+  const F01 = f(0.1); // C's 0.1f
+  const key = (name: string) => `${arch}.${name}`;
+  const freqScale = type === 'none' || !factorKey ? 1 : f(1 / factorKey);
+  const ropeAttnFactor = f(num(md, key('rope.scaling.attn_factor'), arch) ?? 1);
+  if (type !== 'yarn') return { freqScale, yarn: { extFactor: 0, corrDims: [0, 0], mscale: ropeAttnFactor }, kqMscale: 1 };
+  const nCtxOrig = num(md, key('rope.scaling.original_context_length'), arch) ?? nCtxTrain;
+  const [betaFast, betaSlow] = [32, 1];
+  const corrDim = (beta: number) => f(f(nRot * f(Math.log(f(nCtxOrig / f(beta * 2 * f(Math.PI)))))) / f(2 * f(Math.log(base))));
+  const corrDims: [number, number] = [Math.max(0, Math.floor(corrDim(betaFast))), Math.min(nRot - 1, Math.ceil(corrDim(betaSlow)))];
+  const factor = f(1 / freqScale);
+  const getMscale = (scale: number, m: number) => (scale <= 1 ? 1 : f(f(f(F01 * m) * f(Math.log(scale))) + 1));
+  const logMulKey = deepseek ? num(md, key('rope.scaling.yarn_log_multiplier'), arch) : undefined;
+  const logMul = logMulKey !== undefined ? f(logMulKey / F01) : 0; // llama.cpp cancels the converter's 0.1
+  let attn: number;
+  if (logMul !== 0) {
+    const m = deepseek && logMul !== 1 ? logMul : 1;
+    attn = f(getMscale(factor, m) / getMscale(factor, logMul));
+  } else {
+    attn = getMscale(factor, 1);
+  }
+  attn = f(attn * f(1 / f(1 + f(F01 * f(Math.log(factor))))));
+  attn = f(attn * ropeAttnFactor);
+  const lnInv = f(Math.log(f(1 / freqScale)));
+  const mscale = f(attn * f(1 + f(F01 * lnInv)));
+  // deepseek2.cpp: attn_factor_org = attn_factor · (1 + 0.1·ln(1/freq_scale)); mscale = attn_factor_org · (1 + 0.1·log_mul·ln(1/freq_scale))
+  const kqMscale = deepseek ? f(mscale * f(1 + f(f(F01 * logMul) * lnInv))) : 1;
+  return { freqScale, yarn: { extFactor: 1, corrDims, mscale }, kqMscale };
 }
 
 /**

@@ -122,7 +122,7 @@ async function mlaAttention(g: Graph, p: Program, mode: Mode, L: GpuMlaLayer, il
   // kv = W_kv_a·h;  K = [RMSNorm(kv[:, :R]) ⊙ kv_a_norm | RoPE(kv[:, R:])]   kv, K [n, R + qkRope]
   p.run(await g.linear(mode, L.wkvA, a.h, b.kv, false, {}, norm.hq));
   p.run(await g.sized(mode, createRmsNorm(ctx, { x: b.kv, weight: L.kvANorm, out: b.k, n: R, rows: N, eps: cfg.rmsEps, xStride: KR, outStride: KR })));
-  const rope = { nRot: m.qkRope, base: cfg.ropeBase, freqScale: cfg.attention.ropeFreqScale, positions: a.pos, nTokens: N };
+  const rope = { nRot: m.qkRope, base: cfg.ropeBase, freqScale: cfg.attention.ropeFreqScale, yarn: cfg.attention.yarn, positions: a.pos, nTokens: N };
   p.run(await g.sized(mode, createMlaQRope(ctx, { ...rope, q: b.kv, out: b.k, nHeads: 1, qStride: KR, qHeadStride: 0, qRopeOffset: R, outStride: KR, outHeadStride: 0, outOffset: R })));
   p.tap('Kcur', b.k, rows(KR));
 

@@ -437,7 +437,7 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   // (a KvWriteLaunch: update(n, pos0) / setPosition(pos0) per batch through g.kvWrites)
   const rope = {
     headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase, norm: headNorm,
-    style: at.rope, freqFactors: g.w.ropeFreqs ?? undefined, freqScale: at.ropeFreqScale,
+    style: at.rope, freqFactors: g.w.ropeFreqs ?? undefined, freqScale: at.ropeFreqScale, yarn: at.yarn,
   };
   const k = { x: kx, weight: (headNorm && L.kNorm) || a.unused, nHeads: nHeadKv };
   const ropeKv = await createQKNormRope(ctx, { ...rope, x: qx, weight: (headNorm && L.qNorm) || a.unused, nHeads: nHead, tokenStride: qStride, k, qRoundF16: qF16 ?? undefined, kv: { cache, v: a.v } });

@@ -128,7 +128,7 @@ export class KVCache {
 /** The RoPE of a config (its attention spec), with the file's frequency factors. */
 export function ropeOf(cfg: ModelConfig, freqFactors: Float32Array | null = null): RopeSpec {
   const a = cfg.attention;
-  return { nRot: cfg.nRot, base: cfg.ropeBase, style: a.rope, freqFactors, freqScale: a.ropeFreqScale };
+  return { nRot: cfg.nRot, base: cfg.ropeBase, style: a.rope, freqFactors, freqScale: a.ropeFreqScale, yarn: a.yarn };
 }
 
 /**

@@ -175,6 +175,8 @@ export interface RopeSpec {
   freqFactors?: Float32Array | null;
   /** θ multiplied by this (linear rope scaling: 1/factor); default 1 */
   freqScale?: number;
+  /** YaRN (config.ts AttentionSpec.yarn); default none */
+  yarn?: { extFactor: number; corrDims: [number, number]; mscale: number };
 }
 
 /**
@@ -183,19 +185,28 @@ export interface RopeSpec {
  * ggml_rope_cache_init / rope_yarn (no YaRN ramp) compute it; the rotation as ggml's rotate_pairs.
  */
 export function rope(x: Float32Array, nHeads: number, headDim: number, pos: number, r: RopeSpec): void {
-  if (r.style === 'neox' && !r.freqFactors && (r.freqScale ?? 1) === 1) return ropeNeox(x, nHeads, headDim, r.nRot, pos, r.base);
+  const y = r.yarn ?? { extFactor: 0, corrDims: [0, 0], mscale: 1 };
+  if (r.style === 'neox' && !r.freqFactors && (r.freqScale ?? 1) === 1 && y.extFactor === 0 && y.mscale === 1) return ropeNeox(x, nHeads, headDim, r.nRot, pos, r.base);
+  const f = Math.fround;
   const half = r.nRot / 2;
-  const thetaScale = Math.fround(Math.pow(Math.fround(r.base), Math.fround(-2 / r.nRot)));
-  const freqScale = Math.fround(r.freqScale ?? 1);
+  const thetaScale = f(Math.pow(f(r.base), f(-2 / r.nRot)));
+  const freqScale = f(r.freqScale ?? 1);
   const cos = new Float32Array(half);
   const sin = new Float32Array(half);
-  let theta = Math.fround(pos);
+  let theta = f(pos);
+  const [lo, hi] = y.corrDims;
   for (let i = 0; i < half; i++) {
     const ff = r.freqFactors ? r.freqFactors[i]! : 1;
-    const t = Math.fround(freqScale * Math.fround(theta / ff));
-    cos[i] = Math.cos(t);
-    sin[i] = Math.sin(t);
-    theta = Math.fround(theta * thetaScale);
+    const extrap = f(theta / ff);
+    let t = f(freqScale * extrap);
+    if (y.extFactor !== 0) {
+      // ggml rope_yarn: ramp = (1 − clamp((i − lo) / max(0.001, hi − lo), 0, 1)) · ext_factor
+      const ramp = f(f(1 - Math.min(1, Math.max(0, f(f(i - lo) / Math.max(f(0.001), f(hi - lo)))))) * y.extFactor);
+      t = fmaf(t, f(1 - ramp), f(extrap * ramp));
+    }
+    cos[i] = f(f(Math.cos(t)) * y.mscale);
+    sin[i] = f(f(Math.sin(t)) * y.mscale);
+    theta = f(theta * thetaScale);
   }
   const [step, offset] = r.style === 'neox' ? [1, half] : [2, 1]; // element of pair i: i·step, its partner + offset
   for (let h = 0; h < nHeads; h++) {

@@ -27,7 +27,15 @@ export const MLA_Q_ROPE: KernelSpec = {
     ['out_offset', 'u32'],
     ['theta_scale', 'f32'],
     ['freq_scale', 'f32'],
+    ['ext_factor', 'f32'],
+    ['corr_lo', 'f32'],
+    ['corr_hi', 'f32'],
+    ['mscale', 'f32'],
     ['_pad0', 'u32'],
+    ['_pad1', 'u32'],
+    ['_pad2', 'u32'],
+    ['_pad3', 'u32'],
+    ['_pad4', 'u32'],
   ]),
   overrides: ['WG'],
 };
@@ -85,6 +93,8 @@ export interface MlaQRopeArgs {
   outOffset: number;
   base: number;
   freqScale?: number;
+  /** YaRN (config.ts AttentionSpec.yarn), default none */
+  yarn?: { extFactor: number; corrDims: [number, number]; mscale: number };
   nTokens?: number;
   workgroupSize?: number;
 }
@@ -116,6 +126,7 @@ export async function createMlaQRope(ctx: GPUContext, a: MlaQRopeArgs): Promise<
           n_heads: a.nHeads, n_tokens: n0, n_rot: a.nRot, q_stride: a.qStride, q_head_stride: a.qHeadStride, q_rope_offset: a.qRopeOffset,
           out_stride: a.outStride, out_head_stride: a.outHeadStride, out_offset: a.outOffset,
           theta_scale: Math.fround(Math.pow(a.base, -2 / a.nRot)), freq_scale: a.freqScale ?? 1,
+          ext_factor: a.yarn?.extFactor ?? 0, corr_lo: a.yarn?.corrDims[0] ?? 0, corr_hi: a.yarn?.corrDims[1] ?? 0, mscale: a.yarn?.mscale ?? 1,
         },
         buffers: { q: q.buffer, pos: pos.buffer, out: out.buffer },
         workgroups: [a.nHeads, n0, 1],

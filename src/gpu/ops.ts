@@ -229,6 +229,10 @@ export const QK_NORM_ROPE: KernelSpec = {
     ['v_offset', 'u32'],
     ['v_stride', 'u32'],
     ['freq_scale', 'f32'],
+    ['ext_factor', 'f32'],
+    ['corr_lo', 'f32'],
+    ['corr_hi', 'f32'],
+    ['mscale', 'f32'],
     ['_pad0', 'u32'],
     ['_pad1', 'u32'],
     ['_pad2', 'u32'],
@@ -988,6 +992,8 @@ export interface QKNormRopeArgs {
   freqFactors?: GPUBuffer;
   /** θ multiplied by this (linear rope scaling), default 1 */
   freqScale?: number;
+  /** YaRN (config.ts AttentionSpec.yarn), default none */
+  yarn?: { extFactor: number; corrDims: [number, number]; mscale: number };
   workgroupSize?: number;
   /** K heads rotated in the same dispatch (same head_dim, n_rot, positions, eps, base) */
   k?: { x: BufferRef; weight: BufferRef; nHeads: number; tokenStride?: number };
@@ -1082,6 +1088,10 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
     v_offset: kv?.v.offset ?? 0,
     v_stride: kv?.vStride ?? 0,
     freq_scale: a.freqScale ?? 1,
+    ext_factor: a.yarn?.extFactor ?? 0,
+    corr_lo: a.yarn?.corrDims[0] ?? 0,
+    corr_hi: a.yarn?.corrDims[1] ?? 0,
+    mscale: a.yarn?.mscale ?? 1,
   };
   const workgroups: [number, number, number] = [a.nHeads + (k?.nHeads ?? 0), nTokens, 1];
   const constants = { WG: wg, NORM: a.norm !== false, ROPE_NORM: a.style === 'norm' };

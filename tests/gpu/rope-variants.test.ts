@@ -1,6 +1,6 @@
 // The block library's attention variants on the GPU against src/cpu/ops.ts:
-//   qk_norm_rope with ROPE_NORM (llama's adjacent pairs), FREQ_FACTORS (llama3's rope_freqs) and a
-//   freq scale (linear rope scaling), with and without the per-head norm, through the KV path the
+//   qk_norm_rope with ROPE_NORM (llama's adjacent pairs), FREQ_FACTORS (llama3's rope_freqs), a
+//   freq scale (linear rope scaling) and YaRN (ramp, mscale), with and without the per-head norm, through the KV path the
 //   forward pass uses (K rows checked in the cache too);
 //   the elementwise add with a broadcast row (Q/K/V and output biases).
 // Odd head counts, head dims and row widths that are not multiples of the workgroup size.
@@ -27,6 +27,8 @@ interface Case {
   freqScale: number;
   norm: boolean;
   wg: number;
+  /** YaRN: ext factor 1, the ramp between corr dims, cos/sin × mscale */
+  yarn?: { extFactor: number; corrDims: [number, number]; mscale: number };
 }
 
 const CASES: Case[] = [
@@ -35,6 +37,8 @@ const CASES: Case[] = [
   { nHead: 6, nKv: 2, hd: 64, nRot: 64, n: 2, pos0: 1000, style: 'norm', freqFactors: true, freqScale: 0.25, norm: true, wg: 32 },
   { nHead: 7, nKv: 1, hd: 40, nRot: 16, n: 5, pos0: 3, style: 'neox', freqFactors: true, freqScale: 0.5, norm: false, wg: 32 },
   { nHead: 4, nKv: 2, hd: 18, nRot: 12, n: 1, pos0: 200, style: 'norm', freqFactors: false, freqScale: 1, norm: true, wg: 64 },
+  { nHead: 3, nKv: 1, hd: 64, nRot: 64, n: 3, pos0: 90, style: 'norm', freqFactors: false, freqScale: 0.025, norm: false, wg: 32, yarn: { extFactor: 1, corrDims: [4, 19], mscale: 1.3688 } },
+  { nHead: 5, nKv: 5, hd: 40, nRot: 40, n: 2, pos0: 4000, style: 'neox', freqFactors: false, freqScale: 0.25, norm: true, wg: 64, yarn: { extFactor: 1, corrDims: [0, 13], mscale: 1.1386 } },
 ];
 
 /** n tokens of nh heads (f32 [n, nh·hd]) normed (optional) and rotated at pos0 + t, as src/cpu/forward.ts does */
@@ -50,7 +54,7 @@ describe.skipIf(!ctx)('qk_norm_rope variants (adjacent pairs, rope_freqs, freq s
   const g = ctx!;
   for (const c of CASES) {
     const name = `${c.style} ${c.nHead}/${c.nKv} heads of ${c.hd}, n_rot ${c.nRot}, ${c.n} tokens at ${c.pos0}` +
-      `${c.freqFactors ? ', rope_freqs' : ''}${c.freqScale !== 1 ? `, scale ${c.freqScale}` : ''}${c.norm ? ', normed' : ''}, WG ${c.wg}`;
+      `${c.freqFactors ? ', rope_freqs' : ''}${c.freqScale !== 1 ? `, scale ${c.freqScale}` : ''}${c.yarn ? ', YaRN' : ''}${c.norm ? ', normed' : ''}, WG ${c.wg}`;
     it(name, async () => {
       const rand = rng(c.nHead * 97 + c.hd + c.pos0);
       const qRow = c.nHead * c.hd;
@@ -61,13 +65,13 @@ describe.skipIf(!ctx)('qk_norm_rope variants (adjacent pairs, rope_freqs, freq s
       const qw = randomF32(rand, c.hd, 0.5, 1.5);
       const kw = randomF32(rand, c.hd, 0.5, 1.5);
       const ff = c.freqFactors ? randomF32(rand, c.nRot / 2, 1, 8) : null;
-      const r: RopeSpec = { nRot: c.nRot, base: 5e5, style: c.style, freqFactors: ff, freqScale: c.freqScale };
+      const r: RopeSpec = { nRot: c.nRot, base: 5e5, style: c.style, freqFactors: ff, freqScale: c.freqScale, yarn: c.yarn };
       const [qb, kb, vb, qwb, kwb] = [q, k, v, qw, kw].map((a) => createStorageFrom(g, a));
       const ffb = ff ? createStorageFrom(g, ff) : undefined;
       const cache = createKvCache(g, { nCtx: c.pos0 + c.n, nHeadKv: c.nKv, headDimK: c.hd, headDimV: c.hd, f16: false });
       const launch = await createQKNormRope(g, {
         x: qb!, weight: qwb!, nHeads: c.nHead, headDim: c.hd, nRot: c.nRot, eps: 1e-6, base: 5e5, norm: c.norm,
-        style: c.style, freqFactors: ffb, freqScale: c.freqScale, workgroupSize: c.wg,
+        style: c.style, freqFactors: ffb, freqScale: c.freqScale, yarn: c.yarn, workgroupSize: c.wg,
         k: { x: kb!, weight: kwb!, nHeads: c.nKv }, kv: { cache, v: vb! },
       });
       launch.update(c.n, c.pos0);
@@ -75,11 +79,13 @@ describe.skipIf(!ctx)('qk_norm_rope variants (adjacent pairs, rope_freqs, freq s
       await g.checkErrors();
       const wantQ = reference(q, qw, c.nHead, c, r);
       const wantK = reference(k, kw, c.nKv, c, r);
-      // cos/sin of the GPU are not libm's: a few ulps
-      expectClose('q', await readF32(g, qb!, c.n * qRow), wantQ, 3e-5, 3e-5);
-      expectClose('k', await readF32(g, kb!, c.n * kRow), wantK, 3e-5, 3e-5);
+      // cos/sin of the GPU are not libm's: a few ulps; with YaRN the angle's mix is one f32 rounding
+      // (fused or not) of an angle up to pos·freq_scale: values |x| ≤ 3 move by 3·ulp(angle)
+      const tol = 3e-5 + (c.yarn ? 3 * 2.4e-7 * (c.pos0 + c.n) * c.freqScale : 0);
+      expectClose('q', await readF32(g, qb!, c.n * qRow), wantQ, tol, 3e-5);
+      expectClose('k', await readF32(g, kb!, c.n * kRow), wantK, tol, 3e-5);
       const kc = await readF32(g, cache.k, (c.pos0 + c.n) * kRow);
-      expectClose('K cache rows', kc.subarray(c.pos0 * kRow), wantK, 3e-5, 3e-5);
+      expectClose('K cache rows', kc.subarray(c.pos0 * kRow), wantK, tol, 3e-5);
       // a wrong pair style, or ignoring the factors, is far off: the test can tell them apart
       const wrong = reference(q, qw, c.nHead, c, { ...r, style: c.style === 'norm' ? 'neox' : 'norm' });
       let diff = 0;
