@@ -117,7 +117,7 @@ function halfTableBits(): Uint32Array {
 const SUPPORTED = new Set<number>([
   GGMLType.F32, GGMLType.F16, GGMLType.BF16,
   GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.Q8_0,
-  GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K,
+  GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.MXFP4,
 ]);
 
 /** Whether `dequantize` can decode this ggml type. */
@@ -190,6 +190,7 @@ export function dequantize(type: GGMLType, src: Uint8Array, nElements: number, d
     }
     case GGMLType.Q8_0: dequantQ8_0(src, nb, dst); break;
     case GGMLType.Q4_0: dequantQ4_0(src, nb, dst); break;
+    case GGMLType.MXFP4: dequantMXFP4(src, nb, dst); break;
     case GGMLType.Q4_1: dequantQ4_1(src, nb, dst); break;
     case GGMLType.Q5_0: dequantQ5_0(src, nb, dst); break;
     case GGMLType.Q5_1: dequantQ5_1(src, nb, dst); break;
@@ -218,6 +219,25 @@ function dequantQ4_0(src: Uint8Array, nb: number, y: Float32Array): void {
       const q = src[p + 2 + j]!;
       y[o + j] = ((q & 15) - 8) * d;
       y[o + j + 16] = ((q >>> 4) - 8) * d;
+    }
+  }
+}
+
+// MXFP4 (gpt-oss): u8 e (E8M0 scale); u8 qs[16] of E2M1 codes; y = kvalues[q] · 2^(e − 128)
+// (ggml's kvalues are twice the E2M1 values, hence the half scale; low nibbles are elements 0..15)
+const MXFP4_VALUES = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+/** ggml_e8m0_to_fp32_half: 2^(e − 128) as an f32 (denormal below e = 2) */
+export function e8m0ToF32Half(e: number): number {
+  const bits = e < 2 ? 0x00200000 << e : (e - 1) << 23;
+  return new Float32Array(new Uint32Array([bits >>> 0]).buffer)[0]!;
+}
+function dequantMXFP4(src: Uint8Array, nb: number, y: Float32Array): void {
+  for (let b = 0, p = 0, o = 0; b < nb; b++, p += 17, o += 32) {
+    const d = e8m0ToF32Half(src[p]!);
+    for (let j = 0; j < 16; j++) {
+      const q = src[p + 1 + j]!;
+      y[o + j] = MXFP4_VALUES[q & 15]! * d;
+      y[o + j + 16] = MXFP4_VALUES[q >>> 4]! * d;
     }
   }
 }
@@ -400,6 +420,7 @@ export function quantize(type: GGMLType, values: Float32Array): Uint8Array {
     }
     case GGMLType.Q8_0: quantQ8_0(values, nb, out); break;
     case GGMLType.Q4_0: quantQ4_0(values, nb, out); break;
+    case GGMLType.MXFP4: quantMXFP4(values, nb, out); break;
     case GGMLType.Q4_1: quantQ4_1(values, nb, out); break;
     case GGMLType.Q5_0: quantQ5_0(values, nb, out); break;
     case GGMLType.Q5_1: quantQ5_1(values, nb, out); break;
@@ -480,6 +501,27 @@ function quantQ4_0(x: Float32Array, nb: number, out: Uint8Array): void {
       const q1 = Math.min(15, (cvtI32(fr(fr(x[xo + 16 + j]! * id) + 8.5)) << 24) >> 24) & 0xff;
       out[p + 2 + j] = q0 | (q1 << 4);
     }
+  }
+}
+
+// quantize_row_mxfp4_ref: e = floor(log2(amax)) − 2 + 127, each value the nearest kvalue·d (first on ties)
+function quantMXFP4(x: Float32Array, nb: number, out: Uint8Array): void {
+  for (let b = 0, xo = 0, p = 0; b < nb; b++, xo += 32, p += 17) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[xo + j]!));
+    const e = amax > 0 ? (Math.floor(Math.log2(fr(amax))) - 2 + 127) & 0xff : 0;
+    const d = e8m0ToF32Half(e);
+    out[p] = e;
+    const best = (v: number) => {
+      let bi = 0;
+      let be = Math.abs(fr(fr(MXFP4_VALUES[0]! * d) - v));
+      for (let i = 1; i < 16; i++) {
+        const err = Math.abs(fr(fr(MXFP4_VALUES[i]! * d) - v));
+        if (err < be) [bi, be] = [i, err];
+      }
+      return bi;
+    };
+    for (let j = 0; j < 16; j++) out[p + 1 + j] = best(x[xo + j]!) | (best(x[xo + 16 + j]!) << 4);
   }
 }
 
@@ -981,7 +1023,7 @@ export function vecDotType(weightType: GGMLType): GGMLType {
     case GGMLType.F32: return GGMLType.F32;
     case GGMLType.F16: return GGMLType.F16;
     case GGMLType.BF16: return GGMLType.BF16;
-    case GGMLType.Q4_0: case GGMLType.Q5_0: case GGMLType.Q8_0: return GGMLType.Q8_0;
+    case GGMLType.Q4_0: case GGMLType.Q5_0: case GGMLType.Q8_0: case GGMLType.MXFP4: return GGMLType.Q8_0;
     case GGMLType.Q4_1: case GGMLType.Q5_1: return GGMLType.Q8_1;
     case GGMLType.Q2_K: case GGMLType.Q3_K: case GGMLType.Q4_K: case GGMLType.Q5_K: case GGMLType.Q6_K: return GGMLType.Q8_K;
     default:

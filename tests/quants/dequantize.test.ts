@@ -4,7 +4,7 @@
 // ggml's dequantize_row_* does).
 import { describe, expect, it } from 'vitest';
 import { UnsupportedQuantError } from '../../gguf/errors.js';
-import { dequantize, isSupportedType } from '../../gguf/quants.js';
+import { dequantize, isSupportedType, quantize } from '../../gguf/quants.js';
 import { GGMLType, GGML_TYPE_INFO } from '../../gguf/types.js';
 
 const fr = Math.fround;
@@ -354,10 +354,47 @@ describe('dequantize: F32, F16, BF16', () => {
   });
 });
 
+describe('MXFP4 (gpt-oss experts)', () => {
+  // one block: E8M0 scale byte, then 16 bytes of E2M1 codes (low nibble: element j, high: j + 16).
+  // E2M1 codes 0..7 are 0, 0.5, 1, 1.5, 2, 3, 4, 6 and 8..15 their negatives (OCP MX spec); the
+  // scale is 2^(e − 127). ggml keeps the codes doubled and the scale halved: the same values.
+  // (code 8 is −0 in E2M1; ggml's int8 table makes it +0, and so does moet)
+  const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, 0, -0.5, -1, -1.5, -2, -3, -4, -6];
+  it('decodes every code at several scales as the OCP definition says (denormal scales included)', () => {
+    for (const e of [0, 1, 2, 100, 126, 127, 128, 140, 254]) {
+      const block = new Uint8Array(17);
+      block[0] = e;
+      for (let j = 0; j < 16; j++) block[1 + j] = j | ((15 - j) << 4);
+      const y = dequantize(GGMLType.MXFP4, block, 32);
+      const scale = 2 ** (e - 127);
+      for (let j = 0; j < 16; j++) {
+        expect(y[j], `e ${e} code ${j}`).toBe(Math.fround(E2M1[j]! * scale));
+        expect(y[16 + j], `e ${e} code ${15 - j}`).toBe(Math.fround(E2M1[15 - j]! * scale));
+      }
+    }
+  });
+  it('quantize (llama.cpp quantize_row_mxfp4_ref) picks floor(log2 amax) − 2 + 127 and the nearest code', () => {
+    const x = new Float32Array(64);
+    for (let i = 0; i < 64; i++) x[i] = Math.sin(i * 1.7) * (i < 32 ? 3 : 0.01);
+    const q = quantize(GGMLType.MXFP4, x);
+    expect(q.length).toBe(34);
+    expect(q[0]).toBe(Math.floor(Math.log2(Math.max(...Array.from(x.subarray(0, 32), Math.abs)))) - 2 + 127);
+    const y = dequantize(GGMLType.MXFP4, q, 64);
+    for (let b = 0; b < 2; b++) {
+      const d = 2 ** (q[b * 17]! - 127);
+      for (let i = 0; i < 32; i++) {
+        const v = x[b * 32 + i]!;
+        const best = Math.min(...E2M1.map((c) => Math.abs(c * d - v)));
+        expect(Math.abs(y[b * 32 + i]! - v)).toBeCloseTo(best, 6);
+      }
+    }
+  });
+});
+
 describe('dequantize: errors', () => {
   it('rejects types it cannot decode with UnsupportedQuantError naming the type', () => {
     for (const [type, name] of [[GGMLType.Q2_K, 'Q2_K'], [GGMLType.Q3_K, 'Q3_K'], [GGMLType.IQ4_XS, 'IQ4_XS'],
-      [GGMLType.Q8_K, 'Q8_K'], [GGMLType.MXFP4, 'MXFP4'], [99, 'type99']] as const) {
+      [GGMLType.Q8_K, 'Q8_K'], [99, 'type99']] as const) {
       expect(isSupportedType(type)).toBe(false);
       let err: unknown;
       try {
