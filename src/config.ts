@@ -4,7 +4,7 @@ import { GGUFValueType, type GGUFMetadataEntry, type GGUFTensorInfo, type GGUFVa
 import { ModelFormatError, UnsupportedArchitectureError } from './errors.js';
 
 /** Architectures (`general.architecture`) moet runs. */
-export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35', 'llama', 'olmoe', 'qwen2moe', 'deepseek2'] as const;
+export const SUPPORTED_ARCHITECTURES = ['qwen3moe', 'qwen3', 'qwen35moe', 'qwen35', 'llama', 'olmoe', 'qwen2moe', 'deepseek2', 'gpt-oss'] as const;
 export type Architecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 /**
@@ -40,6 +40,16 @@ export interface AttentionSpec {
    * and the factor every cos/sin is multiplied by (llama.cpp's attn_factor · (1 + 0.1·ln factor))
    */
   yarn: { extFactor: number; corrDims: [number, number]; mscale: number };
+  /** attn_sinks [nHead]: a learned logit per head that joins every softmax (gpt-oss) */
+  sinks: boolean;
+  /**
+   * sliding-window layers (gpt-oss: every other one, from layer 0): a query at position p sees
+   * positions > p − window only; the other layers see everything. window 0: none.
+   */
+  slidingWindow: number;
+  swaLayers: boolean[];
+  /** rope.freq_base_swa for the sliding-window layers (default rope.freq_base) */
+  ropeBaseSwa: number;
 }
 
 /**
@@ -49,7 +59,10 @@ export interface AttentionSpec {
  * their sum when `normalize`, times `scale`.
  */
 export interface RouterSpec {
-  gating: 'softmax' | 'sigmoid';
+  /** softmax | sigmoid over all experts; 'softmax_weight' (gpt-oss): top-k of the logits, weights = softmax over those k */
+  gating: 'softmax' | 'sigmoid' | 'softmax_weight';
+  /** ffn_gate_inp.bias [nExpert] added to the logits (gpt-oss) */
+  logitBias: boolean;
   /** weights = the k chosen probabilities divided by their sum (qwen3moe, Mixtral), or raw (olmoe, qwen2moe) */
   normalize: boolean;
   /** exp_probs_b.bias [nExpert] added for the selection only (DeepSeek-V3) */
@@ -92,8 +105,8 @@ interface ArchSpec {
   qkNorm: AttentionSpec['qkNorm'];
   /** 'required': attn_q/k/v.bias must be there; 'optional': used when the file has them; 'none' */
   qkvBias: 'required' | 'optional' | 'none';
-  /** attn_output.bias: 'optional' (llama) or 'none' */
-  outBias: 'optional' | 'none';
+  /** attn_output.bias: 'required' (gpt-oss), 'optional' (llama) or 'none' */
+  outBias: 'required' | 'optional' | 'none';
   /** the FFN: fixed, or 'by-expert-count' (llama: experts when expert_count > 0 — Mixtral) */
   ffn: FfnKind | 'by-expert-count';
   normalizeRouter: boolean;
@@ -106,6 +119,8 @@ interface ArchSpec {
   llamaExtras: boolean;
   /** output.weight may be absent (then token_embd.weight is the LM head) */
   tiedAllowed: boolean;
+  /** gpt-oss: attention sinks, sliding windows, biased experts with the clamped SwiGLU, softmax over the top-k logits */
+  gptOss?: boolean;
 }
 
 /**
@@ -118,6 +133,7 @@ const ARCH_SPECS: Partial<Record<Architecture, ArchSpec>> = {
   llama: { rope: 'norm', qkNorm: 'none', qkvBias: 'optional', outBias: 'optional', ffn: 'by-expert-count', normalizeRouter: true, ffExpDefault: 'ff', llamaExtras: true, tiedAllowed: true },
   olmoe: { rope: 'neox', qkNorm: 'full', qkvBias: 'none', outBias: 'none', ffn: 'moe', normalizeRouter: false, ffExpDefault: 'ff', llamaExtras: false, tiedAllowed: false },
   qwen2moe: { rope: 'neox', qkNorm: 'none', qkvBias: 'optional', outBias: 'none', ffn: 'moe+shared', normalizeRouter: false, ffExpDefault: 'ff/k', llamaExtras: false, tiedAllowed: false },
+  'gpt-oss': { rope: 'neox', qkNorm: 'none', qkvBias: 'optional', outBias: 'required', ffn: 'moe', normalizeRouter: false, ffExpDefault: 'ff/k', llamaExtras: false, tiedAllowed: false, gptOss: true },
 };
 
 export interface ModelConfig {
@@ -169,6 +185,14 @@ export interface ModelConfig {
   sharedExpertGated: boolean;
   /** deepseek2: multi-head latent attention */
   mla?: MlaConfig;
+  /** the FFN norm's tensor: blk.N.ffn_norm, or blk.N.post_attention_norm (gpt-oss) */
+  ffnNormName: 'ffn_norm' | 'post_attention_norm';
+  /** ffn_{gate,up,down}_exps.bias [rows, nExpert] added after each expert product (gpt-oss) */
+  expertBiases: boolean;
+  /** llama.cpp selects the output rows after the last layer instead of before its FFN (gpt-oss) */
+  outputRowsAfterLastLayer: boolean;
+  /** the experts' gated unit: silu(g) ⊙ u, or gpt-oss's clamped min(g, 7)·σ(1.702·min(g, 7)) ⊙ (clamp(u, ±7) + 1) */
+  expertActivation: 'swiglu' | 'swiglu_oai';
   /** output.weight is absent: token_embd.weight is the LM head */
   tiedEmbeddings: boolean;
   /** rope.scaling.type when present and neither "none" nor "linear" (moet does not implement it: YaRN, longrope …) */
@@ -340,6 +364,7 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
     }
   }
   const router: RouterSpec = routerConfig(metadata, arch, nExpert, nExpertUsed, spec ? spec.normalizeRouter : arch === 'qwen35moe', isDeepseek);
+  if (spec?.gptOss) Object.assign(router, { gating: 'softmax_weight', logitBias: true });
   const shexp = num(metadata, k('expert_shared_feed_forward_length'), arch);
   let nFfShexp = ffnKind === 'moe+shared' ? positiveInt(shexp ?? nFf, k('expert_shared_feed_forward_length'), arch) : 0;
   let nLayerDenseLead = 0;
@@ -367,13 +392,14 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
     rope: spec?.rope ?? (isDeepseek ? 'norm' : 'neox'),
     qkNorm: spec?.qkNorm ?? (isDeepseek ? 'none' : 'head'),
     qkvBias,
-    outBias: spec?.outBias === 'optional' && has('blk.0.attn_output.bias'),
+    outBias: spec?.outBias === 'required' || (spec?.outBias === 'optional' && has('blk.0.attn_output.bias')),
     // MLA: the scale of the uncompressed head (qk_nope + qk_rope), not of the cache row, times
     // deepseek2's YaRN mscale² (1 without YaRN)
     scale: Math.fround(Math.fround(rope.kqMscale * rope.kqMscale) / Math.fround(Math.sqrt(mla ? mla.qkNope + mla.qkRope : headDimK))),
     ropeFreqs: !!spec?.llamaExtras && has('rope_freqs.weight'),
     ropeFreqScale,
     yarn: rope.yarn,
+    ...slidingWindows(metadata, arch, !!spec?.gptOss, nLayer, ropeBase),
   };
   if (spec && !spec.tiedAllowed && !has('output.weight')) {
     throw new ModelFormatError(`tensor output.weight is missing (${arch} has no tied embeddings; expected shape [${nEmbd}, ${nVocab}])`);
@@ -390,6 +416,10 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
     ropeScalingType,
     attention, ffnKind, nFfShexp, perExpertTensors, router, nLayerDenseLead,
     sharedExpertGated: ffnKind === 'moe+shared' && !isDeepseek,
+    ffnNormName: spec?.gptOss ? 'post_attention_norm' : 'ffn_norm',
+    expertBiases: !!spec?.gptOss,
+    outputRowsAfterLastLayer: !!spec?.gptOss,
+    expertActivation: spec?.gptOss ? 'swiglu_oai' : 'swiglu',
     ...(mla ? { mla } : {}),
     ...(qwen35 ? { qwen35 } : {}),
   };
@@ -435,6 +465,27 @@ function ropeScaling(
 }
 
 /**
+ * gpt-oss's attention extras (llama.cpp openai-moe.cpp: load_swa_pattern(ml, 2)): the window,
+ * which layers use it (attention.sliding_window_pattern as a per-layer array or a period n: layer
+ * il slides when il mod n < n − 1; default 2), the sliding layers' rope base, and the sinks.
+ */
+function slidingWindows(md: Metadata, arch: Architecture, gptOss: boolean, nLayer: number, ropeBase: number): Pick<AttentionSpec, 'sinks' | 'slidingWindow' | 'swaLayers' | 'ropeBaseSwa'> {
+  if (!gptOss) return { sinks: false, slidingWindow: 0, swaLayers: new Array<boolean>(nLayer).fill(false), ropeBaseSwa: ropeBase };
+  const key = (name: string) => `${arch}.${name}`;
+  const window = positiveInt(required(md, key('attention.sliding_window'), arch), key('attention.sliding_window'), arch);
+  const pat = md.get(key('attention.sliding_window_pattern'))?.value;
+  let swaLayers: boolean[];
+  if (Array.isArray(pat)) {
+    if (pat.length < nLayer) throw new UnsupportedArchitectureError(`${arch}: attention.sliding_window_pattern has ${pat.length} entries for ${nLayer} layers`);
+    swaLayers = pat.slice(0, nLayer).map((x) => x === true || toNumber(x as GGUFValue) === 1);
+  } else {
+    const n = pat === undefined ? 2 : toNumber(pat as GGUFValue) ?? 2;
+    swaLayers = Array.from({ length: nLayer }, (_, il) => n === 0 || il % n < n - 1);
+  }
+  return { sinks: true, slidingWindow: window, swaLayers, ropeBaseSwa: num(md, key('rope.freq_base_swa'), arch) ?? ropeBase };
+}
+
+/**
  * The router's keys (llama.cpp load_hparams / deepseek2's load_arch_hparams): expert_gating_func
  * (1 softmax, 2 sigmoid; deepseek2 files without it are V2: softmax), expert_weights_norm
  * (deepseek2; the other architectures fix it), expert_weights_scale, expert_group_count /
@@ -455,7 +506,7 @@ function routerConfig(md: Metadata, arch: Architecture, nExpert: number, k: numb
     if (gating !== 'softmax') throw new UnsupportedArchitectureError(`${arch}: expert_gating_func ${gatingFunc} is not implemented for ${arch}`);
     if (scale !== 1) throw new UnsupportedArchitectureError(`${arch}: expert_weights_scale ${scale} is not implemented for ${arch} (only 1)`);
     if (groups > 1) throw new UnsupportedArchitectureError(`${arch}: expert groups are not implemented for ${arch}`);
-    return { gating, normalize, selectionBias: false, groups: 0, groupsUsed: 0, scale: 1 };
+    return { gating, logitBias: false, normalize, selectionBias: false, groups: 0, groupsUsed: 0, scale: 1 };
   }
   const norm = md.get(key('expert_weights_norm'))?.value;
   if (groups > 1) {
@@ -467,7 +518,7 @@ function routerConfig(md: Metadata, arch: Architecture, nExpert: number, k: numb
     }
     if (nExpert / groups < 2) throw new UnsupportedArchitectureError(`${arch}: a group scores its two best experts; groups of ${nExpert / groups} are too small`);
   }
-  return { gating, normalize: norm === true || norm === 1, selectionBias: true, groups: groups > 1 ? groups : 0, groupsUsed: groups > 1 ? groupsUsed : 0, scale };
+  return { gating, logitBias: false, normalize: norm === true || norm === 1, selectionBias: true, groups: groups > 1 ? groups : 0, groupsUsed: groups > 1 ? groupsUsed : 0, scale };
 }
 
 /** deepseek2's MLA geometry (MlaConfig). Only the absorbed form (attn_k_b / attn_v_b) is run. */
@@ -575,9 +626,10 @@ export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
     if (at.qkvBias) out.push({ name: b + 'attn_q.bias', shape: [q] }, { name: b + 'attn_k.bias', shape: [kv] }, { name: b + 'attn_v.bias', shape: [v] });
     out.push({ name: b + 'attn_output.weight', shape: [c.nHead * c.headDimV, c.nEmbd] });
     if (at.outBias) out.push({ name: b + 'attn_output.bias', shape: [c.nEmbd] });
+    if (at.sinks) out.push({ name: b + 'attn_sinks.weight', shape: [c.nHead] });
     if (at.qkNorm === 'head') out.push({ name: b + 'attn_q_norm.weight', shape: [c.headDimK] }, { name: b + 'attn_k_norm.weight', shape: [c.headDimK] });
     if (at.qkNorm === 'full') out.push({ name: b + 'attn_q_norm.weight', shape: [q] }, { name: b + 'attn_k_norm.weight', shape: [kv] });
-    out.push({ name: b + 'ffn_norm.weight', shape: [c.nEmbd] });
+    out.push({ name: b + c.ffnNormName + '.weight', shape: [c.nEmbd] });
     if (c.ffnKind === 'dense') {
       out.push(
         { name: b + 'ffn_gate.weight', shape: [c.nEmbd, c.nFf] },
@@ -587,7 +639,15 @@ export function expectedTensors(c: ModelConfig): ExpectedTensor[] {
       continue;
     }
     out.push({ name: b + 'ffn_gate_inp.weight', shape: [c.nEmbd, c.nExpert] });
+    if (c.router.logitBias) out.push({ name: b + 'ffn_gate_inp.bias', shape: [c.nExpert] });
     out.push(...expertTensors(c, i));
+    if (c.expertBiases) {
+      out.push(
+        { name: b + 'ffn_gate_exps.bias', shape: [c.nFfExp, c.nExpert] },
+        { name: b + 'ffn_up_exps.bias', shape: [c.nFfExp, c.nExpert] },
+        { name: b + 'ffn_down_exps.bias', shape: [c.nEmbd, c.nExpert] },
+      );
+    }
     if (c.ffnKind === 'moe+shared') {
       out.push(
         { name: b + 'ffn_gate_inp_shexp.weight', shape: [c.nEmbd] },

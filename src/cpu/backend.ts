@@ -230,7 +230,8 @@ export class CpuBackend implements Backend {
         bo: at.outBias ? await vec(b + 'attn_output.bias') : null,
         qNorm: at.qkNorm !== 'none' ? await vec(b + 'attn_q_norm.weight') : null,
         kNorm: at.qkNorm !== 'none' ? await vec(b + 'attn_k_norm.weight') : null,
-        ffnNorm: await vec(b + 'ffn_norm.weight'),
+        sinks: at.sinks ? await vec(b + 'attn_sinks.weight') : null,
+        ffnNorm: await vec(b + config.ffnNormName + '.weight'),
         ffn: await ffnOf(i),
       };
       layers.push(layer);

@@ -28,6 +28,8 @@ export interface LayerWeights {
   bv: Float32Array | null;
   /** attn_output.bias [nEmbd] (outBias), else null */
   bo: Float32Array | null;
+  /** attn_sinks [nHead] (attention.sinks), else null */
+  sinks?: Float32Array | null;
   ffnNorm: Float32Array; // [nEmbd]
   ffn: MoeFfnWeights | DenseFfnWeights | SharedMoeFfnWeights;
 }
@@ -142,7 +144,7 @@ export function ropeOf(cfg: ModelConfig, freqFactors: Float32Array | null = null
  * norm), Qcur_rope, Kcur_rope of layer `il`.
  */
 export function normRopeAttention(
-  cfg: ModelConfig, L: { qNorm: Float32Array | null; kNorm: Float32Array | null }, cache: KVCache, cl: number, il: number,
+  cfg: ModelConfig, L: { qNorm: Float32Array | null; kNorm: Float32Array | null; sinks?: Float32Array | null }, cache: KVCache, cl: number, il: number,
   q: Float32Array, k: Float32Array, v: Float32Array, n: number, pos0: number, emit: Emit, ropeFreqs: Float32Array | null = null,
 ): Float32Array {
   const { nHead, nHeadKv, headDimK, headDimV, rmsEps } = cfg;
@@ -156,7 +158,8 @@ export function normRopeAttention(
   }
 
   const qRow = nHead * headDimK;
-  const r = ropeOf(cfg, ropeFreqs);
+  const swa = cfg.attention.swaLayers[il] ?? false; // gpt-oss: every other layer slides
+  const r = { ...ropeOf(cfg, ropeFreqs), ...(swa ? { base: cfg.attention.ropeBaseSwa } : {}) };
   for (let t = 0; t < n; t++) {
     rope(q.subarray(t * qRow, (t + 1) * qRow), nHead, headDimK, pos0 + t, r);
     rope(k.subarray(t * cache.kRow, (t + 1) * cache.kRow), nHeadKv, headDimK, pos0 + t, r);
@@ -174,8 +177,10 @@ export function normRopeAttention(
   const scale = cfg.attention.scale; // llama.cpp: 1.0f/sqrtf(float(n_embd_head)), or llama.attention.scale
   for (let t = 0; t < n; t++) {
     // token t sees positions 0..pos0+t (causal)
+    // (sliding-window layers: only the last `slidingWindow` positions; sinks: one more logit per head)
+    const first = swa ? Math.max(0, pos0 + t - cfg.attention.slidingWindow + 1) : 0;
     attention(o.subarray(t * oRow, (t + 1) * oRow), q.subarray(t * qRow, (t + 1) * qRow), cache.k[cl]!, cache.v[cl]!,
-      nHead, nHeadKv, headDimK, headDimV, pos0 + t + 1, scale, cache.llamaF16, n);
+      nHead, nHeadKv, headDimK, headDimV, pos0 + t + 1, scale, cache.llamaF16, n, { first, sinks: L.sinks ?? null });
   }
   return o;
 }
@@ -269,7 +274,8 @@ export function forward(cfg: ModelConfig, w: CpuWeights, cache: KVCache, tokens:
     let attnOut = 'mla' in L ? mlaAttentionBlock(cfg, cfg.mla!, L.attnNorm, L.mla, cache, il, x, n, pos0, emit) : attentionBlock(cfg, L, cache, il, x, n, pos0, emit, w.ropeFreqs ?? null);
     // like llama.cpp (inp_out_ids): after the last layer's attention only the output rows go on
     // (the FFN then runs on `rows` tokens, which picks llama.cpp's kernels for that count)
-    const m = il === cfg.nLayer - 1 && opts.numerics === 'llamacpp' ? rows : n;
+    // (gpt-oss: llama.cpp picks the output rows after the last layer, not inside it)
+    const m = il === cfg.nLayer - 1 && opts.numerics === 'llamacpp' && !cfg.outputRowsAfterLastLayer ? rows : n;
     let ffnEmit = emit;
     if (m < n) {
       if (L.ffn.kind !== 'dense' && opts.onTensor) ffnEmit = withEarlierRouting(cfg, L, L.ffn.kind === 'moe' ? L.ffn : L.ffn.moe, x, attnOut, first, emit);

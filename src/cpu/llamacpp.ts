@@ -594,7 +594,9 @@ export function hasLlamaKernel(type: GGMLType): boolean {
 export function llamaAttention(
   out: Float32Array, q: Float32Array, kCache: Float32Array, vCache: Float32Array,
   nHead: number, nHeadKv: number, headDimK: number, headDimV: number, nKv: number, scale: number, batch: number,
+  extras: { first?: number; sinks?: Float32Array | null } = {},
 ): void {
+  const first = extras.first ?? 0;
   const group = nHead / nHeadKv;
   const kStride = nHeadKv * headDimK;
   const vStride = nHeadKv * headDimV;
@@ -609,18 +611,23 @@ export function llamaAttention(
     const qo = h * headDimK;
     let max = -Infinity;
     for (let j = 0; j < nKv; j++) {
+      if (j < first) continue; // masked by the sliding window (−∞ in llama.cpp's mask)
       const ko = j * kStride + kvh * headDimK;
       const s = kqTiny ? dotTiny16(kCache, ko, q16, qo, headDimK) : dotVecF16(kCache, ko, q16, qo, headDimK);
       e[j] = fr(s * scale);
       if (e[j]! > max) max = e[j]!;
     }
-    for (let j = 0; j < nKv; j++) e[j] = Math.exp(fr(e[j]! - max));
+    // attention sinks: the max includes the head's sink, and exp(sink − max) joins the sum
+    const sink = extras.sinks ? extras.sinks[h]! : null;
+    if (sink !== null && sink > max) max = sink;
+    for (let j = 0; j < nKv; j++) e[j] = j < first ? 0 : Math.exp(fr(e[j]! - max));
     let sum = 0;
     for (let c = 0; c < nKv; c += 16) {
       lanes16.fill(0);
       for (let i = 0; i < 16 && c + i < nKv; i++) lanes16[i] = e[c + i]!;
       sum += reduce16(lanes16);
     }
+    if (sink !== null) sum += fr(Math.exp(fr(sink - max)));
     const inv = fr(1 / sum);
     for (let j = 0; j < nKv; j++) e[j] = f16ToF32(f32ToF16(fr(e[j]! * inv)));
     const oo = h * headDimV;

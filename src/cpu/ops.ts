@@ -262,8 +262,10 @@ export function attention(
   scale: number,
   llamaF16 = false,
   batch = 1,
+  extras: AttentionExtras = {},
 ): void {
-  if (llamaF16) return llamaAttention(out, q, kCache, vCache, nHead, nHeadKv, headDimK, headDimV, nKv, scale, batch);
+  if (llamaF16) return llamaAttention(out, q, kCache, vCache, nHead, nHeadKv, headDimK, headDimV, nKv, scale, batch, extras);
+  const first = extras.first ?? 0;
   const group = nHead / nHeadKv;
   const kStride = nHeadKv * headDimK;
   const vStride = nHeadKv * headDimV;
@@ -272,12 +274,17 @@ export function attention(
     const kvh = Math.floor(h / group);
     const qo = h * headDimK;
     for (let j = 0; j < nKv; j++) {
+      if (j < first) {
+        scores[j] = -Infinity; // outside the sliding window
+        continue;
+      }
       const ko = j * kStride + kvh * headDimK;
       let s = 0;
       for (let d = 0; d < headDimK; d++) s += q[qo + d]! * kCache[ko + d]!;
       scores[j] = s * scale;
     }
-    softmax(scores, nKv);
+    if (extras.sinks) softmaxWithSink(scores, nKv, extras.sinks[h]!);
+    else softmax(scores, nKv);
     const oo = h * headDimV;
     for (let d = 0; d < headDimV; d++) {
       let acc = 0;
@@ -285,6 +292,29 @@ export function attention(
       out[oo + d] = acc;
     }
   }
+}
+
+/** What a few architectures add to attention (gpt-oss). */
+export interface AttentionExtras {
+  /** first visible cache position (a sliding window: positions before it are masked) */
+  first?: number;
+  /** per query head, a logit that joins the softmax's denominator (attention sinks) */
+  sinks?: Float32Array | null;
+}
+
+/** softmax of x[0..n) with one more logit `sink` in the denominator (max over x and the sink), as ggml's soft_max with sinks. */
+export function softmaxWithSink(x: Float32Array, n: number, sink: number): void {
+  let max = sink;
+  for (let i = 0; i < n; i++) if (x[i]! > max) max = x[i]!;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp(x[i]! - max);
+    x[i] = e;
+    sum += x[i]!;
+  }
+  sum += Math.fround(Math.exp(sink - max));
+  const inv = 1 / sum;
+  for (let i = 0; i < n; i++) x[i] = x[i]! * inv;
 }
 
 /** silu(a) = a / (1 + e^(−a)) */
@@ -328,7 +358,7 @@ export function moeRoute(logits: Float32Array, k: number, normalize: boolean): {
 
 /** How a router turns logits into the chosen experts and their weights (config.ts RouterSpec). */
 export interface RouteSpec {
-  gating: 'softmax' | 'sigmoid';
+  gating: 'softmax' | 'sigmoid' | 'softmax_weight';
   normalize: boolean;
   /** expert groups (0: none) and how many of them the selection may use */
   groups: number;
@@ -348,9 +378,9 @@ export function moeRouteGeneral(logits: Float32Array, k: number, r: RouteSpec, b
   if (r.gating === 'softmax' && !bias && !(r.groups > 1) && r.scale === 1) return moeRoute(logits, k, r.normalize);
   const n = logits.length;
   if (!(k >= 1 && k <= n)) throw new RangeError(`top-k ${k} out of range 1..${n}`);
-  const probs = Float32Array.from(logits); // [nExpert]
+  const probs = Float32Array.from(logits); // [nExpert] (softmax_weight: the logits themselves)
   if (r.gating === 'softmax') softmax(probs);
-  else for (let i = 0; i < n; i++) probs[i] = sigmoid(probs[i]!);
+  else if (r.gating === 'sigmoid') for (let i = 0; i < n; i++) probs[i] = sigmoid(probs[i]!);
   const sel = Float32Array.from(probs); // [nExpert] selection scores
   if (bias) for (let i = 0; i < n; i++) sel[i] = sel[i]! + bias[i]!;
   if (r.groups > 1) {
@@ -374,17 +404,31 @@ export function moeRouteGeneral(logits: Float32Array, k: number, r: RouteSpec, b
   order.sort((a, b) => sel[b]! - sel[a]! || a - b);
   const ids = Int32Array.from(order.slice(0, k)); // [k]
   const weights = new Float32Array(k); // [k]
+  for (let i = 0; i < k; i++) weights[i] = probs[ids[i]!]!;
+  if (r.gating === 'softmax_weight') softmax(weights); // gpt-oss: softmax over the chosen logits
   let sum = 0;
-  for (let i = 0; i < k; i++) {
-    weights[i] = probs[ids[i]!]!;
-    sum = Math.fround(sum + weights[i]!);
-  }
+  for (let i = 0; i < k; i++) sum = Math.fround(sum + weights[i]!);
   if (r.normalize) {
     const denom = Math.max(sum, MOE_RENORM_MIN);
     for (let i = 0; i < k; i++) weights[i] = weights[i]! / denom;
   }
   if (r.scale !== 1) for (let i = 0; i < k; i++) weights[i] = weights[i]! * Math.fround(r.scale);
   return { ids, weights, probs };
+}
+
+/**
+ * gpt-oss's clamped SwiGLU (ggml swiglu_oai, α = 1.702, limit = 7):
+ * out = x / (1 + e^(−α·x)) · (clamp(up, −limit, limit) + 1) with x = min(gate, limit), in f32.
+ */
+export function swigluOai(out: Float32Array, gate: Float32Array, up: Float32Array, alpha = 1.702, limit = 7): void {
+  const f = Math.fround;
+  const a = f(alpha);
+  for (let i = 0; i < out.length; i++) {
+    const x = Math.min(gate[i]!, limit);
+    const y = Math.min(Math.max(up[i]!, -limit), limit);
+    const glu = f(x / f(1 + f(Math.exp(f(a * -x)))));
+    out[i] = glu * f(y + 1);
+  }
 }
 
 /** out[i] = a[i] + b[i]. out may alias a or b. */

@@ -7,7 +7,7 @@ import { GGMLType } from '../../gguf/types.js';
 import { expertTensorNames, type ModelConfig } from '../config.js';
 import type { WeightReader } from './backend.js';
 import type { Emit } from './forward.js';
-import { add, addScaled, expertSlice, matMul, moeRouteGeneral, sigmoid, swiglu, type QuantMatrix, type QuantMatrixStack } from './ops.js';
+import { add, addBias, addScaled, expertSlice, matMul, moeRouteGeneral, sigmoid, swiglu, swigluOai, type QuantMatrix, type QuantMatrixStack } from './ops.js';
 
 export interface MoeFfnWeights {
   kind: 'moe';
@@ -17,6 +17,10 @@ export interface MoeFfnWeights {
   downExps: QuantMatrixStack; // ffn_down_exps [nFfExp → nEmbd] × nExpert
   /** exp_probs_b [nExpert]: added to the probabilities for the selection only (DeepSeek-V3), else null */
   selectionBias?: Float32Array | null;
+  /** ffn_gate_inp.bias [nExpert]: added to the router logits (gpt-oss) */
+  logitBias?: Float32Array | null;
+  /** ffn_{gate,up,down}_exps.bias, [nExpert, rows] each (gpt-oss) */
+  biases?: { gate: Float32Array; up: Float32Array; down: Float32Array } | null;
 }
 
 /**
@@ -31,6 +35,10 @@ export async function readMoeFfn(r: WeightReader, cfg: ModelConfig, il: number):
     upExps: await r.stack(expertTensorNames(cfg, il, 'up')),
     downExps: await r.stack(expertTensorNames(cfg, il, 'down')),
     selectionBias: cfg.router.selectionBias ? await r.vec(`blk.${il}.exp_probs_b.bias`) : null,
+    logitBias: cfg.router.logitBias ? await r.vec(`blk.${il}.ffn_gate_inp.bias`) : null,
+    biases: cfg.expertBiases
+      ? { gate: await r.vec(`blk.${il}.ffn_gate_exps.bias`), up: await r.vec(`blk.${il}.ffn_up_exps.bias`), down: await r.vec(`blk.${il}.ffn_down_exps.bias`) }
+      : null,
   };
 }
 
@@ -111,6 +119,7 @@ export function moeRouting(cfg: ModelConfig, f: MoeFfnWeights, h: Float32Array, 
   const K = cfg.nExpertUsed;
   const logits = new Float32Array(n * X); // [n, nExpert]
   matMul(logits, f.router, h, n);
+  if (f.logitBias) addBias(logits, f.logitBias, n);
   const probs = new Float32Array(n * X); // [n, nExpert]
   const ids = new Int32Array(n * K); // [n, k]
   const wSel = new Float32Array(n * K); // [n, k] selected probabilities
@@ -163,10 +172,17 @@ export function moeFfn(cfg: ModelConfig, f: MoeFfnWeights, h: Float32Array, n: n
     const u = new Float32Array(m * F); // [m, nFfExp]
     matMul(g, expertSlice(f.gateExps, e), xs, m);
     matMul(u, expertSlice(f.upExps, e), xs, m);
+    const bias = f.biases; // gpt-oss: each expert's own bias rows after its products
+    if (bias) {
+      addBias(g, bias.gate.subarray(e * F, (e + 1) * F), m);
+      addBias(u, bias.up.subarray(e * F, (e + 1) * F), m);
+    }
     const a = new Float32Array(m * F); // [m, nFfExp]
-    swiglu(a, g, u);
+    if (cfg.expertActivation === 'swiglu_oai') swigluOai(a, g, u);
+    else swiglu(a, g, u);
     const y = new Float32Array(m * E); // [m, nEmbd]
     matMul(y, expertSlice(f.downExps, e), a, m);
+    if (bias) addBias(y, bias.down.subarray(e * E, (e + 1) * E), m);
     slots.forEach((slot, j) => {
       gate.set(g.subarray(j * F, (j + 1) * F), slot * F);
       up.set(u.subarray(j * F, (j + 1) * F), slot * F);

@@ -5,7 +5,7 @@
 import type { Backend, BackendSequence, EvalOptions, Numerics, RoutingTraceSink, SequenceStats, TopKResult } from '../backend.js';
 import { isQwen35, type ModelConfig, validateTensors } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
-import { ContextOverflowError, DisposedError } from '../errors.js';
+import { ContextOverflowError, DisposedError, UnsupportedArchitectureError } from '../errors.js';
 import { DEFAULT_MAX_TOPK, ffnBlock, GpuForward, type Want } from '../arch/index.js';
 import { createGPU, type CreateGPUOptions, type GPUContext } from '../runtime/device.js';
 import { freeWeights, loadWeights, type GGUFTensorReader, type GpuWeights } from './weights.js';
@@ -68,6 +68,9 @@ export class WebGPUBackend implements Backend {
    */
   static async load(file: GGUFTensorReader, config: ModelConfig, opts: WebGPULoadOptions = {}): Promise<WebGPUBackend> {
     validateTensors(config, file.tensorByName); // a missing or mis-shaped tensor is reported before anything is allocated
+    if (config.attention.sinks || config.expertBiases) {
+      throw new UnsupportedArchitectureError(`the WebGPU backend does not run ${config.arch} yet (attention sinks, sliding windows, biased MXFP4 experts); use { backend: 'cpu' }`);
+    }
     const ctx = opts.context ?? (await createGPU(opts.gpu));
     const owns = !opts.context;
     try {

@@ -44,7 +44,7 @@ describe.skipIf(!ctx)('mla_q_rope vs src/cpu/ops.ts rope (adjacent pairs)', () =
 
 describe.skipIf(!ctx)('moe_route_general vs moeRouteGeneral', () => {
   const g = ctx!;
-  const CASES: [string, RouteSpec, number, number, boolean][] = [
+  const CASES: [string, RouteSpec & { gating: 'softmax' | 'sigmoid' }, number, number, boolean][] = [
     ['V3: sigmoid, bias, 8 groups of 32 (4 used), top-8, norm, scale 2.5', { gating: 'sigmoid', normalize: true, groups: 8, groupsUsed: 4, scale: 2.5 }, 256, 8, true],
     ['V2: softmax, no bias, no groups, top-6, no norm', { gating: 'softmax', normalize: false, groups: 0, groupsUsed: 0, scale: 1 }, 64, 6, false],
     ['odd: sigmoid, 7 groups of 3 (2 used), top-5, norm', { gating: 'sigmoid', normalize: true, groups: 7, groupsUsed: 2, scale: 1 }, 21, 5, true],
@@ -60,7 +60,7 @@ describe.skipIf(!ctx)('moe_route_general vs moeRouteGeneral', () => {
       const weights = createStorage(g, n * k * 4);
       const lb = createStorageFrom(g, logits);
       const bb = bias ? createStorageFrom(g, bias) : null;
-      const l = await createMoeRouteGeneral(g, { logits: lb, ids, weights, selectionBias: bb, router: { ...r, selectionBias: withBias }, nExpert, k, nTokens: n });
+      const l = await createMoeRouteGeneral(g, { logits: lb, ids, weights, selectionBias: bb, router: { ...r, selectionBias: withBias, logitBias: false }, nExpert, k, nTokens: n });
       runLaunches(g, [l]);
       await g.checkErrors();
       const gotIds = new Uint32Array(await readBuffer(g, ids, 0, n * k * 4));
