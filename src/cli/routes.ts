@@ -95,6 +95,7 @@ function statsJson(model: Model, modelPath: string, stats: RoutingStats, labels:
     entropySource: stats.entropySource,
     layers: stats.layers.map((L) => ({
       layer: L.layer,
+      dense: L.dense,
       load: L.load,
       weightLoad: L.weightLoad.map(round),
       unused: L.unused,
@@ -123,6 +124,7 @@ function summary(stats: RoutingStats, windows: Window[]): string {
   ];
   for (const L of stats.layers) {
     lines.push(
+      L.dense ? `${String(L.layer).padStart(5)}  dense FFN (no router)` :
       `${String(L.layer).padStart(5)}  ${L.maxOverMean.toFixed(2).padStart(8)}  ${L.cv.toFixed(3).padStart(6)}  ${String(L.unused).padStart(6)}  ` +
         `${L.entropy.toFixed(3).padStart(7)}  ${L.entropyNormalized.toFixed(3).padStart(6)}  ${(L.top1Change === null ? '-' : L.top1Change.toFixed(3)).padStart(12)}`,
     );

@@ -6,6 +6,8 @@ import type { RoutingTrace } from './types.js';
 /** Statistics of one MoE layer over the traced tokens. */
 export interface LayerRoutingStats {
   layer: number;
+  /** a layer without a router (deepseek2's leading dense layers): every weight of the trace is 0 there; its other fields are zeros */
+  dense: boolean;
   /** [nExpert] number of tokens that chose each expert (Σ = nTokens·k) */
   load: number[];
   /** [nExpert] sum of the weights each expert received (Σ = nTokens when the weights are renormalized) */
@@ -87,6 +89,11 @@ export function routingStats(trace: RoutingTrace): RoutingStats {
     throw new RangeError(`routingStats: probs hold ${probs.length} values, expected ${n}·${nLayer}·${nExpert}`);
   }
   const at = (t: number, l: number) => (t * nLayer + l) * k;
+  // layers without a router (deepseek2's leading dense layers) hold only zero weights
+  const isDense = Array.from({ length: nLayer }, (_, l) => {
+    for (let t = 0; t < n; t++) for (let j = 0; j < k; j++) if (weights[at(t, l) + j] !== 0) return false;
+    return true;
+  });
   const layers: LayerRoutingStats[] = [];
   for (let l = 0; l < nLayer; l++) {
     const load = new Array<number>(nExpert).fill(0);
@@ -107,8 +114,9 @@ export function routingStats(trace: RoutingTrace): RoutingStats {
           co[f * nExpert + e]!++;
         }
       }
-      entropy += probs ? entropyOf(probs, (t * nLayer + l) * nExpert, nExpert, false) : entropyOf(weights, o, k, true);
-      if (l > 0 && ids[o]! !== ids[at(t, l - 1)]!) changed++;
+      // (renormalized: a sigmoid router's probabilities do not sum to 1)
+      entropy += probs ? entropyOf(probs, (t * nLayer + l) * nExpert, nExpert, true) : entropyOf(weights, o, k, true);
+      if (l > 0 && !isDense[l - 1] && ids[o]! !== ids[at(t, l - 1)]!) changed++;
     }
     const mean = (n * k) / nExpert;
     let max = 0;
@@ -121,8 +129,14 @@ export function routingStats(trace: RoutingTrace): RoutingStats {
     }
     entropy /= n;
     const hMax = Math.log(probs ? nExpert : k);
+    const dense = isDense[l]!;
+    if (dense) {
+      layers.push({ layer: l, dense, load: load.fill(0), weightLoad, unused: nExpert, maxOverMean: 0, cv: 0, entropy: 0, entropyNormalized: 0, top1Change: null, coactivation: co.fill(0) });
+      continue;
+    }
     layers.push({
       layer: l,
+      dense,
       load,
       weightLoad,
       unused,
@@ -130,7 +144,7 @@ export function routingStats(trace: RoutingTrace): RoutingStats {
       cv: Math.sqrt(sq / nExpert) / mean,
       entropy,
       entropyNormalized: hMax > 0 ? entropy / hMax : 0,
-      top1Change: l === 0 ? null : changed / n,
+      top1Change: l === 0 || isDense[l - 1] ? null : changed / n,
       coactivation: co,
     });
   }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGGUF } from '../../gguf/reader.js';
 import { writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
 import { moeRouteGeneral, type RouteSpec } from '../../src/cpu/ops.js';
-import { ModelFormatError, UnsupportedArchitectureError, loadModel } from '../../src/index.js';
+import { ModelFormatError, UnsupportedArchitectureError, loadModel, routingStats } from '../../src/index.js';
 import { fixturePath } from '../fixtures/make.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -72,7 +72,7 @@ describe('deepseek2 files', () => {
       const c = model.config;
       expect(c.mla).toEqual({ qLoraRank: 40, kvLoraRank: 48, qkNope: 12, qkRope: 8, vHead: 14 });
       expect([c.headDimK, c.headDimV, c.nHeadKv, c.nLayerDenseLead, c.nFfShexp, c.sharedExpertGated]).toEqual([56, 48, 1, 1, 30, false]);
-      expect(c.router).toEqual({ gating: 'sigmoid', normalize: true, selectionBias: true, groups: 4, groupsUsed: 2, scale: 2.5 });
+      expect(c.router).toEqual({ gating: 'sigmoid', logitBias: false, normalize: true, selectionBias: true, groups: 4, groupsUsed: 2, scale: 2.5 });
       const s = model.createSession();
       const prompt = Array.from({ length: 24 }, (_, i) => (i * 37 + 5) % c.nVocab);
       await s.eval(prompt, { trace: { routing: true } });
@@ -90,6 +90,12 @@ describe('deepseek2 files', () => {
         }
       }
       expect(rows).toBe(prompt.length * 2);
+      // statistics: the leading dense layer is marked, a sigmoid router's entropy is normalized (≤ 1)
+      await s.eval([3, 4, 5], { trace: { routing: true, probs: true } });
+      const st = routingStats(s.lastTrace!);
+      expect(st.layers.map((L) => L.dense)).toEqual([true, false, false]);
+      expect(st.layers[1]!.top1Change).toBeNull();
+      for (const L of st.layers.slice(1)) expect(L.entropyNormalized).toBeLessThanOrEqual(1);
     } finally {
       await model.dispose();
     }
