@@ -1,13 +1,18 @@
-// Byte-level BPE tokenizer built from a GGUF's `tokenizer.*` keys, matching llama.cpp token for token
-// (src/llama-vocab.cpp: load, tokenizer_st_partition, llm_tokenizer_bpe_session, token_to_piece,
-// detokenize). The merge loop itself is @huggingface/tokenizers' BPE model, fed with the GGUF's
-// merges; everything around it (special-token partition, pre-tokenizer, byte-level mapping, fallbacks,
-// token attributes, end-of-generation set, decoding) follows llama.cpp.
+// Tokenizer built from a GGUF's `tokenizer.*` keys, matching llama.cpp token for token
+// (src/llama-vocab.cpp: load, tokenizer_st_partition, llm_tokenizer_bpe_session /
+// llm_tokenizer_spm_session, tokenize, token_to_piece, detokenize). Two models:
+//   - `gpt2`: byte-level BPE. The merge loop itself is @huggingface/tokenizers' BPE model, fed with
+//     the GGUF's merges; everything around it (pre-tokenizer, byte-level mapping, fallbacks) follows
+//     llama.cpp;
+//   - `llama`: SentencePiece-style (Llama 2, Mistral, Mixtral): spaces escaped to U+2581, a space
+//     prefix, the score-driven merge loop of spm.ts and byte-fallback tokens.
+// Shared by both: the special-token partition, token attributes, end-of-generation set and decoding.
 import * as hfTokenizers from '@huggingface/tokenizers';
 import type { GGUFMetadataEntry, GGUFValue } from '../../gguf/types.js';
 import { BYTE_TO_CHAR, CHAR_TO_BYTE } from './bytes.js';
 import { TokenizerError } from './errors.js';
 import { PRE_TOKENIZERS, findPreTokenizer, preTokenize, type PreTokenizer } from './pretokenizer.js';
+import { SpmModel } from './spm.js';
 
 /** llama.cpp's llama_token_attr bits (the GGUF's token_type is mapped onto them). */
 export const TokenAttr = {
@@ -61,6 +66,10 @@ const BPE = (hfTokenizers as unknown as {
 }).BPE;
 
 const EMPTY = new Uint8Array(0);
+/** SentencePiece's escaped space, U+2581 LOWER ONE EIGHTH BLOCK */
+const SPM_SPACE = '\u2581';
+/** the tokenizer models moet implements, as `tokenizer.ggml.model` names them */
+const MODELS = 'byte-level BPE (tokenizer.ggml.model = gpt2) and SentencePiece-style (tokenizer.ggml.model = llama)';
 const encoder = new TextEncoder();
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 /** Word cache bound: cleared when it grows past this many entries. */
@@ -80,6 +89,12 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Render CONTROL tokens as their text; otherwise they decode to nothing. Default false. */
   special?: boolean;
+  /** Keep the leading space of the first token. When the vocabulary adds a space prefix when encoding
+   * (`tokenizer.ggml.add_space_prefix`, on by default for `llama` vocabularies), llama.cpp's
+   * detokenize removes one leading space from the first token's text, and so does moet by default;
+   * pass true for tokens that continue a text (generated after a prompt), where llama.cpp's
+   * token-by-token output (token_to_piece) keeps it. Default false. */
+  keepLeadingSpace?: boolean;
 }
 
 /** Incremental detokenizer: `push` returns the text completed by one more token. */
@@ -153,6 +168,38 @@ function byteLevel(s: string): string {
   return out;
 }
 
+/**
+ * `tokenizer.ggml.scores` as f32 (llama.cpp reads an f32 or an i32 array, at least one per token).
+ * llama.cpp gives every token score 0 when the key is absent, which makes its SPM merges leftmost-first
+ * regardless of the vocabulary; moet refuses such a file instead.
+ */
+function readScores(meta: Map<string, GGUFMetadataEntry>, n: number): Float32Array {
+  const entry = meta.get('tokenizer.ggml.scores');
+  if (entry === undefined) {
+    throw new TokenizerError(
+      'the GGUF has no tokenizer.ggml.scores: a SentencePiece vocabulary (tokenizer.ggml.model = llama) ' +
+        'needs a score per token to choose its merges',
+    );
+  }
+  const v = entry.value;
+  if (!Array.isArray(v) && !ArrayBuffer.isView(v)) {
+    throw new TokenizerError(`tokenizer.ggml.scores must be an array of numbers, got ${typeof v}`);
+  }
+  const arr = v as ArrayLike<unknown>;
+  if (arr.length < n) {
+    throw new TokenizerError(`tokenizer.ggml.scores has ${arr.length} entries for ${n} tokens`);
+  }
+  const scores = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = arr[i];
+    if (typeof x !== 'number' && typeof x !== 'bigint') {
+      throw new TokenizerError(`tokenizer.ggml.scores must be an array of numbers, entry ${i} is ${typeof x}`);
+    }
+    scores[i] = Number(x);
+  }
+  return scores;
+}
+
 /** llama.cpp's clean_up_tokenization_spaces passes over detokenized bytes (in place); returns the new length. */
 function cleanSpaces(t: Uint8Array, n: number): number {
   const SP = 0x20, Q = 0x27;
@@ -193,7 +240,16 @@ function cleanSpaces(t: Uint8Array, n: number): number {
 }
 
 /**
- * A byte-level BPE tokenizer (`tokenizer.ggml.model = gpt2`) with llama.cpp's behaviour.
+ * A tokenizer with llama.cpp's behaviour: byte-level BPE (`tokenizer.ggml.model = gpt2`) or
+ * SentencePiece-style (`tokenizer.ggml.model = llama`).
+ *
+ * SPM vocabularies: spaces are escaped to U+2581 and, with `tokenizer.ggml.add_space_prefix` (default
+ * true), a space is put before the text and before the text after every special token; the pieces are
+ * merged by token score (`tokenizer.ggml.scores`) and a character missing from the vocabulary becomes
+ * its UTF-8 bytes as `<0xXX>` tokens. BOS is added by default (`add_bos_token`, default true), EOS not;
+ * BOS/EOS/UNK default to ids 1/2/0 when the file does not name them. Decoding turns U+2581 back into
+ * spaces, reassembles byte tokens into UTF-8 and drops one leading space from the first token's text
+ * (see DecodeOptions.keepLeadingSpace).
  *
  * Special tokens: a token of type CONTROL (or UNKNOWN) is recognized in text only with
  * `{ special: true }` and decodes to nothing unless `{ special: true }`; a USER_DEFINED token is always
@@ -204,9 +260,9 @@ function cleanSpaces(t: Uint8Array, n: number): number {
 export class Tokenizer {
   /** number of tokens (rows of the embedding) */
   readonly vocabSize: number;
-  /** `tokenizer.ggml.model` (always "gpt2") */
+  /** `tokenizer.ggml.model`: "gpt2" or "llama" */
   readonly model: string;
-  /** `tokenizer.ggml.pre` ("default" when the key is absent) */
+  /** `tokenizer.ggml.pre` ("default" when the key is absent; llama.cpp ignores it for "llama") */
   readonly pre: string;
   readonly eosId: number;
   readonly bosId: number | undefined;
@@ -224,28 +280,35 @@ export class Tokenizer {
   private readonly tokenToId: Map<string, number>;
   /** CONTROL / USER_DEFINED / UNKNOWN ids, longest text (in UTF-8 bytes) first */
   private readonly specialIds: number[];
-  private readonly preTokenizer: PreTokenizer;
-  private readonly bpe: BPEModel;
+  /** byte-level BPE only */
+  private readonly preTokenizer: PreTokenizer | undefined;
+  private readonly bpe: BPEModel | undefined;
+  /** SPM only */
+  private readonly spm: SpmModel | undefined;
+  /** a space goes before the text (SPM) and decoding drops the first token's leading space */
+  private readonly addSpacePrefix: boolean;
+  /** detokenize applies llama.cpp's clean_up_tokenization_spaces passes */
+  private readonly cleanSpaces: boolean;
   private readonly wordCache = new Map<string, number[]>();
   private readonly pieces: (Uint8Array | undefined)[];
 
   private constructor(meta: Map<string, GGUFMetadataEntry>) {
     const model = stringKey(meta, 'tokenizer.ggml.model');
     if (model === undefined) {
-      throw new TokenizerError(
-        'the GGUF has no tokenizer.ggml.model key: moet needs a byte-level BPE vocabulary (tokenizer.ggml.model = gpt2)',
-      );
+      throw new TokenizerError(`the GGUF has no tokenizer.ggml.model key: moet supports ${MODELS}`);
     }
-    if (model !== 'gpt2') {
+    if (model !== 'gpt2' && model !== 'llama') {
       throw new TokenizerError(
-        `unsupported tokenizer model '${model}': moet supports byte-level BPE (tokenizer.ggml.model = gpt2) ` +
-          `with the pre-tokenizers ${PRE_TOKENIZERS.flatMap((p) => p.names).join(', ')}`,
+        `unsupported tokenizer model '${model}': moet supports ${MODELS}; ` +
+          `the BPE pre-tokenizers are ${PRE_TOKENIZERS.flatMap((p) => p.names).join(', ')}`,
       );
     }
     this.model = model;
+    const spm = model === 'llama';
     const pre = stringKey(meta, 'tokenizer.ggml.pre') ?? 'default';
-    const preTokenizer = findPreTokenizer(pre);
-    if (!preTokenizer) {
+    // llama.cpp gives SPM vocabularies no pre-tokenizer, whatever the key says
+    const preTokenizer = spm ? undefined : findPreTokenizer(pre);
+    if (!spm && !preTokenizer) {
       throw new TokenizerError(
         `unsupported pre-tokenizer '${pre}' (tokenizer.ggml.pre): moet supports ` +
           `${PRE_TOKENIZERS.flatMap((p) => p.names).join(', ')}`,
@@ -253,6 +316,8 @@ export class Tokenizer {
     }
     this.pre = pre;
     this.preTokenizer = preTokenizer;
+    this.cleanSpaces = preTokenizer?.cleanSpaces ?? false;
+    this.addSpacePrefix = boolKey(meta, 'tokenizer.ggml.add_space_prefix') ?? spm;
 
     const tokens = scalar(meta, 'tokenizer.ggml.tokens');
     if (!Array.isArray(tokens) || tokens.length === 0 || typeof tokens[0] !== 'string') {
@@ -283,20 +348,28 @@ export class Tokenizer {
       for (let i = 0; i < n; i++) this.attrs[i] = ATTR_OF_TYPE[Number(types[i])] ?? TokenAttr.UNDEFINED;
     }
 
-    const merges = scalar(meta, 'tokenizer.ggml.merges');
-    if (!Array.isArray(merges)) throw new TokenizerError('the GGUF has no tokenizer.ggml.merges string array');
-    const pairs: [string, string][] = new Array(merges.length);
-    for (let i = 0; i < merges.length; i++) {
-      const m = String(merges[i]);
-      const at = m.indexOf(' ', 1); // llama.cpp splits at the first space after the first character
-      pairs[i] = at < 0 ? ['', ''] : [m.slice(0, at), m.slice(at + 1)];
+    if (spm) {
+      this.bpe = undefined;
+      this.spm = new SpmModel({ tokenToId: this.tokenToId, scores: readScores(meta, n) });
+    } else {
+      const merges = scalar(meta, 'tokenizer.ggml.merges');
+      if (!Array.isArray(merges)) throw new TokenizerError('the GGUF has no tokenizer.ggml.merges string array');
+      const pairs: [string, string][] = new Array(merges.length);
+      for (let i = 0; i < merges.length; i++) {
+        const m = String(merges[i]);
+        const at = m.indexOf(' ', 1); // llama.cpp splits at the first space after the first character
+        pairs[i] = at < 0 ? ['', ''] : [m.slice(0, at), m.slice(at + 1)];
+      }
+      this.bpe = new BPE({ type: 'BPE', vocab: {}, merges: pairs, ignore_merges: false });
+      this.spm = undefined;
     }
-    this.bpe = new BPE({ type: 'BPE', vocab: {}, merges: pairs, ignore_merges: false });
 
-    // special token ids named by the file
+    // special token ids named by the file; SPM vocabularies default to llama.cpp's 1 (BOS) and 2 (EOS)
+    // when those are inside the vocabulary
     const id = (key: string) => idKey(meta, `tokenizer.ggml.${key}`, n);
-    const bos = id('bos_token_id');
-    const eos = id('eos_token_id');
+    const spmDefault = (i: number) => (spm && i < n ? i : undefined);
+    const bos = id('bos_token_id') ?? spmDefault(1);
+    const eos = id('eos_token_id') ?? spmDefault(2);
     let eot = id('eot_token_id');
     let eom = id('eom_token_id');
     let fimPre = id('fim_pre_token_id') ?? id('prefix_token_id');
@@ -372,7 +445,7 @@ export class Tokenizer {
     }
     this.eosId = eosId;
     this.bosId = bos;
-    this.addBos = boolKey(meta, 'tokenizer.ggml.add_bos_token') ?? preTokenizer.addBos;
+    this.addBos = boolKey(meta, 'tokenizer.ggml.add_bos_token') ?? preTokenizer?.addBos ?? true;
     this.addEos = boolKey(meta, 'tokenizer.ggml.add_eos_token') ?? false;
     if (this.addBos && bos === undefined) {
       throw new TokenizerError('tokenizer.ggml.add_bos_token is true, but tokenizer.ggml.bos_token_id is not set');
@@ -393,8 +466,9 @@ export class Tokenizer {
 
   /**
    * Builds the tokenizer from GGUF metadata (`openGGUF(path).metadata`).
-   * @throws TokenizerError if the vocabulary is not byte-level BPE with a supported pre-tokenizer, or
-   *   the tokenizer keys are missing or malformed.
+   * @throws TokenizerError if the vocabulary is neither byte-level BPE with a supported pre-tokenizer
+   *   nor SPM, or the tokenizer keys are missing or malformed (an SPM vocabulary needs
+   *   tokenizer.ggml.scores).
    */
   static fromGGUF(metadata: Map<string, GGUFMetadataEntry>): Tokenizer {
     return new Tokenizer(metadata);
@@ -403,7 +477,8 @@ export class Tokenizer {
   /**
    * Token ids of `text`, as llama.cpp's llama_tokenize(text, add_special, parse_special) gives them.
    * Lone UTF-16 surrogates are read as U+FFFD.
-   * @throws TokenizerError if BOS/EOS is to be added and the file names none.
+   * @throws TokenizerError if BOS/EOS is to be added and the file names none, or (SPM) a character
+   *   missing from the vocabulary has no byte-fallback tokens.
    */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const out: number[] = [];
@@ -414,9 +489,26 @@ export class Tokenizer {
     if (text !== '') {
       LONE_SURROGATE.lastIndex = 0;
       if (LONE_SURROGATE.test(text)) text = text.replace(LONE_SURROGATE, '\uFFFD');
-      for (const f of this.partition(text, opts.special ?? false)) {
-        if (typeof f === 'number') out.push(f);
-        else this.encodeText(f, out);
+      const frags = this.partition(text, opts.special ?? false);
+      if (this.spm) {
+        // llama.cpp puts the space prefix before the first text and before every text that follows a
+        // special token
+        let afterSpecial = true;
+        for (const f of frags) {
+          if (typeof f === 'number') {
+            out.push(f);
+            afterSpecial = true;
+          } else {
+            const t = this.addSpacePrefix && afterSpecial ? ' ' + f : f;
+            this.spm.tokenize(t.replaceAll(' ', SPM_SPACE), out);
+            afterSpecial = false;
+          }
+        }
+      } else {
+        for (const f of frags) {
+          if (typeof f === 'number') out.push(f);
+          else this.encodeText(f, out);
+        }
       }
     }
     if (opts.addEos ?? this.addEos) out.push(this.eosId);
@@ -432,8 +524,13 @@ export class Tokenizer {
     const special = opts.special ?? false;
     const parts: Uint8Array[] = [];
     let total = 0;
+    let first = this.addSpacePrefix && !opts.keepLeadingSpace;
     for (const id of ids) {
-      const p = this.piece(id, special);
+      let p = this.piece(id, special);
+      // llama.cpp removes one leading space from the first token's piece, even when the piece is
+      // empty (a hidden BOS): the space then stays on the next token
+      if (first && p.length > 0 && p[0] === 0x20) p = p.subarray(1);
+      first = false;
       parts.push(p);
       total += p.length;
     }
@@ -443,14 +540,15 @@ export class Tokenizer {
       bytes.set(p, at);
       at += p.length;
     }
-    const n = this.preTokenizer.cleanSpaces ? cleanSpaces(bytes, total) : total;
+    const n = this.cleanSpaces ? cleanSpaces(bytes, total) : total;
     return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes.subarray(0, n));
   }
 
   /**
    * The bytes token `id` stands for, with CONTROL tokens rendered as their text (llama.cpp's
-   * token_to_piece with special = true). UNUSED tokens (`[PAD…]`) have no bytes. A byte-level token may
-   * hold part of a UTF-8 character.
+   * token_to_piece with special = true, lstrip = 0: an SPM token keeps its leading space). UNUSED
+   * tokens (`[PAD…]`) have no bytes. A byte-level or byte-fallback token may hold part of a UTF-8
+   * character.
    * @throws RangeError for an id outside the vocabulary.
    */
   tokenToBytes(id: number): Uint8Array {
@@ -476,18 +574,28 @@ export class Tokenizer {
 
   /**
    * A streaming decoder for generated tokens: the concatenation of everything `push` and `flush` return
-   * equals `decode(ids, opts)` (for pre-tokenizers without space clean-up, qwen2 among them), and no
-   * returned string ends inside a UTF-8 character.
+   * equals `decode(ids, opts)` (for vocabularies without space clean-up: qwen2 and SPM among them), and
+   * no returned string ends inside a UTF-8 character. Like decode, it drops the first token's leading
+   * space where the vocabulary adds a space prefix (SPM), unless `opts.keepLeadingSpace`; after
+   * `flush` the next token is a first token again.
    */
   createStreamDecoder(opts: DecodeOptions = {}): StreamDecoder {
     const special = opts.special ?? false;
+    const strip = this.addSpacePrefix && !opts.keepLeadingSpace;
     // ignoreBOM: a leading U+FEFF is text, not a byte-order mark to strip
     let decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+    let first = strip;
     return {
-      push: (id: number) => decoder.decode(this.piece(id, special), { stream: true }),
+      push: (id: number) => {
+        let p = this.piece(id, special);
+        if (first && p.length > 0 && p[0] === 0x20) p = p.subarray(1);
+        first = false;
+        return decoder.decode(p, { stream: true });
+      },
       flush: () => {
         const rest = decoder.decode();
         decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+        first = strip;
         return rest;
       },
     };
@@ -499,7 +607,7 @@ export class Tokenizer {
     }
   }
 
-  /** llama.cpp's token_to_piece (BPE branch). */
+  /** llama.cpp's token_to_piece (BPE and SPM branches), without lstrip. */
   private piece(id: number, special: boolean): Uint8Array {
     this.check(id);
     const attr = this.attrs[id]!;
@@ -510,7 +618,7 @@ export class Tokenizer {
       if (attr & (TokenAttr.UNKNOWN | TokenAttr.CONTROL | TokenAttr.USER_DEFINED)) {
         p = encoder.encode(text);
       } else if (attr & TokenAttr.NORMAL) {
-        p = this.byteDecode(text);
+        p = this.spm ? encoder.encode(text.replaceAll(SPM_SPACE, ' ')) : this.byteDecode(text);
       } else if (attr & TokenAttr.BYTE) {
         p = Uint8Array.of(parseInt(text.slice(3, 5), 16) & 0xff);
       } else {
@@ -568,7 +676,7 @@ export class Tokenizer {
 
   /** BPE over each pre-token of a raw-text fragment (llm_tokenizer_bpe_session::tokenize). */
   private encodeText(text: string, out: number[]): void {
-    for (const word of preTokenize(text, this.preTokenizer.passes)) {
+    for (const word of preTokenize(text, this.preTokenizer!.passes)) {
       const key = byteLevel(word);
       let ids = this.wordCache.get(key);
       if (ids === undefined) {
@@ -581,11 +689,11 @@ export class Tokenizer {
   }
 
   private encodeWord(word: string): number[] {
-    if (this.preTokenizer.ignoreMerges) {
+    if (this.preTokenizer!.ignoreMerges) {
       const whole = this.tokenToId.get(word);
       if (whole !== undefined) return [whole];
     }
-    const symbols = word.length > 1 ? this.bpe.bpe(word) : [word];
+    const symbols = word.length > 1 ? this.bpe!.bpe(word) : [word];
     const ids: number[] = [];
     for (const s of symbols) {
       const id = this.tokenToId.get(s);

@@ -201,8 +201,14 @@ describe('pre-tokenizer qwen2', () => {
 describe('errors', () => {
   const base = () => qwen3VocabMetadata();
   it('names what is supported for an unsupported model or pre-tokenizer', () => {
-    expect(() => Tokenizer.fromGGUF(toMap(withKey(base(), kv.str('tokenizer.ggml.model', 'llama'))))).toThrow(TokenizerError);
-    expect(() => Tokenizer.fromGGUF(toMap(withKey(base(), kv.str('tokenizer.ggml.model', 'llama'))))).toThrow(/gpt2.*qwen2/);
+    expect(() => Tokenizer.fromGGUF(toMap(withKey(base(), kv.str('tokenizer.ggml.model', 't5'))))).toThrow(TokenizerError);
+    expect(() => Tokenizer.fromGGUF(toMap(withKey(base(), kv.str('tokenizer.ggml.model', 't5'))))).toThrow(
+      /unsupported tokenizer model 't5'.*gpt2.*llama.*qwen2/,
+    );
+    // 'llama' (SPM) is supported, but needs scores, which a BPE vocabulary does not have
+    expect(() => Tokenizer.fromGGUF(toMap(withKey(base(), kv.str('tokenizer.ggml.model', 'llama'))))).toThrow(
+      /no tokenizer\.ggml\.scores/,
+    );
     expect(() => Tokenizer.fromGGUF(toMap(withKey(base(), kv.str('tokenizer.ggml.pre', 'tekken'))))).toThrow(/unsupported pre-tokenizer 'tekken'.*qwen2/);
   });
 
