@@ -576,7 +576,9 @@ export class Session {
       let version = this.version;
       for (const t of this.tokenList) sampler.accept(t);
 
-      const decoder = tok.createStreamDecoder();
+      // generated text continues the prompt: keep the space an SPM vocabulary puts before the first
+      // token (llama.cpp's server keeps it too: "…France is" + " Paris")
+      const decoder = tok.createStreamDecoder({ keepLeadingSpace: true });
       let held = '';
       for (;;) {
         if (timings.generatedTokens >= maxTokens) {
