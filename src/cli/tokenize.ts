@@ -58,7 +58,7 @@ export async function tokenizeCommand(argv: string[], io: CliIO): Promise<number
     return 0;
   }
   for (const id of ids) {
-    const piece = tokenizer.decode([id], { special: true });
+    const piece = tokenizer.decode([id], { special: true, keepLeadingSpace: true });
     io.stdout.write(`${String(id).padStart(6)} -> '${piece}'\n`);
   }
   return 0;
