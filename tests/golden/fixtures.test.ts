@@ -37,7 +37,7 @@ describe.each(FIXTURES)('fixture %s', (name) => {
         expect(f.getValue(`${a}.expert_feed_forward_length`)).toBe(spec.nFfExp);
       }
       expect(f.getValue(`${a}.attention.key_length`)).toBe(spec.headDim);
-      expect(f.getValue('tokenizer.ggml.model')).toBe('gpt2');
+      expect(f.getValue('tokenizer.ggml.model')).toBe(spec.vocab === 'mistral' ? 'llama' : 'gpt2');
       const config = configFromGGUF(f.metadata, f.tensorByName);
       if (spec.vocab === 'qwen3') expect(config.nVocab).toBe(151936);
       expect(config.tiedEmbeddings).toBe(spec.tied);

@@ -93,6 +93,7 @@ describe.each(GOLDEN_BACKENDS)('golden vs llama.cpp [%s]', (backend) => {
   describe.each(FIXTURES.filter((f) => backendRuns(backend, fixtureSpec(f).arch)))('%s', (name) => {
     let r: FixtureResult;
     let ref: LlamaReference;
+    let moetAddsBos = false;
     let moetTokens: number[];
 
     beforeAll(async () => {
@@ -108,7 +109,11 @@ describe.each(GOLDEN_BACKENDS)('golden vs llama.cpp [%s]', (backend) => {
       const eog = moet.model.tokenizer.eogIds;
       try {
         expect(moet.nVocab).toBe(V);
+        // node-llama-cpp's tokenize never adds BOS; moet adds it where the vocabulary says so (SPM)
+        const tok = moet.model.tokenizer;
         moetTokens = moet.model.tokenize(DEFAULT_TEXT);
+        if (tok.addBos && moetTokens[0] === tok.bosId) moetTokens = moetTokens.slice(1);
+        moetAddsBos = tok.addBos;
         tf = await moet.teacherForced(ref.tokens);
         rows = await moet.decode(ref.prompt, ref.greedy);
         gen = await moet.generate(ref.prompt, ref.greedy.length);
@@ -141,6 +146,7 @@ describe.each(GOLDEN_BACKENDS)('golden vs llama.cpp [%s]', (backend) => {
 
     it('tokenizes the reference text exactly as llama.cpp does', () => {
       expect(moetTokens).toEqual(ref.textTokens);
+      expect(moetAddsBos, 'BOS added by moet exactly where the vocabulary asks for it').toBe(fixtureSpec(name).vocab === 'mistral');
     });
 
     it(`teacher-forced on the same file: mean KL < ${TARGET.meanKL}, top-1 ≥ ${100 * TARGET.top1}% over ≥ 64 positions`, () => {
