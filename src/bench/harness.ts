@@ -128,6 +128,9 @@ export function modelType(file: GGUFFile, config: ModelConfig): string {
   if (config.arch === 'llama') size = llamaSize(config) ?? '?B';
   if (config.arch === 'olmoe' && config.nLayer === 16) size = 'A1.7B';
   if (config.arch === 'qwen2moe') size = config.nLayer === 24 ? 'A2.7B' : config.nLayer === 28 ? '57B.A14B' : '?B';
+  // llama.cpp's deepseek2 / gpt-oss type names (by layer count)
+  if (config.arch === 'deepseek2') size = ({ 27: '16B', 47: '30B.A3B', 60: '236B', 61: '671B' } as Record<number, string>)[config.nLayer] ?? '?B';
+  if (config.arch === 'gpt-oss') size = config.nLayer === 24 ? '20B' : config.nLayer === 36 ? '120B' : '?B';
   const ft = file.getValue('general.file_type');
   const ftype = typeof ft === 'number' ? (FTYPE_NAMES[ft] ?? `ftype ${ft}`) : 'all F32 (guessed)';
   return `${config.arch} ${size} ${ftype}`;
