@@ -3,11 +3,20 @@
 // matching the rendered conversation's tokens against the session's, and splits Qwen3-style
 // `<think>…</think>` reasoning from the answer while streaming.
 //
+// Rendering follows llama.cpp's chat path (common/chat.cpp, common_chat_templates_apply_jinja):
+// variables `messages`, `add_generation_prompt`, `bos_token` / `eos_token` (the tokens' text),
+// `date_string` ('%d %b %Y') and `datetime` ('%b %d %Y') of today, the functions `raise_exception`
+// and `strftime_now` (English month and day names, whatever the locale); a leading system message is
+// merged into the next message ("\n" between) when the template has no system role (Mistral
+// Instruct v0.1 raises for one); when the GGUF asks for BOS (add_bos_token) a BOS the template wrote
+// at the start is cut before tokenizing and the tokenizer adds it, so there is exactly one (likewise
+// a trailing EOS with add_eos_token).
+//
 // KV reuse: the conversation is re-rendered and re-tokenized every turn; the session keeps the
 // longest common prefix of its tokens and the new ones and evaluates only the rest. Qwen3's template
 // drops the think blocks of earlier turns, so after a thinking turn the prefix ends where the last
 // answer's `<think>` began: the answer is evaluated again (without its thinking), as llama-server does.
-import { Template } from '@huggingface/jinja';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { ContextOverflowError, MoetError } from './errors.js';
 import type { GenerateOptions, GenerationTimings, StopReason } from './model.js';
 import type { Tokenizer } from './tokenizer/index.js';
@@ -37,6 +46,11 @@ export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   /** a Jinja chat template to use instead of the GGUF's `tokenizer.chat_template` */
   template?: string;
+  /**
+   * the time the template sees: `strftime_now(format)`, `date_string` and `datetime` (Llama 3.1 /
+   * 3.2 write "Today Date: …" into the system header). Default: now
+   */
+  now?: Date;
 }
 
 /** Options of Session.chat: generation options plus template options. */
@@ -75,13 +89,20 @@ export const CHATML_TEMPLATE =
   "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}" +
   "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
-const compiled = new Map<string, Template>();
+/** A parsed template and what it supports (found out by rendering probes, once). */
+interface CompiledTemplate {
+  template: Template;
+  /** the template shows a leading system message (llama.cpp's caps.supports_system_role) */
+  systemRole?: boolean;
+}
 
-function compile(source: string): Template {
+const compiled = new Map<string, CompiledTemplate>();
+
+function compile(source: string): CompiledTemplate {
   let t = compiled.get(source);
   if (!t) {
     try {
-      t = new Template(source);
+      t = { template: new Template(source) };
     } catch (e) {
       throw new MoetError(`cannot parse the chat template: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
@@ -89,6 +110,109 @@ function compile(source: string): Template {
     compiled.set(source, t);
   }
   return t;
+}
+
+const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+
+/**
+ * C-locale strftime of local time (what Python's datetime.strftime and llama.cpp's std::put_time give
+ * for these directives); other directives are left as written. @internal
+ * @throws nothing
+ */
+export function strftime(date: Date, format: string): string {
+  const pad = (n: number, w = 2) => String(n).padStart(w, '0');
+  return format.replace(/%[aAbBdeHIjmMpSyY%]/g, (d) => {
+    switch (d) {
+      case '%a': return DAYS[date.getDay()]!.slice(0, 3);
+      case '%A': return DAYS[date.getDay()]!;
+      case '%b': return MONTHS[date.getMonth()]!.slice(0, 3);
+      case '%B': return MONTHS[date.getMonth()]!;
+      case '%d': return pad(date.getDate());
+      case '%e': return String(date.getDate()).padStart(2, ' ');
+      case '%H': return pad(date.getHours());
+      case '%I': return pad(((date.getHours() + 11) % 12) + 1);
+      case '%j': {
+        const start = new Date(date.getFullYear(), 0, 1);
+        const day = Math.round((new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime() - start.getTime()) / 86400000);
+        return pad(day + 1, 3);
+      }
+      case '%m': return pad(date.getMonth() + 1);
+      case '%M': return pad(date.getMinutes());
+      case '%p': return date.getHours() < 12 ? 'AM' : 'PM';
+      case '%S': return pad(date.getSeconds());
+      case '%y': return pad(date.getFullYear() % 100);
+      case '%Y': return String(date.getFullYear());
+      default: return '%';
+    }
+  });
+}
+
+/** Python's range() (as @huggingface/jinja's own global) */
+function range(start: number, stop?: number, step = 1): number[] {
+  if (stop === undefined) {
+    stop = start;
+    start = 0;
+  }
+  if (step === 0) throw new Error('range() step must not be zero');
+  const out: number[] = [];
+  if (step > 0) for (let i = start; i < stop; i += step) out.push(i);
+  else for (let i = start; i > stop; i += step) out.push(i);
+  return out;
+}
+
+/**
+ * Renders `template` with `vars`: Template.render's globals, but with `strftime_now` at `now` in the
+ * C locale (Template.render's own reads the clock and names months in the default locale, and
+ * cannot be replaced: its globals are declared before the variables).
+ */
+function render(template: Template, vars: Record<string, unknown>, now: Date): string {
+  const env = new Environment();
+  for (const [k, v] of [['false', false], ['true', true], ['none', null], ['True', true], ['False', false], ['None', null]] as const) env.set(k, v);
+  env.set('raise_exception', (message: unknown) => {
+    throw new Error(String(message));
+  });
+  env.set('range', range);
+  env.set('strftime_now', (format: unknown) => strftime(now, String(format)));
+  for (const [k, v] of Object.entries(vars)) env.set(k, v);
+  const out = new Interpreter(env).run(template.parsed).value;
+  return typeof out === 'string' ? out : String(out);
+}
+
+/** llama.cpp's extra context (common_chat_extra_context): today's date in two formats */
+function dateVars(now: Date): Record<string, unknown> {
+  return { date_string: strftime(now, '%d %b %Y'), datetime: strftime(now, '%b %d %Y') };
+}
+
+const PROBE_SYSTEM = 'System message';
+const PROBE_DATE = new Date(2024, 0, 1);
+
+/**
+ * Whether the template shows a leading system message, as llama.cpp's caps_get decides it: render
+ * [system, user] (empty BOS / EOS, generation prompt); the system role is supported when the
+ * system message's text shows in the output. (llama.cpp asks whether the template read the text;
+ * @huggingface/jinja cannot tell, so a template that raises for the pair is asked again without the
+ * system message: when that raises too, the failure has nothing to do with the system role.)
+ */
+function supportsSystemRole(t: CompiledTemplate): boolean {
+  if (t.systemRole === undefined) {
+    const probe = (messages: { role: string; content: string }[]): string | null => {
+      try {
+        return render(t.template, { messages, add_generation_prompt: true, bos_token: '', eos_token: '', ...dateVars(PROBE_DATE) }, PROBE_DATE);
+      } catch {
+        return null;
+      }
+    };
+    const user = { role: 'user', content: 'User message' };
+    const out = probe([{ role: 'system', content: PROBE_SYSTEM }, user]);
+    t.systemRole = out !== null ? out.includes(PROBE_SYSTEM) : probe([user]) === null;
+  }
+  return t.systemRole;
+}
+
+/** The text of a special token as llama.cpp's common_token_to_piece(…, special = true) gives it. */
+function tokenPiece(tokenizer: Tokenizer, id: number | undefined): string {
+  return id === undefined ? '' : new TextDecoder().decode(tokenizer.tokenToBytes(id));
 }
 
 function checkMessages(messages: readonly ChatMessage[]): void {
@@ -105,39 +229,61 @@ function checkMessages(messages: readonly ChatMessage[]): void {
 
 /**
  * Renders a conversation with a chat template: `opts.template`, else the tokenizer's
- * `tokenizer.chat_template`, else plain ChatML. @internal exposed as Model.applyChatTemplate
+ * `tokenizer.chat_template`, else plain ChatML. The string is what the template renders (a BOS it
+ * writes included; tokenizeChatPrompt deals with that). A template without a system role gets a
+ * leading system message merged into the next message (llama.cpp's workaround), or dropped when it
+ * is the only one. @internal exposed as Model.applyChatTemplate
  * @throws RangeError for malformed messages; MoetError when the template cannot be parsed or rendered
+ *   (a `raise_exception` of the template, e.g. for roles that do not alternate, comes with its message)
  */
 export function applyChatTemplate(tokenizer: Tokenizer, messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
   checkMessages(messages);
-  const template = compile(opts.template ?? tokenizer.chatTemplate ?? CHATML_TEMPLATE);
+  if (opts.now !== undefined && !(opts.now instanceof Date && Number.isFinite(opts.now.getTime()))) {
+    throw new RangeError('now must be a valid Date');
+  }
+  const t = compile(opts.template ?? tokenizer.chatTemplate ?? CHATML_TEMPLATE);
+  const now = opts.now ?? new Date();
+  let msgs: Record<string, unknown>[] = messages.map((m) => {
+    const o: Record<string, unknown> = { role: m.role, content: m.content };
+    if (m.reasoningContent !== undefined) o.reasoning_content = m.reasoningContent;
+    return o;
+  });
+  if (msgs[0]!.role === 'system' && !supportsSystemRole(t)) {
+    // llama.cpp's workaround::system_message_not_supported
+    const [system, next, ...rest] = msgs;
+    msgs = next ? [{ ...next, content: `${system!.content as string}\n${next.content as string}` }, ...rest] : [];
+  }
   const vars: Record<string, unknown> = {
-    messages: messages.map((m) => {
-      const o: Record<string, unknown> = { role: m.role, content: m.content };
-      if (m.reasoningContent !== undefined) o.reasoning_content = m.reasoningContent;
-      return o;
-    }),
+    messages: msgs,
     add_generation_prompt: opts.addGenerationPrompt ?? true,
-    bos_token: tokenizer.bosId !== undefined ? tokenizer.tokenText(tokenizer.bosId) : '',
-    eos_token: tokenizer.tokenText(tokenizer.eosId),
+    bos_token: tokenPiece(tokenizer, tokenizer.bosId),
+    eos_token: tokenPiece(tokenizer, tokenizer.eosId),
+    ...dateVars(now),
   };
   if (opts.enableThinking !== undefined) vars.enable_thinking = opts.enableThinking;
   try {
-    return template.render(vars);
+    return render(t.template, vars, now);
   } catch (e) {
     throw new MoetError(`cannot render the chat template: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 }
 
 /**
- * Tokens of a rendered chat prompt: control tokens parsed; BOS when the GGUF asks for it and the
- * template did not write it already. @internal
+ * Tokens of a rendered chat prompt, control tokens parsed, as llama.cpp's chat path makes them
+ * (common_chat_template_direct_apply, then tokenization with add_special): when the GGUF asks for
+ * BOS (add_bos_token), a BOS the template wrote at the start is cut and the tokenizer adds one, so
+ * the prompt starts with exactly one BOS; when it asks for EOS (add_eos_token), likewise for an EOS
+ * the template wrote at the end. Without add_bos_token, a BOS the template writes stays (OLMoE's
+ * template writes its `<|endoftext|>`). @internal
  * @throws nothing for a string prompt
  */
 export function tokenizeChatPrompt(tokenizer: Tokenizer, prompt: string): number[] {
-  const bosText = tokenizer.bosId !== undefined ? tokenizer.tokenText(tokenizer.bosId) : '';
-  const addBos = tokenizer.addBos && !(bosText && prompt.startsWith(bosText));
-  return tokenizer.encode(prompt, { special: true, addBos });
+  let text = prompt;
+  const bos = tokenPiece(tokenizer, tokenizer.bosId);
+  if (tokenizer.addBos && bos !== '' && text.startsWith(bos)) text = text.slice(bos.length);
+  const eos = tokenPiece(tokenizer, tokenizer.eosId);
+  if (tokenizer.addEos && eos !== '' && text.endsWith(eos)) text = text.slice(0, text.length - eos.length);
+  return tokenizer.encode(text, { special: true });
 }
 
 /**

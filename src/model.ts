@@ -684,8 +684,8 @@ export class Session {
    */
   async *chat(messages: readonly ChatMessage[], opts: ChatOptions = {}): AsyncGenerator<ChatChunk, ChatResult, undefined> {
     this.assertUsable();
-    const { enableThinking, template, ...genOpts } = opts;
-    const prompt = applyChatTemplate(this.model.tokenizer, messages, { enableThinking, template });
+    const { enableThinking, template, now, ...genOpts } = opts;
+    const prompt = applyChatTemplate(this.model.tokenizer, messages, { enableThinking, template, now });
     const ids = tokenizeChatPrompt(this.model.tokenizer, prompt);
     return yield* chatTurn(this, ids, { ...genOpts, inThinking: promptOpensThinking(prompt) });
   }
