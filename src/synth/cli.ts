@@ -62,7 +62,19 @@ const GEOMETRY_FLAGS: Record<string, keyof SynthGeometry> = {
   ff: 'nFf',
   'ff-shexp': 'nFfShexp',
   ctx: 'contextLength',
+  'q-lora': 'qLoraRank',
+  'kv-lora': 'kvLoraRank',
+  'qk-nope': 'qkNope',
+  'qk-rope': 'qkRope',
+  'v-head': 'vHead',
+  'dense-layers': 'nDenseLead',
+  'shared-experts': 'nShared',
+  groups: 'nGroup',
+  'groups-used': 'nGroupUsed',
 };
+
+/** Geometry flags that take 0. */
+const ZERO_FLAGS = new Set(['q-lora', 'dense-layers']);
 
 /** Parses the synth options shared by `moet synth` and the benchmark scripts. */
 export function synthOptionsFromArgs(values: Record<string, string | boolean | undefined>, cmd = 'synth'): SynthOptions {
@@ -70,7 +82,7 @@ export function synthOptionsFromArgs(values: Record<string, string | boolean | u
   if (!(preset in SYNTH_PRESETS)) throw new UsageError(`${cmd}: unknown --preset "${preset}"; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
   const geometry: Partial<SynthGeometry> = {};
   for (const [flag, key] of Object.entries(GEOMETRY_FLAGS)) {
-    const v = numberOpt(cmd, flag, values[flag] as string | undefined, { integer: true, min: 1 });
+    const v = numberOpt(cmd, flag, values[flag] as string | undefined, { integer: true, min: ZERO_FLAGS.has(flag) ? 0 : 1 });
     if (v !== undefined) geometry[key] = v;
   }
   const vocab = values.vocab as string | undefined;
@@ -79,6 +91,8 @@ export function synthOptionsFromArgs(values: Record<string, string | boolean | u
   }
   const quant = values.quant as string | undefined;
   if (quant !== undefined && quant !== 'q4_k_m' && quant !== 'f32') throw new UsageError(`${cmd}: --quant must be q4_k_m or f32, got "${quant}"`);
+  const rope = values['rope-scaling'] as string | undefined;
+  if (rope !== undefined && rope !== 'yarn' && rope !== 'none') throw new UsageError(`${cmd}: --rope-scaling must be yarn or none, got "${rope}"`);
   return {
     preset: preset as SynthPresetName,
     geometry,
@@ -86,6 +100,7 @@ export function synthOptionsFromArgs(values: Record<string, string | boolean | u
     vocabSize: numberOpt(cmd, 'vocab-size', values['vocab-size'] as string | undefined, { integer: true, min: 1 }),
     quant: quant as SynthQuant | undefined,
     seed: values.seed as string | undefined,
+    ...(rope !== undefined ? { ropeScaling: rope as 'yarn' | 'none' } : {}),
   };
 }
 
@@ -103,6 +118,16 @@ export const SYNTH_ARG_OPTIONS = {
   ff: { type: 'string' },
   'ff-shexp': { type: 'string' },
   ctx: { type: 'string' },
+  'q-lora': { type: 'string' },
+  'kv-lora': { type: 'string' },
+  'qk-nope': { type: 'string' },
+  'qk-rope': { type: 'string' },
+  'v-head': { type: 'string' },
+  'dense-layers': { type: 'string' },
+  'shared-experts': { type: 'string' },
+  groups: { type: 'string' },
+  'groups-used': { type: 'string' },
+  'rope-scaling': { type: 'string' },
   vocab: { type: 'string' },
   'vocab-size': { type: 'string' },
   quant: { type: 'string' },
@@ -117,6 +142,19 @@ export function describePlan(plan: SynthPlan): string {
     .join(' + ');
   const ffn = g.nExpert === 0 ? `dense FFN ${g.nFf}` : `${g.nExpert} experts (${g.nExpertUsed} used) × ${g.nFfExp}${g.nFfShexp ? ` + shared ${g.nFfShexp}` : ''}`;
   const tied = plan.tensors.some((t) => t.name === 'output.weight') ? '' : ', tied embeddings';
+  const d = plan.deepseek;
+  if (d) {
+    const q = g.qLoraRank ? `q_lora ${g.qLoraRank}` : 'plain attn_q';
+    const groups = g.nGroup! > 1 ? `, ${g.nGroup} groups (${g.nGroupUsed} used)` : '';
+    const router = `${d.gating}${d.selectionBias ? ' + exp_probs_b' : ''}${groups}${d.weightsNorm ? ', norm' : ''}${d.weightsScale !== 1 ? `, scale ${d.weightsScale}` : ''}`;
+    const yarn = d.yarn ? `YaRN factor ${d.yarn.factor} (original context ${d.yarn.originalContext})` : 'no rope scaling';
+    return (
+      `preset ${plan.preset} (${plan.arch}, MLA): ${g.nLayer} layers, n_embd ${g.nEmbd}, ${g.nHead} heads (${q}, kv_lora ${g.kvLoraRank}, qk ${g.qkNope} + ${g.qkRope} rope, v ${g.vHead}), ` +
+      `${g.nDenseLead} dense (FFN ${g.nFf}) + ${g.nLayer - g.nDenseLead!} MoE layers: ${g.nExpert} experts (${g.nExpertUsed} used; ${router}) × ${g.nFfExp} + ${g.nShared} shared, ` +
+      `${yarn}, vocab ${plan.vocab.nVocab} (${plan.vocab.kind}), ${plan.quant}\n` +
+      `${plan.tensors.length} tensors = ${mix}; ${formatCount(plan.parameterCount)} parameters; data ${formatBytes(plan.dataBytes)} (${plan.dataBytes} bytes)\n`
+    );
+  }
   return (
     `preset ${plan.preset} (${plan.arch}): ${g.nLayer} layers, n_embd ${g.nEmbd}, heads ${g.nHead}/${g.nHeadKv} × ${g.headDim}, ` +
     `${ffn}, vocab ${plan.vocab.nVocab} (${plan.vocab.kind})${tied}, ${plan.quant}\n` +

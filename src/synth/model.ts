@@ -72,7 +72,7 @@ export interface SynthHybrid {
 }
 
 /** general.architecture of a preset. */
-export type SynthArch = 'qwen3moe' | 'qwen35moe' | 'llama' | 'olmoe' | 'qwen2moe';
+export type SynthArch = 'qwen3moe' | 'qwen35moe' | 'llama' | 'olmoe' | 'qwen2moe' | 'deepseek2';
 
 /** The geometry of a model (metadata key names in comments); the expert fields are 0 for a dense preset. */
 export interface SynthGeometry {
@@ -103,6 +103,52 @@ export interface SynthGeometry {
   rmsEps: number;
   /** expert_shared_feed_forward_length (qwen2moe; for qwen35moe it overrides hybrid.nFfShexp) */
   nFfShexp?: number;
+  // deepseek2 only (multi-head latent attention and DeepSeek's MoE; the other presets refuse them).
+  // There nHeadKv is 1 and headDim is kvLoraRank + qkRope (the cache row: key_length), both derived.
+  /** attention.q_lora_rank: 0 = a plain attn_q (V2-Lite) */
+  qLoraRank?: number;
+  /** attention.kv_lora_rank (value_length) */
+  kvLoraRank?: number;
+  /** qk_nope_head_dim: key_length_mla − rope.dimension_count */
+  qkNope?: number;
+  /** rope.dimension_count (qk_rope_head_dim) */
+  qkRope?: number;
+  /** attention.value_length_mla (v_head_dim) */
+  vHead?: number;
+  /** leading_dense_block_count: layers 0 .. nDenseLead − 1 have a dense FFN of nFf */
+  nDenseLead?: number;
+  /** expert_shared_count: the shared experts are one FFN of nShared·nFfExp, ungated */
+  nShared?: number;
+  /** expert_group_count (1: no group-limited routing) */
+  nGroup?: number;
+  /** expert_group_used_count */
+  nGroupUsed?: number;
+}
+
+/** The geometry keys only deepseek2 has. */
+const MLA_KEYS = ['qLoraRank', 'kvLoraRank', 'qkNope', 'qkRope', 'vHead', 'nDenseLead', 'nShared', 'nGroup', 'nGroupUsed'] as const;
+
+/** DeepSeek's router and YaRN, as a deepseek2 file's keys hold them. */
+export interface SynthDeepseek {
+  /** expert_gating_func: 1 softmax (V2), 2 sigmoid (V3 / R1) */
+  gating: 'softmax' | 'sigmoid';
+  /** blk.N.exp_probs_b.bias in every MoE layer (V3 / R1: the selection-only bias) */
+  selectionBias: boolean;
+  /** expert_weights_norm (written only when true, as convert_hf_to_gguf.py does) */
+  weightsNorm: boolean;
+  /** expert_weights_scale (routed_scaling_factor) */
+  weightsScale: number;
+  /** config.json rope_scaling of type yarn; `--rope-scaling none` leaves these keys out */
+  yarn: YarnRopeScaling;
+}
+
+/** YaRN (rope.scaling.type yarn, factor, original_context_length, deepseek2's yarn_log_multiplier). */
+export interface YarnRopeScaling {
+  factor: number;
+  /** original_max_position_embeddings */
+  originalContext: number;
+  /** mscale_all_dim; the file holds 0.1 × this (convert_hf_to_gguf.py's legacy factor, which llama.cpp cancels) */
+  mscaleAllDim: number;
 }
 
 /** llama3's RoPE scaling (config.json rope_scaling, rope_type "llama3"), written as rope_freqs.weight. */
@@ -124,6 +170,8 @@ export interface SynthPreset {
   tied?: boolean;
   /** llama only: llama3 RoPE scaling, as rope_freqs.weight */
   ropeScaling?: Llama3RopeScaling;
+  /** deepseek2 only: router and YaRN */
+  deepseek?: SynthDeepseek;
   /** pre-tokenizer and control tokens of the synthetic vocabulary (default qwen) */
   vocabStyle?: VocabStyleName;
   quant: SynthQuant;
@@ -220,6 +268,34 @@ export const SYNTH_PRESETS = {
     vocabSize: 128256,
     vocabStyle: 'llama3',
   },
+  'deepseek-v2-lite': {
+    description: 'DeepSeek-V2-Lite(-Chat)-Q4_K_M geometry (deepseek2, MLA): 27 layers, 2048 wide, 16 heads (plain attn_q, kv_lora 512, qk 128 + 64 rope, v 128), 1 dense layer of 10944, 64 experts (6 used, softmax) of 1408 + 2 shared, YaRN factor 40',
+    arch: 'deepseek2',
+    geometry: {
+      nLayer: 27, nEmbd: 2048, nHead: 16, nHeadKv: 1, headDim: 576, nFf: 10944, nFfExp: 1408, nExpert: 64, nExpertUsed: 6,
+      contextLength: 163840, ropeBase: 1e4, rmsEps: 1e-6,
+      qLoraRank: 0, kvLoraRank: 512, qkNope: 128, qkRope: 64, vHead: 128, nDenseLead: 1, nShared: 2, nGroup: 1, nGroupUsed: 1,
+    },
+    deepseek: { gating: 'softmax', selectionBias: false, weightsNorm: false, weightsScale: 1, yarn: { factor: 40, originalContext: 4096, mscaleAllDim: 0.707 } },
+    quant: 'q4_k_m',
+    vocab: 'synthetic',
+    vocabSize: 102400,
+    vocabStyle: 'deepseek-llm',
+  },
+  'deepseek-r1': {
+    description: 'DeepSeek-R1 / V3-Q4_K_M geometry (deepseek2, MLA): 61 layers, 7168 wide, 128 heads (q_lora 1536, kv_lora 512, qk 128 + 64 rope, v 128), 3 dense layers of 18432, 256 experts (8 used, sigmoid + exp_probs_b, 8 groups / 4 used, norm, scale 2.5) of 2048 + 1 shared, YaRN factor 40; no MTP block',
+    arch: 'deepseek2',
+    geometry: {
+      nLayer: 61, nEmbd: 7168, nHead: 128, nHeadKv: 1, headDim: 576, nFf: 18432, nFfExp: 2048, nExpert: 256, nExpertUsed: 8,
+      contextLength: 163840, ropeBase: 1e4, rmsEps: 1e-6,
+      qLoraRank: 1536, kvLoraRank: 512, qkNope: 128, qkRope: 64, vHead: 128, nDenseLead: 3, nShared: 1, nGroup: 8, nGroupUsed: 4,
+    },
+    deepseek: { gating: 'sigmoid', selectionBias: true, weightsNorm: true, weightsScale: 2.5, yarn: { factor: 40, originalContext: 4096, mscaleAllDim: 1 } },
+    quant: 'q4_k_m',
+    vocab: 'synthetic',
+    vocabSize: 129280,
+    vocabStyle: 'deepseek-v3',
+  },
   tiny: {
     description: 'the `moet demo` model: 2 layers, 64 wide, 4/2 heads of 16, 8 experts (2 used) of 32, F32, byte vocabulary',
     geometry: {
@@ -248,6 +324,8 @@ export interface SynthOptions {
   seed?: string;
   /** general.name (default describes the geometry) */
   name?: string;
+  /** deepseek2 presets: 'yarn' (default: the real files' rope.scaling keys) or 'none' (left out) */
+  ropeScaling?: 'yarn' | 'none';
 }
 
 /** One tensor of the plan. */
@@ -271,6 +349,8 @@ export interface SynthPlan {
   arch: SynthArch;
   /** qwen35moe only */
   hybrid?: SynthHybrid;
+  /** deepseek2 only: the router, and YaRN (null with `ropeScaling: 'none'`) */
+  deepseek?: Omit<SynthDeepseek, 'yarn'> & { yarn: YarnRopeScaling | null };
   geometry: SynthGeometry;
   quant: SynthQuant;
   vocab: SynthVocab;
@@ -336,17 +416,21 @@ export function q4kmType(
 
 const EXPERT_KEYS = ['nExpert', 'nExpertUsed', 'nFfExp'] as const;
 
-function checkGeometry(g: SynthGeometry, dense: boolean): void {
+/** Geometry keys that may be 0: a plain attn_q, no leading dense layer. */
+const ZERO_OK = ['qLoraRank', 'nDenseLead'] as const;
+
+function checkGeometry(g: SynthGeometry, dense: boolean, ropedHead = true): void {
   for (const [k, v] of Object.entries(g)) {
     if (v === undefined || (dense && (EXPERT_KEYS as readonly string[]).includes(k))) continue;
+    if (v === 0 && (ZERO_OK as readonly string[]).includes(k)) continue;
     if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new RangeError(`synth: ${k} must be a positive number, got ${v}`);
   }
-  for (const k of ['nLayer', 'nEmbd', 'nHead', 'nHeadKv', 'headDim', 'nFf', 'nFfExp', 'nExpert', 'nExpertUsed', 'contextLength', 'nFfShexp'] as const) {
+  for (const k of ['nLayer', 'nEmbd', 'nHead', 'nHeadKv', 'headDim', 'nFf', 'nFfExp', 'nExpert', 'nExpertUsed', 'contextLength', 'nFfShexp', ...MLA_KEYS] as const) {
     if (g[k] !== undefined && !Number.isInteger(g[k])) throw new RangeError(`synth: ${k} must be an integer, got ${g[k]}`);
   }
   if (g.nHead % g.nHeadKv !== 0) throw new RangeError(`synth: head_count ${g.nHead} is not a multiple of head_count_kv ${g.nHeadKv}`);
   if (g.nExpertUsed > g.nExpert) throw new RangeError(`synth: expert_used_count ${g.nExpertUsed} exceeds expert_count ${g.nExpert}`);
-  if (g.headDim % 2 !== 0) throw new RangeError(`synth: key_length ${g.headDim} must be even (RoPE pairs)`);
+  if (ropedHead && g.headDim % 2 !== 0) throw new RangeError(`synth: key_length ${g.headDim} must be even (RoPE pairs)`);
 }
 
 function checkHybrid(g: SynthGeometry, h: SynthHybrid): void {
@@ -355,6 +439,34 @@ function checkHybrid(g: SynthGeometry, h: SynthHybrid): void {
   }
   if (h.nRot > g.headDim) throw new RangeError(`synth: rope.dimension_count ${h.nRot} exceeds key_length ${g.headDim}`);
   if (h.nVHeads % h.nKHeads !== 0) throw new RangeError(`synth: ssm.time_step_rank ${h.nVHeads} is not a multiple of ssm.group_count ${h.nKHeads}`);
+}
+
+/**
+ * deepseek2's constraints (what src/config.ts and llama.cpp's deepseek2 loader need): at least one MoE
+ * layer after the leading dense ones; expert groups dividing the experts, groups of at least two
+ * (a group is scored by its two best experts) and enough experts in the used groups for top-k;
+ * RoPE pairs.
+ */
+function checkDeepseek(g: Required<Pick<SynthGeometry, (typeof MLA_KEYS)[number]>> & SynthGeometry): void {
+  if (g.nDenseLead >= g.nLayer) {
+    throw new RangeError(`synth: leading_dense_block_count ${g.nDenseLead} leaves no MoE layer in ${g.nLayer} layers; use --layers ${g.nDenseLead + 1} or more, or --dense-layers ${Math.max(0, g.nLayer - 1)}`);
+  }
+  if (g.qkRope % 2 !== 0) throw new RangeError(`synth: rope.dimension_count ${g.qkRope} must be even (RoPE pairs)`);
+  // llama.cpp's deepseek2 loader takes 27 or 26 layers for V2-Lite and then never reads q_lora_rank
+  if (g.qLoraRank > 0 && (g.nLayer === 27 || g.nLayer === 26)) {
+    throw new RangeError(`synth: llama.cpp reads a ${g.nLayer}-layer deepseek2 as V2-Lite (no q_lora_rank) and could not load a q_lora_rank ${g.qLoraRank} file; use another --layers or --q-lora 0`);
+  }
+  if (g.nGroup > 1) {
+    const what = `expert_group_count ${g.nGroup} (${g.nGroupUsed} used) with expert_count ${g.nExpert}`;
+    if (g.nExpert % g.nGroup !== 0) throw new RangeError(`synth: ${what}: the groups must divide the experts; use --groups`);
+    if (g.nExpert / g.nGroup < 2) throw new RangeError(`synth: ${what}: groups of ${g.nExpert / g.nGroup} expert; each needs at least 2 (a group is scored by its two best)`);
+    if (!(g.nGroupUsed >= 1 && g.nGroupUsed < g.nGroup)) throw new RangeError(`synth: ${what}: expert_group_used_count must be 1 .. ${g.nGroup - 1}; use --groups-used`);
+    if ((g.nExpert / g.nGroup) * g.nGroupUsed < g.nExpertUsed) {
+      throw new RangeError(`synth: ${what}: ${g.nGroupUsed} groups of ${g.nExpert / g.nGroup} cannot hold expert_used_count ${g.nExpertUsed}`);
+    }
+  } else if (g.nGroupUsed !== 1) {
+    throw new RangeError(`synth: expert_group_used_count ${g.nGroupUsed} needs expert_group_count > 1 (--groups)`);
+  }
 }
 
 function resolveVocab(choice: SynthVocabChoice, size: number, style: VocabStyleName): SynthVocab {
@@ -447,7 +559,7 @@ interface SynthArchSpec {
   llamaKeys: boolean;
 }
 
-const SYNTH_ARCHS: Record<Exclude<SynthArch, 'qwen35moe'>, SynthArchSpec> = {
+const SYNTH_ARCHS: Record<Exclude<SynthArch, 'qwen35moe' | 'deepseek2'>, SynthArchSpec> = {
   qwen3moe: { qkNorm: 'head', qkvBias: false, expertWidthKey: true, sharedExpert: false, llamaKeys: false },
   llama: { qkNorm: 'none', qkvBias: false, expertWidthKey: false, sharedExpert: false, llamaKeys: true },
   olmoe: { qkNorm: 'full', qkvBias: false, expertWidthKey: false, sharedExpert: false, llamaKeys: false },
@@ -534,6 +646,129 @@ function tensorList(g: SynthGeometry, spec: SynthArchSpec, p: Pick<SynthPreset, 
   return out;
 }
 
+/**
+ * Tensor list of a deepseek2 model in the absorbed MLA form (attn_k_b / attn_v_b), in the order of
+ * src/config.ts expectedTensorsDeepseek2 (llama.cpp's deepseek2 load_arch_tensors). No MTP block.
+ * Scales: q, the latent and k_pe of about unit RMS (1/√fan_in; attn_k_b 1/√qk_nope keeps the absorbed
+ * q's size), so that a score's spread is about √((kv_lora + qk_rope) / (qk_nope + qk_rope)) ≈ 1.7
+ * before YaRN's mscale²; the experts' down projection divided by expert_weights_scale (the routing
+ * weights sum to it when renormalized); the shared experts, ungated, at 1.5·gain like qwen2moe's.
+ */
+function tensorListDeepseek(g: SynthGeometry, d: Pick<SynthDeepseek, 'selectionBias' | 'weightsScale'>, nVocab: number): PlannedTensor[] {
+  const E = g.nEmbd;
+  const H = g.nHead;
+  const m = mlaOf(g);
+  const kHead = m.qkNope + m.qkRope;
+  const S = m.nShared * g.nFfExp;
+  const gain = 0.5;
+  const mat = (name: string, shape: number[], std: number): PlannedTensor => ({ name, shape, std, mean: 0 });
+  const norm = (name: string, n: number): PlannedTensor => ({ name, shape: [n], std: 0.1, mean: 1 });
+  const out = [mat('token_embd.weight', [E, nVocab], 1)];
+  for (let i = 0; i < g.nLayer; i++) {
+    const b = `blk.${i}.`;
+    out.push(norm(b + 'attn_norm.weight', E));
+    if (m.qLoraRank > 0) {
+      out.push(
+        mat(b + 'attn_q_a.weight', [E, m.qLoraRank], 1 / Math.sqrt(E)),
+        norm(b + 'attn_q_a_norm.weight', m.qLoraRank),
+        mat(b + 'attn_q_b.weight', [m.qLoraRank, H * kHead], 1 / Math.sqrt(m.qLoraRank)),
+      );
+    } else {
+      out.push(mat(b + 'attn_q.weight', [E, H * kHead], 1 / Math.sqrt(E)));
+    }
+    out.push(
+      mat(b + 'attn_kv_a_mqa.weight', [E, m.kvLoraRank + m.qkRope], 1 / Math.sqrt(E)),
+      norm(b + 'attn_kv_a_norm.weight', m.kvLoraRank),
+      mat(b + 'attn_k_b.weight', [m.qkNope, m.kvLoraRank, H], 1 / Math.sqrt(m.qkNope)),
+      mat(b + 'attn_v_b.weight', [m.kvLoraRank, m.vHead, H], 1 / Math.sqrt(m.kvLoraRank)),
+      mat(b + 'attn_output.weight', [H * m.vHead, E], (1.5 * gain) / Math.sqrt(H * m.vHead)),
+      norm(b + 'ffn_norm.weight', E),
+    );
+    if (i < m.nDenseLead) {
+      out.push(
+        mat(b + 'ffn_gate.weight', [E, g.nFf], 1 / Math.sqrt(E)),
+        mat(b + 'ffn_up.weight', [E, g.nFf], 1 / Math.sqrt(E)),
+        mat(b + 'ffn_down.weight', [g.nFf, E], (2 * gain) / Math.sqrt(g.nFf)),
+      );
+      continue;
+    }
+    out.push(mat(b + 'ffn_gate_inp.weight', [E, g.nExpert], 2 / Math.sqrt(E)));
+    if (d.selectionBias) out.push(mat(b + 'exp_probs_b.bias', [g.nExpert], 0.02));
+    out.push(
+      mat(b + 'ffn_gate_exps.weight', [E, g.nFfExp, g.nExpert], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_up_exps.weight', [E, g.nFfExp, g.nExpert], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_down_exps.weight', [g.nFfExp, E, g.nExpert], (2 * gain) / Math.sqrt(g.nFfExp) / d.weightsScale),
+      mat(b + 'ffn_gate_shexp.weight', [E, S], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_up_shexp.weight', [E, S], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_down_shexp.weight', [S, E], (1.5 * gain) / Math.sqrt(S)),
+    );
+  }
+  out.push(norm('output_norm.weight', E), mat('output.weight', [E, nVocab], 2 / Math.sqrt(E)));
+  return out;
+}
+
+/** The MLA / DeepSeek-MoE fields of a deepseek2 geometry (all set once resolved). */
+function mlaOf(g: SynthGeometry): Required<Pick<SynthGeometry, (typeof MLA_KEYS)[number]>> {
+  const r = {} as Record<(typeof MLA_KEYS)[number], number>;
+  for (const k of MLA_KEYS) {
+    const v = g[k];
+    if (v === undefined) throw new RangeError(`synth: deepseek2 geometry lacks ${k}`);
+    r[k] = v;
+  }
+  return r;
+}
+
+/**
+ * The deepseek2 keys as convert_hf_to_gguf.py writes them for an MLA conversion (conversion/deepseek.py
+ * and the base class): MQA with head_count_kv 1, key_length = kv_lora + rope, value_length = kv_lora,
+ * the *_mla lengths of the uncompressed heads; q_lora_rank only when the model has one (V2-Lite has
+ * none) — except that llama.cpp then requires it unless block_count is one of the "lite" counts it
+ * recognizes (27, 26), so a cut-down V2-Lite gets q_lora_rank 0; expert_weights_norm only when true;
+ * the router's gating function and groups; YaRN with deepseek2's yarn_log_multiplier (0.1 ×
+ * mscale_all_dim). beta_fast / beta_slow (32 / 1, the defaults) are left out.
+ */
+function deepseekMetadata(g: SynthGeometry, d: Omit<SynthDeepseek, 'yarn'>, yarn: YarnRopeScaling | null, nVocab: number): GGUFMetadataEntry[] {
+  const a = 'deepseek2';
+  const m = mlaOf(g);
+  const lite = g.nLayer === 27 || g.nLayer === 26;
+  return [
+    kv.u32(`${a}.block_count`, g.nLayer),
+    kv.u32(`${a}.context_length`, g.contextLength),
+    kv.u32(`${a}.embedding_length`, g.nEmbd),
+    kv.u32(`${a}.feed_forward_length`, g.nFf),
+    kv.u32(`${a}.attention.head_count`, g.nHead),
+    kv.u32(`${a}.attention.head_count_kv`, 1),
+    ...(yarn
+      ? [
+          kv.str(`${a}.rope.scaling.type`, 'yarn'),
+          kv.f32(`${a}.rope.scaling.factor`, yarn.factor),
+          kv.u32(`${a}.rope.scaling.original_context_length`, yarn.originalContext),
+        ]
+      : []),
+    kv.f32(`${a}.rope.freq_base`, g.ropeBase),
+    kv.f32(`${a}.attention.layer_norm_rms_epsilon`, g.rmsEps),
+    kv.u32(`${a}.expert_count`, g.nExpert),
+    kv.u32(`${a}.expert_used_count`, g.nExpertUsed),
+    kv.u32(`${a}.expert_group_count`, m.nGroup),
+    kv.u32(`${a}.expert_group_used_count`, m.nGroupUsed),
+    kv.u32(`${a}.expert_gating_func`, d.gating === 'sigmoid' ? 2 : 1),
+    kv.u32(`${a}.leading_dense_block_count`, m.nDenseLead),
+    kv.u32(`${a}.vocab_size`, nVocab),
+    ...(m.qLoraRank > 0 || !lite ? [kv.u32(`${a}.attention.q_lora_rank`, m.qLoraRank)] : []),
+    kv.u32(`${a}.attention.kv_lora_rank`, m.kvLoraRank),
+    kv.u32(`${a}.attention.key_length`, m.kvLoraRank + m.qkRope),
+    kv.u32(`${a}.attention.value_length`, m.kvLoraRank),
+    kv.u32(`${a}.attention.key_length_mla`, m.qkNope + m.qkRope),
+    kv.u32(`${a}.attention.value_length_mla`, m.vHead),
+    kv.u32(`${a}.expert_feed_forward_length`, g.nFfExp),
+    kv.u32(`${a}.expert_shared_count`, m.nShared),
+    kv.f32(`${a}.expert_weights_scale`, d.weightsScale),
+    ...(d.weightsNorm ? [kv.bool(`${a}.expert_weights_norm`, true)] : []),
+    kv.u32(`${a}.rope.dimension_count`, m.qkRope),
+    ...(yarn ? [kv.f32(`${a}.rope.scaling.yarn_log_multiplier`, 0.1 * yarn.mscaleAllDim)] : []),
+  ];
+}
+
 function describeGeometry(g: SynthGeometry): string {
   return g.nExpert === 0 ? `${g.nLayer} layers, dense` : `${g.nLayer} layers, ${g.nExpert} experts (${g.nExpertUsed} used)`;
 }
@@ -548,8 +783,26 @@ function resolveGeometry(name: SynthPresetName, preset: SynthPreset, spec: Synth
     const k = EXPERT_KEYS.find((x) => o[x] !== undefined);
     if (k) throw new RangeError(`synth: ${name} is a dense model: ${k} does not apply (its FFN width is feed_forward_length: --ff)`);
   }
+  const deepseek = preset.arch === 'deepseek2';
+  if (!deepseek) {
+    const k = MLA_KEYS.find((x) => o[x] !== undefined);
+    if (k) throw new RangeError(`synth: ${name} is not a deepseek2 (MLA) preset: ${k} does not apply`);
+  } else {
+    if (o.nHeadKv !== undefined || o.headDim !== undefined) {
+      throw new RangeError(`synth: ${name} is MLA: head_count_kv is 1 and key_length is kv_lora_rank + rope dims (--kv-lora, --qk-rope); --kv-heads / --head-dim do not apply`);
+    }
+    if (o.nFfShexp !== undefined) throw new RangeError(`synth: ${name}'s shared experts are expert_shared_count × the expert width: use --shared-experts`);
+  }
   if (o.nFfShexp !== undefined && !spec?.sharedExpert && !preset.hybrid) throw new RangeError(`synth: ${name} has no shared expert`);
   const g: SynthGeometry = { ...preset.geometry, ...o };
+  if (deepseek) {
+    // MQA over the cache rows; informational (the writer uses the MLA fields)
+    g.nHeadKv = 1;
+    g.headDim = g.kvLoraRank! + g.qkRope!;
+    checkGeometry(g, dense, false);
+    checkDeepseek({ ...g, ...mlaOf(g) });
+    return g;
+  }
   if (!dense && spec && !spec.expertWidthKey) {
     if (o.nFf !== undefined && o.nFfExp !== undefined && o.nFf !== o.nFfExp) {
       throw new RangeError(`synth: ${name}'s experts are feed_forward_length wide: feed_forward_length ${o.nFf} and expert width ${o.nFfExp} differ`);
@@ -571,7 +824,7 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   const preset: SynthPreset | undefined = SYNTH_PRESETS[presetName];
   if (!preset) throw new RangeError(`synth: unknown preset "${presetName}"; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
   const a = preset.arch ?? 'qwen3moe';
-  const spec = a === 'qwen35moe' ? undefined : SYNTH_ARCHS[a];
+  const spec = a === 'qwen35moe' || a === 'deepseek2' ? undefined : SYNTH_ARCHS[a];
   const geometry = resolveGeometry(presetName, preset, spec, opts.geometry ?? {});
   const quant = opts.quant ?? preset.quant;
   const vocab = resolveVocab(opts.vocab ?? preset.vocab, opts.vocabSize ?? preset.vocabSize, preset.vocabStyle ?? 'qwen');
@@ -581,11 +834,21 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   if (hybrid) checkHybrid(g, hybrid);
   const moe = g.nExpert > 0;
   const tied = !!preset.tied;
-  const metadata: GGUFMetadataEntry[] = [
+  const ropeChoice = opts.ropeScaling ?? 'yarn';
+  if (opts.ropeScaling !== undefined && !preset.deepseek) {
+    throw new RangeError(`synth: ${presetName} has no YaRN rope scaling to switch (--rope-scaling is for the deepseek2 presets)`);
+  }
+  const deepseek = preset.deepseek ? { ...preset.deepseek, yarn: ropeChoice === 'yarn' ? preset.deepseek.yarn : null } : undefined;
+  const general: GGUFMetadataEntry[] = [
     kv.str('general.architecture', a),
     kv.str('general.name', opts.name ?? `moet synthetic ${presetName} (${describeGeometry(g)}, random weights)`),
     kv.u32('general.file_type', quant === 'q4_k_m' ? 15 : 0),
     kv.u32('general.quantization_version', 2),
+  ];
+  const metadata: GGUFMetadataEntry[] = deepseek
+    ? [...general, ...deepseekMetadata(g, deepseek, deepseek.yarn, vocab.nVocab), ...vocab.metadata]
+    : [
+    ...general,
     kv.u32(`${a}.block_count`, g.nLayer),
     kv.u32(`${a}.context_length`, g.contextLength),
     kv.u32(`${a}.embedding_length`, g.nEmbd),
@@ -619,7 +882,7 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   const typeCounts: SynthPlan['typeCounts'] = {};
   let dataBytes = 0;
   let parameterCount = 0;
-  const list = hybrid ? tensorListQwen35(g, hybrid, vocab.nVocab) : tensorList(g, spec!, preset, vocab.nVocab);
+  const list = deepseek ? tensorListDeepseek(g, deepseek, vocab.nVocab) : hybrid ? tensorListQwen35(g, hybrid, vocab.nVocab) : tensorList(g, spec!, preset, vocab.nVocab);
   const nAttnV = list.filter((t) => t.name.endsWith('attn_v.weight')).length;
   let iAttnV = 0;
   const tensors: SynthTensor[] = list.map((t) => {
@@ -638,7 +901,7 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
     parameterCount += t.shape.reduce((x, y) => x * y, 1);
     return { ...t, type, bytes };
   });
-  return { preset: presetName, arch: a, ...(hybrid ? { hybrid } : {}), geometry, quant, vocab, seed, metadata, tensors, dataBytes, parameterCount, typeCounts };
+  return { preset: presetName, arch: a, ...(hybrid ? { hybrid } : {}), ...(deepseek ? { deepseek } : {}), geometry, quant, vocab, seed, metadata, tensors, dataBytes, parameterCount, typeCounts };
 }
 
 /** The bytes of one planned tensor (deterministic: seeded by `${plan.seed}/${name}`; exact for `values`). */

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { GGUFValueType, type GGUFMetadataEntry } from '../../gguf/types.js';
 import { kv } from '../../gguf/writer.js';
+import { findPreTokenizer } from '../tokenizer/pretokenizer.js';
 
 /** Rows of Qwen3's embedding / LM head (config.json vocab_size). */
 export const QWEN3_VOCAB_SIZE = 151936;
@@ -68,6 +69,15 @@ export interface VocabStyle {
   addBos: boolean;
 }
 
+/**
+ * The family's own pre-tokenizer name when moet's tokenizer implements it, else `llama-bpe` (the
+ * closest moet has: digits in runs of 1–3, as DeepSeek's). moet's tokenizer has neither `deepseek-llm`
+ * nor `deepseek-v3` yet, and refuses a file naming a pre-tokenizer it lacks; llama.cpp knows all three.
+ */
+function preOr(name: string): string {
+  return findPreTokenizer(name) ? name : 'llama-bpe';
+}
+
 export const VOCAB_STYLES = {
   qwen: { pre: 'qwen2', control: [['<|endoftext|>', QWEN3_ENDOFTEXT], ['<|im_start|>', QWEN3_ENDOFTEXT + 1], ['<|im_end|>', QWEN3_ENDOFTEXT + 2]], bos: 0, eos: 2, pad: 0, addBos: false },
   llama3: { pre: 'llama-bpe', control: [['<|begin_of_text|>', 128000], ['<|end_of_text|>', 128001], ['<|eot_id|>', 128009]], bos: 0, eos: 2, addBos: true },
@@ -75,6 +85,10 @@ export const VOCAB_STYLES = {
   mistral: { pre: 'default', control: [['<unk>', 0], ['<s>', 1], ['</s>', 2]], bos: 1, eos: 2, addBos: true },
   // likewise <|padding|> (id 1)
   olmo: { pre: 'olmo', control: [['<|endoftext|>', 50279], ['<|padding|>', 1]], bos: 0, eos: 0, pad: 1, addBos: false },
+  // DeepSeek-V2 / V2-Lite: BOS 100000, EOS 100001 (also the padding token)
+  'deepseek-llm': { pre: preOr('deepseek-llm'), control: [['<｜begin▁of▁sentence｜>', 100000], ['<｜end▁of▁sentence｜>', 100001]], bos: 0, eos: 1, pad: 1, addBos: true },
+  // DeepSeek-V3 / R1: ids 0..2 (byte tokens here, so placed after the merges); padding = EOS
+  'deepseek-v3': { pre: preOr('deepseek-v3'), control: [['<｜begin▁of▁sentence｜>', 0], ['<｜end▁of▁sentence｜>', 1], ['<｜▁pad▁｜>', 2]], bos: 0, eos: 1, pad: 1, addBos: true },
 } as const satisfies Record<string, VocabStyle>;
 
 export type VocabStyleName = keyof typeof VOCAB_STYLES;
