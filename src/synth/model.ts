@@ -35,6 +35,19 @@
 // sends attn_qkv through the attn_v rule and counts it among the attn_v; this preset keeps the older
 // attn_qkv → Q5_K and attn_v-only counter.)
 //
+// The deepseek2 presets (DeepSeek-V2-Lite, DeepSeek-R1 = V3's geometry) are the absorbed MLA form
+// convert_hf_to_gguf.py writes today (attn_kv_b split into attn_k_b [qk_nope, kv_lora, n_head] and
+// attn_v_b [kv_lora, v_head, n_head]; head_count_kv 1, key_length kv_lora + rope = 576, value_length
+// kv_lora = 512, key_length_mla 192, value_length_mla 128), leading dense layers, ungated shared
+// experts, DeepSeek's router keys and YaRN (factor 40; `ropeScaling: 'none'` drops it). The converter
+// skips R1's MTP block (model.layers.61), so it is not here either. Under llama.cpp's Q4_K_M rule the
+// MLA tensors fall under no attention category: attn_q_a / attn_q_b / attn_kv_a_mqa / attn_v_b are
+// plain Q4_K, attn_k_b's rows of qk_nope 128 cannot be Q4_K and fall back to Q5_0; no attn_v exists
+// (so no attn_v bump); ffn_down* follow use_more_bits over the 61 / 27 layers; exp_probs_b is F32:
+//   deepseek-r1        1086 = 606 Q4_K + 361 F32 + 61 Q5_0 + 58 Q6_K, 671.03 B parameters, 376.7 GiB
+//   deepseek-v2-lite   404 = 229 Q4_K + 108 F32 + 41 Q5_0 + 13 Q8_0 + 13 Q6_K (expert rows of 1408
+//                      and the dense FFN's 10944: the Q5_0 / Q8_0 fallbacks), 15.71 B, 9.65 GiB
+//
 // Scales (as tests/fixtures/make.ts): matrices 1/sqrt(fan_in), block outputs (attn_output,
 // ffn_down_exps) scaled so each block adds about half the residual's RMS, norms 1 ± 0.1, the router
 // 2/sqrt(n_embd) (distinct experts win), the LM head giving logits of standard deviation about 2 (tied:

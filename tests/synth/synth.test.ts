@@ -3,7 +3,7 @@
 // llama.cpp (node-llama-cpp, CPU) and moet load and run to finite probabilities; the transformer-family
 // presets (Mixtral, OLMoE, Qwen1.5-MoE, Llama 3.x): full-size plans against src/config.ts, and one
 // cut-down file per family that moet and llama.cpp run to the same logits, and `moet bench` / `moet
-// routes` run.
+// routes` run; the deepseek2 presets (DeepSeek-R1, V2-Lite; MLA) likewise, the R1 one also on WebGPU.
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,11 +19,13 @@ import { benchCommand } from '../../src/cli/bench.js';
 import { routesCommand } from '../../src/cli/routes.js';
 import { configFromGGUF, expectedTensors, type ModelConfig } from '../../src/config.js';
 import { loadModel } from '../../src/index.js';
+import { WebGPUBackend } from '../../src/gpu/backend.js';
 import { synthBlocks, SYNTH_TYPES } from '../../src/synth/blocks.js';
 import { synthCommand } from '../../src/synth/cli.js';
 import { llama3RopeFactors, q4kmType, synthPlan, synthTensorData, useMoreBits, writeSynthModel, type SynthPlan, type SynthPresetName } from '../../src/synth/model.js';
 import { SynthRng } from '../../src/synth/rng.js';
 import { byteVocab, realQwen3Vocab } from '../../src/synth/vocab.js';
+import { nmse, openTestGPU } from '../gpu/helpers.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -500,6 +502,229 @@ describe('transformer-family presets: cut-down files run in moet and llama.cpp',
       expect(routes).toMatchObject({ nLayer: 2, k: config.nExpertUsed, nExpert: config.nExpert, model: { architecture: config.arch } });
       expect(routes.tokens.length).toBeGreaterThan(5);
       for (const t of routes.tokens) for (const e of t.experts) expect(new Set(e).size).toBe(config.nExpertUsed);
+    });
+  }
+});
+
+describe('deepseek2 presets (MLA): full-size plans (nothing written)', () => {
+  // R1 = V3's geometry without the MTP block (llama.cpp's converter skips it); V2-Lite without q_lora.
+  // Under Q4_K_M attn_k_b's rows of qk_nope 128 fall back to Q5_0, attn_v_b (rows of kv_lora 512) is
+  // Q4_K; V2-Lite's expert rows of 1408 and dense rows of 10944 take the Q5_0 / Q8_0 fallbacks.
+  const cases: {
+    preset: SynthPresetName; tensors: number; types: Record<string, number>; bytes: number; params: number; perToken: number;
+    config: Partial<ModelConfig>; type: string; byName: Record<string, [number[], GGMLType]>;
+  }[] = [
+    {
+      preset: 'deepseek-r1', tensors: 1086, types: { Q4_K: 606, F32: 361, Q5_0: 61, Q6_K: 58 }, bytes: 404_488_847_360, params: 671_026_419_200, perToken: 22_296_022_976,
+      config: {
+        arch: 'deepseek2', nLayer: 61, nEmbd: 7168, nHead: 128, nHeadKv: 1, headDimK: 576, headDimV: 512, nRot: 64, nFf: 18432, nFfExp: 2048, nExpert: 256, nExpertUsed: 8,
+        nFfShexp: 2048, nLayerDenseLead: 3, sharedExpertGated: false, nVocab: 129280, nCtxTrain: 163840, ffnKind: 'moe+shared',
+        mla: { qLoraRank: 1536, kvLoraRank: 512, qkNope: 128, qkRope: 64, vHead: 128 },
+        router: { gating: 'sigmoid', logitBias: false, normalize: true, selectionBias: true, groups: 8, groupsUsed: 4, scale: 2.5 },
+      },
+      type: 'deepseek2 671B Q4_K - Medium',
+      byName: {
+        'blk.0.attn_q_a.weight': [[7168, 1536], GGMLType.Q4_K],
+        'blk.0.attn_q_b.weight': [[1536, 24576], GGMLType.Q4_K],
+        'blk.0.attn_kv_a_mqa.weight': [[7168, 576], GGMLType.Q4_K],
+        'blk.0.attn_k_b.weight': [[128, 512, 128], GGMLType.Q5_0],
+        'blk.0.attn_v_b.weight': [[512, 128, 128], GGMLType.Q4_K],
+        'blk.0.attn_output.weight': [[16384, 7168], GGMLType.Q4_K],
+        'blk.2.ffn_down.weight': [[18432, 7168], GGMLType.Q6_K],
+        'blk.3.exp_probs_b.bias': [[256], GGMLType.F32],
+        'blk.3.ffn_gate_exps.weight': [[7168, 2048, 256], GGMLType.Q4_K],
+        'blk.60.ffn_down_exps.weight': [[2048, 7168, 256], GGMLType.Q6_K],
+        'blk.31.ffn_down_shexp.weight': [[2048, 7168], GGMLType.Q4_K],
+        'output.weight': [[7168, 129280], GGMLType.Q6_K],
+      },
+    },
+    {
+      preset: 'deepseek-v2-lite', tensors: 404, types: { Q4_K: 229, F32: 108, Q5_0: 41, Q8_0: 13, Q6_K: 13 }, bytes: 10_363_959_296, params: 15_706_484_224, perToken: 1_611_824_256,
+      config: {
+        arch: 'deepseek2', nLayer: 27, nEmbd: 2048, nHead: 16, nHeadKv: 1, headDimK: 576, headDimV: 512, nFf: 10944, nFfExp: 1408, nExpert: 64, nExpertUsed: 6,
+        nFfShexp: 2816, nLayerDenseLead: 1, nVocab: 102400, nCtxTrain: 163840,
+        mla: { qLoraRank: 0, kvLoraRank: 512, qkNope: 128, qkRope: 64, vHead: 128 },
+        router: { gating: 'softmax', logitBias: false, normalize: false, selectionBias: false, groups: 0, groupsUsed: 0, scale: 1 },
+      },
+      type: 'deepseek2 16B Q4_K - Medium',
+      byName: {
+        'blk.0.attn_q.weight': [[2048, 3072], GGMLType.Q4_K],
+        'blk.0.attn_k_b.weight': [[128, 512, 16], GGMLType.Q5_0],
+        'blk.0.attn_v_b.weight': [[512, 128, 16], GGMLType.Q4_K],
+        'blk.0.ffn_down.weight': [[10944, 2048], GGMLType.Q8_0],
+        'blk.1.ffn_down_exps.weight': [[1408, 2048, 64], GGMLType.Q8_0],
+        'blk.3.ffn_down_exps.weight': [[1408, 2048, 64], GGMLType.Q5_0],
+        'blk.1.ffn_down_shexp.weight': [[2816, 2048], GGMLType.Q6_K],
+      },
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.preset}: ${c.tensors} tensors, ${(c.params / 1e9).toFixed(2)} B parameters, exactly what moet expects for the metadata it writes`, async () => {
+      const plan = synthPlan({ preset: c.preset });
+      expect(plan.arch).toBe('deepseek2');
+      expect(plan.tensors).toHaveLength(c.tensors);
+      expect(Object.fromEntries(Object.entries(plan.typeCounts).map(([k, v]) => [k, v.tensors]))).toEqual(c.types);
+      expect(plan.dataBytes).toBe(c.bytes);
+      expect(plan.parameterCount).toBe(c.params);
+      const byName = new Map(plan.tensors.map((t) => [t.name, t]));
+      for (const [name, [shape, type]] of Object.entries(c.byName)) expect(byName.get(name), name).toMatchObject({ shape, type });
+      // no MTP block, no unsplit attn_kv_b, no attn_v (so nothing of the attn_v rule applies)
+      expect(plan.tensors.some((t) => /nextn|attn_kv_b|attn_v\.weight/.test(t.name))).toBe(false);
+      for (const t of plan.tensors) if (t.shape.length === 1 || t.name.includes('ffn_gate_inp')) expect(t.type, t.name).toBe(GGMLType.F32);
+
+      const { config, type } = await readBack(plan);
+      expect(config).toMatchObject(c.config);
+      expect(config.attention.yarn.extFactor).toBe(1);
+      expect(config.attention.ropeFreqScale).toBe(Math.fround(1 / 40));
+      expect(listing(expectedTensors(config))).toEqual(listing(plan.tensors));
+      expect(type).toBe(c.type);
+      const infos = plan.tensors.map((t) => ({ name: t.name, shape: t.shape, type: t.type, relativeOffset: 0, offset: 0, byteLength: t.bytes }));
+      // docs/performance.md: bytes of weights one decoded token reads
+      expect(weightBytesPerToken(infos, config).total).toBe(c.perToken);
+    });
+  }
+
+  it('the MLA conversion keys: MQA rows of kv_lora + rope, the *_mla head sizes; V2-Lite without q_lora_rank / expert_weights_norm', () => {
+    const md = (p: SynthPresetName) => new Map(synthPlan({ preset: p }).metadata.map((m) => [m.key, m.value]));
+    const r1 = md('deepseek-r1');
+    expect(Object.fromEntries(['head_count_kv', 'key_length', 'value_length', 'key_length_mla', 'value_length_mla', 'q_lora_rank', 'kv_lora_rank'].map((k) => [k, r1.get(`deepseek2.attention.${k}`)])))
+      .toEqual({ head_count_kv: 1, key_length: 576, value_length: 512, key_length_mla: 192, value_length_mla: 128, q_lora_rank: 1536, kv_lora_rank: 512 });
+    expect([r1.get('deepseek2.expert_gating_func'), r1.get('deepseek2.expert_weights_norm'), r1.get('deepseek2.expert_group_count'), r1.get('deepseek2.expert_group_used_count')]).toEqual([2, true, 8, 4]);
+    expect([r1.get('deepseek2.rope.scaling.type'), r1.get('deepseek2.rope.scaling.factor'), r1.get('deepseek2.rope.scaling.original_context_length')]).toEqual(['yarn', 40, 4096]);
+    expect(r1.get('deepseek2.rope.scaling.yarn_log_multiplier')).toBeCloseTo(0.1, 7);
+    expect(r1.get('tokenizer.ggml.bos_token_id')).not.toBe(r1.get('tokenizer.ggml.eos_token_id'));
+    const lite = md('deepseek-v2-lite');
+    expect(lite.has('deepseek2.attention.q_lora_rank')).toBe(false);
+    expect(lite.has('deepseek2.expert_weights_norm')).toBe(false);
+    expect(lite.get('deepseek2.expert_gating_func')).toBe(1);
+    expect(lite.get('deepseek2.rope.scaling.yarn_log_multiplier')).toBeCloseTo(0.0707, 7);
+    const tokens = lite.get('tokenizer.ggml.tokens') as string[];
+    expect([tokens[100000], tokens[100001]]).toEqual(['<｜begin▁of▁sentence｜>', '<｜end▁of▁sentence｜>']);
+    // --rope-scaling none: no rope.scaling keys; moet then runs plain RoPE
+    const none = synthPlan({ preset: 'deepseek-r1', ropeScaling: 'none' });
+    expect(none.metadata.some((m) => m.key.includes('rope.scaling'))).toBe(false);
+    expect(none.deepseek?.yarn).toBeNull();
+  });
+
+  it('refuses overrides that do not fit MLA, groups that do not divide the experts, and a trunk without a MoE layer', async () => {
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { headDim: 128 } })).toThrow(/MLA/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { nHeadKv: 8 } })).toThrow(/MLA/);
+    expect(() => synthPlan({ preset: 'deepseek-v2-lite', geometry: { nFfShexp: 512 } })).toThrow(/--shared-experts/);
+    expect(() => synthPlan({ preset: 'mixtral-8x7b', geometry: { kvLoraRank: 64 } })).toThrow(/not a deepseek2/);
+    expect(() => synthPlan({ preset: 'mixtral-8x7b', ropeScaling: 'none' })).toThrow(/YaRN/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { nLayer: 3 } })).toThrow(/no MoE layer.*--dense-layers 2/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { nExpert: 12 } })).toThrow(/must divide/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { nExpert: 8 } })).toThrow(/at least 2/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { nExpert: 16, nGroupUsed: 8 } })).toThrow(/1 \.\. 7/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { nExpert: 16, nGroupUsed: 2 } })).toThrow(/cannot hold expert_used_count 8/);
+    expect(() => synthPlan({ preset: 'deepseek-v2-lite', geometry: { nGroupUsed: 2 } })).toThrow(/--groups/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { nLayer: 27 } })).toThrow(/V2-Lite/);
+    expect(() => synthPlan({ preset: 'deepseek-r1', geometry: { qkRope: 15 } })).toThrow(/even/);
+    await expect(synthCommand(['--preset', 'deepseek-r1', '--rope-scaling', 'linear', '--dry-run'], collect().io)).rejects.toThrow(/yarn or none/);
+    // a cut-down V2-Lite writes q_lora_rank 0 (llama.cpp needs the key unless the layer count says "lite")
+    const cut = synthPlan({ preset: 'deepseek-v2-lite', geometry: { nLayer: 2 } });
+    expect(cut.metadata.find((m) => m.key === 'deepseek2.attention.q_lora_rank')?.value).toBe(0);
+  });
+
+  it('moet synth --dry-run --tensors prints the MLA tensors with their types', async () => {
+    const c = collect();
+    expect(await synthCommand(['--preset', 'deepseek-r1', '--dry-run', '--tensors'], c.io)).toBe(0);
+    const lines = c.out().trim().split('\n');
+    expect(lines[0]).toContain('61 layers');
+    expect(lines[0]).toContain('3 dense (FFN 18432) + 58 MoE layers');
+    expect(lines[1]).toContain('1086 tensors');
+    expect(lines[1]).toContain('671.03 B parameters');
+    expect(lines[1]).toContain('(404488847360 bytes)');
+    expect(lines).toHaveLength(2 + 1086);
+    expect(lines.some((l) => /^blk\.0\.attn_k_b\.weight\s+\[128, 512, 128\]\s+Q5_0\s+ 5767168 /.test(l))).toBe(true);
+    expect(lines.some((l) => /^blk\.3\.exp_probs_b\.bias\s+\[256\]\s+F32\s+1024 /.test(l))).toBe(true);
+  });
+});
+
+describe('deepseek2 presets: cut-down files run in moet and llama.cpp', () => {
+  // 1 dense + 1 MoE layer, 256 wide, 4 heads; R1's 8 groups stay (16 experts: groups of 2, 4 used)
+  const small = ['--layers', '2', '--embd', '256', '--heads', '4', '--kv-lora', '64', '--qk-nope', '32', '--qk-rope', '16', '--v-head', '32', '--ff', '512', '--vocab-size', '2000', '--seed', 'test'];
+  const cases: { preset: SynthPresetName; args: string[]; types: string[]; gpu: boolean }[] = [
+    { preset: 'deepseek-r1', args: ['--dense-layers', '1', '--q-lora', '64', '--ff-exp', '256', '--experts', '16', '--experts-used', '4'], types: ['F32', 'Q4_K', 'Q5_0', 'Q6_K'], gpu: true },
+    // expert rows of 160 (not a multiple of 256, like the real 1408): Q5_0 / Q8_0
+    { preset: 'deepseek-v2-lite', args: ['--ff-exp', '160', '--experts', '12', '--experts-used', '3'], types: ['F32', 'Q4_K', 'Q5_0', 'Q6_K', 'Q8_0'], gpu: false },
+  ];
+  for (const c of cases) {
+    it(`${c.preset} (${c.args.join(' ')})${c.gpu ? ', and on WebGPU' : ''}`, async () => {
+      const path = join(dir, `${c.preset}-small.gguf`);
+      expect(await synthCommand(['--preset', c.preset, '-o', path, ...small, ...c.args], collect().io)).toBe(0);
+      expect((await stat(path)).size).toBeLessThan(6e6);
+      const f = await openGGUF(path);
+      let config: ModelConfig;
+      try {
+        config = configFromGGUF(f.metadata, f.tensorByName);
+        expect(listing(f.tensors)).toEqual(listing(expectedTensors(config)));
+        expect([...new Set(f.tensors.map((t) => ggmlTypeName(t.type)))].sort()).toEqual(c.types);
+        expect(config.nLayerDenseLead).toBe(1);
+        expect(config.attention.yarn.extFactor).toBe(1);
+      } finally {
+        await f.close();
+      }
+
+      const tokens = [9, 11, 1879, 0, 42, 100, 7, 3];
+      const ref = await llamaLogits(path, tokens, 2000);
+      const model = await loadModel(path, { backend: 'cpu', contextLength: 64 });
+      let cpuLogits: Float32Array;
+      let cpuNext: Float32Array;
+      try {
+        const seq = model.backend.createSequence(64);
+        cpuLogits = Float32Array.from(await seq.eval(tokens));
+        expect(argmax(cpuLogits)).toBe(argmax(ref));
+        let maxDiff = 0;
+        for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - cpuLogits[i]!));
+        expect(maxDiff).toBeLessThan(1e-3);
+        cpuNext = Float32Array.from(await seq.eval([argmax(cpuLogits)]));
+        expect(cpuNext.every((x) => Number.isFinite(x))).toBe(true);
+        seq.dispose();
+      } finally {
+        await model.dispose();
+      }
+
+      // moet bench, and moet routes: the dense layer is marked, the MoE layer's top-k stays in the chosen groups
+      const b = collect();
+      expect(await benchCommand(['-m', path, '--backend', 'cpu', '-p', '4', '-n', '2', '-r', '1', '-o', 'jsonl'], b.io)).toBe(0);
+      const rows = b.out().trim().split('\n').map((l) => JSON.parse(l) as { model_type: string; avg_ts: number });
+      expect(rows.map((r) => r.model_type)).toEqual(['deepseek2 ?B Q4_K - Medium', 'deepseek2 ?B Q4_K - Medium']);
+      const r = collect();
+      expect(await routesCommand(['-m', path, '--backend', 'cpu', '-p', 'The quick brown fox jumps over the lazy dog', '--json', '-'], r.io)).toBe(0);
+      const routes = JSON.parse(r.out()) as { layers: { dense: boolean }[]; tokens: { experts: number[][]; weights: number[][] }[] };
+      expect(routes.layers.map((l) => l.dense)).toEqual([true, false]);
+      const groupSize = config.router.groups ? config.nExpert / config.router.groups : config.nExpert;
+      for (const t of routes.tokens) {
+        const e = t.experts[1]!;
+        expect(new Set(e).size).toBe(config.nExpertUsed);
+        if (config.router.groups) expect(new Set(e.map((x) => Math.floor(x / groupSize))).size).toBeLessThanOrEqual(config.router.groupsUsed);
+        if (config.router.normalize) expect(t.weights[1]!.reduce((x, y) => x + y, 0)).toBeCloseTo(config.router.scale, 3);
+      }
+      if (!c.gpu) return;
+
+      // WebGPU (lavapipe here): the project's GPU-vs-CPU tolerance (normalized MSE ≤ 5e-4), same greedy token
+      const ctx = await openTestGPU();
+      if (!ctx) return;
+      const file = await openGGUF(path);
+      try {
+        const gpu = await WebGPUBackend.load(file, config, { context: ctx });
+        try {
+          const seq = gpu.createSequence(64);
+          const logits = await seq.eval(tokens);
+          expect(argmax(logits)).toBe(argmax(cpuLogits));
+          expect(nmse(logits, cpuLogits)).toBeLessThan(5e-4);
+          const next = await seq.eval([argmax(cpuLogits)]);
+          expect(argmax(next)).toBe(argmax(cpuNext));
+          expect(nmse(next, cpuNext)).toBeLessThan(5e-4);
+          seq.dispose();
+        } finally {
+          await gpu.dispose();
+        }
+      } finally {
+        await file.close();
+        await ctx.dispose();
+      }
     });
   }
 });
