@@ -183,6 +183,7 @@ function planJson(plan: SynthPlan, withTensors: boolean): unknown {
     preset: plan.preset,
     arch: plan.arch,
     geometry: plan.geometry,
+    ...(plan.deepseek ? { deepseek: plan.deepseek } : {}),
     quant: plan.quant,
     vocab: { kind: plan.vocab.kind, size: plan.vocab.nVocab },
     seed: plan.seed,
