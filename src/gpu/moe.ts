@@ -9,8 +9,8 @@ import { createStorage, partBinding, type BindingBuffer, type WeightPart, type W
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 import { actQuantStep, type ActQuantType } from './actquant.js';
-import { FusedKernelUnsupported, prologueConfig, TYPE_VARIANTS } from './ops.js';
-import { buildSteps, checkWeight, checkWg, need, StepLaunch, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
+import { prologueConfig } from './prologue.js';
+import { buildSteps, checkWeight, checkWg, FusedKernelUnsupported, need, StepLaunch, TYPE_VARIANTS, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
 
 // ------------------------------------------------------------------------------------------------
 // Specs

@@ -1,15 +1,27 @@
-// Launch plumbing shared by the attention and MoE launchers (src/gpu/attention.ts, src/gpu/moe.ts):
-// a Launch whose dispatches may use different pipelines (entry points / defines) and may be
-// indirect (workgroup counts written by an earlier kernel on the GPU). Built on the runtime's
-// Launch, PipelineCache and UniformBlock; nothing here allocates per step.
+// Launch plumbing shared by every launcher of src/gpu/ (ops.ts's families: matvec.ts, matmul.ts,
+// norm.ts, embed.ts, elementwise.ts; attention.ts, moe.ts, mla.ts, gated.ts, deltanet.ts,
+// sample.ts, actquant.ts): buffer references and their size checks, workgroup and weight checks,
+// the weight-type defines, and the builders of a Launch from planned dispatches (buildLaunch: one
+// pipeline; buildSteps: a StepLaunch whose dispatches may use different pipelines and may be
+// indirect, i.e. take their workgroup counts from a buffer an earlier kernel wrote on the GPU).
+// Built on the runtime's Launch, PipelineCache and UniformBlock; nothing here allocates per step.
+//
+// Buffers are bound whole; element offsets and strides (in f32 / u32 elements) go in the uniform,
+// so activations can live anywhere in a shared arena buffer.
 import { ggmlTypeName, type GGMLType } from '../../gguf/types.js';
 import { UnsupportedQuantError } from '../errors.js';
 import { bindingResource, KERNEL_TYPES, UniformBlock, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
 import { KernelError, Launch, pipelineCache, type Constants, type Defines, type Dispatch, type KernelSpec } from '../runtime/pipelines.js';
-import type { BufferRef } from './ops.js';
 
-export type { BufferRef };
+/** A buffer plus an element offset (f32 or u32 elements). A bare GPUBuffer means offset 0. */
+export type BufferRef = GPUBuffer | { buffer: GPUBuffer; offset?: number };
+
+/** A fused kernel cannot run as asked (prologue too big for workgroup memory, weights not co-located …): use the unfused path. */
+export class FusedKernelUnsupported extends KernelError {}
+
+/** One define per weight type, named as ggml names it (F32, Q4_K …): what quant.wgsl switches on. */
+export const TYPE_VARIANTS: readonly Defines[] = KERNEL_TYPES.map((t) => ({ [ggmlTypeName(t)]: true }));
 
 /** A dispatch that may take its workgroup counts from a GPU buffer (dispatchWorkgroupsIndirect). */
 export interface StepDispatch extends Dispatch {
@@ -103,6 +115,54 @@ export async function buildSteps<L extends StepLaunch>(
     return make(dispatches, uniforms);
   };
   return ctx.debug ? ctx.scoped(label, build) : build();
+}
+
+export interface DispatchPlan {
+  uniform: Record<string, number>;
+  /** binding name → buffer or buffer range (the uniform binding is filled in) */
+  buffers: Record<string, BindingBuffer>;
+  workgroups: [number, number, number];
+}
+
+/** Builds a Launch: one uniform block + bind group per planned dispatch, all on one pipeline. */
+export async function buildLaunch(
+  ctx: GPUContext,
+  label: string,
+  spec: KernelSpec,
+  defines: Defines,
+  constants: Constants,
+  plans: DispatchPlan[],
+  countSetter?: (launch: Launch, n: number) => void,
+): Promise<Launch> {
+  const cache = pipelineCache(ctx);
+  const pipeline = await cache.get(spec, defines, constants);
+  const layout = cache.bindGroupLayout(spec);
+  const uniformBinding = spec.bindings.find((b) => b.kind === 'uniform');
+  const make = (): Launch => {
+    const uniforms: UniformBlock[] = [];
+    const dispatches: Dispatch[] = plans.map((plan, i) => {
+      const entries: GPUBindGroupEntry[] = [];
+      for (const b of spec.bindings) {
+        if (b === uniformBinding) {
+          if (!spec.uniform) throw new KernelError(`${label}: spec has a uniform binding but no uniform layout`);
+          const u = new UniformBlock(ctx, spec.uniform, plan.uniform, `${label}#${i}`);
+          uniforms.push(u);
+          entries.push({ binding: b.binding, resource: { buffer: u.buffer } });
+        } else {
+          const buf = plan.buffers[b.name];
+          if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
+          entries.push({ binding: b.binding, resource: bindingResource(buf) });
+        }
+      }
+      const bindGroup = ctx.device.createBindGroup({ label: `${label}#${i}`, layout, entries });
+      return { pipeline, bindGroup, workgroups: plan.workgroups };
+    });
+    let launch: Launch;
+    const setter = countSetter ? (n: number) => countSetter(launch, n) : undefined;
+    launch = new Launch(label, dispatches, uniforms, setter);
+    return launch;
+  };
+  return ctx.debug ? ctx.scoped(label, make) : make();
 }
 
 /** Splits a BufferRef into buffer and element offset. */
