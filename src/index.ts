@@ -22,6 +22,8 @@ export {
 
 export type { Numerics } from './backend.js';
 
+export { tinyModelPath, tinyHeldOutPath } from './tiny.js';
+
 export * from './trace/index.js';
 
 export {

@@ -7,6 +7,7 @@ import { coactivationPairs, routingStats, type RoutingStats } from '../trace/sta
 import { routesHtml, routesSvg, tokenLabel } from '../trace/svg.js';
 import type { RoutingTrace } from '../trace/types.js';
 import { backendFrom } from './sampling.js';
+import { specializationCommand } from './specialization.js';
 import { COMMON_OPTIONS, MODEL_TEXT_OPTIONS, numberOpt, parse, requireModelAndText, UsageError, type CliIO } from './util.js';
 
 export const ROUTES_HELP = `usage: moet routes -m FILE (-p TEXT | -f TEXTFILE) [options]
@@ -36,6 +37,13 @@ options:
   --verbose                 print stack traces on errors
 
 Without --json - a per-layer summary table is printed on stdout.
+
+Expert specialization by domain (docs/moe-internals.md):
+  moet routes --specialization [--domains SET.jsonl] [-m FILE] [--json OUT] [--svg OUT] [--backend B]
+runs every text of a labelled set (JSON lines {"domain": …, "text": …}) and prints, per layer, the
+mutual information between a token's domain and its chosen experts, and each expert's assignments
+by domain. Defaults: the shipped tiny model (models/tiny-moe.gguf) and its held-out labelled set
+(models/tiny-moe-heldout.jsonl).
 `;
 
 /** Token index ranges [start, end) evaluated from an empty context each. */
@@ -150,11 +158,17 @@ export async function routesCommand(argv: string[], io: CliIO): Promise<number> 
       'no-probs': { type: 'boolean' },
       'ctx-size': { type: 'string', short: 'c' },
       backend: { type: 'string' },
+      specialization: { type: 'boolean' },
+      domains: { type: 'string' },
     },
   });
   if (values.help) {
     io.stdout.write(ROUTES_HELP);
     return 0;
+  }
+  if (values.specialization || values.domains !== undefined) {
+    const contextLength = numberOpt('routes', 'ctx-size', values['ctx-size'], { integer: true, min: 1 });
+    return specializationCommand({ model: values.model, domains: values.domains, backend: backendFrom('routes', values.backend), contextLength, json: values.json, svg: values.svg }, io);
   }
   const modelPath = requireModelAndText('routes', values);
   const backend = backendFrom('routes', values.backend);

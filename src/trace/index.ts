@@ -13,3 +13,4 @@ export {
   type RoutesHtmlOptions,
   type Top1GridOptions,
 } from './svg.js';
+export { domainSpecialization, specializationSvg, type LabelledTrace, type LayerSpecialization, type DomainSpecialization } from './domains.js';

@@ -166,10 +166,11 @@ describe('moet (in process)', () => {
     expect(r.stderr).toContain('sampler seed: 7');
   });
 
-  it('demo runs a generated model', async () => {
-    const r = await cli('demo', '-n', '6');
+  it('demo --random runs a generated model', async () => {
+    const r = await cli('demo', '--random', '-n', '6', '--verbose');
     expect(r.code).toBe(0);
     expect(r.stdout.startsWith('Once upon a time')).toBe(true);
     expect(r.stderr).toContain('prompt eval time =');
+    expect(r.stderr).toMatch(/first token \d+\.\d+ s after the process started/);
   });
 });
