@@ -5,9 +5,9 @@
 // values are those of gguf/quants.ts activationRoundTrip, bit for bit.
 import { vecDotType } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
-import { UniformBlock } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, Launch, pipelineCache, uniformSpec, type Dispatch, type KernelSpec } from '../runtime/pipelines.js';
+import { grid2d, KernelError, uniformSpec, type KernelSpec, type Launch } from '../runtime/pipelines.js';
+import { buildLaunch } from './steps.js';
 
 const BINDINGS = [
   { binding: 0, name: 'P', kind: 'uniform' },
@@ -144,26 +144,6 @@ export async function createActQuant(ctx: GPUContext, a: ActQuantArgs): Promise<
   };
   const rows = a.rows ?? 1;
   check(rows);
-  const cache = pipelineCache(ctx);
-  const pipeline = await cache.get(spec, {}, { WG: wg });
-  const layout = cache.bindGroupLayout(spec);
-  const make = (): Launch => {
-    const u = new UniformBlock(ctx, PARAMS, { n: a.n, rows, x_offset: x.offset, x_stride: xStride, out_offset: out.offset, out_stride: outStride, _pad0: 0, _pad1: 0 }, label);
-    const bindGroup = ctx.device.createBindGroup({
-      label,
-      layout,
-      entries: [
-        { binding: 0, resource: { buffer: u.buffer } },
-        { binding: 1, resource: { buffer: x.buffer } },
-        { binding: 2, resource: { buffer: out.buffer } },
-      ],
-    });
-    const dispatch: Dispatch = { pipeline, bindGroup, workgroups: groups(rows) };
-    return new Launch(label, [dispatch], [u], (n) => {
-      check(n);
-      u.set('rows', n);
-      dispatch.workgroups = groups(n);
-    });
-  };
-  return ctx.debug ? ctx.scoped(label, make) : make();
+  const uniform = { n: a.n, rows, x_offset: x.offset, x_stride: xStride, out_offset: out.offset, out_stride: outStride, _pad0: 0, _pad1: 0 };
+  return buildLaunch(ctx, label, spec, {}, { WG: wg }, [{ uniform, buffers: { x: x.buffer, out: out.buffer }, workgroups: groups(rows) }], { check, field: 'rows', workgroups: groups });
 }

@@ -63,12 +63,7 @@ async function createElementwise(ctx: GPUContext, kind: 'add' | 'swiglu', e: Ele
     buffers,
     workgroups: [gx, gy, 1],
   };
-  return buildLaunch(ctx, kind, spec, {}, { WG: wg }, [plan], (launch, n) => {
-    check(n);
-    launch.uniforms[0]!.set('n', n);
-    const [x2, y2] = grid2d(ctx, Math.ceil(n / wg));
-    launch.dispatches[0]!.workgroups = [x2, y2, 1];
-  });
+  return buildLaunch(ctx, kind, spec, {}, { WG: wg }, [plan], { check, field: 'n', workgroups: (n) => [...grid2d(ctx, Math.ceil(n / wg)), 1] });
 }
 
 /** out = a + b, or out += b without `a`. setCount(n) sets the element count. */

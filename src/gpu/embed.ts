@@ -69,9 +69,5 @@ export async function createEmbed(ctx: GPUContext, a: EmbedArgs): Promise<Launch
     buffers: { w: partBinding(p), ids: ids.buffer, out: out.buffer },
     workgroups: [gx, nTokens, 1],
   }));
-  return buildLaunch(ctx, `embed ${w.name}`, EMBED, typeDefine(w.type), { WG: wg }, plans, (launch, n) => {
-    check(n);
-    launch.uniforms.forEach((u) => u.set('n_tokens', n));
-    for (const d of launch.dispatches) d.workgroups[1] = n;
-  });
+  return buildLaunch(ctx, `embed ${w.name}`, EMBED, typeDefine(w.type), { WG: wg }, plans, { check, field: 'n_tokens', workgroups: (n, [x]) => [x, n, 1] });
 }

@@ -80,9 +80,9 @@ export async function createMatMul(ctx: GPUContext, a: MatMulArgs): Promise<Laun
     buffers: { w: partBinding(p), x: x.buffer, y: y.buffer },
     workgroups: [Math.ceil(p.nRows / TM), Math.ceil(a.nTokens / TN), 1],
   }));
-  return buildLaunch(ctx, `matmul ${w.name}`, MATMUL, typeDefine(w.type), { WG_M: wgM, WG_N: wgN, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
-    check(n);
-    launch.uniforms.forEach((u) => u.set('n_tokens', n));
-    for (const d of launch.dispatches) d.workgroups[1] = Math.ceil(n / TN);
+  return buildLaunch(ctx, `matmul ${w.name}`, MATMUL, typeDefine(w.type), { WG_M: wgM, WG_N: wgN, ACCUMULATE: !!a.accumulate }, plans, {
+    check,
+    field: 'n_tokens',
+    workgroups: (n, [x]) => [x, Math.ceil(n / TN), 1],
   });
 }

@@ -171,7 +171,7 @@ export async function createMatVec(ctx: GPUContext, args: MatVecArgs): Promise<L
   const y = unref(a.y);
   const xStride = a.xStride ?? w.cols;
   const yStride = a.yStride ?? w.rows;
-  let nVec = a.nVec ?? 1;
+  const nVec = a.nVec ?? 1;
   const check = (n: number) => {
     need('matvec x', x, (n - 1) * xStride + w.cols);
     need('matvec y', y, (n - 1) * yStride + w.rows);
@@ -197,11 +197,7 @@ export async function createMatVec(ctx: GPUContext, args: MatVecArgs): Promise<L
     };
   });
   const defines = { ...typeDefine(w.type), SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups) };
-  return buildLaunch(ctx, `matvec ${w.name}`, tpr ? MATVEC_ROWS : MATVEC, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
-    check(n);
-    nVec = n;
-    for (const d of launch.dispatches) d.workgroups[2] = n;
-  });
+  return buildLaunch(ctx, `matvec ${w.name}`, tpr ? MATVEC_ROWS : MATVEC, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, { check, workgroups: (n, [x, y]) => [x, y, n] });
 }
 
 export interface MatVecIdArgs {
@@ -274,10 +270,7 @@ export async function createMatVecId(ctx: GPUContext, a: MatVecIdArgs): Promise<
   }));
   void nExpert;
   const defines = { ...typeDefine(w.type), SUBGROUPS: subgroupsWanted(ctx, a.subgroups) };
-  return buildLaunch(ctx, `matvec_id ${w.name}`, MATVEC_ID, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, (launch, n) => {
-    check(n);
-    for (const d of launch.dispatches) d.workgroups[2] = n;
-  });
+  return buildLaunch(ctx, `matvec_id ${w.name}`, MATVEC_ID, defines, { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate }, plans, { check, workgroups: (n, [x, y]) => [x, y, n] });
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -201,12 +201,7 @@ export async function createRmsNorm(ctx: GPUContext, a: RmsNormArgs): Promise<La
     workgroups: [gx, gy, 1],
   };
   const [label, spec, defines] = round ? ['rms_norm_q', RMS_NORM_Q, roundDefine(round.type)] as const : ['rms_norm', RMS_NORM, {}] as const;
-  return buildLaunch(ctx, label, spec, defines, { WG: wg }, [plan], (launch, n) => {
-    check(n);
-    launch.uniforms[0]!.set('rows', n);
-    const [x2, y2] = grid2d(ctx, n);
-    launch.dispatches[0]!.workgroups = [x2, y2, 1];
-  });
+  return buildLaunch(ctx, label, spec, defines, { WG: wg }, [plan], { check, field: 'rows', workgroups: (n) => [...grid2d(ctx, n), 1] });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -348,11 +343,7 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
   }
   if (!kv) {
     const spec = a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16 : k ? QK_NORM_ROPE_PAIR : QK_NORM_ROPE;
-    return buildLaunch(ctx, 'qk_norm_rope', spec, {}, constants, [{ uniform, buffers, workgroups }], (launch, n) => {
-      check(n);
-      launch.uniforms[0]!.set('n_tokens', n);
-      launch.dispatches[0]!.workgroups[1] = n;
-    });
+    return buildLaunch(ctx, 'qk_norm_rope', spec, {}, constants, [{ uniform, buffers, workgroups }], { check, field: 'n_tokens', workgroups: (n, [x]) => [x, n, 1] });
   }
   const spec = a.freqFactors
     ? a.qRoundF16 ? QK_NORM_ROPE_PAIR_F16_KV_FF : QK_NORM_ROPE_PAIR_KV_FF

@@ -82,9 +82,9 @@ export interface StepPlan {
 
 /**
  * Compiles (or reuses) every step's pipeline and makes its uniform buffer and bind group once.
- * Step i's uniform is `launch.uniforms[uniformIndex[i]]` (steps without a uniform have none).
+ * The uniforms are in step order (steps without a uniform have none).
  */
-export async function buildSteps<L extends StepLaunch>(
+export async function buildSteps<L extends Launch>(
   ctx: GPUContext,
   label: string,
   plans: StepPlan[],
@@ -117,52 +117,38 @@ export async function buildSteps<L extends StepLaunch>(
   return ctx.debug ? ctx.scoped(label, build) : build();
 }
 
-export interface DispatchPlan {
-  uniform: Record<string, number>;
-  /** binding name → buffer or buffer range (the uniform binding is filled in) */
-  buffers: Record<string, BindingBuffer>;
-  workgroups: [number, number, number];
+/**
+ * What setCount(n) does to a launch (see countSetter): check(n), which throws on what does not
+ * fit; then n into the uniform field `field` of every step and each dispatch's grid
+ * `workgroups(n, its grid)`, each when given.
+ */
+export interface CountSpec {
+  check: (n: number) => void;
+  field?: string;
+  workgroups?: (n: number, grid: readonly [number, number, number]) => [number, number, number];
 }
 
-/** Builds a Launch: one uniform block + bind group per planned dispatch, all on one pipeline. */
-export async function buildLaunch(
-  ctx: GPUContext,
-  label: string,
-  spec: KernelSpec,
-  defines: Defines,
-  constants: Constants,
-  plans: DispatchPlan[],
-  countSetter?: (launch: Launch, n: number) => void,
-): Promise<Launch> {
-  const cache = pipelineCache(ctx);
-  const pipeline = await cache.get(spec, defines, constants);
-  const layout = cache.bindGroupLayout(spec);
-  const uniformBinding = spec.bindings.find((b) => b.kind === 'uniform');
-  const make = (): Launch => {
-    const uniforms: UniformBlock[] = [];
-    const dispatches: Dispatch[] = plans.map((plan, i) => {
-      const entries: GPUBindGroupEntry[] = [];
-      for (const b of spec.bindings) {
-        if (b === uniformBinding) {
-          if (!spec.uniform) throw new KernelError(`${label}: spec has a uniform binding but no uniform layout`);
-          const u = new UniformBlock(ctx, spec.uniform, plan.uniform, `${label}#${i}`);
-          uniforms.push(u);
-          entries.push({ binding: b.binding, resource: { buffer: u.buffer } });
-        } else {
-          const buf = plan.buffers[b.name];
-          if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
-          entries.push({ binding: b.binding, resource: bindingResource(buf) });
-        }
-      }
-      const bindGroup = ctx.device.createBindGroup({ label: `${label}#${i}`, layout, entries });
-      return { pipeline, bindGroup, workgroups: plan.workgroups };
-    });
-    let launch: Launch;
-    const setter = countSetter ? (n: number) => countSetter(launch, n) : undefined;
-    launch = new Launch(label, dispatches, uniforms, setter);
-    return launch;
+/** The setCount of a launch over `dispatches` and `uniforms`, as `c` says. */
+export function countSetter(dispatches: readonly Dispatch[], uniforms: readonly UniformBlock[], c: CountSpec): (n: number) => void {
+  return (n) => {
+    c.check(n);
+    if (c.field) for (const u of uniforms) u.set(c.field, n);
+    if (c.workgroups) for (const d of dispatches) d.workgroups = c.workgroups(n, d.workgroups);
   };
-  return ctx.debug ? ctx.scoped(label, make) : make();
+}
+
+/** A step of buildLaunch: what differs between the dispatches of one pipeline. */
+export type DispatchPlan = Pick<StepPlan, 'uniform' | 'buffers' | 'workgroups'>;
+
+/**
+ * A Launch of dispatches that all run one pipeline (spec, defines, constants), one per plan (one
+ * per weight part, say); setCount per `count` (without it the launch has a fixed size).
+ */
+export async function buildLaunch(
+  ctx: GPUContext, label: string, spec: KernelSpec, defines: Defines, constants: Constants, plans: DispatchPlan[], count?: CountSpec,
+): Promise<Launch> {
+  const steps = plans.map((p): StepPlan => ({ spec, defines, constants, ...p }));
+  return buildSteps(ctx, label, steps, (d, u) => new Launch(label, d, u, count && countSetter(d, u, count)));
 }
 
 /** Splits a BufferRef into buffer and element offset. */
@@ -182,9 +168,8 @@ export function isPow2(n: number): boolean {
   return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
-/** A power-of-two workgroup size within the device limit. */
-export function checkWg(label: string, wg: number, ctx: GPUContext, min = 32): void {
-  const max = Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup);
+/** A power-of-two workgroup size in min..max (default: the device limit, at most 1024). */
+export function checkWg(label: string, wg: number, ctx: GPUContext, min = 32, max = Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup)): void {
   if (!isPow2(wg) || wg < min || wg > max) throw new KernelError(`${label}: workgroup size ${wg} must be a power of two in ${min}..${max}`);
 }
 
@@ -208,24 +193,9 @@ export async function singleLaunch(
   ctx: GPUContext, label: string, spec: KernelSpec, constants: Constants, uniform: Record<string, number>,
   buffers: Record<string, GPUBuffer>, workgroups: (n: number) => [number, number, number], onCount: (n: number) => void,
 ): Promise<Launch> {
-  const cache = pipelineCache(ctx);
-  const pipeline = await cache.get(spec, {}, constants);
-  const layout = cache.bindGroupLayout(spec);
-  const make = (): Launch => {
-    const u = new UniformBlock(ctx, spec.uniform!, uniform, label);
-    const entries: GPUBindGroupEntry[] = spec.bindings.map((b) => {
-      if (b.kind === 'uniform') return { binding: b.binding, resource: { buffer: u.buffer } };
-      const buf = buffers[b.name];
-      if (!buf) throw new KernelError(`${label}: no buffer for binding ${b.name}`);
-      return { binding: b.binding, resource: { buffer: buf } };
-    });
-    const dispatch: Dispatch = { pipeline, bindGroup: ctx.device.createBindGroup({ label, layout, entries }), workgroups: workgroups(uniform.n_tokens!) };
-    return new Launch(label, [dispatch], [u], (n) => {
-      if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`${label}: token count ${n} is not a non-negative integer`);
-      onCount(n);
-      u.set('n_tokens', n);
-      dispatch.workgroups = workgroups(n);
-    });
+  const check = (n: number) => {
+    if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`${label}: token count ${n} is not a non-negative integer`);
+    onCount(n);
   };
-  return ctx.debug ? ctx.scoped(label, make) : make();
+  return buildLaunch(ctx, label, spec, {}, constants, [{ uniform, buffers, workgroups: workgroups(uniform.n_tokens!) }], { check, field: 'n_tokens', workgroups });
 }
