@@ -4,7 +4,7 @@
 #
 #   tests/render/render-check.sh [OUTDIR] [-- extra `moet routes` options, e.g. -m MODEL.gguf -f TEXT]
 #
-# Without -m it generates the demo model (`moet demo --keep`: tiny, random weights). Writes
+# Without -m it generates the random demo model (`moet demo --random --keep`: tiny, random weights). Writes
 # OUTDIR/routes.svg, routes.html, routes-svg.png, routes-html.png (OUTDIR default: scratch/render-check, git-ignored).
 # Needs chromium (Debian: apt-get install chromium) or CHROMIUM=/path/to/chrome.
 set -euo pipefail
@@ -26,7 +26,7 @@ moet=(node --import tsx src/cli/main.ts)
 args=("$@")
 tmp=""
 if ! printf '%s\n' "${args[@]}" | grep -qx -- '-m\|--model'; then
-  log=$("${moet[@]}" demo --keep -n 1 --backend cpu 2>&1 >/dev/null)
+  log=$("${moet[@]}" demo --random --keep -n 1 --backend cpu 2>&1 >/dev/null)
   model=$(printf '%s\n' "$log" | sed -n 's/^demo model: //p')
   [ -n "$model" ] || { echo "render-check: could not make the demo model: $log" >&2; exit 1; }
   tmp=$(dirname "$model")
