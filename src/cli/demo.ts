@@ -38,7 +38,7 @@ options:
 /** One prompt per training domain of the shipped model (docs/tiny-moe.md). */
 export const DEMO_PROMPTS: readonly { domain: string; prompt: string }[] = [
   { domain: 'prose', prompt: 'The module provides' },
-  { domain: 'code', prompt: 'def read_config(path):\n    ' },
+  { domain: 'code', prompt: 'def read_config(path):\n' },
   { domain: 'svg', prompt: '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16">\n' },
 ];
 
