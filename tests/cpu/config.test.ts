@@ -35,11 +35,16 @@ describe('configFromGGUF', () => {
   it('reads Qwen3-30B-A3B', () => {
     const c = configFromGGUF(meta(...qwen3moeMeta(), kv.strs('tokenizer.ggml.tokens', Array(151936).fill('x'))),
       tensors(tensor('token_embd.weight', [2048, 151936]), tensor('output.weight', [2048, 151936])));
-    expect(c).toEqual({
+    expect(c).toMatchObject({
       arch: 'qwen3moe', nLayer: 48, nEmbd: 2048, nHead: 32, nHeadKv: 4, headDimK: 128, headDimV: 128, nRot: 128,
       ropeBase: 1e6, rmsEps: expect.closeTo(1e-6, 12), nVocab: 151936, nCtxTrain: 40960, nFf: 6144, nExpert: 128,
       nExpertUsed: 8, nFfExp: 768, normTopKProb: true, tiedEmbeddings: false, ropeScalingType: null,
+      ffnKind: 'moe', nFfShexp: 0, perExpertTensors: false, nLayerDenseLead: 0, ffnNormName: 'ffn_norm', expertBiases: false,
+      router: { gating: 'softmax', normalize: true, selectionBias: false, groups: 0, groupsUsed: 0, scale: 1, logitBias: false },
     });
+    expect(c.attention).toMatchObject({ rope: 'neox', qkNorm: 'head', qkvBias: false, outBias: false, ropeFreqs: false, ropeFreqScale: 1, sinks: false, slidingWindow: 0 });
+    expect(c.attention.scale).toBe(Math.fround(1 / Math.sqrt(128)));
+    expect(c.attention.yarn.extFactor).toBe(0);
   });
 
   it('applies llama.cpp defaults for absent optional keys', () => {
@@ -93,16 +98,25 @@ describe('configFromGGUF', () => {
   });
 
   it('rejects an unknown architecture, listing the supported ones', () => {
-    const m = meta(kv.str('general.architecture', 'llama'));
+    const m = meta(kv.str('general.architecture', 'gemma3'));
     expect(() => configFromGGUF(m, tensors())).toThrow(UnsupportedArchitectureError);
-    expect(() => configFromGGUF(m, tensors())).toThrow(/"llama".*qwen3moe, qwen3/);
+    expect(() => configFromGGUF(m, tensors())).toThrow(/"gemma3".*qwen3moe, qwen3.*llama, olmoe, qwen2moe, deepseek2, gpt-oss/);
     expect(() => configFromGGUF(meta(), tensors())).toThrow(/general\.architecture.*qwen3moe/);
   });
 
-  it('records rope scaling', () => {
-    const c = configFromGGUF(meta(...qwen3moeMeta(), kv.str('qwen3moe.rope.scaling.type', 'yarn'), kv.f32('qwen3moe.rope.scaling.factor', 4)),
+  it('records rope scaling it does not implement; reads linear and YaRN', () => {
+    const other = configFromGGUF(meta(...qwen3moeMeta(), kv.str('qwen3moe.rope.scaling.type', 'longrope'), kv.f32('qwen3moe.rope.scaling.factor', 4)),
       tensors(tensor('token_embd.weight', [2048, 10])));
-    expect(c.ropeScalingType).toBe('yarn');
+    expect(other.ropeScalingType).toBe('longrope');
+    const yarn = configFromGGUF(meta(...qwen3moeMeta(), kv.str('qwen3moe.rope.scaling.type', 'yarn'), kv.f32('qwen3moe.rope.scaling.factor', 4)),
+      tensors(tensor('token_embd.weight', [2048, 10])));
+    expect(yarn.ropeScalingType).toBeNull();
+    expect([yarn.attention.ropeFreqScale, yarn.attention.yarn.extFactor]).toEqual([0.25, 1]);
+    // llama.cpp: corr dims from original_context_length (default context_length 40960), β 32 / 1
+    expect(yarn.attention.yarn.corrDims[0]).toBeGreaterThanOrEqual(0);
+    expect(yarn.attention.yarn.corrDims[1]).toBeLessThanOrEqual(127);
+    const linear = configFromGGUF(meta(...qwen3moeMeta(), kv.f32('qwen3moe.rope.scaling.factor', 2)), tensors(tensor('token_embd.weight', [2048, 10])));
+    expect([linear.ropeScalingType, linear.attention.ropeFreqScale, linear.attention.yarn.extFactor]).toEqual([null, 0.5, 0]);
   });
 });
 
