@@ -190,19 +190,50 @@ export interface KvWriteArgs {
 }
 
 /**
- * KV write launch: setCount(nTokens), setPosition(pos0), update(nTokens, pos0). Also what
- * createQKNormRope returns with `kv` (Q/K norm + RoPE + this write, one dispatch).
+ * A launch over nTokens new tokens at cache positions pos0 .. pos0 + nTokens − 1 (one step):
+ * setCount(nTokens), setPosition(pos0), update(nTokens, pos0); positioned() makes its update.
  */
-export class KvWriteLaunch extends StepLaunch {
+export class PositionedLaunch extends StepLaunch {
   nTokens = 1;
   pos0 = 0;
   /** @throws ContextOverflowError when pos0 + nTokens exceeds the cache */
   setPosition(pos0: number): void {
     this.update(this.nTokens, pos0);
   }
+  /** the tokens at the current pos0 */
+  override setCount(n: number): void {
+    this.update(n, this.pos0);
+  }
   /** @internal */
   update!: (n: number, pos0: number) => void;
 }
+
+/**
+ * Starts `launch` at (n0, p0) and gives it update(n, pos0): check(n, pos0), then n and pos0 into
+ * the uniform fields `fields` and the grid workgroups(n).
+ */
+export function positioned<L extends PositionedLaunch>(
+  launch: L, n0: number, p0: number, fields: readonly [string, string], check: (n: number, pos0: number) => void, workgroups: (n: number) => [number, number, number],
+): L {
+  launch.nTokens = n0;
+  launch.pos0 = p0;
+  launch.update = (n, pos0) => {
+    check(n, pos0);
+    const u = launch.uniforms[0]!;
+    u.set(fields[0], n);
+    u.set(fields[1], pos0);
+    launch.dispatches[0]!.workgroups = workgroups(n);
+    launch.nTokens = n;
+    launch.pos0 = pos0;
+  };
+  return launch;
+}
+
+/**
+ * KV write launch (a PositionedLaunch). Also what createQKNormRope returns with `kv` (Q/K norm +
+ * RoPE + this write, one dispatch).
+ */
+export class KvWriteLaunch extends PositionedLaunch {}
 
 /**
  * Writes the K and V of nTokens new tokens into the cache at positions pos0 .. pos0 + nTokens − 1
@@ -243,20 +274,9 @@ export async function createKvWrite(ctx: GPUContext, a: KvWriteArgs): Promise<Kv
         workgroups: grid(n0),
       },
     ],
-    (d, u) => new KvWriteLaunch('kv_write', d, u, (n) => launch.update(n, launch.pos0)),
+    (d, u) => new KvWriteLaunch('kv_write', d, u),
   );
-  launch.nTokens = n0;
-  launch.pos0 = p0;
-  launch.update = (n, pos0) => {
-    check(n, pos0);
-    const u = launch.uniforms[0]!;
-    u.set('n_tokens', n);
-    u.set('pos0', pos0);
-    launch.dispatches[0]!.workgroups = grid(n);
-    launch.nTokens = n;
-    launch.pos0 = pos0;
-  };
-  return launch;
+  return positioned(launch, n0, p0, ['n_tokens', 'pos0'], check, grid);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -444,17 +464,8 @@ export function prefillTile(limit: number, dk: number, dv: number, f16: boolean,
   throw new KernelError(`attn_prefill: head dims ${dk}/${dv} do not fit in ${limit} bytes of workgroup memory`);
 }
 
-/** Prefill attention launch: setCount(nTokens), setPosition(pos0). */
-export class AttnPrefillLaunch extends StepLaunch {
-  nTokens = 1;
-  pos0 = 0;
-  /** @throws ContextOverflowError when pos0 + nTokens exceeds the cache */
-  setPosition(pos0: number): void {
-    this.update(this.nTokens, pos0);
-  }
-  /** @internal */
-  update!: (n: number, pos0: number) => void;
-}
+/** Prefill attention launch (a PositionedLaunch): setCount(nTokens), setPosition(pos0). */
+export class AttnPrefillLaunch extends PositionedLaunch {}
 
 /**
  * Causal attention of nTokens queries at positions pos0 .. pos0 + nTokens − 1 over the cache
@@ -486,6 +497,7 @@ export async function createAttnPrefill(ctx: GPUContext, a: AttnPrefillArgs): Pr
     need('attn_prefill out', out, (n - 1) * outStride + nHead * DV);
   };
   check(a.nTokens, a.pos0);
+  const grid = (n: number): [number, number, number] => [Math.ceil(n / bq), nHead, 1];
   const launch = await buildSteps(
     ctx,
     'attn_prefill',
@@ -506,21 +518,10 @@ export async function createAttnPrefill(ctx: GPUContext, a: AttnPrefillArgs): Pr
           scale: a.scale ?? 1 / Math.sqrt(DK),
         },
         buffers: { q: q.buffer, k_cache: cache.k, v_cache: cache.v, out: out.buffer },
-        workgroups: [Math.ceil(a.nTokens / bq), nHead, 1],
+        workgroups: grid(a.nTokens),
       },
     ],
-    (d, u) => new AttnPrefillLaunch('attn_prefill', d, u, (n) => launch.update(n, launch.pos0)),
+    (d, u) => new AttnPrefillLaunch('attn_prefill', d, u),
   );
-  launch.nTokens = a.nTokens;
-  launch.pos0 = a.pos0;
-  launch.update = (n, p0) => {
-    check(n, p0);
-    const u = launch.uniforms[0]!;
-    u.set('n_q', n);
-    u.set('p0', p0);
-    launch.dispatches[0]!.workgroups = [Math.ceil(n / bq), nHead, 1];
-    launch.nTokens = n;
-    launch.pos0 = p0;
-  };
-  return launch;
+  return positioned(launch, a.nTokens, a.pos0, ['n_q', 'p0'], check, grid);
 }

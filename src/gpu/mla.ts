@@ -4,7 +4,7 @@
 import type { RouterSpec } from '../config.js';
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
-import { buildSteps, checkWg, need, StepLaunch, unref, type BufferRef } from './steps.js';
+import { buildSteps, checkWg, countSetter, need, StepLaunch, unref, type BufferRef } from './steps.js';
 
 export const MLA_Q_ROPE: KernelSpec = {
   file: 'mla.wgsl',
@@ -115,7 +115,7 @@ export async function createMlaQRope(ctx: GPUContext, a: MlaQRopeArgs): Promise<
   };
   const n0 = a.nTokens ?? 1;
   check(n0);
-  const launch = await buildSteps(
+  return buildSteps(
     ctx,
     'mla_q_rope',
     [
@@ -132,14 +132,8 @@ export async function createMlaQRope(ctx: GPUContext, a: MlaQRopeArgs): Promise<
         workgroups: [a.nHeads, n0, 1],
       },
     ],
-    (d, u) =>
-      new StepLaunch('mla_q_rope', d, u, (n) => {
-        check(n);
-        launch.uniforms[0]!.set('n_tokens', n);
-        launch.dispatches[0]!.workgroups[1] = n;
-      }),
+    (d, u) => new StepLaunch('mla_q_rope', d, u, countSetter(d, u, { check, field: 'n_tokens', workgroups: (n, [x]) => [x, n, 1] })),
   );
-  return launch;
 }
 
 export interface MoeRouteGeneralArgs {
@@ -180,7 +174,7 @@ export async function createMoeRouteGeneral(ctx: GPUContext, a: MoeRouteGeneralA
   const [gx, gy] = grid2d(ctx, n0);
   const buffers: Record<string, GPUBuffer> = { logits: logits.buffer, ids: a.ids, weights: a.weights };
   if (a.selectionBias) buffers.sel_bias = a.selectionBias;
-  const launch = await buildSteps(
+  return buildSteps(
     ctx,
     'moe_route_general',
     [
@@ -195,13 +189,6 @@ export async function createMoeRouteGeneral(ctx: GPUContext, a: MoeRouteGeneralA
         workgroups: [gx, gy, 1],
       },
     ],
-    (d, u) =>
-      new StepLaunch('moe_route_general', d, u, (n) => {
-        check(n);
-        launch.uniforms[0]!.set('n_tokens', n);
-        const [x2, y2] = grid2d(ctx, n);
-        launch.dispatches[0]!.workgroups = [x2, y2, 1];
-      }),
+    (d, u) => new StepLaunch('moe_route_general', d, u, countSetter(d, u, { check, field: 'n_tokens', workgroups: (n) => [...grid2d(ctx, n), 1] })),
   );
-  return launch;
 }

@@ -10,7 +10,7 @@ import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 import { actQuantStep, type ActQuantType } from './actquant.js';
 import { prologueConfig } from './prologue.js';
-import { buildSteps, checkWeight, checkWg, FusedKernelUnsupported, need, StepLaunch, TYPE_VARIANTS, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
+import { buildSteps, checkWeight, countSetter, checkWg, FusedKernelUnsupported, need, StepLaunch, TYPE_VARIANTS, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
 
 // ------------------------------------------------------------------------------------------------
 // Specs
@@ -271,7 +271,7 @@ export async function createMoeRoute(ctx: GPUContext, a: MoeRouteArgs): Promise<
   check(n0);
   if (ids.offset !== 0 || weights.offset !== 0) throw new KernelError('moe_route: ids and weights must start at offset 0 of their buffers');
   const [gx, gy] = grid2d(ctx, n0);
-  const launch = await buildSteps(
+  return buildSteps(
     ctx,
     'moe_route',
     [
@@ -283,15 +283,8 @@ export async function createMoeRoute(ctx: GPUContext, a: MoeRouteArgs): Promise<
         workgroups: [gx, gy, 1],
       },
     ],
-    (d, u) =>
-      new StepLaunch('moe_route', d, u, (n) => {
-        check(n);
-        launch.uniforms[0]!.set('n_tokens', n);
-        const [x2, y2] = grid2d(ctx, n);
-        launch.dispatches[0]!.workgroups = [x2, y2, 1];
-      }),
+    (d, u) => new StepLaunch('moe_route', d, u, countSetter(d, u, { check, field: 'n_tokens', workgroups: (n) => [...grid2d(ctx, n), 1] })),
   );
-  return launch;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 // (createQKNormRope: Q alone, Q and K, Q's f16 round trip, the KV cache write, llama3's rope_freqs).
 import { GGMLType } from '../../gguf/types.js';
 import { actQuantBlock, type ActQuantType } from './actquant.js';
-import { checkPositions, kvDefines, KvWriteLaunch, type KvCache } from './attention.js';
+import { checkPositions, kvDefines, KvWriteLaunch, positioned, type KvCache } from './attention.js';
 import { buildLaunch, buildSteps, checkWg, need, unref, type BufferRef, type DispatchPlan } from './steps.js';
 import type { GPUContext } from '../runtime/device.js';
 import { grid2d, KernelError, Launch, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
@@ -352,19 +352,11 @@ export async function createQKNormRope(ctx: GPUContext, a: QKNormRopeArgs): Prom
     ctx,
     'qk_norm_rope_kv',
     [{ spec, defines: kvDefines(kv.cache), constants, uniform, buffers, workgroups }],
-    (d, u) => new KvWriteLaunch('qk_norm_rope_kv', d, u, (n) => launch.update(n, launch.pos0)),
+    (d, u) => new KvWriteLaunch('qk_norm_rope_kv', d, u),
   );
-  launch.nTokens = nTokens;
-  launch.pos0 = pos0;
-  launch.update = (n, p0) => {
+  const checkKv = (n: number, p0: number) => {
     checkPositions(kv.cache, p0, n);
     check(n);
-    const u = launch.uniforms[0]!;
-    u.set('n_tokens', n);
-    u.set('pos0', p0);
-    launch.dispatches[0]!.workgroups[1] = n;
-    launch.nTokens = n;
-    launch.pos0 = p0;
   };
-  return launch;
+  return positioned(launch, nTokens, pos0, ['n_tokens', 'pos0'], checkKv, (n) => [workgroups[0], n, 1]);
 }
