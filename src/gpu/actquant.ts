@@ -6,8 +6,8 @@
 import { vecDotType } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName } from '../../gguf/types.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, uniformSpec, type KernelSpec, type Launch } from '../runtime/pipelines.js';
-import { buildLaunch } from './steps.js';
+import { KernelError, linearGrid, uniformSpec, type KernelSpec, type Launch } from '../runtime/pipelines.js';
+import { buildLaunch, checkWg, need, unref, type BufferRef } from './steps.js';
 
 const BINDINGS = [
   { binding: 0, name: 'P', kind: 'uniform' },
@@ -55,12 +55,7 @@ export function actQuantStep(type: ActQuantType, x: { buffer: GPUBuffer; offset:
   if (!(Number.isInteger(n) && n > 0 && n % block === 0)) throw new RangeError(`act_quant: row length ${n} is not a positive multiple of ${block}`);
   const spec = type === GGMLType.Q8_K ? ACT_Q8_K : block === 32 ? ACT_Q8_0 : type === GGMLType.F16 ? ACT_F16 : ACT_BF16;
   const wg = block === 256 ? 64 : block === 32 ? 32 : 256;
-  const groups = (r: number): [number, number, number] => {
-    const count = block === 1 ? Math.ceil((r * n) / wg) : (r * n) / block;
-    if (count === 0) return [0, 1, 1];
-    const [gx, gy] = grid2d(ctx, count);
-    return [gx, gy, 1];
-  };
+  const groups = (r: number) => linearGrid(ctx, block === 1 ? Math.ceil((r * n) / wg) : (r * n) / block);
   return {
     plan: {
       spec,
@@ -78,7 +73,7 @@ export function actQuantBlock(type: ActQuantType): number {
   return type === GGMLType.Q8_K ? 256 : type === GGMLType.Q8_0 || type === GGMLType.Q8_1 ? 32 : 1;
 }
 
-export type BufferRef = GPUBuffer | { buffer: GPUBuffer; offset?: number };
+export type { BufferRef };
 
 export interface ActQuantArgs {
   type: ActQuantType;
@@ -98,17 +93,6 @@ export interface ActQuantArgs {
   workgroupSize?: number;
 }
 
-function unref(r: BufferRef): { buffer: GPUBuffer; offset: number } {
-  return 'buffer' in r ? { buffer: r.buffer, offset: r.offset ?? 0 } : { buffer: r, offset: 0 };
-}
-
-function need(label: string, r: { buffer: GPUBuffer; offset: number }, elements: number): void {
-  if (!Number.isInteger(r.offset) || r.offset < 0) throw new RangeError(`${label}: offset ${r.offset} is not a non-negative integer`);
-  if (elements > 0 && (r.offset + elements) * 4 > r.buffer.size) {
-    throw new RangeError(`${label}: needs ${r.offset + elements} elements (offset ${r.offset} + ${elements}) but the buffer holds ${Math.floor(r.buffer.size / 4)}`);
-  }
-}
-
 /**
  * out = the activation round trip of x, row by row (one workgroup per block for Q8_K / Q8_0 / Q8_1,
  * one thread per value for F16 / BF16). setCount(rows) changes the number of rows.
@@ -121,10 +105,7 @@ export async function createActQuant(ctx: GPUContext, a: ActQuantArgs): Promise<
   if (!(Number.isInteger(a.n) && a.n > 0 && a.n % block === 0)) throw new RangeError(`${label}: row length ${a.n} is not a positive multiple of ${block}`);
   const spec = a.type === GGMLType.Q8_K ? ACT_Q8_K : block === 32 ? ACT_Q8_0 : a.type === GGMLType.F16 ? ACT_F16 : ACT_BF16;
   const wg = block === 32 ? 32 : a.workgroupSize ?? (block === 256 ? 64 : 256);
-  const maxWg = block === 256 ? 256 : Math.min(1024, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  if (!(Number.isInteger(wg) && wg >= 32 && wg <= maxWg && (wg & (wg - 1)) === 0)) {
-    throw new KernelError(`${label}: workgroup size ${wg} must be a power of two in 32..${maxWg}`);
-  }
+  checkWg(label, wg, ctx, 32, block === 256 ? 256 : undefined);
   if (block === 32 && a.workgroupSize !== undefined && a.workgroupSize !== 32) throw new KernelError(`${label}: the workgroup is one block of 32`);
   const x = unref(a.x);
   const out = unref(a.out);
@@ -136,12 +117,7 @@ export async function createActQuant(ctx: GPUContext, a: ActQuantArgs): Promise<
     need(`${label} x`, x, (rows - 1) * xStride + a.n);
     need(`${label} out`, out, (rows - 1) * outStride + a.n);
   };
-  const groups = (rows: number): [number, number, number] => {
-    const n = block === 1 ? Math.ceil((rows * a.n) / wg) : (rows * a.n) / block;
-    if (n === 0) return [0, 1, 1];
-    const [gx, gy] = grid2d(ctx, n);
-    return [gx, gy, 1];
-  };
+  const groups = (rows: number) => linearGrid(ctx, block === 1 ? Math.ceil((rows * a.n) / wg) : (rows * a.n) / block);
   const rows = a.rows ?? 1;
   check(rows);
   const uniform = { n: a.n, rows, x_offset: x.offset, x_stride: xStride, out_offset: out.offset, out_stride: outStride, _pad0: 0, _pad1: 0 };

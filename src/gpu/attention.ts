@@ -9,7 +9,7 @@
 import { ContextOverflowError } from '../errors.js';
 import { createStorage } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
+import { KernelError, linearGrid, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
 import { buildSteps, checkWg, need, StepLaunch, unref, type BufferRef } from './steps.js';
 
 // ------------------------------------------------------------------------------------------------
@@ -254,10 +254,7 @@ export async function createKvWrite(ctx: GPUContext, a: KvWriteArgs): Promise<Kv
     need('kv_write k', k, (n - 1) * kStride + kvK);
     need('kv_write v', v, (n - 1) * vStride + kvV);
   };
-  const grid = (n: number): [number, number, number] => {
-    const [gx, gy] = grid2d(ctx, Math.ceil((n * Math.max(kvK, kvV)) / wg));
-    return [gx, gy, 1];
-  };
+  const grid = (n: number) => linearGrid(ctx, Math.ceil((n * Math.max(kvK, kvV)) / wg));
   const n0 = a.nTokens ?? 1;
   const p0 = a.pos0 ?? 0;
   check(n0, p0);

@@ -2,7 +2,7 @@
 // SwiGLU (createSwiglu), each also in place.
 import { buildLaunch, checkWg, need, unref, type BufferRef, type DispatchPlan } from './steps.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, Launch, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
+import { KernelError, linearGrid, Launch, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
 
 const EW_PARAMS = uniformSpec('EwParams', [
   ['n', 'u32'],
@@ -55,15 +55,14 @@ async function createElementwise(ctx: GPUContext, kind: 'add' | 'swiglu', e: Ele
     need(`${kind} out`, out, n);
   };
   check(e.n);
-  const [gx, gy] = grid2d(ctx, Math.ceil(e.n / wg));
   const buffers: Record<string, GPUBuffer> = { b: b.buffer, out: out.buffer };
   if (a) buffers.a = a.buffer;
   const plan: DispatchPlan = {
     uniform: { n: e.n, a_offset: a?.offset ?? 0, b_offset: b.offset, out_offset: out.offset, b_width: bWidth },
     buffers,
-    workgroups: [gx, gy, 1],
+    workgroups: linearGrid(ctx, Math.ceil(e.n / wg)),
   };
-  return buildLaunch(ctx, kind, spec, {}, { WG: wg }, [plan], { check, field: 'n', workgroups: (n) => [...grid2d(ctx, Math.ceil(n / wg)), 1] });
+  return buildLaunch(ctx, kind, spec, {}, { WG: wg }, [plan], { check, field: 'n', workgroups: (n) => linearGrid(ctx, Math.ceil(n / wg)) });
 }
 
 /** out = a + b, or out += b without `a`. setCount(n) sets the element count. */

@@ -7,7 +7,7 @@ import type { GPUContext } from '../runtime/device.js';
 import { checkWg, need, singleLaunch, unref, type BufferRef } from './steps.js';
 
 export type { BufferRef };
-import { grid2d, Launch, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
+import { Launch, linearGrid, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
 
 export const GATED_RMS_NORM: KernelSpec = {
   file: 'gated.wgsl',
@@ -180,7 +180,7 @@ export async function createSigmoidGate(ctx: GPUContext, a: SigmoidGateArgs): Pr
     ctx, 'sigmoid_gate', SIGMOID_GATE, { WG: wg },
     { width: a.width, n_tokens: n, g_offset: gate.offset, g_stride: gStride, o_offset: o.offset, o_stride: oStride },
     { gate: gate.buffer, o: o.buffer },
-    (m) => [...grid2d(ctx, Math.ceil((m * a.width) / wg)), 1],
+    (m) => linearGrid(ctx, Math.ceil((m * a.width) / wg)),
     check,
   );
 }
@@ -242,7 +242,7 @@ export async function createSwigluShexp(ctx: GPUContext, a: SwigluShexpArgs): Pr
       up_offset: upOffset, act_offset: act.offset, act_stride: actStride, gate_offset: gate.offset,
     },
     { x: x.buffer, w: a.w, gu: gu.buffer, act: act.buffer, gate: gate.buffer },
-    (m) => [...grid2d(ctx, m), 1],
+    (m) => linearGrid(ctx, m),
     check,
   );
 }

@@ -8,7 +8,7 @@ import { prologueConfig, prologueRoundDefine } from './prologue.js';
 import { buildLaunch, checkWeight, checkWg, FusedKernelUnsupported, need, TYPE_VARIANTS, typeDefine, unref, type BufferRef, type DispatchPlan } from './steps.js';
 import { KERNEL_TYPES, partBinding, type BindingBuffer, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { chainLaunches, grid2d, KernelError, Launch, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
+import { chainLaunches, grid2d, KernelError, Launch, linearGrid, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 
 const SUBGROUP_VARIANTS: readonly Defines[] = TYPE_VARIANTS.flatMap((d) => [d, { ...d, SUBGROUPS: true }]);
 
@@ -417,9 +417,8 @@ export async function createMatVecFused(ctx: GPUContext, a: MatVecFusedArgs): Pr
     buffers[`y${r}`] = y.buffer;
   }
   uniform.n_wg = end;
-  const [gx, gy] = grid2d(ctx, end);
   const spec = a.norm ? MATVEC_FUSED_NORM : a.swiglu ? MATVEC_FUSED_SWIGLU : MATVEC_FUSED;
   const defines: Defines = { ...typeDefine(w0.type), ...pro.defines, SUBGROUPS: !tpr && subgroupsWanted(ctx, a.subgroups), ROW_THREADS: !!tpr };
   const constants = { WG: wg, ROWS: rowsPer, ACCUMULATE: !!a.accumulate, ...pro.constants };
-  return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, spec, defines, constants, [{ uniform, buffers, workgroups: [gx, gy, 1] }]);
+  return buildLaunch(ctx, `matvec_fused ${ws.map((w) => w.name).join('|')}`, spec, defines, constants, [{ uniform, buffers, workgroups: linearGrid(ctx, end) }]);
 }

@@ -3,7 +3,7 @@
 // ops.ts moeRouteGeneral.
 import type { RouterSpec } from '../config.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
+import { KernelError, linearGrid, uniformSpec, type KernelSpec } from '../runtime/pipelines.js';
 import { buildSteps, checkWg, countSetter, need, StepLaunch, unref, type BufferRef } from './steps.js';
 
 export const MLA_Q_ROPE: KernelSpec = {
@@ -171,7 +171,6 @@ export async function createMoeRouteGeneral(ctx: GPUContext, a: MoeRouteGeneralA
   const n0 = a.nTokens ?? 1;
   check(n0);
   if (a.selectionBias) need('moe_route_general sel_bias', { buffer: a.selectionBias, offset: 0 }, nExpert);
-  const [gx, gy] = grid2d(ctx, n0);
   const buffers: Record<string, GPUBuffer> = { logits: logits.buffer, ids: a.ids, weights: a.weights };
   if (a.selectionBias) buffers.sel_bias = a.selectionBias;
   return buildSteps(
@@ -186,9 +185,9 @@ export async function createMoeRouteGeneral(ctx: GPUContext, a: MoeRouteGeneralA
           n_groups: r.groups > 1 ? r.groups : 0, groups_used: r.groupsUsed, scale: r.scale,
         },
         buffers,
-        workgroups: [gx, gy, 1],
+        workgroups: linearGrid(ctx, n0),
       },
     ],
-    (d, u) => new StepLaunch('moe_route_general', d, u, countSetter(d, u, { check, field: 'n_tokens', workgroups: (n) => [...grid2d(ctx, n), 1] })),
+    (d, u) => new StepLaunch('moe_route_general', d, u, countSetter(d, u, { check, field: 'n_tokens', workgroups: (n) => linearGrid(ctx, n) })),
   );
 }

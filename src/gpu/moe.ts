@@ -7,7 +7,7 @@
 // for 3-D tensors): gate/up [n_embd, n_ff, n_expert], down [n_ff, n_embd, n_expert].
 import { createStorage, partBinding, type BindingBuffer, type WeightPart, type WeightTensor } from '../runtime/buffers.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
+import { grid2d, KernelError, linearGrid, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 import { actQuantStep, type ActQuantType } from './actquant.js';
 import { prologueConfig } from './prologue.js';
 import { buildSteps, checkWeight, countSetter, checkWg, FusedKernelUnsupported, need, StepLaunch, TYPE_VARIANTS, typeDefine, unref, type BufferRef, type StepPlan } from './steps.js';
@@ -270,7 +270,6 @@ export async function createMoeRoute(ctx: GPUContext, a: MoeRouteArgs): Promise<
   const n0 = a.nTokens ?? 1;
   check(n0);
   if (ids.offset !== 0 || weights.offset !== 0) throw new KernelError('moe_route: ids and weights must start at offset 0 of their buffers');
-  const [gx, gy] = grid2d(ctx, n0);
   return buildSteps(
     ctx,
     'moe_route',
@@ -280,10 +279,10 @@ export async function createMoeRoute(ctx: GPUContext, a: MoeRouteArgs): Promise<
         constants: { WG: wg, MAX_EXPERT: nExpert, MAX_K: k, TOPK_LANES: wg },
         uniform: { n_tokens: n0, n_expert: nExpert, k, normalize: a.normalize === false ? 0 : 1, logits_offset: logits.offset, logits_stride: stride },
         buffers: { logits: logits.buffer, ids: ids.buffer, weights: weights.buffer },
-        workgroups: [gx, gy, 1],
+        workgroups: linearGrid(ctx, n0),
       },
     ],
-    (d, u) => new StepLaunch('moe_route', d, u, countSetter(d, u, { check, field: 'n_tokens', workgroups: (n) => [...grid2d(ctx, n), 1] })),
+    (d, u) => new StepLaunch('moe_route', d, u, countSetter(d, u, { check, field: 'n_tokens', workgroups: (n) => linearGrid(ctx, n) })),
   );
 }
 
@@ -532,12 +531,12 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       constants: { WG: lanes, MAX_EXPERT: route.nExpert, MAX_K: k, TOPK_LANES: lanes },
       uniform: { n_tokens: n0, n_expert: route.nExpert, k, normalize: route.normalize === false ? 0 : 1, logits_offset: logits!.offset, logits_stride: route.nExpert },
       buffers: { logits: logits!.buffer, ids: ids.buffer, weights: rw.buffer },
-      workgroups: [...grid2d(ctx, n0), 1] as [number, number, number],
+      workgroups: linearGrid(ctx, n0),
     });
     zOf.push(() => 1);
     resize.push((n, l, i) => {
       l.uniforms[i]!.set('n_tokens', n);
-      l.dispatches[i]!.workgroups = [...grid2d(ctx, n), 1];
+      l.dispatches[i]!.workgroups = linearGrid(ctx, n);
     });
     if (ids.offset !== 0 || rw.offset !== 0) throw new KernelError('moe_ffn: with route, ids and weights must start at offset 0 of their buffers');
   }

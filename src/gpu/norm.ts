@@ -6,7 +6,7 @@ import { actQuantBlock, type ActQuantType } from './actquant.js';
 import { checkPositions, kvDefines, KvWriteLaunch, positioned, type KvCache } from './attention.js';
 import { buildLaunch, buildSteps, checkWg, need, unref, type BufferRef, type DispatchPlan } from './steps.js';
 import type { GPUContext } from '../runtime/device.js';
-import { grid2d, KernelError, Launch, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
+import { KernelError, linearGrid, Launch, uniformSpec, type Defines, type KernelSpec } from '../runtime/pipelines.js';
 
 export const RMS_NORM: KernelSpec = {
   file: 'norm.wgsl',
@@ -194,14 +194,13 @@ export async function createRmsNorm(ctx: GPUContext, a: RmsNormArgs): Promise<La
   };
   const rows = a.rows ?? 1;
   check(rows);
-  const [gx, gy] = grid2d(ctx, rows);
   const plan: DispatchPlan = {
     uniform: { n: a.n, rows, x_offset: x.offset, x_stride: xStride, out_offset: out.offset, out_stride: outStride, eps: a.eps },
     buffers: round ? { x: x.buffer, weight: weight.buffer, out: out.buffer, out_q: round.out } : { x: x.buffer, weight: weight.buffer, out: out.buffer },
-    workgroups: [gx, gy, 1],
+    workgroups: linearGrid(ctx, rows),
   };
   const [label, spec, defines] = round ? ['rms_norm_q', RMS_NORM_Q, roundDefine(round.type)] as const : ['rms_norm', RMS_NORM, {}] as const;
-  return buildLaunch(ctx, label, spec, defines, { WG: wg }, [plan], { check, field: 'rows', workgroups: (n) => [...grid2d(ctx, n), 1] });
+  return buildLaunch(ctx, label, spec, defines, { WG: wg }, [plan], { check, field: 'rows', workgroups: (n) => linearGrid(ctx, n) });
 }
 
 // ------------------------------------------------------------------------------------------------

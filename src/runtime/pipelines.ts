@@ -399,3 +399,9 @@ export function grid2d(ctx: GPUContext, n: number): [number, number] {
   const y = Math.ceil(n / max);
   return [Math.ceil(n / y), y];
 }
+
+/** A dispatch's workgroup counts for n workgroups in a row: grid2d(ctx, n) with z = 1. */
+export function linearGrid(ctx: GPUContext, n: number): [number, number, number] {
+  const [x, y] = grid2d(ctx, n);
+  return [x, y, 1];
+}
