@@ -5,6 +5,12 @@
 //   - the tokenizer gives llama.cpp's tokens for a text of the three domains (held-out prose, Python, SVG);
 //   - teacher-forced over 192 positions of that text: mean KL(llama.cpp ‖ moet) < 1e-3, top-1 ≥ 99%;
 //   - Session.generate at temperature 0 from its first 8 tokens: llama.cpp's 64 greedy tokens.
+// And the text is fair: llama.cpp agrees with itself on it (one batch vs one token per call) far inside
+// those bounds. The first held-out documents are not: at position 181 of their text two experts of
+// layer 3 are within 1.4e-3 of each other in the router (0.21364 vs 0.21335), llama.cpp's own two code
+// paths choose differently there (KL 1.4e-2 at that position), and so does moet's GPU (top-1 98.96%,
+// greedy 59/64 there; CPU: 100%, 64/64). docs/tiny-moe.md has both figures. The text below is made of
+// the second held-out document of each domain.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,10 +28,10 @@ const cacheDir = join(
   `tiny-moe-${createHash('sha256').update(readFileSync(tinyModelPath)).digest('hex').slice(0, 12)}`,
 );
 
-/** The first held-out text of each of prose, code and SVG, about 1000 characters each. */
+/** The second held-out text of each of prose, code and SVG, about 1000 characters each. */
 function referenceText(): string {
   const docs = readFileSync(tinyHeldOutPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { domain: string; text: string });
-  return ['prose', 'code', 'svg'].map((d) => docs.find((x) => x.domain === d)!.text.slice(0, 1000)).join('\n');
+  return ['prose', 'code', 'svg'].map((d) => docs.filter((x) => x.domain === d)[1]!.text.slice(0, 1000)).join('\n');
 }
 
 const lines: string[] = [];
@@ -33,11 +39,24 @@ const fmt = (x: number) => x.toExponential(2);
 
 describe('golden: the shipped tiny MoE vs llama.cpp', () => {
   let ref: LlamaReference;
+  let self: DistributionStats;
+  let selfGreedy: number[];
   const text = referenceText();
 
   beforeAll(async () => {
     mkdirSync(cacheDir, { recursive: true });
-    ref = await llamaReference(tinyModelPath, { text, positions: POSITIONS, generate: GENERATE, cacheDir });
+    const o = { text, positions: POSITIONS, generate: GENERATE, cacheDir };
+    ref = await llamaReference(tinyModelPath, o);
+    const inc = await llamaReference(tinyModelPath, { ...o, mode: 'incremental' });
+    self = compareLogits(ref.logits, inc.logits, ref.nVocab);
+    selfGreedy = inc.greedy;
+    lines.push(`tiny-moe llama.cpp batched vs incremental: KL mean ${fmt(self.meanKL)} max ${fmt(self.maxKL)} top-1 ${(100 * self.top1).toFixed(1)}%`);
+  });
+
+  it('is fair: llama.cpp agrees with itself (batched vs one token per call) well inside the bounds', () => {
+    expect(self.meanKL).toBeLessThan(1e-4);
+    expect(self.top1).toBe(1);
+    expect(selfGreedy).toEqual(ref.greedy);
   });
 
   describe.each(GOLDEN_BACKENDS)('[%s]', (backend) => {
