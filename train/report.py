@@ -34,7 +34,7 @@ def table(rows):
 
 
 def svg(rows):
-    w, h, l, t, r_, b = 640, 360, 56, 30, 110, 44
+    w, h, l, t, r_, b = 680, 360, 56, 30, 140, 44
     steps = max(r['step'] for r in rows)
     series = {'train': [(r['step'], r['loss']) for r in rows if 'loss' in r]}
     for d in ['prose', 'code', 'svg', 'json']:

@@ -126,12 +126,13 @@ export function domainSpecialization(items: readonly LabelledTrace[], domains?: 
 export function specializationSvg(s: DomainSpecialization, title = 'Expert specialization by domain'): string {
   const cell = 22;
   const left = 70;
-  const top = 64;
-  const gap = 28;
+  const top = 84;
   const nD = s.domains.length;
   const panelW = nD * cell;
+  // room for the panel's two title lines
+  const gap = Math.max(28, 120 - panelW);
   const w = left + s.nLayer * (panelW + gap) + 90;
-  const h = top + s.nExpert * cell + 70;
+  const h = top + s.nExpert * cell + 84;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11">`,
     `<title>${escapeXml(title)}</title>`,
@@ -140,10 +141,11 @@ export function specializationSvg(s: DomainSpecialization, title = 'Expert speci
   ];
   for (const L of s.layers) {
     const x0 = left + L.layer * (panelW + gap);
-    out.push(`<text x="${x0}" y="36">layer ${L.layer}: I = ${L.mutualInformation.toFixed(2)} bits (${(100 * L.normalized).toFixed(0)}%)</text>`);
+    out.push(`<text x="${x0}" y="36" font-weight="bold">layer ${L.layer}</text>`);
+    out.push(`<text x="${x0}" y="50">I = ${L.mutualInformation.toFixed(2)} bits (${(100 * L.normalized).toFixed(0)}%)</text>`);
     s.domains.forEach((d, j) => {
       const x = x0 + j * cell + cell / 2;
-      out.push(`<text x="${x}" y="${top - 6}" text-anchor="end" transform="rotate(-45 ${x} ${top - 6})" font-size="10">${escapeXml(d)}</text>`);
+      out.push(`<text x="${x}" y="${top - 6}" transform="rotate(-45 ${x} ${top - 6})" font-size="10">${escapeXml(d)}</text>`);
     });
     L.share.forEach((row, e) => {
       if (L.layer === 0) out.push(`<text x="${left - 6}" y="${top + e * cell + cell / 2 + 4}" text-anchor="end">expert ${e}</text>`);
@@ -161,8 +163,9 @@ export function specializationSvg(s: DomainSpecialization, title = 'Expert speci
   out.push(`<defs><linearGradient id="spec-scale" x1="0" y1="1" x2="0" y2="0">${[0, 0.25, 0.5, 0.75, 1].map((t) => `<stop offset="${t}" stop-color="${viridis(t)}"/>`).join('')}</linearGradient></defs>`);
   out.push(`<rect x="${lx}" y="${top}" width="14" height="${s.nExpert * cell}" fill="url(#spec-scale)"/>`);
   out.push(`<text x="${lx + 18}" y="${top + 8}">100%</text><text x="${lx + 18}" y="${top + s.nExpert * cell}">0%</text>`);
-  out.push(`<text x="${left}" y="${h - 30}">cell: share of the expert's token assignments from each domain (rows sum to 100%); tokens per domain: ${s.domains.map((d, i) => `${escapeXml(d)} ${s.tokens[i]}`).join(', ')}</text>`);
-  out.push(`<text x="${left}" y="${h - 14}">I = mutual information between a token's domain and a chosen expert; % of H(domain) = ${s.domainEntropy.toFixed(2)} bits</text>`);
+  out.push(`<text x="${left}" y="${h - 44}">cell: the share of the expert's token assignments that came from each domain (rows sum to 100%)</text>`);
+  out.push(`<text x="${left}" y="${h - 28}">tokens per domain: ${s.domains.map((d, i) => `${escapeXml(d)} ${s.tokens[i]}`).join(', ')}</text>`);
+  out.push(`<text x="${left}" y="${h - 12}">I = mutual information between a token's domain and a chosen expert; % of H(domain) = ${s.domainEntropy.toFixed(2)} bits</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

@@ -72,7 +72,8 @@ describe('domainSpecialization', () => {
     ]);
     const svg = specializationSvg(s);
     expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('layer 1: I = 1.00 bits (100%)');
+    expect(svg).toContain('>layer 1</text>');
+    expect(svg).toContain('I = 1.00 bits (100%)');
     expect(svg).toContain('json&lt;&amp;&gt;');
     expect((svg.match(/<rect x=/g) ?? []).length).toBe(2 * 4 * 2 + 1);
   });
