@@ -7,11 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openGGUF } from '../../gguf/reader.js';
-import { writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
-import type { GGUFMetadataEntry } from '../../gguf/types.js';
 import { ModelFormatError, UnsupportedArchitectureError, loadModel } from '../../src/index.js';
 import { fixturePath } from '../fixtures/make.js';
 import { openTestGPU } from '../gpu/helpers.js';
+import { dropTensor, rewriteGGUF, type GGUFEdit } from '../helpers/rewrite-gguf.js';
 
 const gpu = await openTestGPU();
 afterAll(async () => gpu?.dispose());
@@ -24,20 +23,7 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-/** Rewrites a GGUF with its metadata and tensors changed by `edit` (tensor data copied as is). */
-async function rewrite(src: string, name: string, edit: (md: GGUFMetadataEntry[], tensors: GGUFWriteTensor[]) => void): Promise<string> {
-  const f = await openGGUF(src);
-  try {
-    const md = [...f.metadata.values()].map((e) => ({ ...e }));
-    const tensors: GGUFWriteTensor[] = f.tensors.map((t) => ({ name: t.name, type: t.type, shape: [...t.shape], data: () => f.readTensor(t) }));
-    edit(md, tensors);
-    const out = join(dir, name);
-    await writeGGUF(out, md, tensors);
-    return out;
-  } finally {
-    await f.close();
-  }
-}
+const rewrite = (src: string, name: string, edit: GGUFEdit) => rewriteGGUF(src, join(dir, name), edit);
 
 describe("Mixtral's per-expert tensors (blk.N.ffn_gate.E.weight)", () => {
   for (const backend of BACKENDS) {
@@ -96,9 +82,7 @@ describe('routing traces of the new MoE families', () => {
 
 describe('malformed files of the new families', () => {
   it('a llama file without a layer tensor: ModelFormatError naming it, on both backends', async () => {
-    const path = await rewrite(await fixturePath('llama-q4_k_m'), 'llama-no-wk.gguf', (_md, t) => {
-      t.splice(t.findIndex((x) => x.name === 'blk.1.attn_k.weight'), 1);
-    });
+    const path = await rewrite(await fixturePath('llama-q4_k_m'), 'llama-no-wk.gguf', (_md, t) => dropTensor(t, 'blk.1.attn_k.weight'));
     for (const backend of BACKENDS) {
       await expect(loadModel(path, { backend })).rejects.toThrow(ModelFormatError);
       await expect(loadModel(path, { backend })).rejects.toThrow(/blk\.1\.attn_k\.weight is missing/);
@@ -106,9 +90,7 @@ describe('malformed files of the new families', () => {
   });
 
   it('olmoe without output.weight (it has no tied embeddings): ModelFormatError', async () => {
-    const path = await rewrite(await fixturePath('olmoe-q8_0'), 'olmoe-untied.gguf', (_md, t) => {
-      t.splice(t.findIndex((x) => x.name === 'output.weight'), 1);
-    });
+    const path = await rewrite(await fixturePath('olmoe-q8_0'), 'olmoe-untied.gguf', (_md, t) => dropTensor(t, 'output.weight'));
     await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(/output\.weight is missing/);
   });
 
@@ -121,25 +103,21 @@ describe('malformed files of the new families', () => {
   });
 
   it('qwen2moe without the shared expert gate, and a Mixtral with one expert matrix missing', async () => {
-    const q2 = await rewrite(await fixturePath('qwen2moe-q4_k_m'), 'qwen2moe-noshexp.gguf', (_md, t) => {
-      t.splice(t.findIndex((x) => x.name === 'blk.2.ffn_gate_inp_shexp.weight'), 1);
-    });
+    const q2 = await rewrite(await fixturePath('qwen2moe-q4_k_m'), 'qwen2moe-noshexp.gguf', (_md, t) => dropTensor(t, 'blk.2.ffn_gate_inp_shexp.weight'));
     await expect(loadModel(q2, { backend: 'cpu' })).rejects.toThrow(/blk\.2\.ffn_gate_inp_shexp\.weight is missing/);
-    const mx = await rewrite(await fixturePath('mixtral-q8_0', 'per-expert'), 'mixtral-missing-expert.gguf', (_md, t) => {
-      t.splice(t.findIndex((x) => x.name === 'blk.1.ffn_up.5.weight'), 1);
-    });
+    const mx = await rewrite(await fixturePath('mixtral-q8_0', 'per-expert'), 'mixtral-missing-expert.gguf', (_md, t) => dropTensor(t, 'blk.1.ffn_up.5.weight'));
     for (const backend of BACKENDS) await expect(loadModel(mx, { backend })).rejects.toThrow(/blk\.1\.ffn_up\.5\.weight is missing/);
   });
 
   it('an architecture moet does not run, and a family missing a required key: UnsupportedArchitectureError', async () => {
     const src = await fixturePath('llama-f32');
     const other = await rewrite(src, 'gemma.gguf', (md) => {
-      md.find((e) => e.key === 'general.architecture')!.value = 'gemma3';
+      md.get('general.architecture')!.value = 'gemma3';
     });
     await expect(loadModel(other, { backend: 'cpu' })).rejects.toThrow(UnsupportedArchitectureError);
     await expect(loadModel(other, { backend: 'cpu' })).rejects.toThrow(/"gemma3" is not supported; supported architectures: .*llama, olmoe, qwen2moe/);
     const noEps = await rewrite(await fixturePath('qwen2moe-q4_k_m'), 'qwen2moe-noeps.gguf', (md) => {
-      md.splice(md.findIndex((e) => e.key === 'qwen2moe.attention.layer_norm_rms_epsilon'), 1);
+      md.delete('qwen2moe.attention.layer_norm_rms_epsilon');
     });
     await expect(loadModel(noEps, { backend: 'cpu' })).rejects.toThrow(/qwen2moe\.attention\.layer_norm_rms_epsilon is missing/);
   });

@@ -6,12 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openGGUF } from '../../gguf/reader.js';
-import { writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
 import { moeRouteGeneral, type RouteSpec } from '../../src/cpu/ops.js';
 import { ModelFormatError, UnsupportedArchitectureError, loadModel, routingStats } from '../../src/index.js';
 import { fixturePath } from '../fixtures/make.js';
 import { mulberry32 } from '../helpers/random.js';
+import { dropTensor, rewriteGGUF, type GGUFEdit } from '../helpers/rewrite-gguf.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -101,31 +100,16 @@ describe('deepseek2 files', () => {
     }
   });
 
-  async function rewrite(src: string, name: string, edit: (tensors: GGUFWriteTensor[], md: Map<string, unknown>) => void): Promise<string> {
-    const f = await openGGUF(src);
-    try {
-      const md = [...f.metadata.values()].map((e) => ({ ...e }));
-      const tensors: GGUFWriteTensor[] = f.tensors.map((t) => ({ name: t.name, type: t.type, shape: [...t.shape], data: () => f.readTensor(t) }));
-      const m = new Map(md.map((e) => [e.key, e]));
-      edit(tensors, m);
-      const out = join(dir, name);
-      await writeGGUF(out, [...m.values()] as typeof md, tensors);
-      return out;
-    } finally {
-      await f.close();
-    }
-  }
+  const rewrite = (src: string, name: string, edit: GGUFEdit) => rewriteGGUF(src, join(dir, name), edit);
 
   it('a deepseek2 file missing an MLA tensor gets ModelFormatError naming it', async () => {
-    const path = await rewrite(await fixturePath('deepseek2-lite-q8_0'), 'no-kb.gguf', (t) => {
-      t.splice(t.findIndex((x) => x.name === 'blk.2.attn_k_b.weight'), 1);
-    });
+    const path = await rewrite(await fixturePath('deepseek2-lite-q8_0'), 'no-kb.gguf', (_md, t) => dropTensor(t, 'blk.2.attn_k_b.weight'));
     await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(ModelFormatError);
     await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(/blk\.2\.attn_k_b\.weight is missing/);
   });
 
   it('an older conversion without key_length_mla (attn_kv_b) is refused with what to do', async () => {
-    const path = await rewrite(await fixturePath('deepseek2-lite-q8_0'), 'legacy.gguf', (t, md) => {
+    const path = await rewrite(await fixturePath('deepseek2-lite-q8_0'), 'legacy.gguf', (md, t) => {
       md.delete('deepseek2.attention.key_length_mla');
       md.delete('deepseek2.attention.value_length_mla');
       const i = t.findIndex((x) => x.name === 'blk.0.attn_k_b.weight');

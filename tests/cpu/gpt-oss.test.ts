@@ -5,12 +5,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openGGUF } from '../../gguf/reader.js';
-import { writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
 import { moeRouteGeneral } from '../../src/cpu/ops.js';
 import { ModelFormatError, UnsupportedArchitectureError, loadModel } from '../../src/index.js';
 import { fixturePath } from '../fixtures/make.js';
 import { openTestGPU } from '../gpu/helpers.js';
+import { dropTensor, rewriteGGUF } from '../helpers/rewrite-gguf.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -40,17 +39,7 @@ describe('gpt-oss', () => {
     expect(r.weights[1]).toBeCloseTo(e[1]! / (e[0]! + e[1]!), 6);
   });
 
-  async function without(name: string): Promise<string> {
-    const f = await openGGUF(await fixturePath('gpt-oss-mxfp4'));
-    try {
-      const tensors: GGUFWriteTensor[] = f.tensors.filter((t) => t.name !== name).map((t) => ({ name: t.name, type: t.type, shape: [...t.shape], data: () => f.readTensor(t) }));
-      const out = join(dir, `no-${name}.gguf`);
-      await writeGGUF(out, [...f.metadata.values()], tensors);
-      return out;
-    } finally {
-      await f.close();
-    }
-  }
+  const without = async (name: string) => rewriteGGUF(await fixturePath('gpt-oss-mxfp4'), join(dir, `no-${name}.gguf`), (_md, t) => dropTensor(t, name));
 
   it('a file missing the sinks or an expert bias gets ModelFormatError naming it', async () => {
     for (const name of ['blk.1.attn_sinks.weight', 'blk.2.ffn_down_exps.bias', 'blk.0.post_attention_norm.weight']) {
