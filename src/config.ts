@@ -363,8 +363,7 @@ export function configFromGGUF(metadata: Metadata, tensors: Map<string, GGUFTens
       nFfExp = positiveInt(ffExp ?? Math.floor(nFf / nExpertUsed), k('expert_feed_forward_length'), arch);
     }
   }
-  const router: RouterSpec = routerConfig(metadata, arch, nExpert, nExpertUsed, spec ? spec.normalizeRouter : arch === 'qwen35moe', isDeepseek);
-  if (spec?.gptOss) Object.assign(router, { gating: 'softmax_weight', logitBias: true });
+  const router: RouterSpec = routerConfig(metadata, arch, nExpert, nExpertUsed, spec ? spec.normalizeRouter : arch === 'qwen35moe', isDeepseek, !!spec?.gptOss);
   const shexp = num(metadata, k('expert_shared_feed_forward_length'), arch);
   let nFfShexp = ffnKind === 'moe+shared' ? positiveInt(shexp ?? nFf, k('expert_shared_feed_forward_length'), arch) : 0;
   let nLayerDenseLead = 0;
@@ -491,7 +490,10 @@ function slidingWindows(md: Metadata, arch: Architecture, gptOss: boolean, nLaye
  * (deepseek2; the other architectures fix it), expert_weights_scale, expert_group_count /
  * expert_group_used_count. Other architectures accept only what they implement.
  */
-function routerConfig(md: Metadata, arch: Architecture, nExpert: number, k: number, normalize: boolean, deepseek: boolean): RouterSpec {
+function routerConfig(md: Metadata, arch: Architecture, nExpert: number, k: number, normalize: boolean, deepseek: boolean, gptOss: boolean): RouterSpec {
+  // gpt-oss: openai-moe.cpp passes LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT whatever the file's
+  // expert_gating_func says (its files write 3): the top-k of the biased logits, weights = softmax over those k
+  if (gptOss) return { gating: 'softmax_weight', logitBias: true, normalize: false, selectionBias: false, groups: 0, groupsUsed: 0, scale: 1 };
   const key = (name: string) => `${arch}.${name}`;
   const gatingFunc = num(md, key('expert_gating_func'), arch) ?? 0;
   if (![0, 1, 2].includes(gatingFunc)) {
