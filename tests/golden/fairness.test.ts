@@ -20,11 +20,9 @@
 //     'llamacpp', which reproduces llama.cpp's arithmetic on these files).
 // The references are cached with the golden tests' (tests/golden/llama.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openGGUF } from '../../gguf/reader.js';
-import { configFromGGUF } from '../../src/config.js';
-import { loadCpuBackend } from '../../src/cpu/backend.js';
 import { FIXTURES, fixturePath, fixtureSpec, type FixtureName } from '../fixtures/make.js';
-import { compareLogits, topMargin, type DistributionStats } from './compare.js';
+import { compareLogits, type DistributionStats } from './compare.js';
+import { minMargin, routerGap } from './fairness.js';
 import { llamaReference, type LlamaReference } from './llama.js';
 
 /** llama.cpp against itself (a tenth of the golden tests' mean-KL target) */
@@ -43,57 +41,6 @@ function commonPrefix(a: number[], b: number[]): number {
   let i = 0;
   while (i < a.length && i < b.length && a[i] === b[i]) i++;
   return i;
-}
-
-/** smallest top-1/top-2 margin over the rows of [n, nVocab] logits, and where */
-function minMargin(logits: Float32Array, nVocab: number): { margin: number; at: number } {
-  let margin = Infinity;
-  let at = -1;
-  for (let p = 0; p < logits.length / nVocab; p++) {
-    const m = topMargin(logits.subarray(p * nVocab, (p + 1) * nVocab));
-    if (m < margin) {
-      margin = m;
-      at = p;
-    }
-  }
-  return { margin, at };
-}
-
-/** smallest log(p_k / p_{k+1}) of the router over every (position, layer) of each sequence (moet CPU, numerics 'llamacpp') */
-async function routerGap(path: string, sequences: [string, number[]][]): Promise<{ gap: number; where: string }> {
-  const f = await openGGUF(path);
-  const config = configFromGGUF(f.metadata, f.tensorByName);
-  const be = await loadCpuBackend(f, config);
-  await f.close();
-  const E = config.nExpert;
-  const k = config.nExpertUsed;
-  let gap = Infinity;
-  let where = '';
-  try {
-    for (const [label, tokens] of sequences) {
-      const probs: Float32Array[] = [];
-      const seq = be.createSequence(tokens.length + 8, {
-        onTensor: (t, il, d) => {
-          if (t === 'ffn_moe_probs') probs[il] = d as Float32Array;
-        },
-      });
-      await seq.eval([...tokens]);
-      seq.dispose();
-      for (let il = 0; il < config.nLayer; il++) {
-        for (let p = 0; p < tokens.length; p++) {
-          const row = [...probs[il]!.subarray(p * E, (p + 1) * E)].sort((x, y) => y - x);
-          const g = Math.log(row[k - 1]! / row[k]!);
-          if (g < gap) {
-            gap = g;
-            where = `${label} position ${p} layer ${il}`;
-          }
-        }
-      }
-    }
-  } finally {
-    await be.dispose();
-  }
-  return { gap, where };
 }
 
 interface Fairness {
