@@ -38,6 +38,26 @@ function qwen35Pattern(): RegExp {
   );
 }
 
+/**
+ * GPT-4o's pattern (`tokenizer.ggml.pre` = "gpt-4o": o200k, gpt-oss's o200k_harmony), as llama.cpp
+ * writes it for std::regex:
+ * `[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?`
+ * `|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:…)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+ * (tokenizer.json's `[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+…` rewritten without
+ * case classes). "A letter that is not a-z" and "a letter that is not A-Z": llama.cpp runs it over the
+ * collapsed text, where every non-ASCII letter is the same LETTER byte, so a non-ASCII letter of any
+ * case counts as both upper and lower case, and combining marks are not letters.
+ */
+function gpt4oPattern(): RegExp {
+  const upper = `[${L}--[a-z]]`;
+  const lower = `[${L}--[A-Z]]`;
+  return new RegExp(
+    `[^\\r\\n${L}${N}]?${upper}*${lower}+${CONTRACTIONS_ANY_CASE}?|[^\\r\\n${L}${N}]?${upper}+${lower}*${CONTRACTIONS_ANY_CASE}?` +
+      `|${N}{1,3}| ?[^${WS}${L}${N}]+[\\r\\n\\/]*|[${WS}]*[\\r\\n]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
+    'gv',
+  );
+}
+
 /** GPT-2's pattern: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` */
 const GPT2 = new RegExp(
   `'s|'t|'re|'ve|'m|'ll|'d| ?${L}+| ?${N}+| ?[^${WS}${L}${N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`,
@@ -93,6 +113,13 @@ export const PRE_TOKENIZERS: readonly PreTokenizer[] = [
     ignoreMerges: false,
     addBos: false,
     cleanSpaces: true,
+  },
+  {
+    names: ['gpt-4o', 'llama4', 'kanana2', 'talkie'],
+    passes: [gpt4oPattern()],
+    ignoreMerges: false,
+    addBos: false,
+    cleanSpaces: false,
   },
   {
     names: ['gpt-2', 'phi-2', 'mpt', 'olmo'],

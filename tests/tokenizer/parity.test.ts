@@ -173,13 +173,21 @@ describe('Unicode classes vs llama.cpp (probe vocabulary)', () => {
 // The same vocabulary under other pre-tokenizers: llama-bpe (hand-written scanner in llama.cpp, \p{N}{1,3},
 // ignore_merges), gpt-2 (hand-written scanner) and default (four regex passes); all three clean up spaces
 // when detokenizing. A third of the corpus each, to keep the file fast.
-describe.each(['llama-bpe', 'gpt-2', 'default'])('pre-tokenizer %s vs llama.cpp', (pre) => {
+// gpt-4o (o200k, gpt-oss): case runs (upper* lower+ | upper+ lower*), non-ASCII letters of either
+// case in both, digits in groups of up to three, no space clean-up; with extra strings for the case split.
+const CASE_TEXTS = [
+  'HelloWorld', 'helloWORLD', 'HTTPServer', 'iPhone XMLHttpRequest', "DON'T don'T Don'tStop", 'ÉcoleNORMALE', 'straßeSTRASSE',
+  'ÀÉÎõüÇ', 'ΑθήναΑΘΗΝΑ', 'МоскваМОСКВА', 'x1234567y', 'a/b/c\n/d', 'path/to/\n\nfile', ' camelCase snake_case', '日本語English',
+];
+
+describe.each(['llama-bpe', 'gpt-2', 'default', 'gpt-4o'])('pre-tokenizer %s vs llama.cpp', (pre) => {
   it('encodes and decodes like llama.cpp', async () => {
     const { tok, model } = await load(`qwen3-${pre}`, withPre(qwen3VocabMetadata(), pre));
     const failures: string[] = [];
     let total = 0;
-    corpus.forEach(({ text }, i) => {
-      if (i % 3 !== 0 && i > 40) return;
+    const texts = pre === 'gpt-4o' ? [...corpus, ...CASE_TEXTS.map((text) => ({ text }))] : corpus;
+    texts.forEach(({ text }, i) => {
+      if (i % 3 !== 0 && i > 40 && i < corpus.length) return;
       for (const special of [false, true]) {
         total++;
         const ours = tok.encode(text, { special });
