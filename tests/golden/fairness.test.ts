@@ -71,13 +71,6 @@ function line(r: Fairness): string {
   return s;
 }
 
-/**
- * Fixtures whose margins are not yet clear enough (known, reported in the stop note): gpt-oss-mxfp4
- * (sinks and sliding windows flatten a few positions: a top-1/top-2 margin of 0.04 at one position,
- * one top-1 flip against its F32 twin). llama.cpp still agrees with itself on it (the first test
- * below runs), and moet's CPU backend is bit-exact with llama.cpp there (golden KL 0).
- */
-const MARGINS_NOT_YET_CLEAR = new Set<string>(['gpt-oss-mxfp4']);
 
 describe.each(FIXTURES)('fairness of fixture %s', (name) => {
   const spec = fixtureSpec(name);
@@ -122,12 +115,12 @@ describe.each(FIXTURES)('fairness of fixture %s', (name) => {
     expect(r.selfGreedyStep.meanKL).toBeLessThan(SELF.meanKL);
   });
 
-  it.skipIf(MARGINS_NOT_YET_CLEAR.has(name))(`every prediction stands clear: top-1/top-2 logit margin ≥ ${MIN_LOGIT_MARGIN} at every position and greedy step`, () => {
+  it(`every prediction stands clear: top-1/top-2 logit margin ≥ ${MIN_LOGIT_MARGIN} at every position and greedy step`, () => {
     expect(r.margin.margin, `teacher-forced position ${r.margin.at}`).toBeGreaterThanOrEqual(MIN_LOGIT_MARGIN);
     expect(r.greedyMargin.margin, `greedy step ${r.greedyMargin.at}`).toBeGreaterThanOrEqual(MIN_LOGIT_MARGIN);
   });
 
-  it.skipIf(spec.quant === 'f32' || MARGINS_NOT_YET_CLEAR.has(name))("survives dropping llama.cpp's activation rounding (file vs F32 twin): top-1 100%, the same greedy tokens", () => {
+  it.skipIf(spec.quant === 'f32')("survives dropping llama.cpp's activation rounding (file vs F32 twin): top-1 100%, the same greedy tokens", () => {
     expect(r.twin!.top1).toBe(1);
     expect(r.twin!.greedy).toBe(r.generated);
     // the whole effect of the rounding on any logit is smaller than the smallest margin
