@@ -13,16 +13,20 @@ enable f16;
 //   4 part     storage read_write  f32 [n_head, n_chunks, DV + 2]: per chunk the unnormalized
 //                                  Σ_j e^(s_j − m) v_j, then m (chunk max) and l (Σ_j e^(s_j − m))
 //   5 out      storage read_write  f32 [n_head, DV] at out_offset
+//   6 sinks    storage read        f32 [n_head] (SINKS): a logit per head that joins the softmax's
+//                                  max and sum without a value (gpt-oss's attention sinks)
 // kv_t is f16 with KV_F16, f32 otherwise. Query head h reads KV head h / group (GQA).
-// s_j = scale · q·k_j; out = softmax(s) · V over j < n_kv (causal by construction).
+// s_j = scale · q·k_j; out = softmax(s) · V over kv_first ≤ j < n_kv (causal by construction),
+// kv_first = n_kv − window when window > 0 and n_kv > window (a sliding-window layer), else 0.
 //
 // Entry `partial` — dispatch (n_chunks, n_head, 1): workgroup (c, h) takes positions
-//   [c·chunk, min((c+1)·chunk, n_kv)). Threads score one key each (q in workgroup memory,
+//   [kv_first + c·chunk, min(kv_first + (c+1)·chunk, n_kv)). Threads score one key each (q in workgroup memory,
 //   pre-scaled), reduce the chunk's max and sum in workgroup memory, then stride over the DV
 //   output dims (coalesced V reads). With n_chunks = 1 it normalizes and writes `out` directly and
 //   the launcher skips `reduce`.
 // Entry `reduce` — dispatch (n_head, 1, 1): M = max_c m_c, L = Σ_c l_c e^(m_c − M),
-//   out = Σ_c o_c e^(m_c − M) / L; threads stride over DV.
+//   out = Σ_c o_c e^(m_c − M) / L; threads stride over DV. SINKS: M includes the head's sink and
+//   L gains e^(sink − M) (in `partial` when n_chunks = 1).
 //
 // LLAMA_SOFTMAX (numerics 'llamacpp' with an f16 cache: llama.cpp's non-flash attention takes the
 // softmax in f16 for the KQ·V product): s = (q·k)·scale, scale after the dot, and with one chunk
@@ -30,6 +34,7 @@ enable f16;
 // positions; beyond that the chunks' partial sums stay unrounded (the f16 probabilities need the
 // global max and sum).
 //
+// Defines: KV_F16, LLAMA_SOFTMAX, SINKS.
 // Overrides: WG (threads, power of two), DK, DV (head dims, ≤ 256 each in practice),
 // MAX_CHUNK (largest `chunk` the launcher may pass: size of the score array).
 
@@ -52,6 +57,10 @@ struct DecodeParams {
   q_offset: u32,
   out_offset: u32,
   scale: f32,
+  window: u32,     // sliding window (0: every position)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: DecodeParams;
@@ -60,6 +69,14 @@ struct DecodeParams {
 @group(0) @binding(3) var<storage, read> v_cache: array<kv_t>;
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+#if SINKS
+@group(0) @binding(6) var<storage, read> sinks: array<f32>;
+#endif
+
+// the first visible position
+fn kv_first() -> u32 {
+  return select(0u, P.n_kv - P.window, P.window > 0u && P.n_kv > P.window);
+}
 
 override WG: u32 = 64u;
 override DK: u32 = 128u;
@@ -105,7 +122,7 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
   let c = wid.x;
   let h = wid.y;
   let kvh = h / P.group;
-  let j0 = c * P.chunk;
+  let j0 = kv_first() + c * P.chunk;
   let n = min(P.chunk, P.n_kv - j0);
 
   let qo = P.q_offset + h * DK;
@@ -134,6 +151,12 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     m = max(m, s);
   }
   m = wg_max(m, tid);
+  let single = P.n_chunks == 1u;
+#if SINKS
+  if (single) {
+    m = max(m, sinks[h]);
+  }
+#endif
 
   var l = 0.0;
   for (var jj = tid; jj < n; jj += WG) {
@@ -142,10 +165,14 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
     l += p;
   }
   l = wg_sum(l, tid); // its barriers also publish ss
+#if SINKS
+  if (single) {
+    l += exp(sinks[h] - m);
+  }
+#endif
 
   // weighted V: threads over the output dims
   let vs = P.n_head_kv * DV;
-  let single = P.n_chunks == 1u;
   let inv_l = 1.0 / l;
   let po = (h * P.n_chunks + c) * (DV + 2u);
 #if LLAMA_SOFTMAX
@@ -191,6 +218,10 @@ fn reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
     mx = max(mx, part[base + c * stride + DV]);
   }
   var l = 0.0;
+#if SINKS
+  mx = max(mx, sinks[h]);
+  l = exp(sinks[h] - mx);
+#endif
   for (var c = 0u; c < nc; c++) {
     let o = base + c * stride + DV;
     l += part[o + 1u] * exp(part[o] - mx);

@@ -11,8 +11,11 @@ enable f16;
 //   2 k_cache  storage read        kv_t [n_ctx, n_head_kv, DK] (the new tokens already written)
 //   3 v_cache  storage read        kv_t [n_ctx, n_head_kv, DV]
 //   4 out      storage read_write  f32; query t, head h: [DV] at out_offset + t·out_stride + h·DV
+//   5 sinks    storage read        f32 [n_head] (SINKS): a logit per head that joins every row's
+//                                  softmax max and sum without a value (gpt-oss)
 // kv_t is f16 with KV_F16, f32 otherwise. Query t sits at position p0 + t and sees keys
-// 0 ..= p0 + t. Query head h reads KV head h / group (GQA). s = scale · q·k.
+// 0 ..= p0 + t (window > 0, a sliding-window layer: only the last `window` of them, keys
+// > p0 + t − window). Query head h reads KV head h / group (GQA). s = scale · q·k.
 //
 // Dispatch: (ceil(n_q / BQ), n_head, 1). Workgroup (b, h) holds BQ query rows (pre-scaled) and
 // their BQ × DV output accumulators in workgroup memory and walks key blocks of BK positions up to
@@ -27,6 +30,10 @@ enable f16;
 // two passes over the key blocks: the first finds each row's max m and sum l (online), the second
 // recomputes the scores and accumulates O += f16(e^(s − m) · (1/l))·v; out = O.
 //
+// SINKS: each row's running max starts at the head's sink and its sum at 1 (= e^(sink − sink)),
+// the online update then treats the sink as one more score without a V row.
+//
+// Defines: KV_F16, LLAMA_SOFTMAX, SINKS.
 // Overrides: WG (threads, ≥ BQ), BQ (query rows per workgroup), BK (keys per step), DK, DV.
 
 #if KV_F16
@@ -51,7 +58,7 @@ struct PrefillParams {
   out_offset: u32,
   out_stride: u32,
   scale: f32,
-  _pad0: u32,
+  window: u32,     // sliding window (0: every earlier position)
   _pad1: u32,
   _pad2: u32,
 }
@@ -61,6 +68,9 @@ struct PrefillParams {
 @group(0) @binding(2) var<storage, read> k_cache: array<kv_t>;
 @group(0) @binding(3) var<storage, read> v_cache: array<kv_t>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+#if SINKS
+@group(0) @binding(5) var<storage, read> sinks: array<f32>;
+#endif
 
 override WG: u32 = 64u;
 override BQ: u32 = 16u;
@@ -104,13 +114,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     so[i] = 0.0;
   }
   if (tid < BQ) {
+#if SINKS
+    sm[tid] = sinks[h];
+    sl[tid] = 1.0;
+#else
     sm[tid] = NEG;
     sl[tid] = 0.0;
+#endif
   }
 
   // keys [0, kv_end) are visible to at least one row of this block
   let kv_end = P.p0 + q0 + nq;
-  let last = P.p0 + q0; // row r sees keys ≤ last + r
+  let last = P.p0 + q0; // row r sees keys ≤ last + r (and, with a window, > last + r − window)
+  // the first key block any row of this block sees
+  var kb0 = 0u;
+  if (P.window > 0u && last + 1u > P.window) {
+    kb0 = ((last + 1u - P.window) / BK) * BK;
+  }
 #if LLAMA_SOFTMAX
   let n_pass = 2u; // pass 0: m and l; pass 1: O with the normalized f16 probabilities
 #else
@@ -118,7 +138,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 #endif
   for (var sweep = 0u; sweep < n_pass; sweep++) {
   let final_pass = sweep + 1u == n_pass;
-  for (var kb = 0u; kb < kv_end; kb += BK) {
+  for (var kb = kb0; kb < kv_end; kb += BK) {
     let nk = min(BK, kv_end - kb);
     // K tile (zero past nk)
     for (var i = tid; i < BK * DK; i += WG) {
@@ -136,7 +156,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let r = i / BK;
       let j = i - r * BK;
       var s = NEG;
-      if (j < nk && kb + j <= last + r) {
+      if (j < nk && kb + j <= last + r && (P.window == 0u || kb + j + P.window > last + r)) {
         s = 0.0;
         let qo = r * DK;
         let ko = j * KST;
@@ -183,7 +203,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let alpha = exp(m_old - mx);
       var sum = 0.0;
       for (var j = 0u; j < BK; j++) {
-        let p = exp(ss[o + j] - mx); // masked: e^(−3e38 − mx) = 0
+        // masked: 0 (e^(−3e38 − mx) = 0 once mx is a real score; a sliding window can mask a row's
+        // whole first block, where mx is still −3e38)
+        let p = select(0.0, exp(ss[o + j] - mx), ss[o + j] > NEG);
         ss[o + j] = p;
         sum += p;
       }

@@ -60,6 +60,10 @@ const DECODE_PARAMS = uniformSpec('DecodeParams', [
   ['q_offset', 'u32'],
   ['out_offset', 'u32'],
   ['scale', 'f32'],
+  ['window', 'u32'],
+  ['_pad0', 'u32'],
+  ['_pad1', 'u32'],
+  ['_pad2', 'u32'],
 ]);
 
 export const ATTN_DECODE_PARTIAL: KernelSpec = {
@@ -71,6 +75,10 @@ export const ATTN_DECODE_PARTIAL: KernelSpec = {
   overrides: ['WG', 'DK', 'DV', 'MAX_CHUNK'],
 };
 export const ATTN_DECODE_REDUCE: KernelSpec = { ...ATTN_DECODE_PARTIAL, entryPoint: 'reduce' };
+/** With attention sinks (gpt-oss): a logit per head in every softmax. */
+const DECODE_SINK_BINDINGS = [...DECODE_BINDINGS, { binding: 6, name: 'sinks', kind: 'read-only-storage' }] as const;
+export const ATTN_DECODE_PARTIAL_SINKS: KernelSpec = { ...ATTN_DECODE_PARTIAL, defines: { SINKS: true }, bindings: DECODE_SINK_BINDINGS };
+export const ATTN_DECODE_REDUCE_SINKS: KernelSpec = { ...ATTN_DECODE_REDUCE, defines: { SINKS: true }, bindings: DECODE_SINK_BINDINGS };
 
 export const ATTN_PREFILL: KernelSpec = {
   file: 'attn_prefill.wgsl',
@@ -93,11 +101,17 @@ export const ATTN_PREFILL: KernelSpec = {
     ['out_offset', 'u32'],
     ['out_stride', 'u32'],
     ['scale', 'f32'],
-    ['_pad0', 'u32'],
+    ['window', 'u32'],
     ['_pad1', 'u32'],
     ['_pad2', 'u32'],
   ]),
   overrides: ['WG', 'BQ', 'BK', 'DK', 'DV'],
+};
+/** With attention sinks (gpt-oss). */
+export const ATTN_PREFILL_SINKS: KernelSpec = {
+  ...ATTN_PREFILL,
+  defines: { SINKS: true },
+  bindings: [...ATTN_PREFILL.bindings, { binding: 5, name: 'sinks', kind: 'read-only-storage' }],
 };
 
 /** Every spec of this module by name (for the binding reflection test). */
@@ -105,7 +119,10 @@ export const ATTENTION_SPECS: Readonly<Record<string, KernelSpec>> = {
   KV_WRITE,
   ATTN_DECODE_PARTIAL,
   ATTN_DECODE_REDUCE,
+  ATTN_DECODE_PARTIAL_SINKS,
+  ATTN_DECODE_REDUCE_SINKS,
   ATTN_PREFILL,
+  ATTN_PREFILL_SINKS,
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -306,6 +323,10 @@ export interface AttnDecodeArgs {
    * product over the normalized probabilities rounded to f16 (kernel define LLAMA_SOFTMAX)
    */
   llamaSoftmax?: boolean;
+  /** sliding window: only the last `window` positions are visible (0 or absent: all) */
+  window?: number;
+  /** f32 [nHead] attention sinks (gpt-oss): one more logit per head in the softmax, without a value */
+  sinks?: BufferRef;
 }
 
 /** Bytes of the decode scratch (partial max, sum and output per head and chunk) for a context. */
@@ -362,11 +383,20 @@ export async function createAttnDecode(ctx: GPUContext, a: AttnDecodeArgs): Prom
   const ownPart = a.scratch ? undefined : part;
   if (part.size < partBytes) throw new RangeError(`attn_decode: scratch of ${part.size} bytes, needs ${partBytes}`);
   const scale = a.scale ?? 1 / Math.sqrt(DK);
+  const window = a.window ?? 0;
+  if (!(Number.isInteger(window) && window >= 0)) throw new RangeError(`attn_decode: window ${window}`);
+  const sinks = a.sinks ? unref(a.sinks) : null;
+  if (sinks) {
+    need('attn_decode sinks', sinks, nHead);
+    if (sinks.offset !== 0) throw new KernelError('attn_decode: sinks must start at offset 0 of their buffer');
+  }
   const layout = (nKv: number) => {
     checkPositions(cache, 0, nKv);
+    // a sliding window: the last `window` positions
+    const visible = window > 0 ? Math.min(nKv, window) : nKv;
     // llamaSoftmax: one chunk while it fits, so that the probabilities are normalized before P·V
-    const chunk = a.chunk ?? (a.llamaSoftmax ? Math.min(nKv, maxChunk) : decodeChunk(nKv, maxChunk, target));
-    return { chunk, nChunks: Math.ceil(nKv / chunk) };
+    const chunk = a.chunk ?? (a.llamaSoftmax ? Math.min(visible, maxChunk) : decodeChunk(visible, maxChunk, target));
+    return { chunk, nChunks: Math.ceil(visible / chunk) };
   };
   const nKv0 = a.nKv ?? 1;
   const l0 = layout(nKv0);
@@ -379,16 +409,18 @@ export async function createAttnDecode(ctx: GPUContext, a: AttnDecodeArgs): Prom
     q_offset: q.offset,
     out_offset: out.offset,
     scale,
+    window,
   };
-  const buffers = { q: q.buffer, k_cache: cache.k, v_cache: cache.v, part, out: out.buffer };
+  const buffers: Record<string, GPUBuffer> = { q: q.buffer, k_cache: cache.k, v_cache: cache.v, part, out: out.buffer };
+  if (sinks) buffers.sinks = sinks.buffer;
   const constants = { WG: wg, DK, DV, MAX_CHUNK: maxChunk };
-  const defines = { ...kvDefines(cache), ...(a.llamaSoftmax ? { LLAMA_SOFTMAX: true } : {}) };
+  const defines = { ...kvDefines(cache), ...(a.llamaSoftmax ? { LLAMA_SOFTMAX: true } : {}), ...(sinks ? { SINKS: true } : {}) };
   const launch = await buildSteps(
     ctx,
     'attn_decode',
     [
-      { spec: ATTN_DECODE_PARTIAL, defines, constants, uniform, buffers, workgroups: [l0.nChunks, nHead, 1] },
-      { spec: ATTN_DECODE_REDUCE, defines, constants, uniform, buffers, workgroups: [l0.nChunks > 1 ? nHead : 0, 1, 1] },
+      { spec: sinks ? ATTN_DECODE_PARTIAL_SINKS : ATTN_DECODE_PARTIAL, defines, constants, uniform, buffers, workgroups: [l0.nChunks, nHead, 1] },
+      { spec: sinks ? ATTN_DECODE_REDUCE_SINKS : ATTN_DECODE_REDUCE, defines, constants, uniform, buffers, workgroups: [l0.nChunks > 1 ? nHead : 0, 1, 1] },
     ],
     (d, u) =>
       new AttnDecodeLaunch('attn_decode', d, u, (nKv) => {
@@ -443,6 +475,10 @@ export interface AttnPrefillArgs {
    * product over the normalized probabilities rounded to f16 (kernel define LLAMA_SOFTMAX)
    */
   llamaSoftmax?: boolean;
+  /** sliding window: query at position p sees keys > p − window only (0 or absent: all earlier keys) */
+  window?: number;
+  /** f32 [nHead] attention sinks (gpt-oss) */
+  sinks?: BufferRef;
 }
 
 /** Workgroup memory of attn_prefill.wgsl for a tile (see the kernel header). */
@@ -494,14 +530,21 @@ export async function createAttnPrefill(ctx: GPUContext, a: AttnPrefillArgs): Pr
     need('attn_prefill out', out, (n - 1) * outStride + nHead * DV);
   };
   check(a.nTokens, a.pos0);
+  const window = a.window ?? 0;
+  if (!(Number.isInteger(window) && window >= 0)) throw new RangeError(`attn_prefill: window ${window}`);
+  const sinks = a.sinks ? unref(a.sinks) : null;
+  if (sinks) {
+    need('attn_prefill sinks', sinks, nHead);
+    if (sinks.offset !== 0) throw new KernelError('attn_prefill: sinks must start at offset 0 of their buffer');
+  }
   const grid = (n: number): [number, number, number] => [Math.ceil(n / bq), nHead, 1];
   const launch = await buildSteps(
     ctx,
     'attn_prefill',
     [
       {
-        spec: ATTN_PREFILL,
-        defines: { ...kvDefines(cache), ...(a.llamaSoftmax ? { LLAMA_SOFTMAX: true } : {}) },
+        spec: sinks ? ATTN_PREFILL_SINKS : ATTN_PREFILL,
+        defines: { ...kvDefines(cache), ...(a.llamaSoftmax ? { LLAMA_SOFTMAX: true } : {}), ...(sinks ? { SINKS: true } : {}) },
         constants: { WG: wg, BQ: bq, BK: bk, DK, DV },
         uniform: {
           n_q: a.nTokens,
@@ -513,8 +556,9 @@ export async function createAttnPrefill(ctx: GPUContext, a: AttnPrefillArgs): Pr
           out_offset: out.offset,
           out_stride: outStride,
           scale: a.scale ?? 1 / Math.sqrt(DK),
+          window,
         },
-        buffers: { q: q.buffer, k_cache: cache.k, v_cache: cache.v, out: out.buffer },
+        buffers: { q: q.buffer, k_cache: cache.k, v_cache: cache.v, out: out.buffer, ...(sinks ? { sinks: sinks.buffer } : {}) },
         workgroups: grid(a.nTokens),
       },
     ],

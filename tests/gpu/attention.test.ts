@@ -287,3 +287,71 @@ describe.skipIf(!ctx || noF16)('attention with llama.cpp softmax (f16 probabilit
     });
   }
 });
+
+// gpt-oss's attention extras: sliding windows (a query at position p sees keys > p − window) and
+// sinks (a logit per head in the softmax's max and sum, without a value), against the CPU reference
+// (src/cpu/ops.ts attention with { first, sinks }). Windows smaller and larger than the context,
+// chunked decode (the sink joins in `reduce`) and single-chunk decode, prefill tiles that a window
+// cuts through (a row's whole first key block masked).
+describe.skipIf(!ctx)('attention with sliding windows and sinks', () => {
+  const g = ctx!;
+  const s: Shape = { nHead: 6, nHeadKv: 2, dk: 48, dv: 40 };
+  const refWith = (q: Float32Array, k: Float32Array, v: Float32Array, nKv: number, window: number, sinks: Float32Array | null) => {
+    const out = new Float32Array(s.nHead * s.dv);
+    const first = window > 0 ? Math.max(0, nKv - window) : 0;
+    attention(out, q, k, v, s.nHead, s.nHeadKv, s.dk, s.dv, nKv, 1 / Math.sqrt(s.dk), false, 1, { first, sinks });
+    return out;
+  };
+  for (const [window, withSinks] of [[5, false], [5, true], [0, true], [70, true]] as const) {
+    it(`decode: window ${window || 'none'}${withSinks ? ', sinks' : ''}; nKv 1 / 4 / 9 / 69 / 130, auto and 7-position chunks`, async () => {
+      const nAll = 130;
+      const cache = createKvCache(g, { nCtx: nAll, nHeadKv: s.nHeadKv, headDimK: s.dk, headDimV: s.dv, f16: false });
+      const r = rng(window * 7 + (withSinks ? 1 : 0));
+      const k = randomF32(r, nAll * s.nHeadKv * s.dk);
+      const v = randomF32(r, nAll * s.nHeadKv * s.dv);
+      await fillCache(g, cache, k, v, nAll);
+      const q = randomF32(r, s.nHead * s.dk, -3, 3);
+      const sinks = withSinks ? randomF32(r, s.nHead, -1, 3) : null;
+      const qb = createStorageFrom(g, q);
+      const ob = createStorage(g, s.nHead * s.dv * 4);
+      const sb = sinks ? createStorageFrom(g, sinks) : undefined;
+      for (const chunk of [undefined, 7]) {
+        const launch = await createAttnDecode(g, { cache, q: qb, out: ob, nHead: s.nHead, chunk, window, sinks: sb });
+        for (const nKv of [1, 4, 9, 69, 130]) {
+          launch.setKv(nKv);
+          runLaunches(g, [launch]);
+          const got = await readF32(g, ob, s.nHead * s.dv);
+          expectClose(`nKv ${nKv} chunk ${chunk ?? 'auto'} (${launch.nChunks} chunks)`, got, refWith(q, k, v, nKv, window, sinks), ATOL);
+        }
+      }
+      await g.checkErrors();
+    });
+  }
+  for (const [window, withSinks, nTok, pos0, tile] of [
+    [5, false, 21, 3, { blockQ: 4, blockK: 8 }],
+    [5, true, 21, 3, { blockQ: 4, blockK: 8 }],
+    [11, true, 37, 0, undefined],
+    [0, true, 19, 6, undefined],
+  ] as const) {
+    it(`prefill: window ${window || 'none'}${withSinks ? ', sinks' : ''}, ${nTok} tokens at ${pos0}${tile ? `, tile ${tile.blockQ}×${tile.blockK}` : ''}`, async () => {
+      const nAll = pos0 + nTok;
+      const cache = createKvCache(g, { nCtx: nAll, nHeadKv: s.nHeadKv, headDimK: s.dk, headDimV: s.dv, f16: false });
+      const r = rng(nTok * 13 + window + (withSinks ? 1 : 0));
+      const k = randomF32(r, nAll * s.nHeadKv * s.dk);
+      const v = randomF32(r, nAll * s.nHeadKv * s.dv);
+      await fillCache(g, cache, k, v, nAll);
+      const qLen = s.nHead * s.dk;
+      const q = randomF32(r, nTok * qLen, -3, 3);
+      const sinks = withSinks ? randomF32(r, s.nHead, -1, 3) : null;
+      const ob = createStorage(g, nTok * s.nHead * s.dv * 4);
+      const launch = await createAttnPrefill(g, { cache, q: createStorageFrom(g, q), out: ob, nHead: s.nHead, nTokens: nTok, pos0, window, sinks: sinks ? createStorageFrom(g, sinks) : undefined, ...(tile ?? {}) });
+      runLaunches(g, [launch]);
+      const got = await readF32(g, ob, nTok * s.nHead * s.dv);
+      for (let t = 0; t < nTok; t++) {
+        const ref = refWith(q.subarray(t * qLen, (t + 1) * qLen), k, v, pos0 + t + 1, window, sinks);
+        expectClose(`token ${t} (position ${pos0 + t})`, got.subarray(t * s.nHead * s.dv, (t + 1) * s.nHead * s.dv), ref, ATOL);
+      }
+      await g.checkErrors();
+    });
+  }
+});
