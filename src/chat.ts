@@ -16,6 +16,18 @@
 // longest common prefix of its tokens and the new ones and evaluates only the rest. Qwen3's template
 // drops the think blocks of earlier turns, so after a thinking turn the prefix ends where the last
 // answer's `<think>` began: the answer is evaluated again (without its thinking), as llama-server does.
+//
+// Harmony (gpt-oss): a template that writes `<|channel|>` is OpenAI's harmony format, as llama.cpp
+// decides it (common_chat_params_init_gpt_oss). Its rendering differs in what llama.cpp does for it: a
+// `developer` message keeps its role (other templates get it as `system`), an assistant turn's
+// reasoningContent goes to the template as `thinking` (and `reasoning_content`), `reasoning_effort`
+// is passed when asked for, and without the generation prompt the last `<|return|>` becomes
+// `<|end|>`. The output after the prompt's `<|start|>assistant` is a sequence of messages
+// (`<|channel|>analysis<|message|>…<|end|><|start|>assistant<|channel|>final<|message|>…<|return|>`),
+// split by HarmonySplitter: analysis is 'thinking', final (and any other channel, commentary
+// preambles included) is 'content', a message with a recipient (`to=functions.x`, a tool call, ended
+// by `<|call|>`) is neither: it is kept in ChatResult.toolCalls. The earlier turns' analysis is dropped
+// by the template, so the KV cache is reused up to the last answer's `<|start|>assistant`.
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { ContextOverflowError, MoetError } from './errors.js';
 import type { GenerateOptions, GenerationTimings, StopReason } from './model.js';
@@ -23,13 +35,17 @@ import type { Tokenizer } from './tokenizer/index.js';
 
 /** One message of a conversation. */
 export interface ChatMessage {
-  /** 'system', 'user', 'assistant' (or 'tool', where the template knows it) */
+  /**
+   * 'system', 'user', 'assistant' (or 'tool', where the template knows it); 'developer' is passed as
+   * 'system', except to a harmony template (gpt-oss), which has a developer role of its own
+   */
   role: string;
   content: string;
   /**
    * thinking of an earlier assistant turn, passed to the template as `reasoning_content` (Qwen3's
    * template shows it only for assistant turns after the last user message). An assistant `content`
-   * that starts with `<think>…</think>` works too.
+   * that starts with `<think>…</think>` works too. A harmony template (gpt-oss) gets it as `thinking`
+   * as well (llama.cpp's name for it there); that template drops it for every turn but a tool call's.
    */
   reasoningContent?: string;
 }
@@ -42,6 +58,12 @@ export interface ChatTemplateOptions {
    * Qwen3 thinks)
    */
   enableThinking?: boolean;
+  /**
+   * passed to the template as `reasoning_effort` (gpt-oss's harmony template writes
+   * "Reasoning: low | medium | high" into its system message; its default is medium). Default: left
+   * undefined
+   */
+  reasoningEffort?: string;
   /** end with the assistant's generation prompt. Default true */
   addGenerationPrompt?: boolean;
   /** a Jinja chat template to use instead of the GGUF's `tokenizer.chat_template` */
@@ -61,7 +83,7 @@ export type ChatChunkKind = 'thinking' | 'content';
 
 /** One piece of streamed chat output. */
 export interface ChatChunk {
-  /** text, never empty; the `<think>` / `</think>` tags themselves are never emitted */
+  /** text, never empty; the `<think>` / `</think>` tags (harmony: the message headers and ends) are never emitted */
   text: string;
   kind: ChatChunkKind;
   /** id of the sampled token that completed this text (absent for text flushed at the end) */
@@ -72,8 +94,17 @@ export interface ChatChunk {
 export interface ChatResult {
   /** the answer (without thinking) */
   content: string;
-  /** the reasoning between `<think>` and `</think>` (trimmed), '' when there was none */
+  /**
+   * the reasoning between `<think>` and `</think>` (trimmed), '' when there was none. Harmony: the
+   * analysis messages' text as written (several joined by "\n")
+   */
   thinking: string;
+  /**
+   * harmony only, and only when the model wrote one: the messages addressed to a recipient (tool calls,
+   * `<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{…}<|call|>`),
+   * which are neither content nor thinking. Generation stops at `<|call|>` (an end-of-generation token)
+   */
+  toolCalls?: ChatToolCall[];
   stopReason: StopReason;
   /** tokens of the rendered prompt */
   promptTokens: number;
@@ -82,6 +113,18 @@ export interface ChatResult {
   /** tokens sampled, including a final end-of-generation token */
   generatedTokens: number;
   timings: GenerationTimings;
+}
+
+/** A harmony message with a recipient: a tool call (ChatResult.toolCalls). */
+export interface ChatToolCall {
+  /** the recipient, e.g. 'functions.get_weather' or 'browser.search' */
+  recipient: string;
+  /** the channel the call went to ('commentary' for functions, 'analysis' for built-in tools) */
+  channel: string;
+  /** the content type after the channel or `<|constrain|>` ('json'), when given */
+  contentType?: string;
+  /** the message text: the call's arguments as the model wrote them */
+  arguments: string;
 }
 
 /** Plain ChatML, used when the GGUF has no `tokenizer.chat_template`. */
@@ -241,11 +284,19 @@ export function applyChatTemplate(tokenizer: Tokenizer, messages: readonly ChatM
   if (opts.now !== undefined && !(opts.now instanceof Date && Number.isFinite(opts.now.getTime()))) {
     throw new RangeError('now must be a valid Date');
   }
-  const t = compile(opts.template ?? tokenizer.chatTemplate ?? CHATML_TEMPLATE);
+  if (opts.reasoningEffort !== undefined && typeof opts.reasoningEffort !== 'string') throw new RangeError('reasoningEffort must be a string');
+  const source = chatTemplateSource(tokenizer, opts.template);
+  const harmony = isHarmonyTemplate(source);
+  const t = compile(source);
   const now = opts.now ?? new Date();
   let msgs: Record<string, unknown>[] = messages.map((m) => {
-    const o: Record<string, unknown> = { role: m.role, content: m.content };
-    if (m.reasoningContent !== undefined) o.reasoning_content = m.reasoningContent;
+    // llama.cpp's workaround::map_developer_role_to_system, for every template but gpt-oss's
+    const o: Record<string, unknown> = { role: m.role === 'developer' && !harmony ? 'system' : m.role, content: m.content };
+    if (m.reasoningContent !== undefined) {
+      o.reasoning_content = m.reasoningContent;
+      // common_chat_params_init_gpt_oss: "Copy reasoning to the 'thinking' field as expected by the gpt-oss template"
+      if (harmony) o.thinking = m.reasoningContent;
+    }
     return o;
   });
   if (msgs[0]!.role === 'system' && !supportsSystemRole(t)) {
@@ -261,11 +312,37 @@ export function applyChatTemplate(tokenizer: Tokenizer, messages: readonly ChatM
     ...dateVars(now),
   };
   if (opts.enableThinking !== undefined) vars.enable_thinking = opts.enableThinking;
+  if (opts.reasoningEffort !== undefined) vars.reasoning_effort = opts.reasoningEffort;
   try {
-    return render(t.template, vars, now);
+    const out = render(t.template, vars, now);
+    if (harmony && !vars.add_generation_prompt) {
+      // llama.cpp (inference without a generation prompt, its issue 15417): the template ends the last
+      // assistant turn with <|return|>, which is never an input; the conversation continues after <|end|>
+      const at = out.lastIndexOf(HARMONY_RETURN);
+      if (at >= 0) return out.slice(0, at) + HARMONY_END + out.slice(at + HARMONY_RETURN.length);
+    }
+    return out;
   } catch (e) {
     throw new MoetError(`cannot render the chat template: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
+}
+
+/**
+ * The chat template a tokenizer renders with: `override`, else the GGUF's `tokenizer.chat_template`,
+ * else plain ChatML. @internal
+ * @throws nothing
+ */
+export function chatTemplateSource(tokenizer: Tokenizer, override?: string): string {
+  return override ?? tokenizer.chatTemplate ?? CHATML_TEMPLATE;
+}
+
+/**
+ * Whether a chat template is OpenAI's harmony format (gpt-oss): it writes `<|channel|>`, the test
+ * llama.cpp's common_chat_try_specialized_template makes. @internal
+ * @throws nothing
+ */
+export function isHarmonyTemplate(source: string): boolean {
+  return source.includes(HARMONY_CHANNEL);
 }
 
 /**
@@ -398,6 +475,200 @@ export class ThinkSplitter {
   }
 }
 
+const HARMONY_START = '<|start|>';
+const HARMONY_CHANNEL = '<|channel|>';
+const HARMONY_MESSAGE = '<|message|>';
+const HARMONY_END = '<|end|>';
+const HARMONY_RETURN = '<|return|>';
+const HARMONY_CALL = '<|call|>';
+const HARMONY_CONSTRAIN = '<|constrain|>';
+/** what ends a message body: its end tokens, or the start of the next message */
+const HARMONY_BODY_ENDS = [HARMONY_END, HARMONY_RETURN, HARMONY_CALL, HARMONY_START];
+/**
+ * a header longer than this without `<|message|>` is not one: the output is not harmony, and the
+ * rest of it is content (a model that ignores the format still streams)
+ */
+const HARMONY_MAX_HEADER = 256;
+
+/** What a harmony message header says: `[role][ to=recipient]<|channel|>name[ type | <|constrain|>type][ to=recipient]`. */
+interface HarmonyHeader {
+  channel: string;
+  recipient?: string;
+  contentType?: string;
+}
+
+/** Parses a message header (the text before `<|message|>`, the `<|start|>` and role included or not). */
+function parseHarmonyHeader(text: string): HarmonyHeader {
+  // the last channel counts: gpt-oss-20b sometimes prefixes a stray `<|channel|>commentary[ to=assistant]`
+  const at = text.lastIndexOf(HARMONY_CHANNEL);
+  let channel = '';
+  let contentType: string | undefined;
+  if (at >= 0) {
+    const rest = text.slice(at + HARMONY_CHANNEL.length);
+    const m = /^([^\s<]*)(?:\s+(?!to=)([^\s<]+))?/.exec(rest)!;
+    channel = m[1]!;
+    contentType = m[2];
+  }
+  const constrain = text.indexOf(HARMONY_CONSTRAIN);
+  if (constrain >= 0) contentType = /^\s*([^\s<]*)/.exec(text.slice(constrain + HARMONY_CONSTRAIN.length))![1] || contentType;
+  // a recipient other than the assistant itself makes the message a tool call
+  let recipient: string | undefined;
+  for (const m of text.matchAll(/(?:^|[\s>])to=([^\s<]+)/g)) {
+    if (m[1] !== 'assistant') {
+      recipient = m[1];
+      break;
+    }
+  }
+  const h: HarmonyHeader = { channel };
+  if (recipient !== undefined) h.recipient = recipient;
+  if (contentType) h.contentType = contentType;
+  return h;
+}
+
+/**
+ * Streaming splitter of harmony output (gpt-oss): the text after the prompt, which ends in a message
+ * header (`<|start|>assistant`), is a sequence of messages `header<|message|>body` ended by `<|end|>`
+ * (then `<|start|>` and the next header), `<|return|>` or `<|call|>` (both end generation). Text may
+ * arrive split anywhere. Out come 'thinking' chunks for the analysis channel and 'content' for the
+ * others (final; commentary preambles) without headers or end tags; messages with a recipient (tool
+ * calls) are collected in `toolCalls` instead. Bodies are kept verbatim; the bodies of consecutive
+ * messages of the same kind are joined by "\n". Output that never writes `<|message|>` within
+ * HARMONY_MAX_HEADER characters is not harmony: it is content, as written. @internal
+ */
+export class HarmonySplitter {
+  private mode: 'header' | 'body' = 'header';
+  /** in 'header': the header so far; in 'body': text not emitted yet (a possible partial end tag) */
+  private held = '';
+  /** header text that came from the prompt (never emitted) */
+  private promptHeader = '';
+  private kind: ChatChunkKind | 'tool' = 'content';
+  private call: ChatToolCall | null = null;
+  /** the current message has emitted text (for the "\n" between messages of one kind) */
+  private started = false;
+  thinking = '';
+  content = '';
+  readonly toolCalls: ChatToolCall[] = [];
+
+  /**
+   * @param prompt the rendered prompt (its last message header, or open message, is where the output starts)
+   * @throws nothing (nor do push and flush)
+   */
+  constructor(prompt = '') {
+    const at = prompt.lastIndexOf(HARMONY_START);
+    if (at < 0) return;
+    const tail = prompt.slice(at);
+    const msg = tail.indexOf(HARMONY_MESSAGE);
+    if (msg >= 0 && !HARMONY_BODY_ENDS.some((e) => tail.indexOf(e, msg) >= 0)) this.open(tail.slice(0, msg));
+    else if (!HARMONY_BODY_ENDS.some((e) => e !== HARMONY_START && tail.includes(e))) this.promptHeader = tail;
+  }
+
+  /** Adds generated text; returns the chunks that became final. */
+  push(text: string, id?: number): ChatChunk[] {
+    this.held += text;
+    const out: ChatChunk[] = [];
+    for (;;) {
+      if (this.mode === 'header') {
+        const msg = this.held.indexOf(HARMONY_MESSAGE);
+        if (msg >= 0) {
+          this.open(this.promptHeader + this.held.slice(0, msg));
+          this.held = this.held.slice(msg + HARMONY_MESSAGE.length);
+          continue;
+        }
+        if (this.held.length > HARMONY_MAX_HEADER) {
+          // not harmony: what was held, and all that follows, is content
+          this.mode = 'body';
+          this.kind = 'content';
+          this.call = null;
+          this.started = false;
+          this.bodyEnds = [];
+          continue;
+        }
+        return out;
+      }
+      let end = -1;
+      let tag = '';
+      for (const e of this.bodyEnds) {
+        const i = this.held.indexOf(e);
+        if (i >= 0 && (end < 0 || i < end)) {
+          end = i;
+          tag = e;
+        }
+      }
+      if (end >= 0) {
+        this.emit(out, this.held.slice(0, end), id);
+        // <|start|> belongs to the next header; the end tokens are dropped
+        this.held = this.held.slice(tag === HARMONY_START ? end : end + tag.length);
+        this.mode = 'header';
+        this.promptHeader = '';
+        continue;
+      }
+      let keep = 0;
+      for (const e of this.bodyEnds) keep = Math.max(keep, partialTagAt(this.held, e));
+      this.emit(out, this.held.slice(0, this.held.length - keep), id);
+      this.held = this.held.slice(this.held.length - keep);
+      return out;
+    }
+  }
+
+  /** Emits whatever is held (generation ended): a partial end tag is body text; an unfinished header is content. */
+  flush(): ChatChunk[] {
+    const out: ChatChunk[] = [];
+    if (this.mode === 'header') {
+      // a header that never got its <|message|>: the model did not write harmony
+      // (one cut short by the token limit, which holds a harmony tag or the start of one, is dropped)
+      const text = this.held.trim();
+      const partial = /<\|(?:start|channel|constrain)\|>/.test(text) || (text.startsWith('<|') && [HARMONY_START, HARMONY_CHANNEL].some((t) => t.startsWith(text)));
+      if (text.length > 0 && !partial) {
+        this.kind = 'content';
+        this.call = null;
+        this.started = false;
+        this.emit(out, this.held);
+      }
+    } else {
+      this.emit(out, this.held);
+    }
+    this.held = '';
+    return out;
+  }
+
+  /** the tags that end the current body (none once the output turned out not to be harmony) */
+  private bodyEnds: readonly string[] = HARMONY_BODY_ENDS;
+
+  /** Starts a message body after its header. */
+  private open(header: string): void {
+    const h = parseHarmonyHeader(header);
+    this.mode = 'body';
+    this.started = false;
+    this.bodyEnds = HARMONY_BODY_ENDS;
+    if (h.recipient !== undefined) {
+      this.kind = 'tool';
+      this.call = { recipient: h.recipient, channel: h.channel, ...(h.contentType ? { contentType: h.contentType } : {}), arguments: '' };
+      this.toolCalls.push(this.call);
+    } else {
+      this.kind = h.channel === 'analysis' ? 'thinking' : 'content';
+      this.call = null;
+    }
+  }
+
+  private emit(out: ChatChunk[], text: string, id?: number): void {
+    if (text.length === 0) return;
+    if (this.kind === 'tool') {
+      this.call!.arguments += text;
+      return;
+    }
+    const kind = this.kind;
+    if (!this.started) {
+      this.started = true;
+      if ((kind === 'thinking' ? this.thinking : this.content).length > 0) text = '\n' + text;
+    }
+    if (kind === 'thinking') this.thinking += text;
+    else this.content += text;
+    const last = out[out.length - 1];
+    if (last && last.kind === kind && last.id === id) last.text += text;
+    else out.push(id === undefined ? { text, kind } : { text, kind, id });
+  }
+}
+
 /**
  * length of the common prefix of two token lists
  * @throws nothing
@@ -439,6 +710,8 @@ export async function* chatTurn(
   opts: GenerateOptions & {
     /** the prompt opened `<think>`: the output starts as thinking */
     inThinking?: boolean;
+    /** the rendered prompt of a harmony template (gpt-oss): the output is split by HarmonySplitter */
+    harmonyPrompt?: string;
     /** no splitting: every chunk is 'content', tags included (ChatResult.content is the raw text) */
     raw?: boolean;
   },
@@ -448,8 +721,9 @@ export async function* chatTurn(
   // at least one token is evaluated, so that the logits belong to the prompt
   const keep = Math.min(commonPrefixLength(host.tokens, promptIds), promptIds.length - 1);
   host.truncate(keep);
-  const { inThinking, raw, ...genOpts } = opts;
-  const splitter = raw ? null : new ThinkSplitter(inThinking ?? false);
+  const { inThinking, harmonyPrompt, raw, ...genOpts } = opts;
+  const harmony = !raw && harmonyPrompt !== undefined ? new HarmonySplitter(harmonyPrompt) : null;
+  const splitter = raw ? null : harmony ?? new ThinkSplitter(inThinking ?? false);
   let text = '';
   for await (const t of host.generate(promptIds.slice(keep), genOpts)) {
     // let I/O run between tokens (a CPU backend computes in microtasks only): sockets flush, a
@@ -468,6 +742,7 @@ export async function* chatTurn(
     content: splitter ? splitter.content : text,
     thinking: splitter ? splitter.thinking : '',
     stopReason: timings.stopReason,
+    ...(harmony && harmony.toolCalls.length > 0 ? { toolCalls: harmony.toolCalls } : {}),
     promptTokens: promptIds.length,
     // a token left pending by the previous turn sits in the kept prefix but is evaluated now:
     // cached = the prompt's tokens that were not evaluated in this turn

@@ -34,6 +34,7 @@ export {
   type ChatChunk,
   type ChatChunkKind,
   type ChatResult,
+  type ChatToolCall,
 } from './chat.js';
 
 export { startServer, DEFAULT_MAX_BODY_BYTES, type ServerOptions, type MoetServer } from './server/index.js';

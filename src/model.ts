@@ -6,7 +6,7 @@
 import { openGGUF, type GGUFFile } from '../gguf/reader.js';
 import { ggmlTypeName, type GGUFTensorInfo } from '../gguf/types.js';
 import type { Backend, BackendSequence, Numerics, SequenceStats, TopKResult } from './backend.js';
-import { applyChatTemplate, chatTurn, promptOpensThinking, tokenizeChatPrompt, type ChatChunk, type ChatMessage, type ChatOptions, type ChatResult, type ChatTemplateOptions } from './chat.js';
+import { applyChatTemplate, chatTemplateSource, chatTurn, isHarmonyTemplate, promptOpensThinking, tokenizeChatPrompt, type ChatChunk, type ChatMessage, type ChatOptions, type ChatResult, type ChatTemplateOptions } from './chat.js';
 import { configFromGGUF, type ModelConfig } from './config.js';
 import { AbortError, ContextOverflowError, DisposedError, MoetError } from './errors.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
@@ -673,8 +673,11 @@ export class Session {
    * generation prompt is added), keeps the part of the context that the rendered conversation shares
    * with it (the KV cache is reused across turns: only new tokens are evaluated) and streams the
    * answer as `{ text, kind, id? }` chunks, `kind` being 'thinking' for text between `<think>` and
-   * `</think>` (the tags are not emitted) and 'content' for the answer. The generator's return value
-   * is a ChatResult (content, thinking, stop reason, token counts, timings); `lastTimings` is set too.
+   * `</think>` (the tags are not emitted) and 'content' for the answer. With a harmony template
+   * (gpt-oss: it writes `<|channel|>`) the analysis channel is 'thinking', the final channel (and
+   * commentary preambles) 'content', and tool calls (messages with a recipient) go to
+   * ChatResult.toolCalls only. The generator's return value is a ChatResult (content, thinking, stop
+   * reason, token counts, timings); `lastTimings` is set too.
    *
    * Add the answer to `messages` as `{ role: 'assistant', content }` before the next turn.
    *
@@ -684,10 +687,12 @@ export class Session {
    */
   async *chat(messages: readonly ChatMessage[], opts: ChatOptions = {}): AsyncGenerator<ChatChunk, ChatResult, undefined> {
     this.assertUsable();
-    const { enableThinking, template, now, ...genOpts } = opts;
-    const prompt = applyChatTemplate(this.model.tokenizer, messages, { enableThinking, template, now });
-    const ids = tokenizeChatPrompt(this.model.tokenizer, prompt);
-    return yield* chatTurn(this, ids, { ...genOpts, inThinking: promptOpensThinking(prompt) });
+    const { enableThinking, reasoningEffort, template, now, ...genOpts } = opts;
+    const tok = this.model.tokenizer;
+    const prompt = applyChatTemplate(tok, messages, { enableThinking, reasoningEffort, template, now });
+    const ids = tokenizeChatPrompt(tok, prompt);
+    const harmony = isHarmonyTemplate(chatTemplateSource(tok, template));
+    return yield* chatTurn(this, ids, harmony ? { ...genOpts, harmonyPrompt: prompt } : { ...genOpts, inThinking: promptOpensThinking(prompt) });
   }
 
   /**

@@ -12,9 +12,9 @@ import { COMMON_OPTIONS, errorLine, numberOpt, parse, UsageError, type CliIO } f
 
 export const CHAT_HELP = `usage: moet chat -m FILE [options]
 
-Interactive chat with the model's chat template (Qwen3: ChatML; thinking shown dimmed). Type a
-message and press Enter; the conversation keeps its KV cache between turns, so only new tokens are
-evaluated. Ctrl-C stops the current answer; Ctrl-C at the prompt (or twice) leaves, as do /exit and
+Interactive chat with the model's chat template (Qwen3: ChatML; gpt-oss: harmony; thinking shown
+dimmed). Type a message and press Enter; the conversation keeps its KV cache between turns, so only
+new tokens are evaluated. Ctrl-C stops the current answer; Ctrl-C at the prompt (or twice) leaves, as do /exit and
 Ctrl-D. Input can also be piped: one message per line.
 
 commands at the prompt:
@@ -28,6 +28,7 @@ options:
   --system-file FILE        read the system prompt from a file
   --no-think                disable thinking (the template's enable_thinking = false)
   --hide-think              do not show the thinking (it still happens unless --no-think)
+  --reasoning-effort LEVEL  the template's reasoning_effort (gpt-oss: low, medium, high)
   --chat-template-file FILE a Jinja chat template instead of the GGUF's
   -c, --ctx-size N          context length (default min(2048, the trained context))
 ${SAMPLING_HELP}
@@ -89,6 +90,7 @@ export async function chatCommand(argv: string[], io: ChatIO): Promise<number> {
       'system-file': { type: 'string' },
       'no-think': { type: 'boolean' },
       'hide-think': { type: 'boolean' },
+      'reasoning-effort': { type: 'string' },
       'chat-template-file': { type: 'string' },
       'ctx-size': { type: 'string', short: 'c' },
       timings: { type: 'boolean' },
@@ -109,6 +111,7 @@ export async function chatCommand(argv: string[], io: ChatIO): Promise<number> {
   const sampling = samplingFrom('chat', values);
   const enableThinking = values['no-think'] ? false : undefined;
   const hideThink = values['hide-think'] ?? false;
+  const reasoningEffort = values['reasoning-effort'];
 
   const out = io.stdout as CliIO['stdout'] & { isTTY?: boolean };
   const tty = !!out.isTTY;
@@ -177,7 +180,7 @@ export async function chatCommand(argv: string[], io: ChatIO): Promise<number> {
         if (kind === 'thinking' && !hideThink) out.write(color ? `${UNDIM}\n\n` : '\n</think>\n\n');
       };
       try {
-        const it = session.chat(messages, { ...sampling, enableThinking, template, signal: current.signal });
+        const it = session.chat(messages, { ...sampling, enableThinking, reasoningEffort, template, signal: current.signal });
         for (;;) {
           const r = await it.next();
           if (r.done) {

@@ -1,6 +1,7 @@
 // Chat-template families of issue 14 for tests/chat/family-sessions.test.ts: the real chat templates of
 // Mixtral-8x7B-Instruct-v0.1, Meta-Llama-3-8B-Instruct, Llama-3.2-3B-Instruct, OLMoE-1B-7B-0924-Instruct
-// and Qwen1.5-MoE-A2.7B-Chat, family vocabularies shaped like the real ones (SentencePiece with <s> /
+// and Qwen1.5-MoE-A2.7B-Chat (and, for tests/chat/harmony.test.ts, gpt-oss's harmony template from
+// templates/openai-gpt-oss-120b.jinja with the o200k_harmony special tokens), family vocabularies shaped like the real ones (SentencePiece with <s> /
 // </s> for Mixtral; byte-level BPE with the family's control tokens for the others), and tiny GGUFs
 // that put them on the weights of a model fixture of the family's architecture (tests/fixtures/make.ts:
 // same tensors, `tokenizer.*` keys replaced; the vocabulary is padded to the fixture's 459 rows).
@@ -156,6 +157,13 @@ export const OLMOE_TEMPLATE =
 export const QWEN15_TEMPLATE =
   "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/**
+ * gpt-oss-20b / gpt-oss-120b's chat template (the GGUFs' `tokenizer.chat_template`: OpenAI's
+ * chat_template.jinja, Apache-2.0), verbatim from llama.cpp's models/templates/openai-gpt-oss-120b.jinja;
+ * see templates/README.md.
+ */
+export const GPT_OSS_TEMPLATE = readFileSync(fileURLToPath(new URL('templates/openai-gpt-oss-120b.jinja', import.meta.url)), 'utf8');
+
 // ---- vocabularies ----
 
 const NORMAL = 1;
@@ -247,6 +255,16 @@ export const BPE_STYLES = {
     pre: 'qwen2', control: ['<|endoftext|>', '<|im_start|>', '<|im_end|>'],
     bos: '<|endoftext|>', eos: '<|im_end|>', pad: '<|endoftext|>', addBos: false,
   },
+  /**
+   * gpt-oss (o200k_harmony, pre-tokenizer gpt-4o): the special tokens in their real order
+   * (199998 <|startoftext|> … 200012 <|call|>, reserved ids left out), bos <|startoftext|>, eos
+   * <|return|>, pad <|endoftext|>; no add_bos_token key, as in ggml-org's gpt-oss GGUFs
+   */
+  harmony: {
+    pre: 'gpt-4o',
+    control: ['<|startoftext|>', '<|endoftext|>', '<|return|>', '<|constrain|>', '<|channel|>', '<|start|>', '<|end|>', '<|message|>', '<|call|>'],
+    bos: '<|startoftext|>', eos: '<|return|>', pad: '<|endoftext|>',
+  },
 } as const satisfies Record<string, BpeStyle>;
 
 /**
@@ -304,6 +322,11 @@ export const FAMILIES: Record<FamilyName, Family> = {
   qwen15moe: { source: 'qwen2moe-q4_k_m', template: QWEN15_TEMPLATE, vocab: (n) => bpeVocab(n, BPE_STYLES.qwen15), endOfTurn: '<|im_end|>' },
 };
 
+/** gpt-oss: the harmony template on the gpt-oss fixture; generation ends at <|return|> (and <|call|>) */
+export const GPT_OSS_FAMILY: Family = {
+  source: 'gpt-oss-mxfp4', template: GPT_OSS_TEMPLATE, vocab: (n) => bpeVocab(n, BPE_STYLES.harmony), endOfTurn: '<|return|>',
+};
+
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 /**
@@ -311,8 +334,8 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
  * fixture's tensors and non-tokenizer keys, the family's vocabulary and `tokenizer.chat_template`
  * (`template` overrides the family's; `extra` adds or replaces keys).
  */
-export async function familyModelPath(name: FamilyName, opts: { template?: string; extra?: GGUFMetadataEntry[] } = {}): Promise<string> {
-  const fam = FAMILIES[name];
+export async function familyModelPath(name: FamilyName | 'gptoss', opts: { template?: string; extra?: GGUFMetadataEntry[] } = {}): Promise<string> {
+  const fam = name === 'gptoss' ? GPT_OSS_FAMILY : FAMILIES[name];
   const src = await fixturePath(fam.source);
   const template = opts.template ?? fam.template;
   const hash = createHash('sha256')
