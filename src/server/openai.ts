@@ -63,8 +63,10 @@ export interface CommonRequest {
 
 export interface ChatCompletionRequest extends CommonRequest {
   messages: ChatMessage[];
-  /** chat_template_kwargs.enable_thinking */
+  /** chat_template_kwargs.enable_thinking (false also for reasoning_effort "none") */
   enableThinking: boolean | undefined;
+  /** reasoning_effort, else chat_template_kwargs.reasoning_effort (gpt-oss's template reads it) */
+  reasoningEffort: string | undefined;
   /** 'deepseek' (default): thinking in reasoning_content; 'none': left in content with its tags */
   reasoningFormat: 'deepseek' | 'none';
 }
@@ -174,7 +176,8 @@ export function parseChatRequest(body: Body): ChatCompletionRequest {
       throw bad(`${p}.role`, `'${p}.role' must be one of system, developer, user, assistant, tool; got "${mm.role}"`);
     }
     if (mm.content === undefined && mm.role !== 'assistant') throw bad(`${p}.content`, `'${p}.content' is required`, 'missing_required_parameter');
-    const msg: ChatMessage = { role: mm.role === 'developer' ? 'system' : mm.role, content: contentText(mm.content, `${p}.content`) };
+    // 'developer' stays: applyChatTemplate passes it as 'system' except to gpt-oss's template (llama.cpp)
+    const msg: ChatMessage = { role: mm.role, content: contentText(mm.content, `${p}.content`) };
     if (mm.reasoning_content !== undefined && mm.reasoning_content !== null) {
       if (typeof mm.reasoning_content !== 'string') throw bad(`${p}.reasoning_content`, `'${p}.reasoning_content' must be a string`, 'invalid_type');
       msg.reasoningContent = mm.reasoning_content;
@@ -183,10 +186,23 @@ export function parseChatRequest(body: Body): ChatCompletionRequest {
   });
   unsupported(body, 'tools', (v) => Array.isArray(v) && v.length === 0, 'tool calling is not implemented');
   const kwargs = obj(body, 'chat_template_kwargs');
-  const enableThinking = kwargs ? bool(kwargs, 'enable_thinking', 'chat_template_kwargs.enable_thinking') : undefined;
+  let enableThinking = kwargs ? bool(kwargs, 'enable_thinking', 'chat_template_kwargs.enable_thinking') : undefined;
+  const kwEffort = kwargs?.reasoning_effort;
+  if (kwEffort !== undefined && kwEffort !== null && typeof kwEffort !== 'string') {
+    throw bad('chat_template_kwargs.reasoning_effort', `'chat_template_kwargs.reasoning_effort' must be a string, got ${typeName(kwEffort)}`, 'invalid_type');
+  }
+  let reasoningEffort = typeof kwEffort === 'string' ? kwEffort : undefined;
+  // llama.cpp's server: the OpenAI field overrides the kwarg; "none" turns thinking off and drops it
+  const effort = str(body, 'reasoning_effort');
+  if (effort === 'none') {
+    enableThinking = false;
+    reasoningEffort = undefined;
+  } else if (effort) {
+    reasoningEffort = effort;
+  }
   const rf = str(body, 'reasoning_format') ?? 'deepseek';
   if (rf !== 'deepseek' && rf !== 'none' && rf !== 'auto') throw bad('reasoning_format', `'reasoning_format' must be 'none', 'auto' or 'deepseek', got "${rf}"`);
-  return { ...c, messages, enableThinking, reasoningFormat: rf === 'none' ? 'none' : 'deepseek' };
+  return { ...c, messages, enableThinking, reasoningEffort, reasoningFormat: rf === 'none' ? 'none' : 'deepseek' };
 }
 
 function tokenArray(v: unknown[], param: string): number[] {

@@ -11,7 +11,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename } from 'node:path';
-import { applyChatTemplate, chatTurn, promptOpensThinking, tokenizeChatPrompt, type ChatResult } from '../chat.js';
+import { applyChatTemplate, chatTemplateSource, chatTurn, isHarmonyTemplate, promptOpensThinking, tokenizeChatPrompt, type ChatResult } from '../chat.js';
 import { AbortError, ContextOverflowError, MoetError } from '../errors.js';
 import { loadModel, type BackendName, type GenerateOptions, type Model, type Session, type StopReason } from '../model.js';
 import { errorBody, EventStream, FifoLock, HttpError, readJsonBody, sendError, sendJson } from './http.js';
@@ -152,7 +152,7 @@ export async function startServer(opts: ServerOptions): Promise<MoetServer> {
   async function generate(
     ids: number[],
     req: CommonRequest,
-    mode: { raw: boolean; inThinking: boolean },
+    mode: { raw: boolean; inThinking: boolean; harmonyPrompt?: string },
     signal: AbortSignal,
     onChunk: (kind: 'thinking' | 'content', text: string) => void,
   ): Promise<ChatResult> {
@@ -202,13 +202,16 @@ export async function startServer(opts: ServerOptions): Promise<MoetServer> {
     const r = parseChatRequest(body);
     let prompt: string;
     try {
-      prompt = applyChatTemplate(m.tokenizer, r.messages, { enableThinking: r.enableThinking, template: opts.chatTemplate });
+      prompt = applyChatTemplate(m.tokenizer, r.messages, { enableThinking: r.enableThinking, reasoningEffort: r.reasoningEffort, template: opts.chatTemplate });
     } catch (e) {
       if (e instanceof RangeError) throw new HttpError(400, e.message, 'messages');
       throw e;
     }
     const ids = tokenizeChatPrompt(m.tokenizer, prompt);
-    const mode = { raw: r.reasoningFormat === 'none', inThinking: promptOpensThinking(prompt) };
+    // harmony (gpt-oss): analysis → reasoning_content, final → content, tool calls dropped (tools are
+    // not implemented; llama.cpp's parser drops such unsolicited calls too)
+    const harmony = isHarmonyTemplate(chatTemplateSource(m.tokenizer, opts.chatTemplate));
+    const mode = { raw: r.reasoningFormat === 'none', inThinking: !harmony && promptOpensThinking(prompt), ...(harmony ? { harmonyPrompt: prompt } : {}) };
     // with reasoning_format 'none' and a template that opened <think>, the content starts inside it
     const rawPrefix = mode.raw && mode.inThinking ? '<think>\n' : '';
     const id = completionId('chatcmpl');
