@@ -6,8 +6,8 @@
 //     Q5_0 22 B, Q6_K 210 B): every field read goes through ld64/ld32/ld16/ld8, which take byte
 //     offsets (all block fields lie at even offsets, so at worst a u32 straddles two words by 2
 //     bytes; ld64 reads 8 bytes from 3 words where two ld32 would take 4), without a branch on the
-//     alignment (see funnel);
-//   - exactly one type define is set: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K.
+//     alignment (see funnel). MXFP4's 17-byte blocks lie at any byte: ld32b;
+//   - exactly one type define is set: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K MXFP4.
 //
 // Provides:
 //   const UNIT: u32   elements a matvec thread takes per step (32 for block types, 8 for floats)
@@ -75,6 +75,14 @@ fn ld64(byte: u32) -> vec2<u32> {
   let b = w[i + 1u];
   let c = w[i + 2u];
   return vec2<u32>(funnel(a, b, sh), funnel(b, c, sh));
+}
+
+// 4 bytes at any byte offset: (a >> sh) | (b << (32 − sh)), the second shift split in two so
+// that sh = 0 shifts b out entirely (WGSL masks a shift by 32)
+fn ld32b(byte: u32) -> u32 {
+  let i = byte >> 2u;
+  let sh = (byte & 3u) * 8u;
+  return (w[i] >> sh) | ((w[i + 1u] << 1u) << (31u - sh));
 }
 
 // 2 bytes at a 2-aligned byte offset
@@ -243,6 +251,32 @@ fn unit_dq8(h: Hdr, g: u32) -> D8 {
   let q0 = ((bytes4(w[qw]) >> sh) & vec4<u32>(15u)) | h0;
   let q1 = ((bytes4(w[qw + 1u]) >> sh) & vec4<u32>(15u)) | h1;
   return D8(vec4<f32>(q0) * h.d + h.m, vec4<f32>(q1) * h.d + h.m);
+}
+#elif MXFP4
+// block (17 bytes, any alignment; gpt-oss's experts): u8 e (E8M0 scale) @0; u8 qs[16] @1 (E2M1 codes:
+// element j in the low nibble of qs[j], element j + 16 in the high one); y = kvalue(q) · 2^(e − 128),
+// kvalues = 2 × the E2M1 values {0, 1, 2, 3, 4, 6, 8, 12, −0, −1, …, −12} (ggml kvalues_mxfp4, with
+// ggml_e8m0_to_fp32_half: the half scale; a denormal below e = 2)
+const UNIT: u32 = 32u;
+fn mxfp4_values(c: vec4<u32>) -> vec4<f32> {
+  let m = c & vec4<u32>(7u);
+  // 0, 1, 2, 3, then 4 << ((m & 3) >> 1) = 4, 4, 8, 8, × 1.5 for odd m: 4, 6, 8, 12
+  let big = vec4<f32>(vec4<u32>(4u) << ((m & vec4<u32>(3u)) >> vec4<u32>(1u))) * select(vec4<f32>(1.0), vec4<f32>(1.5), (m & vec4<u32>(1u)) == vec4<u32>(1u));
+  let mag = select(vec4<f32>(m), big, m >= vec4<u32>(4u));
+  return select(mag, -mag, (c & vec4<u32>(8u)) != vec4<u32>(0u));
+}
+fn unit_hdr(rb: u32, k: u32, n: u32) -> Hdr {
+  let bb = rb + (k >> 5u) * 17u;
+  let e = ld8(bb);
+  let d = bitcast<f32>(select((e - 1u) << 23u, 0x00200000u << e, e < 2u));
+  return Hdr(bb + 1u, 0u, 0u, d, 0.0);
+}
+fn unit_dq8(h: Hdr, g: u32) -> D8 {
+  let o = h.o + 8u * (g & 1u);
+  let sh = vec4<u32>((g >> 1u) * 4u);
+  let q0 = (bytes4(ld32b(o)) >> sh) & vec4<u32>(15u);
+  let q1 = (bytes4(ld32b(o + 4u)) >> sh) & vec4<u32>(15u);
+  return D8(mxfp4_values(q0) * h.d, mxfp4_values(q1) * h.d);
 }
 #elif Q4_K
 // block (144 bytes, 4-aligned): half d @0; half dmin @2; u8 scales[12] @4; u8 qs[128] @16

@@ -65,6 +65,7 @@ export const KERNEL_TYPES: readonly GGMLType[] = [
   GGMLType.Q4_K,
   GGMLType.Q5_K,
   GGMLType.Q6_K,
+  GGMLType.MXFP4,
 ];
 
 /**

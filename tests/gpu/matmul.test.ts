@@ -24,6 +24,7 @@ const CASES: [GGMLType, number, number, number][] = [
   [GGMLType.Q4_K, 131, 512, 33],
   [GGMLType.Q5_K, 37, 256, 7],
   [GGMLType.Q6_K, 100, 768, 35],
+  [GGMLType.MXFP4, 37, 96, 9],
 ];
 
 describe.skipIf(!ctx)('matmul', () => {

@@ -53,6 +53,9 @@ const CASES: [GGMLType, number, number][] = [
   [GGMLType.Q5_K, 131, 512],
   [GGMLType.Q6_K, 131, 768],
   [GGMLType.Q6_K, 1000, 256],
+  // 17-byte blocks: rows of 3 and 25 blocks start at odd bytes
+  [GGMLType.MXFP4, 131, 96],
+  [GGMLType.MXFP4, 37, 800],
 ];
 
 describe.skipIf(!ctx)('matvec (dense)', () => {

@@ -158,6 +158,8 @@ const FFN_CASES: FfnCase[] = [
   [GGMLType.Q4_K, GGMLType.Q6_K, 256, 256, 10, 3, 5],
   [GGMLType.Q5_K, GGMLType.Q5_K, 256, 512, 10, 3, 1],
   [GGMLType.Q6_K, GGMLType.Q4_K, 512, 256, 10, 3, 33],
+  // gpt-oss: MXFP4 experts (17-byte blocks at odd bytes)
+  [GGMLType.MXFP4, GGMLType.MXFP4, 96, 160, 10, 3, 5],
 ];
 
 /** Builds a random FFN problem: weights (unused experts poisoned), inputs, routing, CPU result. */
