@@ -1,6 +1,7 @@
 // moe_route_general.wgsl — the general MoE router of llama.cpp's build_moe_ffn, for the routers
 // moe_route.wgsl does not cover (DeepSeek-V2/V3/R1): per token,
-//   p = softmax(z) or sigmoid(z) over the experts (GATING: 0 softmax, 1 sigmoid)
+//   p = softmax(z) or sigmoid(z) over the experts (GATING: 0 softmax, 1 sigmoid), or z itself
+//   (GATING 2, gpt-oss: the weights are then the softmax over the k chosen logits)
 //   s = p + sel_bias (exp_probs_b; SEL_BIAS), for the selection only
 //   groups (n_groups > 1): each group of n_expert / n_groups scores the sum of its two best s; only
 //   the groups_used best groups (ties → lower group) stay eligible
@@ -64,6 +65,10 @@ fn route_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
   if (GATING == 1u) {
     for (var e = tid; e < n; e += WG) {
       prob[e] = 1.0 / (1.0 + exp(-logits[base + e]));
+    }
+  } else if (GATING == 2u) {
+    for (var e = tid; e < n; e += WG) {
+      prob[e] = logits[base + e];
     }
   } else {
     var mx = NEG_INF;
@@ -163,6 +168,19 @@ fn route_general(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     ids[t * P.k + j] = best_e;
     weights[t * P.k + j] = prob[best_e];
     total += prob[best_e];
+  }
+  if (GATING == 2u) {
+    // softmax over the chosen logits (descending: the first is the max)
+    let m = weights[t * P.k];
+    total = 0.0;
+    for (var j = 0u; j < P.k; j++) {
+      let v = exp(weights[t * P.k + j] - m);
+      weights[t * P.k + j] = v;
+      total += v;
+    }
+    for (var j = 0u; j < P.k; j++) {
+      weights[t * P.k + j] = weights[t * P.k + j] / total;
+    }
   }
   let denom = max(total, 6.103515625e-5);
   for (var j = 0u; j < P.k; j++) {

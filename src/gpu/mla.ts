@@ -179,7 +179,7 @@ export async function createMoeRouteGeneral(ctx: GPUContext, a: MoeRouteGeneralA
     [
       {
         spec: a.selectionBias ? MOE_ROUTE_GENERAL_BIAS : MOE_ROUTE_GENERAL,
-        constants: { WG: wg, MAX_EXPERT: nExpert, GATING: r.gating === 'sigmoid' ? 1 : 0 },
+        constants: { WG: wg, MAX_EXPERT: nExpert, GATING: r.gating === 'sigmoid' ? 1 : r.gating === 'softmax_weight' ? 2 : 0 },
         uniform: {
           n_tokens: n0, n_expert: nExpert, k, normalize: r.normalize ? 1 : 0, logits_offset: logits.offset, logits_stride: nExpert,
           n_groups: r.groups > 1 ? r.groups : 0, groups_used: r.groupsUsed, scale: r.scale,

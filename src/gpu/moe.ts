@@ -210,6 +210,51 @@ export const MOE_MM: KernelSpec = {
 /** moe_mm with SwiGLU in place (the up projection after the gate). */
 export const MOE_MM_SWIGLU: KernelSpec = { ...MOE_MM, defines: { SWIGLU: true } };
 
+const MOE_BIAS_PARAMS = uniformSpec('MoeBiasParams', [
+  ['n', 'u32'],
+  ['rows', 'u32'],
+  ['k', 'u32'],
+  ['ids_offset', 'u32'],
+  ['rw_offset', 'u32'],
+  ['y_offset', 'u32'],
+  ['y_stride', 'u32'],
+  ['u_offset', 'u32'],
+  ['alpha', 'f32'],
+  ['limit', 'f32'],
+  ['_pad0', 'u32'],
+  ['_pad1', 'u32'],
+]);
+/** gpt-oss: y[s] += bias[e_s] per slot (ggml add_id). */
+export const MOE_BIAS_ADD_ID: KernelSpec = {
+  file: 'moe_bias.wgsl',
+  entryPoint: 'main',
+  defines: { ADD_ID: true },
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'y', kind: 'storage' },
+    { binding: 2, name: 'ids', kind: 'read-only-storage' },
+    { binding: 3, name: 'bias', kind: 'read-only-storage' },
+  ],
+  uniform: MOE_BIAS_PARAMS,
+  overrides: ['WG'],
+};
+/** gpt-oss: y = swiglu_oai(y, u) (the clamped SwiGLU). */
+export const MOE_BIAS_OAI: KernelSpec = {
+  ...MOE_BIAS_ADD_ID,
+  defines: { OAI: true },
+  bindings: [
+    { binding: 0, name: 'P', kind: 'uniform' },
+    { binding: 1, name: 'y', kind: 'storage' },
+    { binding: 5, name: 'u', kind: 'read-only-storage' },
+  ],
+};
+/** gpt-oss: y[t] += Σ_j w[t,j] · bias[e_{t,j}] (down's bias). */
+export const MOE_BIAS_DOWN: KernelSpec = {
+  ...MOE_BIAS_ADD_ID,
+  defines: { DOWN_BIAS: true },
+  bindings: [...MOE_BIAS_ADD_ID.bindings, { binding: 4, name: 'rw', kind: 'read-only-storage' }],
+};
+
 /** Every spec of this module by name (for the binding reflection test). */
 export const MOE_SPECS: Readonly<Record<string, KernelSpec>> = {
   MOE_ROUTE,
@@ -225,6 +270,9 @@ export const MOE_SPECS: Readonly<Record<string, KernelSpec>> = {
   MOE_COMBINE,
   MOE_MM,
   MOE_MM_SWIGLU,
+  MOE_BIAS_ADD_ID,
+  MOE_BIAS_OAI,
+  MOE_BIAS_DOWN,
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -372,6 +420,25 @@ export interface MoeFfnDecodeArgs {
   threadPerRow?: { workgroupSize: number; rowsPerThread: number };
   /** the geometry on a software adapter (ctx.adapter.isSoftware) instead of the above */
   software?: Pick<MoeFfnDecodeArgs, 'workgroupSize' | 'rowsPerWorkgroup' | 'threadPerRow'>;
+  /**
+   * gpt-oss (moe_bias.wgsl): biased experts and the clamped SwiGLU: act = W_gate[e]·x + b_gate[e],
+   * u = W_up[e]·x + b_up[e] (a scratch of its own), act = swiglu_oai(act, u), and after down
+   * out[t] += Σ_j w·b_down[e_j]. Takes the unfused projections (no xRound).
+   */
+  oai?: MoeOaiExperts;
+}
+
+/** gpt-oss's expert biases and clamped-SwiGLU constants. */
+export interface MoeOaiExperts {
+  /** ffn_gate_exps.bias f32 [nExpert, nFf] */
+  gateBias: GPUBuffer;
+  /** ffn_up_exps.bias f32 [nExpert, nFf] */
+  upBias: GPUBuffer;
+  /** ffn_down_exps.bias f32 [nExpert, nEmbd] */
+  downBias: GPUBuffer;
+  /** swiglu_oai's α (1.702) and limit (7) */
+  alpha: number;
+  limit: number;
 }
 
 /** The router logits MoeFfnDecodeArgs.route reads. */
@@ -494,13 +561,44 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       resize.push(() => {});
     }
   };
+  // gpt-oss's bias / activation steps (moe_bias.wgsl): one thread per element of n(count) rows
+  const biasWg = 64;
+  const biasGrid = (elems: number): [number, number, number] => {
+    const [gx, gy] = grid2d(ctx, Math.max(1, Math.ceil(elems / biasWg)));
+    return [gx, gy, 1];
+  };
+  const biasStep = (spec: KernelSpec, rows: number, count: (n: number) => number, buffers: Record<string, BindingBuffer>, yOffset: number, yStride: number) => {
+    plans.push({
+      spec,
+      constants: { WG: biasWg },
+      uniform: {
+        n: count(n0), rows, k, ids_offset: ids.offset, rw_offset: rw.offset, y_offset: yOffset, y_stride: yStride, u_offset: 0,
+        alpha: a.oai?.alpha ?? 0, limit: a.oai?.limit ?? 0,
+      },
+      buffers,
+      workgroups: biasGrid(count(n0) * rows),
+    });
+    zOf.push(() => 1);
+    resize.push((n, l, i) => {
+      l.uniforms[i]!.set('n', count(n));
+      l.dispatches[i]!.workgroups = biasGrid(count(n) * rows);
+    });
+  };
+  const upAct = a.oai ? createStorage(ctx, maxTokens * k * nFf * 4, 'moe_ffn.up') : undefined;
   // one binding per part pair spanning gate's and up's bytes: within the largest binding
   const pairSpan = (i: number) => {
     const g = partBinding(a.gate.parts[i]!);
     const u = partBinding(a.up.parts[i]!);
     return Math.max(g.offset! + g.size!, u.offset! + u.size!) - Math.min(g.offset!, u.offset!);
   };
-  const fused = (a.fuse ?? true) && pairedParts(a.gate, a.up) && a.gate.parts.every((_, i) => pairSpan(i) <= ctx.limits.maxStorageBufferBindingSize);
+  const oai = a.oai;
+  if (oai) {
+    if (a.xRound !== undefined) throw new FusedKernelUnsupported('moe_ffn: the biased experts (oai) take the unfused projections; round x before');
+    need('moe_ffn gate bias', { buffer: oai.gateBias, offset: 0 }, a.gate.shape[2]! * nFf);
+    need('moe_ffn up bias', { buffer: oai.upBias, offset: 0 }, a.up.shape[2]! * nFf);
+    need('moe_ffn down bias', { buffer: oai.downBias, offset: 0 }, a.down.shape[2]! * nEmbd);
+  }
+  const fused = !oai && (a.fuse ?? true) && pairedParts(a.gate, a.up) && a.gate.parts.every((_, i) => pairSpan(i) <= ctx.limits.maxStorageBufferBindingSize);
   const wgLimit = ctx.limits.maxComputeWorkgroupStorageSize;
   const redBytes = (acc: number) => (tpr ? 0 : 4 * wg * rowsPer * acc); // moe_ffn's red
   // gate/up's prologue: token t's x through xRound
@@ -585,6 +683,14 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       zOf.push(slots);
       resize.push(() => {});
     });
+  } else if (oai) {
+    // gate + b_gate into act, up + b_up into upAct, act = swiglu_oai(act, upAct)
+    const toAct = { xb: x.buffer, xo: x.offset, xs: xStride, yb: act.buffer, yo: act.offset, ys: nFf };
+    proj(MOE_FFN_GATE, a.gate, nFf, toAct, slots);
+    biasStep(MOE_BIAS_ADD_ID, nFf, slots, { y: act.buffer, ids: ids.buffer, bias: oai.gateBias }, act.offset, nFf);
+    proj(MOE_FFN_GATE, a.up, nFf, { ...toAct, yb: upAct!, yo: 0 }, slots);
+    biasStep(MOE_BIAS_ADD_ID, nFf, slots, { y: upAct!, ids: ids.buffer, bias: oai.upBias }, 0, nFf);
+    biasStep(MOE_BIAS_OAI, nFf, slots, { y: act.buffer, u: upAct! }, act.offset, nFf);
   } else {
     const toAct = { xb: x.buffer, xo: x.offset, xs: xStride, yb: act.buffer, yo: act.offset, ys: nFf };
     proj(MOE_FFN_GATE, a.gate, nFf, toAct, slots);
@@ -604,6 +710,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
     downIn = { xb: aqOut, xo: 0 };
   }
   proj(actPro ? MOE_FFN_DOWN_PRO : MOE_FFN_DOWN, a.down, nEmbd, { ...downIn, xs: nFf, yb: out.buffer, yo: out.offset, ys: outStride }, tokens, actPro);
+  if (oai) biasStep(MOE_BIAS_DOWN, nEmbd, tokens, { y: out.buffer, ids: ids.buffer, bias: oai.downBias, rw: rw.buffer }, out.offset, outStride);
   const launch = await buildSteps(
     ctx,
     `moe_ffn ${a.gate.name}`,
@@ -618,6 +725,7 @@ export async function createMoeFfnDecode(ctx: GPUContext, args: MoeFfnDecodeArgs
       }),
   );
   if (ownAct) launch.own(ctx, ownAct);
+  if (upAct) launch.own(ctx, upAct);
   return launch;
 }
 

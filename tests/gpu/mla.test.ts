@@ -44,11 +44,13 @@ describe.skipIf(!ctx)('mla_q_rope vs src/cpu/ops.ts rope (adjacent pairs)', () =
 
 describe.skipIf(!ctx)('moe_route_general vs moeRouteGeneral', () => {
   const g = ctx!;
-  const CASES: [string, RouteSpec & { gating: 'softmax' | 'sigmoid' }, number, number, boolean][] = [
+  const CASES: [string, RouteSpec & { gating: 'softmax' | 'sigmoid' | 'softmax_weight' }, number, number, boolean][] = [
     ['V3: sigmoid, bias, 8 groups of 32 (4 used), top-8, norm, scale 2.5', { gating: 'sigmoid', normalize: true, groups: 8, groupsUsed: 4, scale: 2.5 }, 256, 8, true],
     ['V2: softmax, no bias, no groups, top-6, no norm', { gating: 'softmax', normalize: false, groups: 0, groupsUsed: 0, scale: 1 }, 64, 6, false],
     ['odd: sigmoid, 7 groups of 3 (2 used), top-5, norm', { gating: 'sigmoid', normalize: true, groups: 7, groupsUsed: 2, scale: 1 }, 21, 5, true],
     ['softmax with groups: 4 of 10 (1 used), top-3, scale 16', { gating: 'softmax', normalize: false, groups: 4, groupsUsed: 1, scale: 16 }, 40, 3, false],
+    ['gpt-oss: top-4 of the logits, softmax over the chosen', { gating: 'softmax_weight', normalize: false, groups: 0, groupsUsed: 0, scale: 1 }, 32, 4, false],
+    ['gpt-oss-like, odd: top-3 of 13', { gating: 'softmax_weight', normalize: false, groups: 0, groupsUsed: 0, scale: 1 }, 13, 3, false],
   ];
   for (const [label, r, nExpert, k, withBias] of CASES) {
     it(label, async () => {

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { activationRoundTrip, quantize, vecDotType } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, rowBytes } from '../../gguf/types.js';
-import { addScaled, expertSlice, matVec, moeRoute, swiglu, type QuantMatrixStack } from '../../src/cpu/ops.js';
+import { addScaled, expertSlice, matVec, moeRoute, swiglu, swigluOai, type QuantMatrixStack } from '../../src/cpu/ops.js';
 import { actQuantFor, createActQuant } from '../../src/gpu/actquant.js';
 import { createMoeFfnDecode, createMoeFfnPrefill, createMoePrefillScratch, createMoeRoute, freeMoePrefillScratch } from '../../src/gpu/moe.js';
 import { intDot } from '../../src/gpu/ops.js';
@@ -73,7 +73,14 @@ interface Ffn {
  * out[t] = residual[t] + Σ_j w[t,j]·down_e(swiglu(gate_e·x[t], up_e·x[t])) on the CPU; with
  * `llamacpp`, x and the SwiGLU activations through llama.cpp's round trips (activationRoundTrip).
  */
-function cpuMoe(f: Ffn, x: Float32Array, residual: Float32Array, ids: Uint32Array, weights: Float32Array, k: number, nTokens: number, llamacpp = false): Float32Array {
+/** gpt-oss's expert biases ([nExpert, rows] each) for cpuMoe: then the clamped SwiGLU */
+interface OaiBiases {
+  gate: Float32Array;
+  up: Float32Array;
+  down: Float32Array;
+}
+
+function cpuMoe(f: Ffn, x: Float32Array, residual: Float32Array, ids: Uint32Array, weights: Float32Array, k: number, nTokens: number, llamacpp = false, oai: OaiBiases | null = null): Float32Array {
   const nEmbd = f.gate.cols;
   const nFf = f.gate.rows;
   const out = Float32Array.from(residual);
@@ -88,9 +95,18 @@ function cpuMoe(f: Ffn, x: Float32Array, residual: Float32Array, ids: Uint32Arra
       const e = ids[t * k + j]!;
       matVec(g, expertSlice(f.gate, e), h);
       matVec(u, expertSlice(f.up, e), h);
-      swiglu(g, g, u);
+      if (oai) {
+        for (let i = 0; i < nFf; i++) {
+          g[i] = g[i]! + oai.gate[e * nFf + i]!;
+          u[i] = u[i]! + oai.up[e * nFf + i]!;
+        }
+        swigluOai(g, g, u);
+      } else {
+        swiglu(g, g, u);
+      }
       if (llamacpp) activationRoundTrip(f.down.type, g, g);
       matVec(y, expertSlice(f.down, e), g);
+      if (oai) for (let i = 0; i < nEmbd; i++) y[i] = y[i]! + oai.down[e * nEmbd + i]!;
       addScaled(o, y, weights[t * k + j]!);
     }
   }
@@ -217,6 +233,34 @@ describe.skipIf(!ctx)('MoE expert FFN, decode (mul_mat_vec_id style)', () => {
       const launch = await createMoeFfnDecode(g, io);
       runLaunches(g, [launch]);
       expectFfn(caseName(c), await readF32(g, io.out, p.nTokens * p.nEmbd), p.ref, p.residual);
+    });
+  }
+
+  // gpt-oss (moe_bias.wgsl): biased experts and the clamped SwiGLU (x scaled up so that gate and up
+  // values beyond the limit 7 occur), unfused projections; one token and a batch through setCount
+  for (const c of [[GGMLType.MXFP4, GGMLType.MXFP4, 96, 160, 10, 3, 5], [GGMLType.F32, GGMLType.MXFP4, 64, 96, 7, 2, 3]] as FfnCase[]) {
+    it(`gpt-oss experts (biases, swiglu_oai): ${caseName(c)}`, async () => {
+      const p = ffnProblem(c, c[2] * 5 + c[3]);
+      const r = rng(c[3]);
+      const oai: OaiBiases = { gate: randomF32(r, p.nExpert * p.nFf, -2, 2), up: randomF32(r, p.nExpert * p.nFf, -2, 2), down: randomF32(r, p.nExpert * p.nEmbd, -1, 1) };
+      const x = p.x.map((v) => 4 * v); // gate and up past ±7 now and then
+      const io = ffnLaunchInputs(g, p);
+      io.x = createStorageFrom(g, x);
+      const ref = cpuMoe(p.f, x, p.residual, p.route.ids, p.route.weights, p.k, p.nTokens, false, oai);
+      const launch = await createMoeFfnDecode(g, {
+        ...io,
+        oai: { gateBias: createStorageFrom(g, oai.gate), upBias: createStorageFrom(g, oai.up), downBias: createStorageFrom(g, oai.down), alpha: 1.702, limit: 7 },
+      });
+      runLaunches(g, [launch]);
+      expectFfn(`${caseName(c)} (oai)`, await readF32(g, io.out, p.nTokens * p.nEmbd), ref, p.residual);
+      // one token of the batch through setCount, into a fresh residual
+      const out1 = createStorageFrom(g, p.residual);
+      const one = await createMoeFfnDecode(g, { ...io, out: out1, nTokens: p.nTokens, oai: { gateBias: createStorageFrom(g, oai.gate), upBias: createStorageFrom(g, oai.up), downBias: createStorageFrom(g, oai.down), alpha: 1.702, limit: 7 } });
+      one.setCount(1);
+      runLaunches(g, [one]);
+      const ref1 = cpuMoe(p.f, x.subarray(0, p.nEmbd), p.residual.subarray(0, p.nEmbd), p.route.ids, p.route.weights, p.k, 1, false, oai);
+      expectFfn(`${caseName(c)} (oai, setCount 1)`, await readF32(g, out1, p.nEmbd), ref1, p.residual.subarray(0, p.nEmbd));
+      await g.checkErrors();
     });
   }
 
