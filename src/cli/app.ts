@@ -1,9 +1,10 @@
-// The `moet` command: dispatches to inspect, tokenize, run, chat, serve, demo and routes; turns errors into one line on
-// stderr and exit code 1 (a stack trace only with --verbose).
+// The `moet` command: dispatches to inspect, tokenize, run, chat, serve, demo, bench, synth, routes and
+// pelican; turns errors into one line on stderr and exit code 1 (a stack trace only with --verbose).
 import { benchCommand } from './bench.js';
 import { chatCommand } from './chat.js';
 import { demoCommand } from './demo.js';
 import { inspectCommand } from './inspect.js';
+import { pelicanCommand } from './pelican.js';
 import { routesCommand } from './routes.js';
 import { runCommand } from './run.js';
 import { serveCommand } from './serve.js';
@@ -23,6 +24,7 @@ commands:
   bench -m FILE [-p 512] [-n 128] [-o md|json]  speed like llama-bench (pp/tg t/s, bandwidth)
   synth -o OUT.gguf [--layers N] [--experts N]  write a synthetic Qwen3-30B-A3B-shaped model
   routes -m FILE (-p TEXT | -f FILE) [--svg OUT]  MoE routing statistics and pictures of a text
+  pelican [-m FILE] [--runs N] [--compare-llama]  the pelican SVG test: prompt → SVG → checked → PNG gallery
 
 Run \`moet <command> --help\` for a command's options. --verbose prints stack traces on errors.
 `;
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIO) => Promise<number>> =
   bench: benchCommand,
   synth: synthCommand,
   routes: routesCommand,
+  pelican: pelicanCommand,
 };
 
 /**
