@@ -6,7 +6,7 @@
 //
 // Block layouts: shared/docs/quants.md. Only the types a Q4_K_M file can hold are generated: F32,
 // Q4_K, Q6_K, Q5_K (attn_output of 8-expert models), Q8_0, Q5_0 and Q5_1 (fallbacks for rows that are
-// not a multiple of 256; Q8_0 also for attn_k/attn_v of 8-expert models).
+// not a multiple of 256; Q8_0 also for attn_k/attn_v of 8-expert models); and MXFP4, gpt-oss's experts.
 import { f32ToF16 } from '../../gguf/quants.js';
 import { GGMLType, ggmlTypeName, tensorBytes } from '../../gguf/types.js';
 import { SynthRng } from './rng.js';
@@ -111,8 +111,25 @@ function fillSmall(out: Uint8Array, blockBytes: number, levels: number, std: num
   }
 }
 
+/** RMS of the 16 E2M1 codes (ggml's doubled kvalues 0, ±1, ±2, ±3, ±4, ±6, ±8, ±12) drawn uniformly. */
+const MXFP4_CODE_RMS = Math.sqrt((2 * (1 + 4 + 9 + 16 + 36 + 64 + 144)) / 16);
+
+/**
+ * MXFP4 (gpt-oss experts): `u8 e; u8 qs[16]`, y = kvalues[q] · 2^(e − 128). The codes are the random
+ * bits as they are (symmetric, so zero mean); the scale, a power of two, is 2^k or 2^(k+1) per block
+ * with the probability that makes the mean square come out at std².
+ */
+function fillMXFP4(out: Uint8Array, std: number): void {
+  const nb = out.length / 17;
+  const k = Math.floor(Math.log2(std / MXFP4_CODE_RMS));
+  const ratio = std / (MXFP4_CODE_RMS * 2 ** k); // in [1, 2)
+  const up = Math.round((256 * (ratio * ratio - 1)) / 3); // P(2^(k+1)) · 256
+  const e0 = Math.min(254, Math.max(1, k + 128));
+  for (let b = 0, o = 0; b < nb; b++, o += 17) out[o] = out[o]! < up ? e0 + 1 : e0;
+}
+
 /** Types synthBlocks can generate. */
-export const SYNTH_TYPES: readonly GGMLType[] = [GGMLType.F32, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.Q8_0, GGMLType.Q5_0, GGMLType.Q5_1];
+export const SYNTH_TYPES: readonly GGMLType[] = [GGMLType.F32, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K, GGMLType.Q8_0, GGMLType.Q5_0, GGMLType.Q5_1, GGMLType.MXFP4];
 
 /**
  * The bytes of a tensor of `type` and `shape` holding random values of mean `mean` (F32 only: the
@@ -137,6 +154,7 @@ export function synthBlocks(type: GGMLType, shape: readonly number[], std: numbe
     case GGMLType.Q8_0: fillSmall(view, 34, 255, std, false); break;
     case GGMLType.Q5_0: fillSmall(view, 22, 32, std, false); break;
     case GGMLType.Q5_1: fillSmall(view, 24, 32, std, true); break;
+    case GGMLType.MXFP4: fillMXFP4(view, std); break;
     default: throw new RangeError(`synthBlocks: cannot generate ${ggmlTypeName(type)} blocks`);
   }
   return bytes === out.length ? out : out.subarray(0, bytes);

