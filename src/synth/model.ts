@@ -48,6 +48,12 @@
 //   deepseek-v2-lite   404 = 229 Q4_K + 108 F32 + 41 Q5_0 + 13 Q8_0 + 13 Q6_K (expert rows of 1408
 //                      and the dense FFN's 10944: the Q5_0 / Q8_0 fallbacks), 15.71 B, 9.65 GiB
 //
+// The gpt-oss presets (gpt-oss-20b, gpt-oss-120b) are the released MXFP4 GGUFs (`--quant mxfp4`,
+// file_type 38): convert_hf_to_gguf.py's GptOssModel keeps the experts in MXFP4 and writes the rest at
+// Q8_0; every bias (the experts' 2-D ones too), the sinks, the norms and the router are F32:
+//   gpt-oss-20b        459 = 289 F32 + 98 Q8_0 + 72 MXFP4, 20.91 B parameters, 11.27 GiB
+//   gpt-oss-120b       687 = 433 F32 + 146 Q8_0 + 108 MXFP4, 116.83 B parameters, 59.02 GiB
+//
 // Scales (as tests/fixtures/make.ts): matrices 1/sqrt(fan_in), block outputs (attn_output,
 // ffn_down_exps) scaled so each block adds about half the residual's RMS, norms 1 ± 0.1, the router
 // 2/sqrt(n_embd) (distinct experts win), the LM head giving logits of standard deviation about 2 (tied:
