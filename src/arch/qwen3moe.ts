@@ -16,7 +16,15 @@ import { FusedKernelUnsupported } from '../gpu/ops.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { routingTraceHook } from '../trace/gpu.js';
 import { createMoeRouteGeneral } from '../gpu/mla.js';
+import { createAdd } from '../gpu/elementwise.js';
+import type { GpuMoeWeights } from '../gpu/weights.js';
 import type { ModelConfig } from '../config.js';
+
+/** gpt-oss's expert biases and swiglu_oai constants (llama.cpp: α 1.702, limit 7) for createMoeFfnDecode. */
+function oaiOf(f: GpuMoeWeights): NonNullable<MoeFfnDecodeArgs['oai']> {
+  const b = f.expertBias!;
+  return { gateBias: b.gate, upBias: b.up, downBias: b.down, alpha: 1.702, limit: 7 };
+}
 
 /** A router moe_route.wgsl does not cover (sigmoid, a selection bias, groups, a scale: DeepSeek): moe_route_general.wgsl. */
 function generalRouter(cfg: ModelConfig): boolean {
@@ -70,8 +78,9 @@ export const moeFfn: FfnBlock = {
     const weights = g.buf('weights');
     const scratch = scratchOf.get(g)!;
 
-    // z = W_gate_inp · h                                      z [n, nExpert] (f32)
+    // z = W_gate_inp · h (+ b_gate_inp: gpt-oss)               z [n, nExpert] (f32)
     p.run(await g.linear(mode, f.router, a.h, router));
+    if (f.routerBias) p.run(await g.sized(mode, createAdd(ctx, { b: f.routerBias, out: router, n: N * nExpert, bWidth: nExpert }), nExpert));
     p.tap('ffn_moe_logits', router, (n) => n * nExpert);
 
     // ids, w = top-k(softmax(z)) renormalized                  ids u32 [n, k], w f32 [n, k]
@@ -103,6 +112,12 @@ export const moeFfn: FfnBlock = {
       if (tAct !== null) actQuant = { type: tAct, out: g.buf('act_q') };
     }
     const experts = { gate: f.gateExps, up: f.upExps, down: f.downExps, x, out: a.x, ids, weights, k: K, actQuant };
+    if (f.expertBias) {
+      // gpt-oss: biased experts with the clamped SwiGLU, through the per-slot expert kernels for the
+      // whole batch (moe_ffn.wgsl + moe_bias.wgsl; the grouped matmuls have no biases yet)
+      p.run(await g.sized(mode, createMoeFfnDecode(ctx, { ...experts, nTokens: N, maxTokens: N, act: scratch.act, oai: oaiOf(f) })));
+      return;
+    }
     p.run(await g.sized(mode, createMoeFfnPrefill(ctx, { ...experts, nTokens: N, maxTokens: N, scratch })));
   },
 };
@@ -136,6 +151,8 @@ async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounde
     p.tap('ffn_norm', a.h, (n) => n * E);
   }
   if (!norm) p.run(await g.linear('decode', f.router, a.h, router));
+  // (gpt-oss) z += b_gate_inp
+  if (f.routerBias) p.run(await createAdd(ctx, { b: f.routerBias, out: router, n: nExpert }));
   p.tap('ffn_moe_logits', router, (n) => n * nExpert);
 
   // ids, w = top-k(softmax(z)) renormalized;  x += Σ_j w_j · down_e(silu(gate_e·h) ⊙ up_e·h),  e = ids_j
@@ -161,6 +178,7 @@ async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounde
     route: general ? undefined : { logits: router, nExpert, normalize: cfg.normTopKProb },
     nTokens: 1, act: scratchOf.get(g)!.act,
     software: MOE_FFN_SOFTWARE,
+    ...(f.expertBias ? { oai: oaiOf(f) } : {}),
   };
   let experts;
   try {

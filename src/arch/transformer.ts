@@ -85,7 +85,7 @@ export interface Rounded {
 
 /** What attentionBlock reads of a layer (biases and Q/K norms as the config's AttentionSpec has them). */
 export type AttentionWeights = Pick<GpuLayerWeights, 'attnNorm' | 'wq' | 'wk' | 'wv' | 'wo' | 'qNorm' | 'kNorm'> &
-  Partial<Pick<GpuLayerWeights, 'bq' | 'bk' | 'bv' | 'bo'>>;
+  Partial<Pick<GpuLayerWeights, 'bq' | 'bk' | 'bv' | 'bo' | 'sinks'>>;
 
 /** One block of the pass for recordBody (default: the qwen3 transformer block); hybrids bring their own. */
 export type LayerBlock = (g: Graph, p: Program, mode: Mode, il: number) => Promise<void>;
@@ -435,8 +435,11 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
   // (numerics 'llamacpp', f16 cache: and qF16 = f16(q))             qF16 [n, nHead·DK]
   // and, same dispatch, KV cache[pos0 + t] = k, v                    cache [nCtx, nHeadKv, DK | DV]
   // (a KvWriteLaunch: update(n, pos0) / setPosition(pos0) per batch through g.kvWrites)
+  // (gpt-oss: every other layer slides over the last slidingWindow positions, with its own rope base)
+  const swa = at.swaLayers[il] ?? false;
+  const window = swa ? at.slidingWindow : 0;
   const rope = {
-    headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: cfg.ropeBase, norm: headNorm,
+    headDim: DK, nRot: cfg.nRot, nTokens: N, eps: cfg.rmsEps, base: swa ? at.ropeBaseSwa : cfg.ropeBase, norm: headNorm,
     style: at.rope, freqFactors: g.w.ropeFreqs ?? undefined, freqScale: at.ropeFreqScale, yarn: at.yarn,
   };
   const k = { x: kx, weight: (headNorm && L.kNorm) || a.unused, nHeads: nHeadKv };
@@ -451,12 +454,14 @@ export async function attentionBlock(g: Graph, p: Program, mode: Mode, L: Attent
 
   // o = softmax(q·Kᵀ / √DK, causal) · V over positions 0 ..= pos0 + t   o [n, nHead·DV]
   // (numerics 'llamacpp', f16 cache: the softmax rounded to f16 before ·V, as llama.cpp's KQ·V)
+  // (sliding layers: positions > pos0 + t − window only; sinks: one more logit per head, no value)
+  const extras = { window, sinks: L.sinks ?? undefined };
   if (mode === 'prefill') {
-    const att = await createAttnPrefill(ctx, { cache, q, out: a.o, nHead, nTokens: N, pos0: 0, qStride: qs, scale: at.scale, llamaSoftmax: !!qF16 });
+    const att = await createAttnPrefill(ctx, { cache, q, out: a.o, nHead, nTokens: N, pos0: 0, qStride: qs, scale: at.scale, llamaSoftmax: !!qF16, ...extras });
     g.attnPrefill.push(att);
     p.run(att);
   } else {
-    const att = await createAttnDecode(ctx, { cache, q, out: a.o, nHead, nKv: 1, scale: at.scale, scratch: a.attnScratch, llamaSoftmax: !!qF16 });
+    const att = await createAttnDecode(ctx, { cache, q, out: a.o, nHead, nKv: 1, scale: at.scale, scratch: a.attnScratch, llamaSoftmax: !!qF16, ...extras });
     g.attnDecode.push(att);
     p.run(att);
   }

@@ -68,9 +68,6 @@ export class WebGPUBackend implements Backend {
    */
   static async load(file: GGUFTensorReader, config: ModelConfig, opts: WebGPULoadOptions = {}): Promise<WebGPUBackend> {
     validateTensors(config, file.tensorByName); // a missing or mis-shaped tensor is reported before anything is allocated
-    if (config.attention.sinks || config.expertBiases) {
-      throw new UnsupportedArchitectureError(`the WebGPU backend does not run ${config.arch} yet (attention sinks, sliding windows, biased MXFP4 experts); use { backend: 'cpu' }`);
-    }
     const ctx = opts.context ?? (await createGPU(opts.gpu));
     const owns = !opts.context;
     try {

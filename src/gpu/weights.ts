@@ -69,7 +69,9 @@ export interface GpuLayerWeights {
   bv: GPUBuffer | null;
   /** attn_output.bias f32 [nEmbd] (outBias); null otherwise */
   bo: GPUBuffer | null;
-  ffnNorm: GPUBuffer; // f32 [nEmbd]
+  /** attn_sinks f32 [nHead] (gpt-oss's attention sinks); absent otherwise */
+  sinks?: GPUBuffer | null;
+  ffnNorm: GPUBuffer; // f32 [nEmbd] (gpt-oss: post_attention_norm)
   ffn: GpuMoeWeights | GpuDenseWeights;
   /** the shared expert (ffnKind 'moe+shared': qwen2moe) */
   shared?: GpuSharedExpertWeights;
@@ -101,6 +103,10 @@ export interface GpuMoeWeights {
   downExps: WeightTensor; // [nFfExp, nEmbd, nExpert]
   /** exp_probs_b f32 [nExpert] (DeepSeek-V3's selection bias), when the router has one */
   selectionBias?: GPUBuffer | null;
+  /** ffn_gate_inp.bias f32 [nExpert] (gpt-oss: added to the router logits) */
+  routerBias?: GPUBuffer | null;
+  /** gpt-oss: ffn_{gate,up}_exps.bias f32 [nExpert, nFfExp], ffn_down_exps.bias f32 [nExpert, nEmbd] */
+  expertBias?: { gate: GPUBuffer; up: GPUBuffer; down: GPUBuffer } | null;
 }
 
 export interface GpuDenseWeights {
@@ -498,7 +504,11 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
       const [gateExps, upExps] = await pair(expertSource(expertTensorNames(config, i, 'gate')), expertSource(expertTensorNames(config, i, 'up')));
       const downExps = await solo(expertSource(expertTensorNames(config, i, 'down')));
       const selectionBias = config.router.selectionBias ? await vector(b + 'exp_probs_b.bias') : null;
-      const ffn: GpuMoeWeights = { kind: 'moe', router, gateExps, upExps, downExps, selectionBias };
+      const routerBias = config.router.logitBias ? await vector(b + 'ffn_gate_inp.bias') : null;
+      const expertBias = config.expertBiases
+        ? { gate: await vector(b + 'ffn_gate_exps.bias'), up: await vector(b + 'ffn_up_exps.bias'), down: await vector(b + 'ffn_down_exps.bias') }
+        : null;
+      const ffn: GpuMoeWeights = { kind: 'moe', router, gateExps, upExps, downExps, selectionBias, routerBias, expertBias };
       if (kind !== 'moe+shared') return { ffn };
       const shared: GpuSharedExpertWeights = {
         gateUp: await fusedProjections(loader, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
@@ -537,9 +547,10 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
       const bo = await bias('attn_output.bias', at.outBias);
       const qNorm = await bias('attn_q_norm.weight', at.qkNorm !== 'none');
       const kNorm = await bias('attn_k_norm.weight', at.qkNorm !== 'none');
-      const ffnNorm = await vector(b + 'ffn_norm.weight');
+      const sinks = await bias('attn_sinks.weight', at.sinks);
+      const ffnNorm = await vector(b + config.ffnNormName + '.weight');
       const { ffn, shared } = await ffnOf(i);
-      layers.push({ attnNorm, wq, wk, wv, bq, bk, bv, wo, bo, qNorm, kNorm, ffnNorm, ffn, ...(shared ? { shared } : {}) });
+      layers.push({ attnNorm, wq, wk, wv, bq, bk, bv, wo, bo, qNorm, kNorm, sinks, ffnNorm, ffn, ...(shared ? { shared } : {}) });
     }
     const outputNorm = await vector('output_norm.weight');
     const output = config.tiedEmbeddings ? tokEmbd : await matrix('output.weight');

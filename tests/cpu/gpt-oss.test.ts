@@ -1,14 +1,13 @@
 // gpt-oss beyond the golden test (tests/golden: the gpt-oss-mxfp4 fixture vs llama.cpp on the CPU):
 // the config of the fixture (sliding-window layers, sinks, the router), what a file missing
-// gpt-oss's tensors gets, and the WebGPU backend's typed refusal (not implemented there yet).
+// gpt-oss's tensors gets (the WebGPU backend: tests/gpu/gpt-oss.test.ts).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { moeRouteGeneral } from '../../src/cpu/ops.js';
-import { ModelFormatError, UnsupportedArchitectureError, loadModel } from '../../src/index.js';
+import { ModelFormatError, loadModel } from '../../src/index.js';
 import { fixturePath } from '../fixtures/make.js';
-import { openTestGPU } from '../gpu/helpers.js';
 import { dropTensor, rewriteGGUF } from '../helpers/rewrite-gguf.js';
 
 let dir: string;
@@ -47,12 +46,5 @@ describe('gpt-oss', () => {
       await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(ModelFormatError);
       await expect(loadModel(path, { backend: 'cpu' })).rejects.toThrow(new RegExp(`${name.replace(/\./g, '\\.')} is missing`));
     }
-  });
-
-  it('the WebGPU backend refuses it with a typed error before opening anything', async () => {
-    const gpu = await openTestGPU();
-    if (!gpu) return;
-    await gpu.dispose();
-    await expect(loadModel(await fixturePath('gpt-oss-mxfp4'), { backend: 'webgpu' })).rejects.toThrow(UnsupportedArchitectureError);
   });
 });

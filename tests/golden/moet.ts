@@ -18,9 +18,8 @@ export const GOLDEN_BACKENDS: GoldenBackend[] = (process.env.MOET_GOLDEN_BACKEND
     return false;
   });
 
-/** Whether a backend runs an architecture (every one runs on both, but gpt-oss on the CPU only for now). */
-export function backendRuns(backend: GoldenBackend, arch: string): boolean {
-  if (backend === 'webgpu' && arch === 'gpt-oss') return false; // gpt-oss on the GPU: not yet
+/** Whether a backend runs an architecture (every one runs on both). */
+export function backendRuns(_backend: GoldenBackend, arch: string): boolean {
   return SUPPORTED_ARCHITECTURES.includes(arch as Architecture);
 }
 

@@ -12,7 +12,7 @@ const ctx = await openTestGPU();
 afterAll(async () => ctx?.dispose());
 
 /** the architectures the GPU forward pass runs */
-const GPU_FIXTURES = FIXTURES.filter((f) => !['qwen35moe', 'qwen35', 'gpt-oss'].includes(fixtureSpec(f).arch)); // gpt-oss: CPU only so far
+const GPU_FIXTURES = FIXTURES.filter((f) => !['qwen35moe', 'qwen35'].includes(fixtureSpec(f).arch));
 
 /** tensors compared by normalized MSE (names as src/cpu/forward.ts) */
 const COMMON = ['inp_embd', 'attn_norm', 'kqv_out', 'attn_out', 'ffn_inp', 'ffn_norm', 'ffn_out', 'l_out', 'result_norm', 'result_output'];
