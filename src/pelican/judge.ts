@@ -23,8 +23,8 @@ export interface Judgement {
 
 /** How the answer ended, for the notes. */
 export interface AnswerContext {
-  /** the generation stopped at the token limit or a full context */
-  truncated?: boolean;
+  /** the generation stopped at the token limit (true) or at a full context ('context') */
+  truncated?: boolean | 'context';
   /** the model's thinking (not searched for an SVG) */
   thinking?: string;
 }
@@ -34,11 +34,11 @@ export interface AnswerContext {
  * @throws RendererUnavailableError when resvg cannot be loaded (not a property of the answer)
  */
 export async function judgeAnswer(answer: string, ctx: AnswerContext = {}): Promise<Judgement> {
-  const cut = ctx.truncated ? 'the answer was cut at the token limit (raise --max-tokens)' : undefined;
+  const cut = ctx.truncated === 'context' ? 'the answer was cut by a full context (raise -c)' : ctx.truncated ? 'the answer was cut at the token limit (raise --max-tokens)' : undefined;
   const found = extractSvg(answer);
   if (!found) {
     const thinkingOnly = answer.trim() === '' && (ctx.thinking ?? '').trim() !== '';
-    const note = thinkingOnly && ctx.truncated ? 'the model was still thinking at the token limit (raise --max-tokens or use --no-think)' : thinkingOnly ? 'the answer was empty after the thinking' : cut;
+    const note = thinkingOnly && ctx.truncated ? `the model was still thinking when ${ctx.truncated === 'context' ? 'the context was full (raise -c' : 'it reached the token limit (raise --max-tokens'} or use --no-think)` : thinkingOnly ? 'the answer was empty after the thinking' : cut;
     return { status: 'no svg', warnings: [], ...(note ? { note } : {}) };
   }
   const { svg, ...extracted } = found;

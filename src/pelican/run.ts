@@ -173,7 +173,7 @@ async function record(
   engine: EngineResult['engine'],
   gen: { raw: string; content: string; thinking: string; promptTokens: number; promptMs: number; generatedTokens: number; evalRuns: number; genMs: number; stopReason: string },
 ): Promise<EngineResult> {
-  const truncated = gen.stopReason === 'length' || gen.stopReason === 'context';
+  const truncated = gen.stopReason === 'context' ? ('context' as const) : gen.stopReason === 'length';
   const j = await judgeAnswer(gen.content, { truncated, thinking: gen.thinking });
   const files: Record<string, string> = {};
   const put = async (name: string, data: string | Uint8Array, key: string) => {

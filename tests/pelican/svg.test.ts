@@ -209,7 +209,7 @@ describe('rendering and the recorded status', () => {
 
   it('judgeAnswer: no svg, invalid, and notes on why', async () => {
     expect(await judgeAnswer('I am unable to draw.')).toEqual({ status: 'no svg', warnings: [] });
-    expect(await judgeAnswer('', { truncated: true, thinking: 'Let me plan the pelican…' })).toMatchObject({ status: 'no svg', note: expect.stringMatching(/still thinking at the token limit/) });
+    expect(await judgeAnswer('', { truncated: true, thinking: 'Let me plan the pelican…' })).toMatchObject({ status: 'no svg', note: expect.stringMatching(/still thinking when it reached the token limit/) });
     const cut = await judgeAnswer(`\`\`\`svg\n<svg ${NS} viewBox="0 0 10 10">\n<g>\n<path d="M0 0`, { truncated: true });
     expect(cut.status).toMatch(/^invalid: not well-formed XML: unclosed value of the attribute d/);
     expect(cut.note).toMatch(/cut at the token limit/);
