@@ -41,7 +41,8 @@ options:
   --compare-llama           also run llama.cpp (node-llama-cpp, a devDependency) on the same prompt
                             tokens with the same settings and seeds; the gallery shows both. With
                             --temp 0 the two must generate the same tokens: the first difference is
-                            reported and the exit code is 1 if any run differs
+                            reported and the exit code is 1 if any run differs (it is 1 too
+                            when every run failed)
   --llama-threads N         llama.cpp's CPU threads (default: all cores)
   -h, --help                this help
   --verbose                 print stack traces on errors
@@ -120,5 +121,9 @@ export async function pelicanCommand(argv: string[], io: CliIO): Promise<number>
   }
   lines.push(`gallery: ${outDir}/index.html`);
   io.stdout.write(lines.join('\n') + '\n');
+  if (summary.totals.moet.error === summary.runs.length) {
+    io.stderr.write('moet: error: pelican: every run failed (see the errors above)\n');
+    return 1;
+  }
   return p && p.greedy && !p.pass ? 1 : 0;
 }

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { chatTemplateSource, chatTurn, HarmonySplitter, isHarmonyTemplate, promptOpensThinking, ThinkSplitter, tokenizeChatPrompt, type ChatMessage, type ChatResult } from '../chat.js';
 import { openGGUF } from '../../gguf/reader.js';
 import { configFromGGUF } from '../config.js';
-import { AbortError } from '../errors.js';
+import { AbortError, ContextOverflowError } from '../errors.js';
 import { loadModel, type BackendName, type Model } from '../model.js';
 import type { SamplerOptions } from '../sampler.js';
 import { galleryHtml } from './gallery.js';
@@ -312,6 +312,7 @@ export async function runPelican(opts: PelicanOptions): Promise<PelicanSummary> 
           let parity: Parity | undefined;
           try {
             if (promptIds.length === 0) promptIds = tokenizeChatPrompt(model.tokenizer, rendered);
+            if (promptIds.length > model.contextLength) throw new ContextOverflowError(model.contextLength, promptIds.length);
             // moet stops when the next token would not fit the context: the same limit for llama.cpp
             const limit = Math.min(maxTokens, model.contextLength - promptIds.length + 1);
             const g = await llama.generate(promptIds, { ...sampling, seed: runSeed, maxTokens: limit, isEog: (id) => model.tokenizer.eogIds.has(id) });

@@ -130,6 +130,19 @@ describe('moet pelican on the tiny model', () => {
     expect(r.stderr).toMatch(/^moet: error: PromptSetError: .*bad.jsonl, line 1: unknown field "temperature"/);
   });
 
+  it('a prompt longer than the context is a recorded error, not a crash; exit 1 when every run failed', async () => {
+    const long = join(dir, 'long.txt');
+    await writeFile(long, `Generate an SVG of ${'a very long pelican '.repeat(40)}\n`);
+    const out = join(dir, 'long');
+    const r = await cli('pelican', '--backend', 'cpu', '--prompt-set', long, '-n', '4', '-c', '64', '-o', out);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/moet: error: ContextOverflowError: context overflow: \d+ tokens do not fit in the context of 64/);
+    expect(r.stderr).toContain('moet: error: pelican: every run failed');
+    const s = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as PelicanSummary;
+    expect(s.totals.moet).toEqual({ ok: 0, noSvg: 0, invalid: 0, error: 1 });
+    expect(existsSync(join(out, 'index.html'))).toBe(true);
+  });
+
   it('--help', async () => {
     const r = await cli('pelican', '--help');
     expect(r.code).toBe(0);
