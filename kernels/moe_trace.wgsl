@@ -14,10 +14,11 @@
 // its `layer` slots. Records are token-major, so the first n tokens are one contiguous range.
 //
 // Probabilities are computed as moe_route.wgsl computes them (max, exp(x − max), workgroup tree
-// sum, multiply by 1/sum), so with the same WG they are the values the router ranked.
+// sum, multiply by 1/sum), so with the same WG they are the values the router ranked; GATING 1
+// (sigmoid routers: DeepSeek-V3/R1) records σ(logit) instead, as moe_route_general.wgsl ranks them.
 //
 // Dispatch: (gx, gy, 1) with gx·gy ≥ n_tokens (grid2d): one workgroup per token.
-// Overrides: WG (threads, power of two), MAX_EXPERT (workgroup array size).
+// Overrides: WG (threads, power of two), MAX_EXPERT (workgroup array size), GATING (0 softmax, 1 sigmoid).
 
 struct TraceParams {
   n_tokens: u32,
@@ -42,6 +43,7 @@ struct TraceParams {
 
 override WG: u32 = 128u;
 override MAX_EXPERT: u32 = 256u;
+override GATING: u32 = 0u;
 
 var<workgroup> sp: array<f32, MAX_EXPERT>;
 var<workgroup> red: array<f32, WG>;
@@ -64,9 +66,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     return;
   }
 
-  // softmax of the logits, as moe_route.wgsl computes it
   let n = P.n_expert;
   let lo = P.logits_offset + t * P.logits_stride;
+  let pb = base + 2u * P.n_layer * k + P.layer * n;
+  if (GATING == 1u) {
+    for (var e = tid; e < n; e += WG) {
+      out[pb + e] = bitcast<u32>(1.0 / (1.0 + exp(-logits[lo + e])));
+    }
+    return;
+  }
+  // softmax of the logits, as moe_route.wgsl computes it
   var mx = -3.0e38;
   for (var e = tid; e < n; e += WG) {
     let v = logits[lo + e];

@@ -26,6 +26,11 @@ function oaiOf(f: GpuMoeWeights): NonNullable<MoeFfnDecodeArgs['oai']> {
   return { gateBias: b.gate, upBias: b.up, downBias: b.down, alpha: 1.702, limit: 7 };
 }
 
+/** The routing trace's shape; its probabilities are the router's sigmoid for sigmoid routers. */
+function traceShape(cfg: ModelConfig) {
+  return { nLayer: cfg.nLayer, k: cfg.nExpertUsed, nExpert: cfg.nExpert, gating: cfg.router.gating === 'sigmoid' ? ('sigmoid' as const) : ('softmax' as const) };
+}
+
 /** A router moe_route.wgsl does not cover (sigmoid, a selection bias, groups, a scale: DeepSeek): moe_route_general.wgsl. */
 function generalRouter(cfg: ModelConfig): boolean {
   const r = cfg.router;
@@ -92,7 +97,7 @@ export const moeFfn: FfnBlock = {
     p.tap('ffn_moe_topk', ids, (n) => n * K, { type: 'u32' });
     p.tap('ffn_moe_weights_norm', weights, (n) => n * K);
     // routing trace (src/trace/gpu.ts): encodes nothing unless an eval call asked for a trace
-    p.run(routingTraceHook(g, ctx, { nLayer: cfg.nLayer, k: K, nExpert }, p.layer, { logits: router, ids, weights }));
+    p.run(routingTraceHook(g, ctx, traceShape(cfg), p.layer, { logits: router, ids, weights }));
 
     // x += Σ_j w[t,j] · down_e(silu(gate_e·h) ⊙ up_e·h),  e = ids[t,j]
     // (numerics 'llamacpp': h through gate's round trip — hq, from the norm, when it is that one —
@@ -194,5 +199,5 @@ async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounde
   p.tap('ffn_moe_topk', ids, (n) => n * K, { type: 'u32' });
   p.tap('ffn_moe_weights_norm', weights, (n) => n * K);
   // routing trace (src/trace/gpu.ts): encodes nothing unless an eval call asked for a trace
-  p.run(routingTraceHook(g, ctx, { nLayer: cfg.nLayer, k: K, nExpert }, p.layer, { logits: router, ids, weights }));
+  p.run(routingTraceHook(g, ctx, traceShape(cfg), p.layer, { logits: router, ids, weights }));
 }

@@ -3,6 +3,7 @@
 // [n, nLayer, k] block, reported to the sink once per eval call.
 import type { ModelConfig } from '../config.js';
 import type { OnTensor } from '../cpu/forward.js';
+import { softmax } from '../cpu/ops.js';
 import type { RoutingTraceSink } from './recorder.js';
 
 /** The intermediates the collector needs (forward copies only these when nobody else listens). */
@@ -16,6 +17,8 @@ export class CpuTraceCollector {
   private readonly nLayer: number;
   private readonly k: number;
   private readonly nExpert: number;
+  /** gpt-oss: ffn_moe_probs are the logits themselves (llama.cpp's), recorded as their softmax */
+  private readonly softmaxProbs: boolean;
 
   constructor(
     cfg: ModelConfig,
@@ -26,6 +29,7 @@ export class CpuTraceCollector {
     this.nLayer = cfg.nLayer;
     this.k = cfg.nExpertUsed;
     this.nExpert = cfg.nExpert;
+    this.softmaxProbs = cfg.router.gating === 'softmax_weight';
     const n = tokens.length;
     this.ids = new Int32Array(n * this.nLayer * this.k);
     this.weights = new Float32Array(n * this.nLayer * this.k);
@@ -43,7 +47,12 @@ export class CpuTraceCollector {
         const dst = name === 'ffn_moe_topk' ? this.ids : this.weights;
         this.scatter(dst, data, offset, layer, this.k);
       } else if (name === 'ffn_moe_probs' && this.probs) {
-        this.scatter(this.probs, data, offset, layer, this.nExpert);
+        let p = data as Float32Array;
+        if (this.softmaxProbs) {
+          p = Float32Array.from(p);
+          for (let t = 0; t < p.length / this.nExpert; t++) softmax(p.subarray(t * this.nExpert, (t + 1) * this.nExpert));
+        }
+        this.scatter(this.probs, p, offset, layer, this.nExpert);
       }
     };
   }

@@ -40,7 +40,7 @@ export const MOE_TRACE: KernelSpec = {
     ['ids_offset', 'u32'],
     ['weights_offset', 'u32'],
   ]),
-  overrides: ['WG', 'MAX_EXPERT'],
+  overrides: ['WG', 'MAX_EXPERT', 'GATING'],
 };
 
 function unref(r: BufferRef): { buffer: GPUBuffer; offset: number } {
@@ -76,8 +76,10 @@ export interface RoutingTraceArgs {
   k: number;
   /** tokens one eval call may trace (the trace buffer's capacity) */
   maxTokens: number;
-  /** also record the router's softmax probabilities */
+  /** also record the router's probabilities (softmax, or sigmoid with gating 'sigmoid') */
   probs: boolean;
+  /** what the probabilities are (RoutingTraceShape.gating; default softmax) */
+  gating?: 'softmax' | 'sigmoid';
   /** the router buffers: one for all layers, or one per layer */
   router: RouterBuffers | readonly RouterBuffers[];
   /** threads per workgroup (power of two, default 128, as createMoeRoute) */
@@ -201,7 +203,7 @@ export async function createRoutingTrace(ctx: GPUContext, a: RoutingTraceArgs): 
   }
   // workgroup array size rounded up to a power of two ≥ 64, so models of similar size share a pipeline
   const maxExpert = Math.max(64, 2 ** Math.ceil(Math.log2(nExpert)));
-  const pipeline = await pipelineCache(ctx).get(MOE_TRACE, {}, { WG: wg, MAX_EXPERT: maxExpert });
+  const pipeline = await pipelineCache(ctx).get(MOE_TRACE, {}, { WG: wg, MAX_EXPERT: maxExpert, GATING: a.gating === 'sigmoid' ? 1 : 0 });
   const layout = pipelineCache(ctx).bindGroupLayout(MOE_TRACE);
   const refs = routers.map((r) => ({ logits: unref(r.logits), ids: unref(r.ids), weights: unref(r.weights), stride: r.logitsStride ?? nExpert }));
   const check = (n: number) => {

@@ -42,4 +42,9 @@ export interface RoutingTraceShape {
   nLayer: number;
   k: number;
   nExpert: number;
+  /**
+   * what `probs` holds: the softmax of the router logits (default; gpt-oss's router too, which
+   * weights by a softmax over the chosen logits only) or their sigmoid (DeepSeek-V3/R1's routers)
+   */
+  gating?: 'softmax' | 'sigmoid';
 }

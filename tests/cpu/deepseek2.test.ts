@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { moeRouteGeneral, type RouteSpec } from '../../src/cpu/ops.js';
 import { ModelFormatError, UnsupportedArchitectureError, loadModel, routingStats } from '../../src/index.js';
 import { fixturePath } from '../fixtures/make.js';
+import { openTestGPU } from '../gpu/helpers.js';
 import { mulberry32 } from '../helpers/random.js';
 import { dropTensor, rewriteGGUF, type GGUFEdit } from '../helpers/rewrite-gguf.js';
 
@@ -64,9 +65,17 @@ describe("DeepSeek's router (moeRouteGeneral)", () => {
   });
 });
 
+const gpuAvailable = await (async () => {
+  const gpu = await openTestGPU();
+  await gpu?.dispose();
+  return !!gpu;
+})();
+
 describe('deepseek2 files', () => {
-  it('MLA config of the V3-shaped fixture; the routing trace never leaves the chosen groups', async () => {
-    const model = await loadModel(await fixturePath('deepseek2-v3-f32'), { backend: 'cpu', contextLength: 64 });
+  const probsOf: Partial<Record<'cpu' | 'webgpu', Float32Array>> = {};
+  for (const backend of ['cpu', 'webgpu'] as const) {
+  it.skipIf(backend === 'webgpu' && !gpuAvailable)(`${backend}: MLA config of the V3-shaped fixture; the routing trace never leaves the chosen groups`, async () => {
+    const model = await loadModel(await fixturePath('deepseek2-v3-f32'), { backend, contextLength: 64 });
     try {
       const c = model.config;
       expect(c.mla).toEqual({ qLoraRank: 40, kvLoraRank: 48, qkNope: 12, qkRope: 8, vHead: 14 });
@@ -95,9 +104,21 @@ describe('deepseek2 files', () => {
       expect(st.layers.map((L) => L.dense)).toEqual([true, false, false]);
       expect(st.layers[1]!.top1Change).toBeNull();
       for (const L of st.layers.slice(1)) expect(L.entropyNormalized).toBeLessThanOrEqual(1);
+      // a sigmoid router's probabilities are σ(logit) per expert (they need not sum to 1)
+      const probs = s.lastTrace!.probs!;
+      const row = probs.subarray(1 * c.nExpert, 2 * c.nExpert); // token 0, layer 1
+      expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeGreaterThan(0.1);
+      probsOf[backend] = Float32Array.from(probs);
     } finally {
       await model.dispose();
     }
+  });
+  }
+
+  it.skipIf(!gpuAvailable)('the WebGPU trace records the same (sigmoid) probabilities as the CPU trace', () => {
+    const [c, g] = [probsOf.cpu!, probsOf.webgpu!];
+    expect(g).toHaveLength(c.length);
+    for (let i = 0; i < c.length; i++) expect(Math.abs(g[i]! - c[i]!), `prob ${i}`).toBeLessThan(1e-4);
   });
 
   const rewrite = (src: string, name: string, edit: GGUFEdit) => rewriteGGUF(src, join(dir, name), edit);

@@ -44,13 +44,13 @@ describe.skipIf(!ctx)('gpt-oss on WebGPU vs the CPU backend', () => {
     expect(prompt.length).toBeGreaterThan(2 * cfg.attention.slidingWindow);
   });
 
-  it('logits within 1e-3 of the CPU backend (prefill in batches of 5, then 4 decode steps), the same experts', async () => {
+  it('logits within 1e-3 of the CPU backend (prefill in batches of 5, then 4 decode steps), the same experts and router probabilities', async () => {
     const shape = { nLayer: cfg.nLayer, k: cfg.nExpertUsed, nExpert: cfg.nExpert };
     const run = async (seq: { eval(t: number[], o?: object): Promise<Float32Array> }) => {
-      const rec = new RoutingTraceRecorder(shape, false);
+      const rec = new RoutingTraceRecorder(shape, true);
       const logits = [Float32Array.from(await seq.eval(prompt, { trace: rec }))];
       for (const t of steps) logits.push(Float32Array.from(await seq.eval([t], { trace: rec })));
-      return { logits, ids: rec.trace().ids };
+      return { logits, ids: rec.trace().ids, probs: rec.trace().probs! };
     };
     const c = await run(cpu.createSequence(64));
     const g = await run(gpu.createSequence(64, { ubatch: 5 }));
@@ -61,5 +61,10 @@ describe.skipIf(!ctx)('gpt-oss on WebGPU vs the CPU backend', () => {
       expect(worst, `step ${i}`).toBeLessThan(1e-3);
     }
     expect(Array.from(g.ids)).toEqual(Array.from(c.ids));
+    // the trace's probabilities: the softmax of the (biased) router logits on both
+    expect(g.probs).toHaveLength(c.probs.length);
+    for (let i = 0; i < c.probs.length; i++) expect(Math.abs(g.probs[i]! - c.probs[i]!), `prob ${i}`).toBeLessThan(1e-4);
+    const row = c.probs.subarray(0, cfg.nExpert);
+    expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
   });
 });
