@@ -36,3 +36,20 @@ export class AbortError extends MoetError {}
 
 /** A call used an object after dispose(). */
 export class DisposedError extends MoetError {}
+
+/**
+ * A GPU memory budget (loadModel's `gpuMemoryBudget`, `--gpu-memory`) too small for the model: the
+ * weights that always stay on the GPU plus, per Mixture-of-Experts layer, the experts one token
+ * uses (a decode step runs them together) must fit. `minimum` is the smallest budget that loads.
+ */
+export class GpuMemoryBudgetError extends MoetError {
+  constructor(
+    message: string,
+    /** the budget asked for, in bytes */
+    readonly budget: number,
+    /** the smallest budget this model loads with, in bytes */
+    readonly minimum: number,
+  ) {
+    super(message);
+  }
+}

@@ -54,5 +54,6 @@ export {
   ContextOverflowError,
   AbortError,
   DisposedError,
+  GpuMemoryBudgetError,
 } from './errors.js';
 export { TokenizerError } from './tokenizer/index.js';

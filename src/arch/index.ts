@@ -19,7 +19,8 @@ import type { GPUContext } from '../runtime/device.js';
 import type { RoutingTraceSink } from '../trace/recorder.js';
 import { routingTracerOf } from '../trace/gpu.js';
 import { chainLaunches, type Launch } from '../runtime/pipelines.js';
-import { newCounts, Program, type EncodeCounts, type PendingTap } from './program.js';
+import { newCounts, Program, type EncodeCounts, type HostIO, type PendingTap } from './program.js';
+import { expertCacheOf } from '../gpu/expert-cache.js';
 import { denseFfn } from './qwen3.js';
 import { moeFfn } from './qwen3moe.js';
 import { qwen35Block, recurrentStateOf } from './qwen35.js';
@@ -98,6 +99,7 @@ export interface EvalCounters {
 export class GpuForward {
   readonly stats: { last: EvalCounters; total: Omit<EvalCounters, 'perLayer'> & { evals: number } };
   private readonly counts: EncodeCounts;
+  private readonly hostIO: HostIO;
   private lastN = -1;
   private readonly tokHost: Uint32Array;
   private readonly posHost: Uint32Array;
@@ -117,6 +119,16 @@ export class GpuForward {
     private readonly onTensor: OnTensor | undefined,
   ) {
     this.counts = newCounts(cfg.nLayer);
+    // what host steps (the expert cache's) may do: submit and read back, counted in the stats
+    this.hostIO = {
+      device: ctx.device,
+      counts: this.counts,
+      submit: (enc) => {
+        ctx.submit([enc.finish()]);
+        this.stats.last.submits++;
+      },
+      read: (buffer, bytes) => this.read(buffer, bytes),
+    };
     this.tokHost = new Uint32Array(g.ubatch);
     this.posHost = new Uint32Array(g.ubatch);
     this.readback = ctx.createBuffer({ label: 'logits.readback', size: Math.max(cfg.nVocab * 4, 8 * select.maxK), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
@@ -275,31 +287,40 @@ export class GpuForward {
       for (const l of g.attnDecode) l.setKv(pos0 + 1);
     }
 
-    const enc = ctx.device.createCommandEncoder({ label: `moet ${mode}` });
+    let enc = ctx.device.createCommandEncoder({ label: `moet ${mode}` });
     const taps: PendingTap[] | null = this.onTensor ? [] : null;
-    this.body[mode].encode(ctx.device, enc, n, this.counts, taps);
+    const body = this.body[mode];
     let readBytes = 0;
     const allPrefill = want.kind === 'all' && mode === 'prefill';
-    if (allPrefill) {
-      // every row: h = RMSNorm(x) ⊙ output_norm, then the LM head in chunks below
-      const p = new Program(!!taps);
-      p.run(this.normAll);
-      p.tap('result_norm', a.h, (k) => k * this.cfg.nEmbd);
-      p.encode(ctx.device, enc, n, this.counts, taps);
-    } else if (want.kind !== 'none') {
-      this.head[mode].encode(ctx.device, enc, n, this.counts, taps);
-      if (want.kind === 'topk') {
-        if (this.select.k !== want.k) this.select.setK(want.k);
-        this.selectProgram.encode(ctx.device, enc, n, this.counts, null);
-        readBytes = this.select.resultBytes;
-        enc.copyBufferToBuffer(this.select.out, 0, this.readback, 0, readBytes);
-      } else {
-        readBytes = this.cfg.nVocab * 4;
-        enc.copyBufferToBuffer(a.logits, 0, this.readback, 0, readBytes);
+    // experts offloaded to host memory (src/arch/expert-offload.ts): the pass stops after each MoE
+    // layer's router, and the model's expert slots belong to this batch until its last submit
+    const release = body.hasHostSteps ? await expertCacheOf(g.w)!.acquire() : null;
+    try {
+      if (release) enc = await body.encodeWithHost(enc, n, taps, this.hostIO);
+      else body.encode(ctx.device, enc, n, this.counts, taps);
+      if (allPrefill) {
+        // every row: h = RMSNorm(x) ⊙ output_norm, then the LM head in chunks below
+        const p = new Program(!!taps);
+        p.run(this.normAll);
+        p.tap('result_norm', a.h, (k) => k * this.cfg.nEmbd);
+        p.encode(ctx.device, enc, n, this.counts, taps);
+      } else if (want.kind !== 'none') {
+        this.head[mode].encode(ctx.device, enc, n, this.counts, taps);
+        if (want.kind === 'topk') {
+          if (this.select.k !== want.k) this.select.setK(want.k);
+          this.selectProgram.encode(ctx.device, enc, n, this.counts, null);
+          readBytes = this.select.resultBytes;
+          enc.copyBufferToBuffer(this.select.out, 0, this.readback, 0, readBytes);
+        } else {
+          readBytes = this.cfg.nVocab * 4;
+          enc.copyBufferToBuffer(a.logits, 0, this.readback, 0, readBytes);
+        }
       }
+      ctx.submit([enc.finish()]);
+      this.stats.last.submits++;
+    } finally {
+      release?.();
     }
-    ctx.submit([enc.finish()]);
-    this.stats.last.submits++;
 
     let out: Float32Array | { ids: Uint32Array; logits: Float32Array } = new Float32Array(0);
     if (readBytes > 0) {

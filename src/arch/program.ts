@@ -2,8 +2,31 @@
 // kernel launches (built once, with their bind groups and uniforms), buffer copies and debug taps.
 // encode() replays it into a command encoder for a batch of n tokens — compute passes are opened
 // and closed around copies — and allocates nothing unless taps are recorded (debug only).
+//
+// A Program may hold host steps (host(): only the expert cache records them, src/arch/expert-offload.ts):
+// points where the pass stops for the CPU. encodeWithHost() then submits what was encoded so far,
+// runs the step on the host (read a few bytes back, upload weights, submit work of its own) and
+// goes on in a new command encoder. A Program without host steps encodes exactly as before.
 import type { Launch } from '../runtime/pipelines.js';
 import type { StepDispatch } from '../gpu/steps.js';
+
+/** What a host step may do besides encoding: submit command buffers and read a buffer back (counted in the eval's stats). */
+export interface HostIO {
+  readonly device: GPUDevice;
+  readonly counts: EncodeCounts;
+  /** finishes and submits an encoder (one submit in the stats) */
+  submit(enc: GPUCommandEncoder): void;
+  /** maps `bytes` of a MAP_READ buffer and returns a copy (bytes read back in the stats) */
+  read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer>;
+}
+
+/** A pause of the pass on the host (see encodeWithHost). */
+export interface HostStep {
+  /** encodes, at this point of the pass, what run() needs (a copy into a readback buffer) */
+  encode(enc: GPUCommandEncoder, n: number): void;
+  /** after the pass so far was submitted: the host's work; the pass then continues */
+  run(n: number, io: HostIO): Promise<void>;
+}
 
 /** Element type of a tapped buffer. */
 export type TapType = 'f32' | 'u32';
@@ -11,6 +34,7 @@ export type TapType = 'f32' | 'u32';
 type Op =
   | { kind: 'launch'; layer: number; launch: Launch }
   | { kind: 'copy'; layer: number; src: GPUBuffer; dst: GPUBuffer; srcByte: (n: number) => number; dstByte: number; bytes: (n: number) => number }
+  | { kind: 'host'; layer: number; step: HostStep }
   | { kind: 'tap'; layer: number; name: string; buffer: GPUBuffer; type: TapType; firstElem: (n: number) => number; elems: (n: number) => number; row?: TapRows };
 
 /** A strided tap: rows of `width` elements, `stride` elements apart in the buffer, copied packed. */
@@ -66,6 +90,16 @@ export class Program {
     this.ops.push({ kind: 'tap', layer: this.layer, name, buffer, type: opts.type ?? 'f32', firstElem: opts.firstElem ?? (() => 0), elems, row });
   }
 
+  /** Appends a host step (see encodeWithHost). */
+  host(step: HostStep): void {
+    this.ops.push({ kind: 'host', layer: this.layer, step });
+  }
+
+  /** true when the program has host steps: encode it with encodeWithHost. */
+  get hasHostSteps(): boolean {
+    return this.ops.some((o) => o.kind === 'host');
+  }
+
   /** Every launch of the program (for dispose). */
   get launches(): Launch[] {
     return this.ops.flatMap((o) => (o.kind === 'launch' ? [o.launch] : []));
@@ -76,9 +110,36 @@ export class Program {
    * create staging buffers pushed to `taps`.
    */
   encode(device: GPUDevice, enc: GPUCommandEncoder, n: number, counts: EncodeCounts, taps: PendingTap[] | null): void {
+    if (this.hasHostSteps) throw new Error('internal: a program with host steps is encoded with encodeWithHost');
+    this.encodeOps(this.ops, device, enc, n, counts, taps);
+  }
+
+  /**
+   * encode() for a program with host steps: at each one, encodes the step's copy, submits the
+   * encoder (io.submit), awaits the step's host work and continues in a new encoder, which it
+   * returns (the caller encodes the rest of the batch into it and submits it).
+   */
+  async encodeWithHost(enc: GPUCommandEncoder, n: number, taps: PendingTap[] | null, io: HostIO): Promise<GPUCommandEncoder> {
+    let from = 0;
+    for (let i = 0; i < this.ops.length; i++) {
+      const op = this.ops[i]!;
+      if (op.kind !== 'host') continue;
+      this.encodeOps(this.ops.slice(from, i), io.device, enc, n, io.counts, taps);
+      op.step.encode(enc, n);
+      io.submit(enc);
+      await op.step.run(n, io);
+      enc = io.device.createCommandEncoder({ label: `moet pass after host step ${op.layer}` });
+      from = i + 1;
+    }
+    this.encodeOps(this.ops.slice(from), io.device, enc, n, io.counts, taps);
+    return enc;
+  }
+
+  private encodeOps(ops: readonly Op[], device: GPUDevice, enc: GPUCommandEncoder, n: number, counts: EncodeCounts, taps: PendingTap[] | null): void {
     let pass: GPUComputePassEncoder | null = null;
     const nLayer = counts.perLayer.length - 1;
-    for (const op of this.ops) {
+    for (const op of ops) {
+      if (op.kind === 'host') throw new Error('internal: host step inside encodeOps');
       if (op.kind === 'launch') {
         pass ??= enc.beginComputePass();
         op.launch.encode(pass);

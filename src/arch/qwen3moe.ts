@@ -16,6 +16,8 @@ import { FusedKernelUnsupported } from '../gpu/ops.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { routingTraceHook } from '../trace/gpu.js';
 import { createMoeRouteGeneral } from '../gpu/mla.js';
+import { expertSlotsOf } from '../gpu/expert-cache.js';
+import { recordOffloaded } from './expert-offload.js';
 import { createAdd } from '../gpu/elementwise.js';
 import type { GpuMoeWeights } from '../gpu/weights.js';
 import type { ModelConfig } from '../config.js';
@@ -27,12 +29,12 @@ function oaiOf(f: GpuMoeWeights): NonNullable<MoeFfnDecodeArgs['oai']> {
 }
 
 /** The routing trace's shape; its probabilities are the router's sigmoid for sigmoid routers. */
-function traceShape(cfg: ModelConfig) {
+export function traceShape(cfg: ModelConfig) {
   return { nLayer: cfg.nLayer, k: cfg.nExpertUsed, nExpert: cfg.nExpert, gating: cfg.router.gating === 'sigmoid' ? ('sigmoid' as const) : ('softmax' as const) };
 }
 
 /** A router moe_route.wgsl does not cover (sigmoid, a selection bias, groups, a scale: DeepSeek): moe_route_general.wgsl. */
-function generalRouter(cfg: ModelConfig): boolean {
+export function generalRouter(cfg: ModelConfig): boolean {
   const r = cfg.router;
   return r.gating !== 'softmax' || r.selectionBias || r.groups > 1 || r.scale !== 1;
 }
@@ -48,6 +50,11 @@ import type { Program } from './program.js';
 export const MOE_FFN_SOFTWARE = { threadPerRow: { workgroupSize: 32, rowsPerThread: 8 } } as const;
 
 const scratchOf = new WeakMap<Graph, MoePrefillScratch>();
+
+/** The prefill MoE scratch of a sequence (moeFfn.alloc made it; its act also serves decode). */
+export function moePrefillScratch(g: Graph): MoePrefillScratch {
+  return scratchOf.get(g)!;
+}
 
 export const moeFfn: FfnBlock = {
   alloc(g: Graph): void {
@@ -73,6 +80,9 @@ export const moeFfn: FfnBlock = {
 
   async record(g: Graph, p: Program, mode: Mode, L: GpuLayerWeights, hq?: Rounded | null, norm?: FfnNormInput): Promise<void> {
     if (L.ffn.kind !== 'moe') throw new Error('qwen3moe: layer without MoE weights');
+    // experts in host memory, a pool of GPU slots (src/gpu/expert-cache.ts)
+    const slots = expertSlotsOf(L.ffn);
+    if (slots) return recordOffloaded(g, p, mode, L, slots, hq ?? null, norm);
     if (mode === 'decode') return recordDecode(g, p, L, hq ?? null, norm);
     const f = L.ffn;
     const { ctx, cfg, act: a } = g;

@@ -9,6 +9,7 @@ import { ContextOverflowError, DisposedError, UnsupportedArchitectureError } fro
 import { DEFAULT_MAX_TOPK, ffnBlock, GpuForward, type Want } from '../arch/index.js';
 import { createGPU, type CreateGPUOptions, type GPUContext } from '../runtime/device.js';
 import { freeWeights, loadWeights, type GGUFTensorReader, type GpuWeights } from './weights.js';
+import { autoGpuMemoryBudget, ExpertCache, expertCacheOf, initialSlots, planExpertBudget, slotsBudget, slotsForFraction, type ExpertCacheOptions, type GpuMemoryBudget } from './expert-cache.js';
 
 export interface WebGPULoadOptions {
   signal?: AbortSignal;
@@ -25,6 +26,18 @@ export interface WebGPULoadOptions {
   /** weight loader tuning (tests) */
   chunkBytes?: number;
   maxPartBytes?: number;
+  /**
+   * Bytes of GPU memory the weights may take (src/gpu/expert-cache.ts): everything but the routed
+   * experts stays on the GPU, as many experts per MoE layer as fit get GPU slots, and the others are
+   * read from the file when the router picks them. 'auto': 90% of the GPU's memory (when the host
+   * can tell it) less one session's KV cache; { expertFraction }: the budget that keeps that share
+   * of each layer's experts on the GPU. Unset, or enough for the whole model: loads as usual.
+   */
+  gpuMemoryBudget?: GpuMemoryBudget;
+  /** the expert cache's eviction policy and calibration prior (with gpuMemoryBudget) */
+  experts?: ExpertCacheOptions;
+  /** sessions' context length: sizes the KV cache that gpuMemoryBudget 'auto' leaves room for (default 2048) */
+  contextLength?: number;
 }
 
 export interface WebGPUSequenceOptions {
@@ -64,14 +77,26 @@ export class WebGPUBackend implements Backend {
   /**
    * Opens the device (unless given one) and streams the weights to it.
    * @throws WebGPUUnavailableError without an adapter; ModelFormatError, UnsupportedQuantError,
-   *   UnsupportedArchitectureError for the file; AbortError (everything allocated is freed first)
+   *   UnsupportedArchitectureError for the file; GpuMemoryBudgetError for a gpuMemoryBudget below
+   *   the model's minimum; AbortError (everything allocated is freed first)
    */
   static async load(file: GGUFTensorReader, config: ModelConfig, opts: WebGPULoadOptions = {}): Promise<WebGPUBackend> {
     validateTensors(config, file.tensorByName); // a missing or mis-shaped tensor is reported before anything is allocated
+    // a budget in bytes is checked before the device opens; 'auto' needs the device
+    const asked = opts.gpuMemoryBudget;
+    const bytes = typeof asked === 'object' ? slotsBudget(config, file.tensorByName, slotsForFraction(config, asked.expertFraction)) : asked;
+    let budget = typeof bytes === 'number' ? planExpertBudget(config, file.tensorByName, bytes) : null;
     const ctx = opts.context ?? (await createGPU(opts.gpu));
     const owns = !opts.context;
     try {
-      const weights = await loadWeights(ctx, file, config, { signal: opts.signal, onProgress: opts.onProgress, chunkBytes: opts.chunkBytes, maxPartBytes: opts.maxPartBytes });
+      if (asked === 'auto') {
+        const auto = autoGpuMemoryBudget(ctx, config, opts.contextLength ?? 2048);
+        budget = auto === null ? null : planExpertBudget(config, file.tensorByName, auto);
+      }
+      const offload = budget?.offload ? budget : null;
+      const expertSlots = offload ? initialSlots(config, offload, opts.experts) : undefined;
+      const weights = await loadWeights(ctx, file, config, { signal: opts.signal, onProgress: opts.onProgress, chunkBytes: opts.chunkBytes, maxPartBytes: opts.maxPartBytes, expertSlots });
+      const cache = offload ? ExpertCache.create(ctx, file, config, offload, weights, opts.experts) : null;
       const be = new WebGPUBackend(ctx, config, weights, owns, opts.numerics ?? 'llamacpp');
       if (opts.warmup !== false) {
         try {
@@ -89,6 +114,7 @@ export class WebGPUBackend implements Backend {
           throw e;
         }
       }
+      cache?.resetStats(); // the warm-up's batches are not the user's
       return be;
     } catch (e) {
       if (owns) await ctx.dispose();
@@ -99,6 +125,11 @@ export class WebGPUBackend implements Backend {
   /** GPU bytes held by the weights */
   get weightBytes(): number {
     return this.weights.bytes;
+  }
+
+  /** The expert cache (gpuMemoryBudget smaller than the model), or null when every expert is on the GPU. */
+  get expertCache(): ExpertCache | null {
+    return expertCacheOf(this.weights) ?? null;
   }
 
   /**

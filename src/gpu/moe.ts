@@ -758,6 +758,12 @@ export interface MoeFfnPrefillArgs {
   wgN?: number;
   /** as MoeFfnDecodeArgs.actQuant: out f32 [maxTokens·k, n_ff] */
   actQuant?: { type: ActQuantType; out: GPUBuffer };
+  /**
+   * false: no combine step — the pairs' down outputs stay in scratch.ye (the expert cache runs a
+   * batch's experts in several passes of this launch and sums them with the last one, which
+   * combines: src/arch/expert-offload.ts). Default true
+   */
+  combine?: boolean;
 }
 
 /** Scratch of the prefill MoE FFN: one set serves every layer. */
@@ -904,7 +910,8 @@ export async function createMoeFfnPrefill(ctx: GPUContext, a: MoeFfnPrefillArgs)
     plans.push(aq.plan);
   }
   mm(MOE_MM, a.down, nEmbd, aq ? a.actQuant!.out : act, 0, nFf, 1, ye, nEmbd, 16);
-  plans.push({
+  const combine = a.combine ?? true;
+  if (combine) plans.push({
     spec: MOE_COMBINE,
     constants: { WG: combineWg },
     uniform: { n: nEmbd, k, n_tokens: a.nTokens, ye_offset: 0, rw_offset: rw.offset, y_offset: out.offset, y_stride: outStride },
@@ -919,9 +926,10 @@ export async function createMoeFfnPrefill(ctx: GPUContext, a: MoeFfnPrefillArgs)
       new StepLaunch(`moe_ffn_prefill ${a.gate.name}`, d, u, (n) => {
         check(n);
         launch.uniforms[0]!.set('n_pairs', n * k);
-        const last = launch.uniforms.length - 1;
-        launch.uniforms[last]!.set('n_tokens', n);
-        launch.dispatches[launch.dispatches.length - 1]!.workgroups[1] = n;
+        if (combine) {
+          launch.uniforms[launch.uniforms.length - 1]!.set('n_tokens', n);
+          launch.dispatches[launch.dispatches.length - 1]!.workgroups[1] = n;
+        }
         if (aq) {
           launch.uniforms[aqUniform]!.set('rows', n * k);
           launch.dispatches[aqIndex]!.workgroups = aq.groups(n * k);

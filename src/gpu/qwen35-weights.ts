@@ -139,8 +139,7 @@ export async function loadQwen35Layer(t: TensorLoader, c: ModelConfig & { qwen35
   }
   if (c.arch === 'qwen35moe') {
     const router = await t.matrix(b + 'ffn_gate_inp.weight');
-    const [gateExps, upExps] = await t.pair(b + 'ffn_gate_exps.weight', b + 'ffn_up_exps.weight');
-    const ffn: GpuMoeWeights = { kind: 'moe', router, gateExps, upExps, downExps: await t.matrix(b + 'ffn_down_exps.weight') };
+    const ffn: GpuMoeWeights = { kind: 'moe', router, ...(await t.experts(i)) };
     const shared: GpuSharedExpertWeights = {
       gateUp: await fusedProjections(t, b + 'shexp', [b + 'ffn_gate_shexp.weight', b + 'ffn_up_shexp.weight']),
       gateInp: await t.vector(b + 'ffn_gate_inp_shexp.weight'),

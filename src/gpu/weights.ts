@@ -51,6 +51,12 @@ export interface LoadWeightsOptions {
   syncBytes?: number;
   /** largest part in bytes (default: the device's binding limit); tests lower it to force splits */
   maxPartBytes?: number;
+  /**
+   * Experts for GPUs smaller than the model (src/gpu/expert-cache.ts): the experts layer `il`'s
+   * stacks start with, one per GPU slot (null: every expert, as without the option). The layer's
+   * expert stacks then hold only those, in that order ([cols, rows, slots]); the others stay in the file.
+   */
+  expertSlots?: (il: number) => readonly number[] | null;
 }
 
 /** One transformer block's weights on the GPU. Norms are f32 vectors; matrices stay quantized. */
@@ -174,6 +180,8 @@ export interface TensorLoader {
    * of each holds the same rows (whole experts) and both share part i's buffer.
    */
   pair(a: string, b: string): Promise<[WeightTensor, WeightTensor]>;
+  /** Layer il's routed expert stacks, gate and up paired (only the slots' experts with LoadWeightsOptions.expertSlots). */
+  experts(il: number): Promise<Pick<GpuMoeWeights, 'gateExps' | 'upExps' | 'downExps'>>;
 }
 
 /** Bytes [from, from + length) of a tensor's data in the file. */
@@ -248,7 +256,15 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
       );
     }
   }
-  const total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
+  let total = [...infos.values()].reduce((s, t) => s + t.byteLength, 0);
+  // (expertSlots: the experts left in the file are not loaded)
+  for (let il = 0; il < config.nLayer && opts.expertSlots; il++) {
+    const slots = layerFfnKind(config, il) === 'dense' ? null : opts.expertSlots(il);
+    if (!slots) continue;
+    for (const w of ['gate', 'up', 'down'] as const) {
+      for (const name of expertTensorNames(config, il, w)) total -= infos.get(name)!.byteLength * (1 - slots.length / config.nExpert);
+    }
+  }
   const chunkBytes = Math.max(4, Math.floor((opts.chunkBytes ?? 16 << 20) / 4) * 4);
   const syncBytes = opts.syncBytes ?? 64 << 20;
   const maxPart = Math.min(opts.maxPartBytes ?? Infinity, ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
@@ -400,8 +416,25 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     const src = rowsSource(label, names.map((name) => ({ name, firstRow: 0, nRows: perExpert })));
     return { ...src, shape: [first.shape[0]!, perExpert, names.length], splitRows: perExpert };
   };
-  /** An expert stack by its tensor names: one stacked tensor, or one matrix per expert. */
-  const expertSource = (names: string[]): Source => (names.length === 1 ? tensorSource(names[0]!) : stackSource(names[0]!.replace(/\.0\.weight$/, '_exps(per expert)'), names));
+  /**
+   * An expert stack by its tensor names: one stacked tensor, or one matrix per expert. With `slots`,
+   * only those experts, in that order (the expert cache's slot stack [cols, rows, slots.length]).
+   */
+  const expertSource = (names: string[], slots?: readonly number[] | null): Source => {
+    const label = names.length === 1 ? names[0]! : names[0]!.replace(/\.0\.weight$/, '_exps(per expert)');
+    if (!slots) return names.length === 1 ? tensorSource(names[0]!) : stackSource(label, names);
+    const info = infos.get(names[0]!)!;
+    const rows = info.shape[1]!;
+    const pieces = slots.map((e) => (names.length === 1 ? { name: names[0]!, firstRow: e * rows, nRows: rows } : { name: names[e]!, firstRow: 0, nRows: rows }));
+    return { ...rowsSource(`${label}(slots)`, pieces), shape: [info.shape[0]!, rows, slots.length], splitRows: rows };
+  };
+  /** See TensorLoader.experts. */
+  const experts = async (il: number): Promise<Pick<GpuMoeWeights, 'gateExps' | 'upExps' | 'downExps'>> => {
+    const slots = opts.expertSlots?.(il) ?? null;
+    const [gateExps, upExps] = await pair(expertSource(expertTensorNames(config, il, 'gate'), slots), expertSource(expertTensorNames(config, il, 'up'), slots));
+    const downExps = await solo(expertSource(expertTensorNames(config, il, 'down'), slots));
+    return { gateExps, upExps, downExps };
+  };
 
   /** Rows per part of one source alone, split on multiples of splitRows. */
   const rowsPerPart = (s: Source): number => {
@@ -480,6 +513,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
     rows,
     group: (members) => group(members.map((m) => (typeof m === 'string' ? tensorSource(m) : rowsSource(m.label, m.pieces)))),
     pair: (a, b) => pair(tensorSource(a), tensorSource(b)),
+    experts,
   };
 
   try {
@@ -501,8 +535,7 @@ export async function loadWeights(ctx: GPUContext, file: GGUFTensorReader, confi
         return { ffn: { kind: 'dense', gate, up, down: await matrix(b + 'ffn_down.weight') } };
       }
       const router = await matrix(b + 'ffn_gate_inp.weight');
-      const [gateExps, upExps] = await pair(expertSource(expertTensorNames(config, i, 'gate')), expertSource(expertTensorNames(config, i, 'up')));
-      const downExps = await solo(expertSource(expertTensorNames(config, i, 'down')));
+      const { gateExps, upExps, downExps } = await experts(i);
       const selectionBias = config.router.selectionBias ? await vector(b + 'exp_probs_b.bias') : null;
       const routerBias = config.router.logitBias ? await vector(b + 'ffn_gate_inp.bias') : null;
       const expertBias = config.expertBiases
