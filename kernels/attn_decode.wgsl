@@ -9,7 +9,8 @@ enable f16;
 //   0 P        uniform             DecodeParams
 //   1 q        storage read        f32 [n_head, DK] at q_offset (after Q norm and RoPE)
 //   2 k_cache  storage read        kv_t [n_ctx, n_head_kv, DK]; positions 0 .. n_kv-1 are visible
-//   3 v_cache  storage read        kv_t [n_ctx, n_head_kv, DV]
+//   3 v_cache  storage read        kv_t [n_ctx, n_head_kv, DV]: position j, head h's V at j·v_pos + h·v_head
+//                                  (MLA: the K cache itself, V the first DV values of each K row)
 //   4 part     storage read_write  f32 [n_head, n_chunks, DV + 2]: per chunk the unnormalized
 //                                  Σ_j e^(s_j − m) v_j, then m (chunk max) and l (Σ_j e^(s_j − m))
 //   5 out      storage read_write  f32 [n_head, DV] at out_offset
@@ -58,8 +59,8 @@ struct DecodeParams {
   out_offset: u32,
   scale: f32,
   window: u32,     // sliding window (0: every position)
-  _pad0: u32,
-  _pad1: u32,
+  v_pos: u32,      // v_cache elements between positions (n_head_kv·DV; V inside the K rows: n_head_kv·DK)
+  v_head: u32,     // v_cache elements between KV heads (DV; V inside the K rows: DK)
   _pad2: u32,
 }
 
@@ -172,7 +173,7 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 #endif
 
   // weighted V: threads over the output dims
-  let vs = P.n_head_kv * DV;
+  let vs = P.v_pos;
   let inv_l = 1.0 / l;
   let po = (h * P.n_chunks + c) * (DV + 2u);
 #if LLAMA_SOFTMAX
@@ -186,7 +187,7 @@ fn partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_inde
 #endif
   for (var d = tid; d < DV; d += WG) {
     var acc = 0.0;
-    var vb = j0 * vs + kvh * DV + d;
+    var vb = j0 * vs + kvh * P.v_head + d;
     for (var jj = 0u; jj < n; jj++) {
       acc += ss[jj] * f32(v_cache[vb]);
       vb += vs;

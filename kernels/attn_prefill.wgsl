@@ -9,7 +9,8 @@ enable f16;
 //   0 P        uniform             PrefillParams
 //   1 q        storage read        f32; query t, head h: [DK] at q_offset + t·q_stride + h·DK
 //   2 k_cache  storage read        kv_t [n_ctx, n_head_kv, DK] (the new tokens already written)
-//   3 v_cache  storage read        kv_t [n_ctx, n_head_kv, DV]
+//   3 v_cache  storage read        kv_t [n_ctx, n_head_kv, DV]: position j, head h's V at j·v_pos + h·v_head
+//                                  (MLA: the K cache itself, V the first DV values of each K row)
 //   4 out      storage read_write  f32; query t, head h: [DV] at out_offset + t·out_stride + h·DV
 //   5 sinks    storage read        f32 [n_head] (SINKS): a logit per head that joins every row's
 //                                  softmax max and sum without a value (gpt-oss)
@@ -59,8 +60,8 @@ struct PrefillParams {
   out_stride: u32,
   scale: f32,
   window: u32,     // sliding window (0: every earlier position)
-  _pad1: u32,
-  _pad2: u32,
+  v_pos: u32,      // v_cache elements between positions (n_head_kv·DV; V inside the K rows: n_head_kv·DK)
+  v_head: u32,     // v_cache elements between KV heads (DV; V inside the K rows: DK)
 }
 
 @group(0) @binding(0) var<uniform> P: PrefillParams;
@@ -97,7 +98,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let nq = min(BQ, P.n_q - q0);
   let kvh = h / P.group;
   let ks = P.n_head_kv * DK;
-  let vs = P.n_head_kv * DV;
+  let vs = P.v_pos;
 
   for (var i = tid; i < BQ * DK; i += WG) {
     let r = i / DK;
@@ -176,7 +177,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let d = i - j * DV;
       var v = kv_t(0.0);
       if (j < nk) {
-        v = v_cache[(kb + j) * vs + kvh * DV + d];
+        v = v_cache[(kb + j) * vs + kvh * P.v_head + d];
       }
       skv[i] = v;
     }

@@ -171,7 +171,8 @@ export class Graph {
         continue;
       }
       this.kvSlot.push(this.kv.length);
-      this.kv.push(createKvCache(ctx, { nCtx, nHeadKv, headDimK: DK, headDimV: DV, f16: kvF16, label: `kv.${il}` }));
+      // MLA (deepseek2): V is the latent c at the head of each K row [c | k_pe], as llama.cpp's cache
+      this.kv.push(createKvCache(ctx, { nCtx, nHeadKv, headDimK: DK, headDimV: DV, f16: kvF16, vInK: !!cfg.mla, label: `kv.${il}` }));
     }
     ffn.alloc(this);
   }
@@ -331,7 +332,7 @@ export class Graph {
     this.arena.free();
     for (const c of this.kv) {
       this.ctx.destroyBuffer(c.k);
-      this.ctx.destroyBuffer(c.v);
+      if (!c.vInK) this.ctx.destroyBuffer(c.v);
     }
     this.kv.length = 0;
   }

@@ -61,8 +61,8 @@ const DECODE_PARAMS = uniformSpec('DecodeParams', [
   ['out_offset', 'u32'],
   ['scale', 'f32'],
   ['window', 'u32'],
-  ['_pad0', 'u32'],
-  ['_pad1', 'u32'],
+  ['v_pos', 'u32'],
+  ['v_head', 'u32'],
   ['_pad2', 'u32'],
 ]);
 
@@ -102,8 +102,8 @@ export const ATTN_PREFILL: KernelSpec = {
     ['out_stride', 'u32'],
     ['scale', 'f32'],
     ['window', 'u32'],
-    ['_pad1', 'u32'],
-    ['_pad2', 'u32'],
+    ['v_pos', 'u32'],
+    ['v_head', 'u32'],
   ]),
   overrides: ['WG', 'BQ', 'BK', 'DK', 'DV'],
 };
@@ -133,8 +133,13 @@ export const ATTENTION_SPECS: Readonly<Record<string, KernelSpec>> = {
 export interface KvCache {
   /** [nCtx, nHeadKv, headDimK] of f16 (f16 = true) or f32 */
   k: GPUBuffer;
-  /** [nCtx, nHeadKv, headDimV] */
+  /** [nCtx, nHeadKv, headDimV]; with vInK the K buffer itself */
   v: GPUBuffer;
+  /**
+   * V is the first headDimV values of each K row (MLA: the latent c of the row [c | k_pe], as
+   * llama.cpp's cache, which allocates no V for MLA): no V buffer, the KV write skips V
+   */
+  vInK: boolean;
   f16: boolean;
   nCtx: number;
   nHeadKv: number;
@@ -150,7 +155,14 @@ export interface KvCacheOptions {
   headDimV?: number;
   /** f16 cache (default: when the device has shader-f16) */
   f16?: boolean;
+  /** V inside the K rows (KvCache.vInK; needs headDimV ≤ headDimK) */
+  vInK?: boolean;
   label?: string;
+}
+
+/** Where the attention kernels find V: elements between positions and between KV heads. */
+function vLayout(cache: KvCache): { v_pos: number; v_head: number } {
+  return cache.vInK ? { v_pos: cache.nHeadKv * cache.headDimK, v_head: cache.headDimK } : { v_pos: cache.nHeadKv * cache.headDimV, v_head: cache.headDimV };
 }
 
 /** Allocates one layer's K and V cache (contents undefined until written). */
@@ -163,9 +175,13 @@ export function createKvCache(ctx: GPUContext, o: KvCacheOptions): KvCache {
   }
   const bytes = f16 ? 2 : 4;
   const label = o.label ?? 'kv';
+  const vInK = !!o.vInK;
+  if (vInK && headDimV > o.headDimK) throw new RangeError(`createKvCache: V inside the K rows needs headDimV ${headDimV} ≤ headDimK ${o.headDimK}`);
+  const k = createStorage(ctx, o.nCtx * o.nHeadKv * o.headDimK * bytes, `${label}.k`);
   return {
-    k: createStorage(ctx, o.nCtx * o.nHeadKv * o.headDimK * bytes, `${label}.k`),
-    v: createStorage(ctx, o.nCtx * o.nHeadKv * headDimV * bytes, `${label}.v`),
+    k,
+    v: vInK ? k : createStorage(ctx, o.nCtx * o.nHeadKv * headDimV * bytes, `${label}.v`),
+    vInK,
     f16,
     nCtx: o.nCtx,
     nHeadKv: o.nHeadKv,
@@ -261,9 +277,12 @@ export async function createKvWrite(ctx: GPUContext, a: KvWriteArgs): Promise<Kv
   const wg = a.workgroupSize ?? 256;
   checkWg('kv_write', wg, ctx);
   const kvK = cache.nHeadKv * cache.headDimK;
-  const kvV = cache.nHeadKv * cache.headDimV;
+  // V inside the K rows: nothing of V to write (kv_v 0; v_cache bound to a scratch word, since the
+  // K cache may not be bound twice for writing)
+  const kvV = cache.vInK ? 0 : cache.nHeadKv * cache.headDimV;
   const k = unref(a.k);
   const v = unref(a.v);
+  const vDummy = cache.vInK ? createStorage(ctx, 4, 'kv_write.no_v') : null;
   const kStride = a.kStride ?? kvK;
   const vStride = a.vStride ?? kvV;
   const check = (n: number, p0: number) => {
@@ -284,12 +303,13 @@ export async function createKvWrite(ctx: GPUContext, a: KvWriteArgs): Promise<Kv
         defines: kvDefines(cache),
         constants: { WG: wg },
         uniform: { n_tokens: n0, pos0: p0, kv_k: kvK, kv_v: kvV, k_offset: k.offset, k_stride: kStride, v_offset: v.offset, v_stride: vStride },
-        buffers: { k_new: k.buffer, v_new: v.buffer, k_cache: cache.k, v_cache: cache.v },
+        buffers: { k_new: k.buffer, v_new: v.buffer, k_cache: cache.k, v_cache: vDummy ?? cache.v },
         workgroups: grid(n0),
       },
     ],
     (d, u) => new KvWriteLaunch('kv_write', d, u),
   );
+  if (vDummy) launch.own(ctx, vDummy);
   return positioned(launch, n0, p0, ['n_tokens', 'pos0'], check, grid);
 }
 
@@ -410,6 +430,7 @@ export async function createAttnDecode(ctx: GPUContext, a: AttnDecodeArgs): Prom
     out_offset: out.offset,
     scale,
     window,
+    ...vLayout(cache),
   };
   const buffers: Record<string, GPUBuffer> = { q: q.buffer, k_cache: cache.k, v_cache: cache.v, part, out: out.buffer };
   if (sinks) buffers.sinks = sinks.buffer;
@@ -557,6 +578,7 @@ export async function createAttnPrefill(ctx: GPUContext, a: AttnPrefillArgs): Pr
           out_stride: outStride,
           scale: a.scale ?? 1 / Math.sqrt(DK),
           window,
+          ...vLayout(cache),
         },
         buffers: { q: q.buffer, k_cache: cache.k, v_cache: cache.v, out: out.buffer, ...(sinks ? { sinks: sinks.buffer } : {}) },
         workgroups: grid(a.nTokens),

@@ -355,3 +355,43 @@ describe.skipIf(!ctx)('attention with sliding windows and sinks', () => {
     });
   }
 });
+
+// MLA's cache layout (KvCache.vInK): V is the first DV values of each K row, no V buffer; the KV
+// write leaves V alone and the kernels read V with the K row's stride. One KV head of 40 + 8 with V
+// 40 wide (the latent), as deepseek2: decode (chunked and not) and prefill vs the reference on V = K[:, :DV].
+describe.skipIf(!ctx)('attention over a cache whose V lies inside the K rows (MLA)', () => {
+  const g = ctx!;
+  const s: Shape = { nHead: 4, nHeadKv: 1, dk: 48, dv: 40 };
+  it('write K only; decode nKv 1 / 33 / 70 (chunks of 7 and auto), prefill of 21 at 49', async () => {
+    const nAll = 70;
+    const cache = createKvCache(g, { nCtx: nAll, nHeadKv: 1, headDimK: s.dk, headDimV: s.dv, f16: false, vInK: true });
+    expect(cache.v).toBe(cache.k);
+    const r = rng(4040);
+    const k = randomF32(r, nAll * s.dk);
+    // the V the write is handed is ignored: poison it
+    const w = await createKvWrite(g, { cache, k: createStorageFrom(g, k), v: createStorageFrom(g, new Float32Array(nAll * s.dk).fill(NaN)), vStride: s.dk, nTokens: nAll });
+    runLaunches(g, [w]);
+    expectClose('K cache', await readF32(g, cache.k, nAll * s.dk), k, 0);
+    const v = new Float32Array(nAll * s.dv);
+    for (let j = 0; j < nAll; j++) v.set(k.subarray(j * s.dk, j * s.dk + s.dv), j * s.dv);
+    const q = randomF32(r, 21 * s.nHead * s.dk, -3, 3);
+    const qLen = s.nHead * s.dk;
+    const qb = createStorageFrom(g, q);
+    const ob = createStorage(g, 21 * s.nHead * s.dv * 4);
+    for (const chunk of [undefined, 7]) {
+      const dec = await createAttnDecode(g, { cache, q: qb, out: ob, nHead: s.nHead, chunk });
+      for (const nKv of [1, 33, 70]) {
+        dec.setKv(nKv);
+        runLaunches(g, [dec]);
+        expectClose(`decode nKv ${nKv} chunk ${chunk ?? 'auto'}`, await readF32(g, ob, s.nHead * s.dv), refAttention(s, q.subarray(0, qLen), k, v, nKv), ATOL);
+      }
+    }
+    const pre = await createAttnPrefill(g, { cache, q: qb, out: ob, nHead: s.nHead, nTokens: 21, pos0: 49 });
+    runLaunches(g, [pre]);
+    const got = await readF32(g, ob, 21 * s.nHead * s.dv);
+    for (let t = 0; t < 21; t++) {
+      expectClose(`prefill token ${t}`, got.subarray(t * s.nHead * s.dv, (t + 1) * s.nHead * s.dv), refAttention(s, q.subarray(t * qLen, (t + 1) * qLen), k, v, 49 + t + 1), ATOL);
+    }
+    await g.checkErrors();
+  });
+});
