@@ -22,6 +22,9 @@ export {
 
 export type { Numerics } from './backend.js';
 
+export type { GpuMemoryBudget, ExpertCacheOptions, ExpertCacheStats, ExpertLayerStats } from './gpu/expert-cache.js';
+export type { EvictionPolicy } from './gpu/expert-slots.js';
+
 export { tinyModelPath, tinyHeldOutPath } from './tiny.js';
 
 export * from './trace/index.js';

@@ -13,6 +13,7 @@ import { Sampler, type SamplerOptions } from './sampler.js';
 import { Tokenizer } from './tokenizer/index.js';
 import { RoutingTraceRecorder } from './trace/recorder.js';
 import type { RoutingTrace, TraceOptions } from './trace/types.js';
+import type { ExpertCacheOptions, ExpertCacheStats, GpuMemoryBudget } from './gpu/expert-cache.js';
 
 /** Names of the backends moet has. */
 export type BackendName = 'cpu' | 'webgpu';
@@ -22,6 +23,9 @@ interface BackendLoadOptions {
   signal?: AbortSignal;
   onProgress?: (fraction: number) => void;
   numerics?: Numerics;
+  gpuMemoryBudget?: GpuMemoryBudget;
+  experts?: ExpertCacheOptions;
+  contextLength?: number;
 }
 
 type BackendFactory = (file: GGUFFile, config: ModelConfig, opts: BackendLoadOptions) => Promise<Backend>;
@@ -55,6 +59,18 @@ export interface LoadModelOptions {
    * on the same file; 'exact': multiply in plain f32. See Numerics in src/backend.ts.
    */
   numerics?: Numerics;
+  /**
+   * WebGPU: bytes of GPU memory the weights may take. Attention, norms, routers, embeddings, LM head
+   * (everything but the routed experts) stay on the GPU; each MoE layer gets as many GPU slots for
+   * experts as fit, and the other experts are read from the file when the router picks them
+   * (results identical to the model loaded whole; each MoE layer then costs a readback of its
+   * expert ids per step). 'auto': 90% of the GPU's memory, when the host can tell it, less one
+   * session's KV cache; { expertFraction }: keep that share of each layer's experts on the GPU.
+   * Unset, or enough for the whole model: loaded as usual. See docs/performance.md.
+   */
+  gpuMemoryBudget?: GpuMemoryBudget;
+  /** with gpuMemoryBudget: the expert cache's eviction policy (default 'lfu') and calibration prior */
+  experts?: ExpertCacheOptions;
 }
 
 /** Number of tensors and bytes of one ggml type in a file. */
@@ -207,7 +223,8 @@ function abortError(signal: AbortSignal, what: string): AbortError {
  * @throws GGUFFormatError when the file is not a valid GGUF file; UnsupportedQuantError for a
  *   tensor type moet cannot run; UnsupportedArchitectureError for an architecture moet does not run
  *   or missing hyperparameters; ModelFormatError for a missing or mis-shaped tensor;
- *   WebGPUUnavailableError when the WebGPU backend finds no adapter; AbortError when `signal`
+ *   WebGPUUnavailableError when the WebGPU backend finds no adapter; GpuMemoryBudgetError when
+ *   `gpuMemoryBudget` is below the model's minimum (the message says it); AbortError when `signal`
  *   aborts; RangeError for a bad option; Node's fs errors (ENOENT, EACCES) for an unreadable path
  */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<Model> {
@@ -224,7 +241,8 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
       throw new RangeError(`contextLength must be a positive integer, got ${opts.contextLength}`);
     }
     contextLength = Math.trunc(contextLength);
-    const backend = await factory(file, config, { signal: opts.signal, onProgress: opts.onProgress, numerics: opts.numerics });
+    if (opts.gpuMemoryBudget !== undefined && backendName !== 'webgpu') throw new RangeError(`gpuMemoryBudget applies to the webgpu backend, not ${backendName}`);
+    const backend = await factory(file, config, { signal: opts.signal, onProgress: opts.onProgress, numerics: opts.numerics, gpuMemoryBudget: opts.gpuMemoryBudget, experts: opts.experts, contextLength });
     if (opts.signal?.aborted) {
       await backend.dispose();
       throw abortError(opts.signal, 'model loading');
@@ -328,6 +346,14 @@ export class Model {
     const s = new Session(this, this.backend.createSequence(this.contextLength), () => this.sessions.delete(s));
     this.sessions.add(s);
     return s;
+  }
+
+  /**
+   * What the expert cache did (hit rate per layer, bytes uploaded per token …) when the model was
+   * loaded with a gpuMemoryBudget smaller than it; null when every expert is on the GPU.
+   */
+  get expertCacheStats(): ExpertCacheStats | null {
+    return (this.backend as { expertCache?: { stats: ExpertCacheStats } | null }).expertCache?.stats ?? null;
   }
 
   /** Frees every session, the backend's memory and the file. Idempotent. */

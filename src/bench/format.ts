@@ -68,6 +68,37 @@ export function mdExtras(results: readonly BenchResult[]): string {
   );
 }
 
+/**
+ * The expert cache's figures (runs with --gpu-memory that left experts in host memory): t/s against
+ * the share of experts on the GPU, hit rates, uploads; empty when no run had a cache.
+ */
+export function mdExpertCache(results: readonly BenchResult[]): string {
+  const rows = results.filter((r) => r.gpu_memory !== undefined && r.gpu_memory !== null);
+  if (rows.length === 0) return '';
+  const cells = rows.map((r) => {
+    const c = r.expert_cache;
+    const b = r.device_weight_bytes;
+    const dev = b === null ? '-' : b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`;
+    if (!c) return [r.test, r.gpu_memory!, dev, 'all', '-', '-', '-', '-', `${r.avg_ts.toFixed(2)} ± ${r.stddev_ts.toFixed(2)}`];
+    const perLayer = c.hit_rate_per_layer.map((h) => (100 * h).toFixed(0)).join('/');
+    return [
+      r.test,
+      r.gpu_memory!,
+      dev,
+      `${c.slots}/${c.n_expert} (${(100 * c.resident_fraction).toFixed(0)}%)`,
+      `${(100 * c.hit_rate).toFixed(1)}%`,
+      perLayer.length > 40 ? `${perLayer.slice(0, 37)}…` : perLayer,
+      `${(c.upload_bytes_per_token / 1e6).toFixed(2)} MB`,
+      `${c.readbacks_per_token.toFixed(1)} (${c.wait_ms_per_token.toFixed(1)} ms)`,
+      `${r.avg_ts.toFixed(2)} ± ${r.stddev_ts.toFixed(2)}`,
+    ];
+  });
+  return (
+    '\nexperts in host memory (' + (rows.find((r) => r.expert_cache)?.expert_cache?.policy ?? 'lfu') + '):\n' +
+    mdTable(['test', 'gpu memory', 'device weights', 'experts on GPU', 'hit rate', 'per layer %', 'uploaded/token', 'id readbacks/token (wait)', 't/s'], cells, [true, true, true, true, true, false, true, true, true])
+  );
+}
+
 /** The trailing line llama-bench prints. */
 export function buildLine(r: BenchResult | undefined): string {
   return r ? `\nbuild: ${r.build_commit} (${r.build_number})\n` : '';

@@ -20,6 +20,7 @@ import { DEFAULT_BACKEND, type BackendName } from '../model.js';
 import { SynthRng } from '../synth/rng.js';
 import { GpuProfiler, type KernelTime } from './profile.js';
 import { weightBytesPerToken, type WeightBytes } from './weights.js';
+import type { ExpertCache, ExpertCacheOptions, ExpertCacheStats, GpuMemoryBudget } from '../gpu/expert-cache.js';
 
 /** What to run. */
 export interface BenchParams {
@@ -41,6 +42,13 @@ export interface BenchParams {
   seed?: number;
   /** WebGPU only: one extra, untimed-for-t/s repetition per test with per-kernel timestamps */
   profile?: boolean;
+  /**
+   * WebGPU only: GPU memory budgets (loadModel's gpuMemoryBudget; each loads the model again and
+   * runs every test); undefined entries: no budget
+   */
+  gpuMemory?: (GpuMemoryBudget | undefined)[];
+  /** the expert cache's options with a budget */
+  experts?: ExpertCacheOptions;
   /** each finished test */
   onResult?: (r: BenchResult) => void;
   /** progress lines (model loading, test start) */
@@ -100,6 +108,59 @@ export interface BenchResult {
   load_avg: [number, number];
   /** per-kernel GPU time of one extra repetition (with --profile) */
   profile?: KernelTime[];
+  /** the gpuMemoryBudget asked for (bytes, 'auto', 'P%' of the experts), null without one */
+  gpu_memory?: string | null;
+  /** the expert cache over the timed repetitions (experts in host memory), null when every expert is on the GPU */
+  expert_cache?: BenchExpertCache | null;
+}
+
+/** `moet bench`'s expert cache figures (timed repetitions only). */
+export interface BenchExpertCache {
+  /** GPU slots per MoE layer, experts per layer, slots / experts */
+  slots: number;
+  n_expert: number;
+  resident_fraction: number;
+  policy: string;
+  /** distinct experts per batch and layer found in a slot / needed */
+  hit_rate: number;
+  hit_rate_per_layer: number[];
+  /** bytes of experts written into slots per evaluated token */
+  upload_bytes_per_token: number;
+  /** router id readbacks per evaluated token (one per MoE layer and batch) */
+  readbacks_per_token: number;
+  /** host ms per evaluated token waiting for the ids / reading experts from the file / in writeBuffer */
+  wait_ms_per_token: number;
+  read_ms_per_token: number;
+  write_ms_per_token: number;
+  /** GPU bytes of the slots and of the other weights */
+  slot_bytes: number;
+  resident_bytes: number;
+}
+
+function expertCacheFigures(s: ExpertCacheStats): BenchExpertCache {
+  const t = Math.max(1, s.tokens);
+  return {
+    slots: s.slots,
+    n_expert: s.nExpert,
+    resident_fraction: s.residentFraction,
+    policy: s.policy,
+    hit_rate: s.hitRate,
+    hit_rate_per_layer: s.perLayer.map((l) => l.hitRate),
+    upload_bytes_per_token: s.uploadBytes / t,
+    readbacks_per_token: s.readbacks / t,
+    wait_ms_per_token: s.waitMs / t,
+    read_ms_per_token: s.readMs / t,
+    write_ms_per_token: s.writeMs / t,
+    slot_bytes: s.slotBytes,
+    resident_bytes: s.residentBytes,
+  };
+}
+
+/** A budget as the JSON shows it. */
+function budgetLabel(b: GpuMemoryBudget | undefined): string | null {
+  if (b === undefined) return null;
+  if (typeof b === 'object') return `${+(100 * b.expertFraction).toFixed(4)}%`;
+  return String(b);
 }
 
 /** llama.cpp's ftype names (llama_model_ftype_name) for the file types moet meets. */
@@ -186,11 +247,11 @@ interface Loaded {
   loadMs: number;
   rssPeak: number;
   weightFileBytes: number;
-  gpu: { device: GPUDevice; description: string; weightBytes: number } | null;
+  gpu: { device: GPUDevice; description: string; weightBytes: number; expertCache: ExpertCache | null } | null;
 }
 
 /** Opens a GGUF and loads it into a backend directly (no tokenizer: the benchmark needs none). */
-export async function loadBackend(path: string, name: BackendName): Promise<Loaded> {
+export async function loadBackend(path: string, name: BackendName, expert: { gpuMemoryBudget?: GpuMemoryBudget; experts?: ExpertCacheOptions } = {}): Promise<Loaded> {
   const t0 = performance.now();
   const file = await openGGUF(path);
   try {
@@ -201,10 +262,10 @@ export async function loadBackend(path: string, name: BackendName): Promise<Load
     if (name === 'webgpu') {
       const { WebGPUBackend } = await import('../gpu/backend.js');
       // pipelines compile in each test's warm-up run, so that load time measures the weights only
-      const be = await WebGPUBackend.load(file, config, { warmup: false });
+      const be = await WebGPUBackend.load(file, config, { warmup: false, ...expert });
       backend = be;
       const a = be.ctx.adapter;
-      gpu = { device: be.ctx.device, description: `${a.vendor} ${a.device || a.description}`.trim(), weightBytes: be.weightBytes };
+      gpu = { device: be.ctx.device, description: `${a.vendor} ${a.device || a.description}`.trim(), weightBytes: be.weightBytes, expertCache: be.expertCache };
     } else {
       const { loadCpuBackend } = await import('../cpu/backend.js');
       backend = await loadCpuBackend(file, config);
@@ -227,9 +288,11 @@ export async function runBench(p: BenchParams): Promise<BenchResult[]> {
   const backendName = p.backend ?? DEFAULT_BACKEND;
   const build = buildInfo();
   const rng = new SynthRng(p.seed ?? 1234);
-  for (const modelPath of p.models) {
-    p.onProgress?.(`loading ${modelPath} (${backendName})`);
-    const m = await loadBackend(modelPath, backendName);
+  const budgets = p.gpuMemory?.length ? p.gpuMemory : [undefined];
+  if (backendName !== 'webgpu' && budgets.some((b) => b !== undefined)) throw new RangeError('a GPU memory budget needs the webgpu backend');
+  for (const modelPath of p.models) for (const gpuMemory of budgets) {
+    p.onProgress?.(`loading ${modelPath} (${backendName}${gpuMemory !== undefined ? `, gpu memory ${budgetLabel(gpuMemory)}` : ''})`);
+    const m = await loadBackend(modelPath, backendName, { gpuMemoryBudget: gpuMemory, experts: p.experts });
     try {
       const { config, backend, file } = m;
       const wb: WeightBytes = weightBytesPerToken(file.tensors, config);
@@ -257,6 +320,7 @@ export async function runBench(p: BenchParams): Promise<BenchResult[]> {
         load_gbs: modelSize / m.loadMs / 1e6,
         load_rss_peak_bytes: m.rssPeak,
         device_weight_bytes: m.gpu?.weightBytes ?? null,
+        gpu_memory: budgetLabel(gpuMemory),
       };
       for (const ub of p.nUbatch) {
         for (const depth of p.nDepth) {
@@ -264,7 +328,7 @@ export async function runBench(p: BenchParams): Promise<BenchResult[]> {
           for (const [nPrompt, nGen] of tests) {
             const name = testName(nPrompt, nGen, depth);
             p.onProgress?.(`${basename(modelPath)}: ${name} (ubatch ${ub}, ${p.reps} reps)`);
-            const r = await runTest(backend, backendName, config, { nPrompt, nGen, depth, ub, reps: p.reps, warmup: p.warmup ?? true, rng, profile: !!p.profile && !!m.gpu, device: m.gpu?.device });
+            const r = await runTest(backend, backendName, config, { nPrompt, nGen, depth, ub, reps: p.reps, warmup: p.warmup ?? true, rng, profile: !!p.profile && !!m.gpu, device: m.gpu?.device, cache: m.gpu?.expertCache ?? null });
             const ts = r.samplesNs.map((ns) => (1e9 * (nPrompt + nGen)) / ns);
             const avgTs = mean(ts);
             const result: BenchResult = {
@@ -289,6 +353,7 @@ export async function runBench(p: BenchParams): Promise<BenchResult[]> {
               bandwidth_gbs: nGen > 0 ? (wb.total * avgTs) / 1e9 : null,
               load_avg: r.loadAvg,
               ...(r.profile ? { profile: r.profile } : {}),
+              expert_cache: r.expertCache,
             };
             results.push(result);
             p.onResult?.(result);
@@ -313,6 +378,7 @@ interface TestSpec {
   rng: SynthRng;
   profile: boolean;
   device?: GPUDevice;
+  cache: ExpertCache | null;
 }
 
 interface TestRun {
@@ -322,6 +388,7 @@ interface TestRun {
   dispatchesPerLayer: number | null;
   loadAvg: [number, number];
   profile?: KernelTime[];
+  expertCache: BenchExpertCache | null;
 }
 
 async function runTest(backend: Backend, backendName: BackendName, config: ModelConfig, t: TestSpec): Promise<TestRun> {
@@ -348,6 +415,7 @@ async function runTest(backend: Backend, backendName: BackendName, config: Model
       seq.truncate(0);
     }
     if (t.depth > 0) await prompt(syntheticTokens(t.depth, V, t.rng));
+    t.cache?.resetStats(); // the expert cache's figures cover the timed repetitions only
     const samplesNs: number[] = [];
     let dispatches = 0;
     let dispatchTokens = 0;
@@ -367,6 +435,7 @@ async function runTest(backend: Backend, backendName: BackendName, config: Model
         if (t.nGen > 0) perLayer = s.last.perLayer.slice(0, config.nLayer);
       }
     }
+    const expertCache = t.cache ? expertCacheFigures(t.cache.stats) : null;
     let profile: KernelTime[] | undefined;
     if (t.profile && t.device) {
       const prof = new GpuProfiler(t.device).install();
@@ -390,6 +459,7 @@ async function runTest(backend: Backend, backendName: BackendName, config: Model
       dispatchesPerLayer: perLayer && perLayer.length ? mean(perLayer) : null,
       loadAvg: [loadBefore, loadavg()[0]!],
       profile,
+      expertCache,
     };
   } finally {
     seq.dispose();

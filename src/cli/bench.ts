@@ -1,7 +1,8 @@
 // moet bench -m FILE [-p 512] [-n 128] [-r 5] [-d DEPTH] [-ub 512] [-o md|json|jsonl]: llama-bench's
 // tests and output on moet's backends (src/bench/harness.ts).
 import { formatProfile } from '../bench/profile.js';
-import { buildLine, jsonObject, mdExtras, mdHeader, mdRow, type OutputFormat } from '../bench/format.js';
+import { buildLine, jsonObject, mdExpertCache, mdExtras, mdHeader, mdRow, type OutputFormat } from '../bench/format.js';
+import { expertOptions, parseGpuMemory } from './gpu-memory.js';
 import { runBench, type BenchResult } from '../bench/harness.js';
 import { backendFrom } from './sampling.js';
 import { numberOpt, parse, UsageError, COMMON_OPTIONS, type CliIO } from './util.js';
@@ -27,6 +28,11 @@ options:
   --seed S                  seed of the synthetic token ids (default 1234)
   --profile                 WebGPU: one extra repetition per test with per-kernel GPU times from
                             timestamp queries (kernel, calls, total ms, share), printed after the table
+  --gpu-memory B[,B…]       WebGPU: GPU memory budgets for the weights (BYTES with K/M/G, auto, or
+                            P% = P% of each layer's experts on the GPU, the rest read from the file);
+                            the model is loaded once per budget; an expert cache table follows
+  --expert-policy lru|lfu|prior, --expert-prior ROUTES.json
+                            the expert cache's eviction policy and calibration (see moet run --help)
   -h, --help                this help
 
 Besides llama-bench's columns moet reports dispatches per token and per layer, the weight bytes one
@@ -65,6 +71,9 @@ export async function benchCommand(argv: string[], io: CliIO): Promise<number> {
       'no-warmup': { type: 'boolean' },
       seed: { type: 'string' },
       profile: { type: 'boolean' },
+      'gpu-memory': { type: 'string', multiple: true },
+      'expert-policy': { type: 'string' },
+      'expert-prior': { type: 'string' },
     },
   });
   if (values.help) {
@@ -81,6 +90,9 @@ export async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   const nGen = list('n-gen', values['n-gen'], [128]);
   const nDepth = list('n-depth', values['n-depth'], [0]);
   const nUbatch = list('ubatch-size', values['ubatch-size'], [512], 1);
+  const gpuMemory = (values['gpu-memory'] ?? []).flatMap((v) => v.split(',')).map((v) => parseGpuMemory('bench', v.trim()));
+  // (the policy and prior need a budget: the first one stands for all)
+  const { experts } = await expertOptions('bench', { 'gpu-memory': values['gpu-memory']?.[0]?.split(',')[0], 'expert-policy': values['expert-policy'], 'expert-prior': values['expert-prior'] });
 
   const results: BenchResult[] = [];
   let headerDone = false;
@@ -96,6 +108,8 @@ export async function benchCommand(argv: string[], io: CliIO): Promise<number> {
     warmup: !values['no-warmup'],
     seed: numberOpt('bench', 'seed', values.seed, { integer: true, min: 0 }),
     profile: !!values.profile,
+    gpuMemory,
+    experts,
     onProgress: (msg) => io.stderr.write(`bench: ${msg}\n`),
     onResult: (r) => {
       if (output === 'md') {
@@ -113,6 +127,7 @@ export async function benchCommand(argv: string[], io: CliIO): Promise<number> {
   if (output === 'json') io.stdout.write('\n]\n');
   if (output === 'md') {
     io.stdout.write(mdExtras(results));
+    io.stdout.write(mdExpertCache(results));
     for (const r of results) {
       if (r.profile) {
         const perToken = r.n_gen > 0 ? r.n_gen : r.n_prompt;

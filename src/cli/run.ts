@@ -6,6 +6,8 @@ import { AbortError } from '../errors.js';
 import { progressBar, tick } from './progress.js';
 import { backendFrom, eogBan, SAMPLING_HELP, SAMPLING_OPTIONS, samplingFrom } from './sampling.js';
 import { COMMON_OPTIONS, MODEL_TEXT_OPTIONS, numberOpt, parse, requireModelAndText, type CliIO } from './util.js';
+import type { ExpertCacheOptions, GpuMemoryBudget } from '../gpu/expert-cache.js';
+import { expertOptions, formatExpertCache, GPU_MEMORY_HELP, GPU_MEMORY_OPTIONS } from './gpu-memory.js';
 
 export const RUN_HELP = `usage: moet run -m FILE (-p PROMPT | -f PROMPTFILE) [options]
 
@@ -21,9 +23,10 @@ options:
 ${SAMPLING_HELP}
   --stop TEXT               stop when the text contains TEXT (repeatable)
   --backend cpu|webgpu      compute backend (default: webgpu)
-  --no-display-prompt       do not echo the prompt
+${GPU_MEMORY_HELP}  --no-display-prompt       do not echo the prompt
   -h, --help                this help
-  --verbose                 print stack traces on errors, and the GPU work per decoded token
+  --verbose                 print stack traces on errors, the GPU work per decoded token and the
+                            expert cache's hit rates
 `;
 
 /** What `moet run` needs, already parsed (also used by `moet demo`). */
@@ -38,6 +41,9 @@ export interface RunParams {
   ignoreEos?: boolean;
   /** print the backend's work per decoded token (--verbose) */
   verbose?: boolean;
+  /** loadModel's gpuMemoryBudget (--gpu-memory) and expert cache options (--expert-policy) */
+  gpuMemoryBudget?: GpuMemoryBudget;
+  experts?: ExpertCacheOptions;
 }
 
 /** One line on the last decode step's GPU work (dispatches, submits, bytes read back), if the backend counts it. */
@@ -79,7 +85,7 @@ export async function runGeneration(p: RunParams, io: CliIO): Promise<number> {
   const bar = progressBar(io.stderr, 'loading model');
   let model: Awaited<ReturnType<typeof loadModel>>;
   try {
-    model = await loadModel(p.model, { backend: p.backend, contextLength: p.contextLength, onProgress: (f) => bar.update(f) });
+    model = await loadModel(p.model, { backend: p.backend, contextLength: p.contextLength, onProgress: (f) => bar.update(f), gpuMemoryBudget: p.gpuMemoryBudget, experts: p.experts });
   } finally {
     bar.done();
   }
@@ -111,7 +117,7 @@ export async function runGeneration(p: RunParams, io: CliIO): Promise<number> {
     }
     io.stdout.write('\n');
     if (session.lastTimings) io.stderr.write('\n' + formatTimings(session.lastTimings, loadMs));
-    if (p.verbose) io.stderr.write(formatStepStats(session.backendStats, model.config.nLayer));
+    if (p.verbose) io.stderr.write(formatStepStats(session.backendStats, model.config.nLayer) + formatExpertCache(model.expertCacheStats));
     return aborted ? 130 : 0;
   } finally {
     process.removeListener('SIGINT', onSigint);
@@ -133,6 +139,7 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
       'ctx-size': { type: 'string', short: 'c' },
       stop: { type: 'string', multiple: true },
       backend: { type: 'string' },
+      ...GPU_MEMORY_OPTIONS,
       'no-display-prompt': { type: 'boolean' },
     },
   });
@@ -153,6 +160,7 @@ export async function runCommand(argv: string[], io: CliIO): Promise<number> {
       generate: { ...samplingFrom('run', values), stop: values.stop },
       ignoreEos: values['ignore-eos'],
       verbose: values.verbose,
+      ...(await expertOptions('run', values)),
     },
     io,
   );

@@ -4,6 +4,7 @@ import { startServer } from '../server/index.js';
 import { progressBar } from './progress.js';
 import { backendFrom } from './sampling.js';
 import { COMMON_OPTIONS, numberOpt, parse, UsageError, type CliIO } from './util.js';
+import { expertOptions, GPU_MEMORY_HELP, GPU_MEMORY_OPTIONS } from './gpu-memory.js';
 
 export const SERVE_HELP = `usage: moet serve -m FILE [--host 127.0.0.1] [--port 8080] [options]
 
@@ -26,7 +27,7 @@ options:
   --port N                    port (default 8080; 0 picks a free one)
   -c, --ctx-size N            context length (default min(2048, the trained context))
   --backend cpu|webgpu        compute backend (default: the library's default)
-  --metrics                   serve GET /metrics
+${GPU_MEMORY_HELP}  --metrics                   serve GET /metrics
   -a, --alias NAME            the model id in responses (default: the file name)
   --api-key KEY               require "Authorization: Bearer KEY" (all routes but /health)
   --chat-template-file FILE   a Jinja chat template instead of the GGUF's
@@ -51,6 +52,7 @@ export async function serveCommand(argv: string[], io: CliIO, stop?: AbortSignal
       port: { type: 'string' },
       'ctx-size': { type: 'string', short: 'c' },
       backend: { type: 'string' },
+      ...GPU_MEMORY_OPTIONS,
       metrics: { type: 'boolean' },
       alias: { type: 'string', short: 'a' },
       'api-key': { type: 'string' },
@@ -75,6 +77,7 @@ export async function serveCommand(argv: string[], io: CliIO, stop?: AbortSignal
     port,
     backend: backendFrom('serve', values.backend),
     contextLength: numberOpt('serve', 'ctx-size', values['ctx-size'], { integer: true, min: 1 }),
+    ...(await expertOptions('serve', values)),
     metrics: values.metrics ?? false,
     modelAlias: values.alias,
     apiKey: values['api-key'],

@@ -7,6 +7,7 @@
 // leaves the queue) through an AbortController, freeing the slot for the next request.
 //
 // The server listens before the model is loaded: /health answers 503 {"status":"loading"} until it is.
+import type { ExpertCacheOptions, GpuMemoryBudget } from '../gpu/expert-cache.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -42,6 +43,9 @@ export interface ServerOptions {
   backend?: BackendName;
   /** loadModel's contextLength, when `model` is a path */
   contextLength?: number;
+  /** loadModel's gpuMemoryBudget and expert cache options, when `model` is a path */
+  gpuMemoryBudget?: GpuMemoryBudget;
+  experts?: ExpertCacheOptions;
   /** called with the loading progress (0..1), when `model` is a path */
   onProgress?: (fraction: number) => void;
   /** serve GET /metrics (Prometheus text format). Default false */
@@ -498,7 +502,7 @@ export async function startServer(opts: ServerOptions): Promise<MoetServer> {
 
   const loading: Promise<Model> | null =
     typeof given === 'string'
-      ? loadModel(given, { backend: opts.backend, contextLength: opts.contextLength, onProgress: opts.onProgress })
+      ? loadModel(given, { backend: opts.backend, contextLength: opts.contextLength, onProgress: opts.onProgress, gpuMemoryBudget: opts.gpuMemoryBudget, experts: opts.experts })
       : given instanceof Promise
         ? given
         : null;
