@@ -69,7 +69,7 @@ export interface LoadModelOptions {
    * Unset, or enough for the whole model: loaded as usual. See docs/performance.md.
    */
   gpuMemoryBudget?: GpuMemoryBudget;
-  /** with gpuMemoryBudget: the expert cache's eviction policy (default 'lfu') and calibration prior */
+  /** with gpuMemoryBudget: the expert cache's eviction policy (default 'lru') and calibration prior */
   experts?: ExpertCacheOptions;
 }
 

@@ -69,7 +69,7 @@ function hostStep(g: Graph, slots: LayerSlots, ids: GPUBuffer, buf: OffloadBuffe
       const plan = slots.table.plan(chosen);
       cache.notePlan(slots, plan.hits, plan.misses, plan.passes.length);
       for (const [i, pass] of plan.passes.entries()) {
-        await cache.upload(slots, pass.uploads);
+        await cache.upload(slots, pass);
         writeBuffer(g.ctx, buf.slotIds, pass.slotIds);
         if (i === plan.passes.length - 1) break;
         if (!extraPass) throw new Error(`internal: layer ${slots.layer} needs ${plan.passes.length} passes and has no pass launch`);

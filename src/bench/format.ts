@@ -94,7 +94,7 @@ export function mdExpertCache(results: readonly BenchResult[]): string {
     ];
   });
   return (
-    '\nexperts in host memory (' + (rows.find((r) => r.expert_cache)?.expert_cache?.policy ?? 'lfu') + '):\n' +
+    '\nexperts in host memory (' + (rows.find((r) => r.expert_cache)?.expert_cache?.policy ?? 'lru') + '):\n' +
     mdTable(['test', 'gpu memory', 'device weights', 'experts on GPU', 'hit rate', 'per layer %', 'uploaded/token', 'id readbacks/token (wait)', 't/s'], cells, [true, true, true, true, true, false, true, true, true])
   );
 }

@@ -14,7 +14,7 @@ export const GPU_MEMORY_HELP = `  --gpu-memory BYTES|auto|P%
                             GiB) or KB, MB, GB (1000s); auto: 90% of the GPU's memory less one
                             session's KV cache; P%: keep P% of each layer's experts on the GPU
   --expert-policy lru|lfu|prior
-                            which expert a full slot pool evicts (default lfu; prior: the least
+                            which expert a full slot pool evicts (default lru; prior: the least
                             frequent in --expert-prior)
   --expert-prior ROUTES.json
                             expert frequencies of a calibration text (\`moet routes --json\`'s

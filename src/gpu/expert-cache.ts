@@ -391,9 +391,10 @@ export class ExpertCache {
    * Writes the experts of a pass's uploads into their slots: each expert's gate, up and down bytes
    * read from the file into the host staging buffer, then queue.writeBuffer (4-byte aligned: an
    * expert whose bytes are not a multiple of 4 is written with its neighbours' edge bytes, read
-   * from the file too).
+   * from the file too: the experts the neighbouring slots hold during this pass, pass.holds).
    */
-  async upload(ls: LayerSlots, uploads: SlotPass['uploads']): Promise<void> {
+  async upload(ls: LayerSlots, pass: Pick<SlotPass, 'uploads' | 'holds'>): Promise<void> {
+    const { uploads, holds } = pass;
     /** a file range, or `length` zero bytes (from −1) */
     type Piece = FileRange;
     type Write = { buffer: GPUBuffer; at: number; pieces: Piece[]; length: number };
@@ -410,12 +411,12 @@ export class ExpertCache {
         const b4 = (end + 3) & ~3;
         const pieces: Piece[] = [];
         // the bytes before and after in the same 4-byte words belong to the neighbouring slots
-        if (a4 < start) pieces.push(at(ls.table.expertIn[slot - 1]!, src.bytes - (start - a4), start - a4));
+        if (a4 < start) pieces.push(at(holds[slot - 1]!, src.bytes - (start - a4), start - a4));
         pieces.push(at(expert, 0, src.bytes));
         const partEnd = part.offset + part.nRows * t.rowBytes;
         if (b4 > end) {
           const tail = b4 - end;
-          if (end < partEnd) pieces.push(at(ls.table.expertIn[slot + 1]!, 0, tail));
+          if (end < partEnd) pieces.push(at(holds[slot + 1]!, 0, tail));
           else pieces.push({ ...at(expert, 0, 0), from: -1, length: tail }); // past the part's data: zeros
         }
         writes.push({ buffer: part.buffer, at: a4, pieces, length: b4 - a4 });

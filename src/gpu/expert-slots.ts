@@ -29,7 +29,7 @@ export type EvictionPolicy = 'lru' | 'lfu' | 'prior';
 export const EVICTION_POLICIES: readonly EvictionPolicy[] = ['lru', 'lfu', 'prior'];
 
 /** The policy the cache uses when none is given (chosen by measurement: docs/performance.md). */
-export const DEFAULT_EVICTION_POLICY: EvictionPolicy = 'lfu';
+export const DEFAULT_EVICTION_POLICY: EvictionPolicy = 'lru';
 
 /** A slot id that no slot has: the pair's expert runs in another pass. */
 export const NOT_IN_PASS = 0xffffffff;
@@ -42,6 +42,8 @@ export interface SlotPass {
   uploads: { expert: number; slot: number }[];
   /** u32 [n·k]: the slot of each pair's expert, or NOT_IN_PASS */
   slotIds: Uint32Array;
+  /** slot → expert once this pass's uploads are done (later passes may change it again) */
+  holds: Int32Array;
 }
 
 /** What one batch needs. */
@@ -164,7 +166,7 @@ export class SlotTable {
       }
       const slotIds = new Uint32Array(ids.length);
       for (let p = 0; p < ids.length; p++) slotIds[p] = inPass[ids[p]!] ? this.slotOf[ids[p]!]! : NOT_IN_PASS;
-      return { experts: [...experts].sort((a, b) => a - b), uploads, slotIds };
+      return { experts: [...experts].sort((a, b) => a - b), uploads, slotIds, holds: this.expertIn.slice() };
     });
     return { passes, hits: hit.length, misses: miss.length };
   }

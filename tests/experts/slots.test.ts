@@ -101,7 +101,7 @@ describe('SlotTable', () => {
     }
   });
 
-  it('within a pass the slot of a pair holds its expert: replaying the uploads on a copy of the slots', () => {
+  it('within a pass the slot of a pair holds its expert, and holds says what every slot holds: replaying the uploads on a copy of the slots', () => {
     const rand = mulberry32(11);
     const t = new SlotTable(12, 3, 'lfu');
     const slots = Array.from(t.expertIn);
@@ -110,6 +110,7 @@ describe('SlotTable', () => {
       const r = t.plan(ids);
       for (const p of r.passes) {
         for (const u of p.uploads) slots[u.slot] = u.expert;
+        expect([...p.holds]).toEqual(slots); // what the neighbouring slots hold during the pass
         for (let i = 0; i < ids.length; i++) if (p.slotIds[i] !== NOT_IN_PASS) expect(slots[p.slotIds[i]!]).toBe(ids[i]);
       }
     }
