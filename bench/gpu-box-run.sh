@@ -35,6 +35,8 @@ if [ -z "${MOET_BOX_SELFTEST:-}" ]; then
   DEPTH_ARGS=(-p 512 -n 32 -d 4096 -r 3)
   PROFILE_ARGS=(-p 512 -n 16 -r 1 --profile)
   KERNEL_ARGS=(--time 2000)
+  # experts in host memory (issue 18): t/s against the share of experts on the GPU
+  EXPERT_ARGS=(-p 512 -n 32 -r 3 --gpu-memory 100%,75%,50%,25%)
   COMPARE_ARGS=(-p 512 -n 128 -r 3 --threads 8 --llama-gpu vulkan)
   # both engines' GPU time per kernel / op on the same decode (compare-profile.md)
   COMPARE_PROFILE_ARGS=(-p 0 -n 16 -r 1 --threads 8 --llama-gpu vulkan --profile --llama-profile)
@@ -46,6 +48,7 @@ else
   DEPTH_ARGS=(-p 16 -n 4 -d 32 -r 1)
   PROFILE_ARGS=(-p 16 -n 2 -r 1 --profile)
   KERNEL_ARGS=(--scale 0.0625 --time 200 --only matvec,router,attn_512)
+  EXPERT_ARGS=(-p 16 -n 4 -r 1 --gpu-memory 100%,50%)
   # llama.cpp's Vulkan build on lavapipe compiles its pipelines with LLVM for minutes: the selftest runs
   # compare.mjs for moet only, and checks that the carried node-llama-cpp finds the Vulkan device
   COMPARE_ARGS=(-p 4 -n 1 -r 1 --only moet)
@@ -66,6 +69,7 @@ fi
 "$NODE" moet.mjs bench -m "$MODEL" --backend webgpu "${DEPTH_ARGS[@]}" -o json > "$OUTDIR/bench-depth.json" 2> "$OUTDIR/bench-depth.log"
 "$NODE" moet.mjs bench -m "$MODEL" --backend webgpu "${PROFILE_ARGS[@]}" -o md 2>&1 | tee "$OUTDIR/profile.md"
 "$NODE" kernels.mjs "${KERNEL_ARGS[@]}" 2>&1 | tee "$OUTDIR/kernels.md"
+"$NODE" moet.mjs bench -m "$MODEL" --backend webgpu "${EXPERT_ARGS[@]}" -o json > "$OUTDIR/bench-experts.json" 2> "$OUTDIR/bench-experts.log"
 if [ -f "$DIR/compare.mjs" ] && [ ${#COMPARE_ARGS[@]} -gt 0 ]; then
   # a file, not `node -e`: node-llama-cpp forks a test process with this process's execArgv
   cat > "$DIR/llama-device.mjs" <<'EOF2'

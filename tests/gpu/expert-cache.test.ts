@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openGGUF, type GGUFFile } from '../../gguf/reader.js';
 import { configFromGGUF, type ModelConfig } from '../../src/config.js';
-import { GpuMemoryBudgetError } from '../../src/errors.js';
+import { GpuMemoryBudgetError, UnsupportedArchitectureError } from '../../src/errors.js';
 import { WebGPUBackend, type WebGPULoadOptions } from '../../src/gpu/backend.js';
 import { planExpertBudget, slotsBudget } from '../../src/gpu/expert-cache.js';
 import { fixturePath, type FixtureName, type FixtureVariant } from '../fixtures/make.js';
@@ -152,6 +152,11 @@ describe.skipIf(!ctx)('experts in host memory, GPU slots', () => {
     expect((err as GpuMemoryBudgetError).minimum).toBe(plan.minimum);
     expect((err as Error).message).toContain(String(plan.minimum));
     expect(() => planExpertBudget(cfg, file.tensorByName, 1000)).toThrow(GpuMemoryBudgetError);
+    // gpt-oss's biased experts cannot live in slots yet: refused when they would have to, loaded when they fit
+    const oss = await open('gpt-oss-mxfp4');
+    const half = slotsBudget(oss.cfg, oss.file.tensorByName, oss.cfg.nExpert / 2);
+    expect(() => planExpertBudget(oss.cfg, oss.file.tensorByName, half)).toThrow(UnsupportedArchitectureError);
+    expect(planExpertBudget(oss.cfg, oss.file.tensorByName, slotsBudget(oss.cfg, oss.file.tensorByName, oss.cfg.nExpert)).offload).toBe(false);
   });
 
   it('a model that fits its budget loads exactly as without one: no cache, the same dispatches, no readback but the logits', async () => {
