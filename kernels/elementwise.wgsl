@@ -1,5 +1,5 @@
 // elementwise.wgsl — residual add and SwiGLU over n f32 elements.
-// Launchers: createAdd, createSwiglu (src/gpu/ops.ts).
+// Launchers: createAdd, createSwiglu (src/gpu/elementwise.ts).
 //
 // Bindings (@group(0)):
 //   0 P    uniform  EwParams

@@ -1,5 +1,5 @@
 // embed.wgsl — embedding lookup: out[t] = row ids[t] of token_embd, dequantized (any type of quant.wgsl).
-// Launcher: createEmbed (src/gpu/ops.ts).
+// Launcher: createEmbed (src/gpu/embed.ts).
 //
 // Bindings (@group(0)):
 //   0 P    uniform  EmbedParams

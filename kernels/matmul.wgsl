@@ -1,5 +1,5 @@
 // matmul.wgsl — Y = W·X for a batch of tokens (prefill), W quantized (any type of quant.wgsl).
-// Launcher: createMatMul (src/gpu/ops.ts).
+// Launcher: createMatMul (src/gpu/matmul.ts).
 //
 // Bindings (@group(0)):
 //   0 P  uniform  MatMulParams

@@ -2,7 +2,7 @@
 enable subgroups;
 #endif
 // matvec.wgsl — y = W·x with the dequantization fused (decode), for every weight type of quant.wgsl.
-// Launchers: createMatVec (dense, src/gpu/ops.ts) and createMatVecId (MoE, define MOE).
+// Launchers: createMatVec (dense, src/gpu/matvec.ts) and createMatVecId (MoE, define MOE).
 //
 // Bindings (@group(0)):
 //   0 P    uniform  MatVecParams

@@ -1,6 +1,6 @@
 // moe_route.wgsl — the MoE router after its logits: softmax over the experts, top-k, renormalize.
 // Launcher: createMoeRoute (src/gpu/moe.ts). The logits come from the dense F32 matvec/matmul of
-// ffn_gate_inp (createMatVec / createMatMul in src/gpu/ops.ts).
+// ffn_gate_inp (createMatVec / createMatMul in src/gpu/matvec.ts, matmul.ts).
 //
 // Bindings (@group(0)):
 //   0 P        uniform             RouteParams

@@ -33,7 +33,7 @@
 //   PRO_NORM_WG  the rms_norm workgroup size whose reduction order is reproduced (power of two,
 //                PRO_NORM_WG / WG ≤ 16; default 128)
 // Workgroup memory (bytes; the launcher checks it against maxComputeWorkgroupStorageSize, see
-// prologueBytes in src/gpu/ops.ts):
+// prologueConfig in src/gpu/prologue.ts):
 //   PRE_NORM  4·WG + 4·PRO_ROWS
 //   PRE_Q8_K  PRO_ROWS·(PRO_COLS + PRO_COLS/64) + PRO_COLS/4 + PRO_COLS/64
 //   PRE_Q8_0  PRO_ROWS·(PRO_COLS + PRO_COLS/8)

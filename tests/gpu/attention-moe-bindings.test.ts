@@ -1,5 +1,5 @@
 // The attention, MoE and MLA launchers' KernelSpecs (src/gpu/attention.ts, moe.ts, mla.ts) against their
-// WGSL through wgsl_reflect, like tests/gpu/bindings.test.ts does for src/gpu/ops.ts: binding
+// WGSL through wgsl_reflect, like tests/gpu/bindings.test.ts does for the dense launchers: binding
 // numbers, names, uniform vs storage, read vs read_write, the uniform struct's size and field
 // offsets/types, the override constants; every define variant. No GPU needed.
 import { describe, expect } from 'vitest';

@@ -1,4 +1,4 @@
-// Each launcher's KernelSpec (src/gpu/ops.ts) against its WGSL, through wgsl_reflect: binding
+// Each launcher's KernelSpec (src/gpu/matvec.ts, matmul.ts, norm.ts, embed.ts, elementwise.ts, prologue.ts; src/gpu/ops.ts re-exports them) against its WGSL, through wgsl_reflect: binding
 // numbers, names, storage vs uniform, read vs read_write, the uniform struct's size and field
 // offsets/types, and the override constants. Every define variant a launcher may add is reflected.
 // No GPU needed.
