@@ -19,14 +19,13 @@
 import { actQuantFor, type ActQuantType } from '../gpu/actquant.js';
 import { expertCacheOf, type LayerSlots } from '../gpu/expert-cache.js';
 import { createMoeRouteGeneral } from '../gpu/mla.js';
-import { createMoeFfnDecode, createMoeFfnPrefill, createMoeRoute, type MoeFfnDecodeArgs } from '../gpu/moe.js';
-import { FusedKernelUnsupported } from '../gpu/ops.js';
+import { createMoeFfnPrefill, createMoeRoute, type MoeFfnDecodeArgs } from '../gpu/moe.js';
 import type { GpuLayerWeights } from '../gpu/weights.js';
 import { writeBuffer } from '../runtime/buffers.js';
 import type { Launch } from '../runtime/pipelines.js';
 import { routingTraceHook } from '../trace/gpu.js';
 import { Program, type HostStep } from './program.js';
-import { generalRouter, MOE_FFN_SOFTWARE, moeFfn, moePrefillScratch, traceShape } from './qwen3moe.js';
+import { decodeExperts, generalRouter, MOE_FFN_SOFTWARE, moeFfn, moePrefillScratch, traceShape } from './qwen3moe.js';
 import type { FfnNormInput, Graph, Mode, Rounded } from './transformer.js';
 
 /** A sequence's buffers for the host steps: the slot ids the expert kernels read, and the ids' readback. */
@@ -158,15 +157,5 @@ export async function recordOffloaded(g: Graph, p: Program, mode: Mode, L: GpuLa
   }
   p.host(hostStep(g, slots, ids, buf, null));
   const args: MoeFfnDecodeArgs = { ...experts, nTokens: 1, act: scratch.act, software: MOE_FFN_SOFTWARE };
-  let launch;
-  try {
-    launch = await createMoeFfnDecode(ctx, { ...args, xRound });
-  } catch (e) {
-    if (!(e instanceof FusedKernelUnsupported) || xRound === undefined) throw e;
-    // gate/up not fused here: h through their round trip in a dispatch of its own
-    const round = await g.roundTrip('decode', xRound, a.h, E);
-    p.run(round.launch);
-    launch = await createMoeFfnDecode(ctx, { ...args, x: round.out });
-  }
-  p.run(launch);
+  p.run(await decodeExperts(g, p, args, xRound));
 }

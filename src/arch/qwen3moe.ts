@@ -28,6 +28,22 @@ function oaiOf(f: GpuMoeWeights): NonNullable<MoeFfnDecodeArgs['oai']> {
   return { gateBias: b.gate, upBias: b.up, downBias: b.down, alpha: 1.702, limit: 7 };
 }
 
+/**
+ * The decode expert launch with h's round trip (xRound) inside the fused gate/up dispatch; where
+ * that does not fit (FusedKernelUnsupported), h goes through the round trip in a dispatch of its own
+ * (recorded into p) and the launch reads the rounded copy.
+ */
+export async function decodeExperts(g: Graph, p: Program, args: MoeFfnDecodeArgs, xRound: ActQuantType | undefined): Promise<Launch> {
+  try {
+    return await createMoeFfnDecode(g.ctx, { ...args, xRound });
+  } catch (e) {
+    if (!(e instanceof FusedKernelUnsupported) || xRound === undefined) throw e;
+    const round = await g.roundTrip('decode', xRound, g.act.h, g.cfg.nEmbd);
+    p.run(round.launch);
+    return createMoeFfnDecode(g.ctx, { ...args, x: round.out });
+  }
+}
+
 /** The routing trace's shape; its probabilities are the router's sigmoid for sigmoid routers. */
 export function traceShape(cfg: ModelConfig) {
   return { nLayer: cfg.nLayer, k: cfg.nExpertUsed, nExpert: cfg.nExpert, gating: cfg.router.gating === 'sigmoid' ? ('sigmoid' as const) : ('softmax' as const) };
@@ -40,6 +56,7 @@ export function generalRouter(cfg: ModelConfig): boolean {
 }
 import type { FfnBlock, FfnNormInput, Graph, Mode, Rounded } from './transformer.js';
 import type { Program } from './program.js';
+import type { Launch } from '../runtime/pipelines.js';
 
 /**
  * moe_ffn's geometry on software adapters: one thread per row (moe_ffn.wgsl ROW_THREADS), 8 rows
@@ -195,17 +212,7 @@ async function recordDecode(g: Graph, p: Program, L: GpuLayerWeights, hq: Rounde
     software: MOE_FFN_SOFTWARE,
     ...(f.expertBias ? { oai: oaiOf(f) } : {}),
   };
-  let experts;
-  try {
-    experts = await createMoeFfnDecode(ctx, { ...args, xRound });
-  } catch (e) {
-    if (!(e instanceof FusedKernelUnsupported) || xRound === undefined) throw e;
-    // gate/up not fused here: h through their round trip in a dispatch of its own
-    const round = await g.roundTrip('decode', xRound, a.h, E);
-    p.run(round.launch);
-    experts = await createMoeFfnDecode(ctx, { ...args, x: round.out });
-  }
-  p.run(experts);
+  p.run(await decodeExperts(g, p, args, xRound));
   p.tap('ffn_moe_topk', ids, (n) => n * K, { type: 'u32' });
   p.tap('ffn_moe_weights_norm', weights, (n) => n * K);
   // routing trace (src/trace/gpu.ts): encodes nothing unless an eval call asked for a trace
